@@ -1,0 +1,162 @@
+//! The command line. The only module that prints. Each subcommand is a short pipeline:
+//! load, simulate, report.
+
+mod validate;
+
+use crate::report;
+use crate::scenario::Scenario;
+use crate::simulation;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+const ABOUT: &str = "Discrete-event simulator of distributed LLM training: step time, throughput, MFU, memory and where the time goes, for a model, a cluster and a parallelism plan.";
+
+const EXAMPLES: &str = "Examples:
+  trainsim run scenarios/gpt3-175b-a100-1024.toml
+      simulate the scenario; print the summary; write results.json and charts to
+      plots/gpt3-175b-a100-1024/
+  trainsim run my.toml --out results/my --seed 7
+  trainsim validate scenarios/validation
+      predicted vs measured step time for every scenario with a [measured] section
+  trainsim plot plots/gpt3-175b-a100-1024/results.json
+      redraw the charts from saved results without simulating again
+
+Scenario format: docs/scenario.md. Results format: docs/results.md.";
+
+/// trainsim command line.
+#[derive(Debug, Parser)]
+#[command(name = "trainsim", version, about = ABOUT, after_help = EXAMPLES, help_expected = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Simulate one scenario: print the summary, write results.json and charts.
+    #[command(after_help = "Example:\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --out plots/gpt3\n\nExit status: 0 on success (also when the plan does not fit in memory: the summary says so),\n2 when the scenario is invalid or the plan impossible, 1 on other failures.")]
+    Run {
+        /// Scenario file (TOML; see docs/scenario.md).
+        scenario: PathBuf,
+        /// Output folder for results.json and charts [default: plots/<scenario file stem>].
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write results.json only, no charts.
+        #[arg(long)]
+        no_charts: bool,
+        /// Print nothing but errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Compare predicted and measured step times of every scenario with a [measured] section in a folder.
+    #[command(after_help = "Example:\n  trainsim validate scenarios/validation --check\n\nPrints one row per scenario (predicted, measured, error) and the mean absolute percentage\nerror (MAPE). With --check, exits 1 when MAPE or any single error is above its limit.")]
+    Validate {
+        /// Folder searched recursively for *.toml scenarios.
+        dir: PathBuf,
+        /// Exit non-zero if MAPE or any error exceeds the limits.
+        #[arg(long)]
+        check: bool,
+        /// MAPE limit for --check, percent.
+        #[arg(long, default_value_t = 10.0)]
+        max_mape_pct: f64,
+        /// Per-scenario error limit for --check, percent.
+        #[arg(long, default_value_t = 20.0)]
+        max_error_pct: f64,
+        /// Also write the table as CSV to this file.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// Redraw the charts of a saved results.json.
+    #[command(after_help = "Example:\n  trainsim plot plots/gpt3/results.json --out /tmp/charts")]
+    Plot {
+        /// A results.json written by `trainsim run`.
+        results: PathBuf,
+        /// Output folder [default: the folder of results.json].
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Runs the CLI on `args`; returns the process exit code.
+pub fn main_with_args<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let usage = e.chain().any(|c| c.downcast_ref::<crate::scenario::ScenarioError>().is_some());
+            eprintln!("error: {e:#}");
+            if usage {
+                2
+            } else {
+                1
+            }
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run { scenario, out, seed, no_charts, quiet } => run(&scenario, out, seed, no_charts, quiet),
+        Command::Validate { dir, check, max_mape_pct, max_error_pct, csv } => validate::validate(&dir, check, max_mape_pct, max_error_pct, csv.as_deref()),
+        Command::Plot { results, out } => plot(&results, out),
+    }
+}
+
+fn default_out(scenario: &Path) -> PathBuf {
+    let stem = scenario.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
+    Path::new("plots").join(stem)
+}
+
+fn run(path: &Path, out: Option<PathBuf>, seed: Option<u64>, no_charts: bool, quiet: bool) -> anyhow::Result<i32> {
+    let mut sc = Scenario::load(path)?;
+    if let Some(s) = seed {
+        sc.input.seed = s;
+    }
+    let started = std::time::Instant::now();
+    let result = simulation::run(&sc.input).with_context(|| format!("simulating {}", path.display()))?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let dir = out.unwrap_or_else(|| default_out(path));
+    let written = if no_charts {
+        let p = dir.join("results.json");
+        report::write_atomic(&p, &report::results_json(&result))?;
+        vec![p]
+    } else {
+        report::write_all(&result, &dir)?
+    };
+    if !quiet {
+        print!("{}", report::summary::summary(&result));
+        println!("simulated in {wall_s:.3} s of wall time");
+        println!();
+        for p in written {
+            println!("wrote {}", p.display());
+        }
+    }
+    Ok(0)
+}
+
+fn plot(results: &Path, out: Option<PathBuf>) -> anyhow::Result<i32> {
+    let r = report::read_results(results)?;
+    let dir = out.unwrap_or_else(|| results.parent().map(Path::to_path_buf).unwrap_or_default());
+    for p in report::charts::draw_all(&r, &dir)? {
+        println!("wrote {}", p.display());
+    }
+    Ok(0)
+}

@@ -1,0 +1,101 @@
+//! Kernel-time model: roofline with size-dependent efficiency.
+//!
+//! * GEMMs: `max(flops / (peak * eff * wave_eff), bytes / hbm) + overhead`, where
+//!   `wave_eff` is the tile/wave quantisation loss of a 128x128-tiled kernel on
+//!   `sm_count` SMs (small or oddly shaped GEMMs lose, as on real GPUs).
+//! * Fused (flash) attention: FLOP-bound at its own efficiency, forward and backward.
+//! * Memory-bound kernels (norms, activations, dropout, softmax, optimizer): bytes moved
+//!   over sustained HBM bandwidth.
+//!
+//! Every kernel pays `kernel_overhead_us` (launch, ramp-up and tail).
+
+use super::gpu::{GpuSpec, Precision};
+use crate::units::{gbyte_per_s_to_bytes_per_s, tflops_to_flops_per_s, us_to_s};
+
+const TILE: f64 = 128.0;
+
+/// Fraction of the SM-waves a `m x n` (times `batch`) GEMM actually fills.
+pub fn wave_efficiency(gpu: &GpuSpec, m: f64, n: f64, batch: f64) -> f64 {
+    let tiles = (m / TILE).ceil() * (n / TILE).ceil() * batch.max(1.0);
+    let sms = gpu.sm_count.max(1) as f64;
+    let waves = (tiles / sms).ceil();
+    if waves <= 0.0 {
+        1.0
+    } else {
+        tiles / (waves * sms)
+    }
+}
+
+/// Time of a (batched) GEMM `[m x k] x [k x n]`, seconds. Element size follows `precision`.
+pub fn gemm_time_s(gpu: &GpuSpec, precision: Precision, m: f64, n: f64, k: f64, batch: f64) -> f64 {
+    let flops = 2.0 * m * n * k * batch;
+    let (peak, eff, elem_bytes) = match precision {
+        Precision::Fp8 if gpu.peak_fp8_tflops > 0.0 => (gpu.peak_fp8_tflops, gpu.fp8_gemm_efficiency, 1.0),
+        _ => (gpu.peak_bf16_tflops, gpu.gemm_efficiency, 2.0),
+    };
+    let compute_s = flops / (tflops_to_flops_per_s(peak) * eff * wave_efficiency(gpu, m, n, batch));
+    let bytes = elem_bytes * (m * k + k * n) * batch + 2.0 * m * n * batch;
+    compute_s.max(memory_s(gpu, bytes)) + us_to_s(gpu.kernel_overhead_us)
+}
+
+/// Time of a fused attention kernel doing `flops` FLOPs, seconds.
+pub fn attention_time_s(gpu: &GpuSpec, flops: f64, backward: bool) -> f64 {
+    let eff = if backward {
+        gpu.attention_bwd_efficiency
+    } else {
+        gpu.attention_fwd_efficiency
+    };
+    flops / (tflops_to_flops_per_s(gpu.peak_bf16_tflops) * eff) + us_to_s(gpu.kernel_overhead_us)
+}
+
+/// Time of `kernels` memory-bound kernels that together move `bytes`, seconds.
+pub fn memory_bound_time_s(gpu: &GpuSpec, bytes: f64, kernels: u32) -> f64 {
+    memory_s(gpu, bytes) + kernels as f64 * us_to_s(gpu.kernel_overhead_us)
+}
+
+fn memory_s(gpu: &GpuSpec, bytes: f64) -> f64 {
+    bytes / (gbyte_per_s_to_bytes_per_s(gpu.hbm_bandwidth_gbyte_per_s) * gpu.memory_efficiency)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::presets::gpu_preset;
+
+    #[test]
+    fn large_gemm_approaches_calibrated_peak() {
+        let g = gpu_preset("H100-SXM").unwrap();
+        let (m, n, k) = (16384.0, 16896.0, 16384.0); // 132 * 128 columns: whole waves
+        let t = gemm_time_s(&g, Precision::Bf16, m, n, k, 1.0);
+        let achieved = 2.0 * m * n * k / t / 1e12;
+        let expected = g.peak_bf16_tflops * g.gemm_efficiency;
+        assert!((achieved / expected - 1.0).abs() < 0.02, "{achieved} vs {expected}");
+    }
+
+    #[test]
+    fn small_and_odd_gemms_lose_efficiency() {
+        let g = gpu_preset("A100-80GB").unwrap();
+        let rate = |m: f64, n: f64, k: f64| 2.0 * m * n * k / gemm_time_s(&g, Precision::Bf16, m, n, k, 1.0);
+        assert!(rate(256.0, 256.0, 256.0) < 0.2 * rate(8192.0, 8192.0, 8192.0));
+        // one tile too many spills into a nearly empty extra wave
+        assert!(wave_efficiency(&g, 128.0 * 109.0, 128.0, 1.0) < 0.55);
+        assert!((wave_efficiency(&g, 128.0 * 108.0, 128.0, 1.0) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fp8_is_faster_than_bf16_on_hopper_only() {
+        let h = gpu_preset("H100-SXM").unwrap();
+        let a = gpu_preset("A100-80GB").unwrap();
+        let d = 8192.0;
+        assert!(gemm_time_s(&h, Precision::Fp8, d, d, d, 1.0) < 0.7 * gemm_time_s(&h, Precision::Bf16, d, d, d, 1.0));
+        assert_eq!(gemm_time_s(&a, Precision::Fp8, d, d, d, 1.0), gemm_time_s(&a, Precision::Bf16, d, d, d, 1.0));
+    }
+
+    #[test]
+    fn memory_bound_kernel_time_is_bytes_over_bandwidth_plus_overhead() {
+        let g = gpu_preset("A100-80GB").unwrap();
+        let bytes = 1e9;
+        let expected = bytes / (2039e9 * g.memory_efficiency) + 3.0 * g.kernel_overhead_us * 1e-6;
+        assert!((memory_bound_time_s(&g, bytes, 3) - expected).abs() < 1e-12);
+    }
+}

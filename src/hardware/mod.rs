@@ -1,0 +1,13 @@
+//! GPUs and the clusters built from them: peak rates, memory, calibration constants,
+//! and the kernel-time model (roofline with size-dependent efficiency).
+//!
+//! Owns: [`GpuSpec`], [`ClusterSpec`], the validated presets, and [`kernel`] timing.
+//! Does not own: how kernels are chosen (workload) or how bytes move between GPUs (network).
+
+pub mod cluster;
+pub mod gpu;
+pub mod kernel;
+pub mod presets;
+
+pub use cluster::ClusterSpec;
+pub use gpu::{GpuSpec, Precision};

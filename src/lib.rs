@@ -1,0 +1,44 @@
+//! # trainsim
+//!
+//! A discrete-event simulator of distributed training for large neural networks: given a
+//! model, a cluster and a parallelism plan, it simulates every operation of a few training
+//! steps on GPU compute and communication streams, with flows sharing network links, and
+//! reports step time, throughput, MFU, memory per GPU and where the time goes.
+//!
+//! ```text
+//!   cli ──▶ scenario ──▶ simulation ──▶ workload ──▶ model, parallel, training
+//!    │                       │             │
+//!    ▼                       ├──▶ network ─┴──▶ hardware
+//!  report ◀── RunResult ─────┤
+//!                            └──▶ engine ──▶ units
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`units`] | the clock ([`units::SimTime`], integer ps) and unit conversions |
+//! | [`engine`] | event queue ordered by (time, sequence); seeded random streams |
+//! | [`hardware`] | GPU specs and presets, kernel-time model, cluster shape |
+//! | [`network`] | links, max-min fair flows, collectives as flows |
+//! | [`model`] | transformer architectures, parameter and FLOP counts |
+//! | [`parallel`] | the parallel plan, its feasibility, rank placement |
+//! | [`training`] | batch, sequence, precision |
+//! | [`workload`] | the per-rank operation graph, per-layer costs, schedules, memory |
+//! | [`simulation`] | runs a workload on the engine and network; measures the result |
+//! | [`scenario`] | TOML scenario files → validated inputs, with located errors |
+//! | [`report`] | summary, results JSON, charts |
+//! | [`cli`] | the command line (the only module that prints) |
+
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod engine;
+pub mod hardware;
+pub mod model;
+pub mod network;
+pub mod parallel;
+pub mod report;
+pub mod scenario;
+pub mod simulation;
+pub mod training;
+pub mod units;
+pub mod workload;

@@ -1,0 +1,142 @@
+//! The serde mirror of a scenario TOML file. Unknown keys are errors everywhere.
+//! Every field, its unit and its default is documented in `docs/scenario.md`
+//! (the per-field docs live there, so missing_docs is silenced here).
+#![allow(missing_docs)]
+
+use serde::Deserialize;
+
+/// Top level of a scenario file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    /// Display name (defaults to the file stem).
+    pub name: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// Seed of every random stream (default 42).
+    pub seed: Option<u64>,
+    /// Hardware.
+    pub cluster: RawCluster,
+    /// Architecture.
+    pub model: RawModel,
+    /// Parallel plan.
+    pub parallel: RawParallel,
+    /// Batch, sequence, precision.
+    pub training: RawTraining,
+    /// Simulation controls.
+    pub simulation: Option<RawSimulation>,
+    /// A measured result of this exact configuration, for `trainsim validate`.
+    pub measured: Option<RawMeasured>,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// Total GPUs.
+    pub num_gpus: u32,
+    /// GPUs per node (default 8).
+    pub gpus_per_node: Option<u32>,
+    /// `[cluster.gpu]`.
+    pub gpu: RawGpu,
+    /// `[cluster.network]`.
+    pub network: Option<RawNetwork>,
+}
+
+/// `[cluster.gpu]`: a preset and/or explicit fields (fields override the preset).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGpu {
+    pub preset: Option<String>,
+    pub peak_bf16_tflops: Option<f64>,
+    pub peak_fp8_tflops: Option<f64>,
+    pub hbm_capacity_gib: Option<f64>,
+    pub hbm_bandwidth_gbyte_per_s: Option<f64>,
+    pub scale_up_gbyte_per_s: Option<f64>,
+    pub sm_count: Option<u32>,
+    pub tdp_w: Option<f64>,
+    pub gemm_efficiency: Option<f64>,
+    pub fp8_gemm_efficiency: Option<f64>,
+    pub attention_fwd_efficiency: Option<f64>,
+    pub attention_bwd_efficiency: Option<f64>,
+    pub memory_efficiency: Option<f64>,
+    pub kernel_overhead_us: Option<f64>,
+}
+
+/// `[cluster.network]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub nics_per_node: Option<u32>,
+    pub nic_gbit_per_s: Option<f64>,
+    pub scale_up_latency_us: Option<f64>,
+    pub scale_out_latency_us: Option<f64>,
+    pub scale_up_efficiency: Option<f64>,
+    pub scale_out_efficiency: Option<f64>,
+}
+
+/// `[model]`: a preset and/or explicit fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub preset: Option<String>,
+    pub name: Option<String>,
+    pub num_layers: Option<u32>,
+    pub hidden_size: Option<u32>,
+    pub num_heads: Option<u32>,
+    pub num_kv_heads: Option<u32>,
+    pub head_dim: Option<u32>,
+    pub ffn_hidden_size: Option<u32>,
+    pub ffn_type: Option<String>,
+    pub vocab_size: Option<u32>,
+    pub tied_embeddings: Option<bool>,
+}
+
+/// `[parallel]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawParallel {
+    pub tp: Option<u32>,
+    pub pp: Option<u32>,
+    pub dp: Option<u32>,
+    pub sequence_parallel: Option<bool>,
+    pub schedule: Option<String>,
+    pub virtual_stages: Option<u32>,
+    pub micro_batch_size: Option<u32>,
+    pub zero_stage: Option<u32>,
+    pub recompute: Option<String>,
+    pub overlap_grad_reduce: Option<bool>,
+    pub overlap_param_gather: Option<bool>,
+    pub tp_comm_overlap: Option<bool>,
+    pub pipeline_split_embedding_and_loss: Option<bool>,
+    pub grad_bucket_params: Option<f64>,
+}
+
+/// `[training]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTraining {
+    pub global_batch_size: u32,
+    pub seq_length: u32,
+    pub precision: Option<String>,
+    pub flash_attention: Option<bool>,
+}
+
+/// `[simulation]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSimulation {
+    pub iterations: Option<u32>,
+    pub warmup_iterations: Option<u32>,
+}
+
+/// `[measured]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMeasured {
+    pub step_time_s: Option<f64>,
+    pub tokens_per_s_per_gpu: Option<f64>,
+    pub source: Option<String>,
+    pub id: Option<String>,
+    pub notes: Option<String>,
+}

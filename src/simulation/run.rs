@@ -1,0 +1,264 @@
+//! One simulated training run, from typed inputs to a [`RunResult`].
+
+use super::breakdown::{self, Breakdown};
+use super::{simulate, Layouts, SimError};
+use crate::hardware::ClusterSpec;
+use crate::model::TransformerSpec;
+use crate::network::collective::GroupLayout;
+use crate::parallel::{ParallelPlan, Placement};
+use crate::training::TrainingSpec;
+use crate::units::{tflops_to_flops_per_s, SimTime};
+use crate::workload::memory::{memory_per_gpu, MemoryBreakdown};
+use crate::workload::{self, OpKind, Stream, WorkloadSpec};
+use serde::{Deserialize, Serialize};
+
+/// Typed inputs of one run.
+#[derive(Clone, Debug)]
+pub struct RunInput {
+    /// Name for reports.
+    pub name: String,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Hardware.
+    pub cluster: ClusterSpec,
+    /// Model.
+    pub model: TransformerSpec,
+    /// Plan.
+    pub plan: ParallelPlan,
+    /// Batch, sequence, precision.
+    pub training: TrainingSpec,
+    /// Iterations simulated, warm-up included.
+    pub iterations: u32,
+    /// Leading iterations excluded from the statistics.
+    pub warmup_iterations: u32,
+}
+
+/// A span of the timeline (last simulated iteration).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelineSpan {
+    /// Pipeline stage (representative rank).
+    pub stage: u32,
+    /// Stream.
+    pub stream: Stream,
+    /// Category: forward, backward, recompute, optimizer, tp_comm, dp_comm, pp_comm, sync.
+    pub category: String,
+    /// Op label.
+    pub name: String,
+    /// Micro-batch, if any.
+    pub microbatch: Option<u32>,
+    /// Start, s from the iteration start.
+    pub start_s: f64,
+    /// End, s from the iteration start.
+    pub end_s: f64,
+}
+
+/// Facts about the simulation itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimulationStats {
+    /// Discrete events processed.
+    pub events: u64,
+    /// Operations in the graph.
+    pub operations: u64,
+    /// Representative ranks simulated.
+    pub representative_ranks: u32,
+    /// GPUs they stand for.
+    pub gpus_represented: u32,
+    /// Iterations simulated (warm-up included).
+    pub iterations_simulated: u32,
+    /// Warm-up iterations excluded.
+    pub warmup_iterations: u32,
+}
+
+/// Everything a run reports. Every field carries its unit in its name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Scenario name.
+    pub name: String,
+    /// Seed used.
+    pub seed: u64,
+    /// GPUs.
+    pub num_gpus: u32,
+    /// GPU model.
+    pub gpu: String,
+    /// Model name.
+    pub model: String,
+    /// Plan in short form, e.g. "TP8 PP8 DP16 SP VPP3 MBS1 ZeRO-1 recompute=selective".
+    pub plan: String,
+    /// Mean step time over measured iterations, s.
+    pub step_time_s: f64,
+    /// Standard deviation of step time, s.
+    pub step_time_std_s: f64,
+    /// Each measured iteration's time, s.
+    pub step_times_s: Vec<f64>,
+    /// Tokens per step.
+    pub tokens_per_step: f64,
+    /// Throughput, tokens/s.
+    pub tokens_per_s: f64,
+    /// Throughput per GPU, tokens/s.
+    pub tokens_per_s_per_gpu: f64,
+    /// Model FLOPs per step (see docs/results.md for the convention).
+    pub model_flops_per_step: f64,
+    /// Model TFLOP/s per GPU.
+    pub model_tflops_per_gpu: f64,
+    /// Model FLOPs utilisation vs dense peak of the GEMM precision, fraction.
+    pub mfu_fraction: f64,
+    /// Hardware FLOPs utilisation (recomputation included), fraction.
+    pub hfu_fraction: f64,
+    /// Time breakdown averaged over pipeline stages, s per step.
+    pub breakdown: Breakdown,
+    /// Time breakdown per pipeline stage, s per step.
+    pub breakdown_per_stage: Vec<Breakdown>,
+    /// Pipeline bubble as a fraction of the step (stage mean).
+    pub bubble_fraction: f64,
+    /// Memory of the most loaded GPU.
+    pub memory: MemoryBreakdown,
+    /// Rank placement.
+    pub placement: Placement,
+    /// Bytes sent over scale-up ports per step, per GPU.
+    pub scale_up_bytes_per_step_per_gpu: f64,
+    /// Bytes sent over NICs per step, per GPU.
+    pub scale_out_bytes_per_step_per_gpu: f64,
+    /// Simulation statistics.
+    pub simulation: SimulationStats,
+    /// Timeline of the last iteration, all stages.
+    pub timeline: Vec<TimelineSpan>,
+}
+
+fn plan_label(p: &ParallelPlan) -> String {
+    let mut s = format!("TP{} PP{} DP{}", p.tp, p.pp, p.dp);
+    if p.sequence_parallel && p.tp > 1 {
+        s.push_str(" SP");
+    }
+    if p.virtual_stages > 1 {
+        s.push_str(&format!(" VPP{}", p.virtual_stages));
+    }
+    s.push_str(&format!(" MBS{} ZeRO-{} recompute={:?}", p.micro_batch_size, p.zero_stage, p.recompute).to_lowercase().replace("mbs", "MBS").replace("zero", "ZeRO"));
+    if p.pp > 1 {
+        s.push_str(&format!(" schedule={:?}", p.schedule).to_lowercase());
+    }
+    s
+}
+
+/// Simulates the run and measures it.
+pub fn run(input: &RunInput) -> Result<RunResult, SimError> {
+    let c = &input.cluster;
+    let p = &input.plan;
+    let t = &input.training;
+    let iterations = input.iterations.max(input.warmup_iterations + 1);
+    let spec = WorkloadSpec {
+        gpu: &c.gpu,
+        model: &input.model,
+        plan: p,
+        precision: t.precision,
+        seq_length: t.seq_length,
+        global_batch_size: t.global_batch_size,
+        flash_attention: t.flash_attention,
+        iterations,
+    };
+    let w = workload::build(&spec);
+    let placement = Placement::megatron(p, c.gpus_per_node);
+    let layouts = Layouts {
+        tp: GroupLayout { size: p.tp, members_per_node: placement.tp_members_per_node },
+        dp: GroupLayout { size: p.dp, members_per_node: placement.dp_members_per_node },
+        pp_same_node: placement.pp_neighbours_share_node,
+    };
+    let out = simulate(&w, c, layouts)?;
+
+    let warm = input.warmup_iterations as usize;
+    let ends = &out.iteration_ends;
+    let mut starts = vec![SimTime::ZERO];
+    starts.extend(ends.iter().copied());
+    let step_times: Vec<f64> = (warm..ends.len()).map(|i| (ends[i] - starts[i]).as_secs()).collect();
+    let nmeas = step_times.len() as f64;
+    let mean = step_times.iter().sum::<f64>() / nmeas;
+    let var = step_times.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / nmeas;
+    let window = (starts[warm], *ends.last().expect("at least one iteration"));
+
+    let per_stage = breakdown::per_rank(&w, &out, window.0, window.1, nmeas, p.pp > 1);
+    let bd = breakdown::mean(&per_stage);
+
+    let tokens = t.tokens_per_step();
+    let gpus = c.num_gpus as f64;
+    let model_flops = input.model.model_flops(tokens, t.seq_length);
+    let peak = tflops_to_flops_per_s(c.gpu.peak_tflops(t.precision));
+    let mfu = model_flops / (mean * gpus * peak);
+    // hardware FLOPs: every executed op in the window, times the GPUs each stands for
+    let mut hw_flops = 0.0;
+    for (i, op) in w.ops.iter().enumerate() {
+        if let OpKind::Compute { flops, .. } = op.kind {
+            if out.op_times[i].0 >= window.0 && out.op_times[i].1 <= window.1 {
+                hw_flops += flops * w.ranks[op.rank as usize].multiplicity as f64;
+            }
+        }
+    }
+    let hfu = hw_flops / nmeas / (mean * gpus * peak);
+
+    let memory = memory_per_gpu(&input.model, p, t.seq_length, t.global_batch_size, t.flash_attention, c.gpu.hbm_capacity_gib);
+
+    // timeline of the last iteration
+    let last = iterations - 1;
+    let t0 = starts[last as usize];
+    let mut timeline = Vec::new();
+    for (i, op) in w.ops.iter().enumerate() {
+        if op.iteration != last {
+            continue;
+        }
+        let (s, e) = out.op_times[i];
+        if e <= s {
+            continue;
+        }
+        let category = match &op.kind {
+            OpKind::Compute { phase, .. } => format!("{phase:?}").to_lowercase(),
+            OpKind::Collective { group: workload::Group::Tp, .. } => "tp_comm".into(),
+            OpKind::Collective { .. } => "dp_comm".into(),
+            OpKind::Send { .. } => "pp_comm".into(),
+            OpKind::Barrier { .. } => "sync".into(),
+        };
+        timeline.push(TimelineSpan {
+            stage: op.rank,
+            stream: op.stream,
+            category,
+            name: op.name.to_string(),
+            microbatch: (op.microbatch != u32::MAX).then_some(op.microbatch),
+            start_s: s.saturating_sub(t0).as_secs(),
+            end_s: e.saturating_sub(t0).as_secs(),
+        });
+    }
+
+    let n_rep = w.ranks.len() as f64;
+    let iters = iterations as f64;
+    Ok(RunResult {
+        name: input.name.clone(),
+        seed: input.seed,
+        num_gpus: c.num_gpus,
+        gpu: c.gpu.name.clone(),
+        model: input.model.name.clone(),
+        plan: plan_label(p),
+        step_time_s: mean,
+        step_time_std_s: var.sqrt(),
+        step_times_s: step_times,
+        tokens_per_step: tokens,
+        tokens_per_s: tokens / mean,
+        tokens_per_s_per_gpu: tokens / mean / gpus,
+        model_flops_per_step: model_flops,
+        model_tflops_per_gpu: model_flops / mean / gpus / 1e12,
+        mfu_fraction: mfu,
+        hfu_fraction: hfu,
+        bubble_fraction: bd.pipeline_bubble_s / mean,
+        breakdown: bd,
+        breakdown_per_stage: per_stage,
+        memory,
+        placement,
+        scale_up_bytes_per_step_per_gpu: out.bytes_scale_up / n_rep / iters,
+        scale_out_bytes_per_step_per_gpu: out.bytes_scale_out / n_rep / iters,
+        simulation: SimulationStats {
+            events: out.events,
+            operations: w.ops.len() as u64,
+            representative_ranks: w.ranks.len() as u32,
+            gpus_represented: w.ranks.iter().map(|r| r.multiplicity).sum(),
+            iterations_simulated: iterations,
+            warmup_iterations: input.warmup_iterations,
+        },
+        timeline,
+    })
+}

@@ -1,0 +1,27 @@
+//! What is being trained: global batch, sequence length and numeric precision.
+//!
+//! (Convergence to a target loss builds on this in a later version.)
+
+use crate::hardware::Precision;
+use serde::{Deserialize, Serialize};
+
+/// Training-step parameters that do not depend on the parallel plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSpec {
+    /// Sequences per optimizer step.
+    pub global_batch_size: u32,
+    /// Tokens per sequence.
+    pub seq_length: u32,
+    /// GEMM precision.
+    pub precision: Precision,
+    /// Fused (flash) attention kernels; false models the unfused attention of 2022-era
+    /// Megatron (score matrix materialised in HBM).
+    pub flash_attention: bool,
+}
+
+impl TrainingSpec {
+    /// Tokens per optimizer step.
+    pub fn tokens_per_step(&self) -> f64 {
+        self.global_batch_size as f64 * self.seq_length as f64
+    }
+}

@@ -1,0 +1,203 @@
+//! Memory per GPU: weights, gradients, optimizer states (by ZeRO stage), activations (by
+//! recomputation mode and pipeline in-flight micro-batches) and communication buffers.
+//!
+//! Activation sizes follow Korthikanti et al. 2022 (Table 2), generalised to GQA and gated
+//! MLPs; with fused (flash) attention the `5 a s / h` score term is absent.
+
+use crate::model::TransformerSpec;
+use crate::parallel::{ParallelPlan, Recompute, Schedule};
+use crate::units::BYTES_PER_GIB;
+use serde::{Deserialize, Serialize};
+
+/// Bytes of one GPU's memory by consumer (the most loaded pipeline stage).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemoryBreakdown {
+    /// Pipeline stage this describes (the most loaded one).
+    pub stage: u32,
+    /// 16-bit weights, GiB.
+    pub weights_gib: f64,
+    /// FP32 gradient buffer, GiB.
+    pub gradients_gib: f64,
+    /// FP32 master weights and Adam moments, GiB.
+    pub optimizer_gib: f64,
+    /// Stored activations of in-flight micro-batches, GiB.
+    pub activations_gib: f64,
+    /// Communication buffers and framework workspace, GiB.
+    pub buffers_gib: f64,
+    /// Sum, GiB.
+    pub total_gib: f64,
+    /// HBM capacity, GiB.
+    pub capacity_gib: f64,
+    /// Whether the total fits in HBM.
+    pub fits: bool,
+}
+
+impl MemoryBreakdown {
+    /// Consumers sorted from largest to smallest, with their GiB.
+    pub fn largest_consumers(&self) -> Vec<(&'static str, f64)> {
+        let mut v = vec![
+            ("weights", self.weights_gib),
+            ("gradients", self.gradients_gib),
+            ("optimizer states", self.optimizer_gib),
+            ("activations", self.activations_gib),
+            ("buffers", self.buffers_gib),
+        ];
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+        v
+    }
+}
+
+/// Activation bytes one layer stores for one micro-batch on one GPU.
+pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, seq: u32, flash: bool) -> f64 {
+    let s = seq as f64;
+    let b = p.micro_batch_size as f64;
+    let h = m.hidden_size as f64;
+    let t = p.tp as f64;
+    let sbh = s * b * h;
+    if p.recompute == Recompute::Full {
+        // only the layer input is kept
+        return 2.0 * sbh / if p.sequence_parallel { t } else { 1.0 };
+    }
+    let f_ratio = m.ffn_hidden_size as f64 / h;
+    let qkv = (m.q_dim() + 2.0 * m.kv_dim()) / h; // relative width of Q, K, V
+    // replicated across TP ranks unless SP: two norm inputs (2+2), QKV and fc1 inputs
+    // (2+2), two dropout masks (1+1)
+    let replicated = 10.0;
+    // split across TP ranks: Q, K, V (2 bytes x widths), attention output (2), MLP
+    // activation input (2 F x projections) and fc2 input (2 F)
+    let split = 2.0 * qkv + 2.0 + 2.0 * f_ratio * m.ffn_in_projections() + 2.0 * f_ratio;
+    let mut per = if p.sequence_parallel { (replicated + split) / t } else { replicated + split / t };
+    let scores = if flash || p.recompute == Recompute::Selective { 0.0 } else { 5.0 * m.num_heads as f64 * s / h / t };
+    per += scores;
+    sbh * per
+}
+
+/// Memory of the most loaded stage (the first, which holds the most in-flight activations
+/// and the embedding).
+pub fn memory_per_gpu(m: &TransformerSpec, p: &ParallelPlan, seq: u32, global_batch: u32, flash: bool, capacity_gib: f64) -> MemoryBreakdown {
+    let t = p.tp as f64;
+    let dp = p.dp as f64;
+    let pp = p.pp as f64;
+    let nmb = p.num_microbatches(global_batch) as f64;
+    let layers_per_chunk = p.layers_per_chunk(m.num_layers);
+    let v = p.virtual_stages as usize;
+    let stage_layers: f64 = (0..v).map(|c| layers_per_chunk[c * p.pp as usize] as f64).sum();
+    let emb = m.vocab_size as f64 * m.hidden_size as f64;
+    let mut params = stage_layers * m.params_per_layer() / t + emb / t;
+    if p.pp == 1 && !m.tied_embeddings {
+        params += emb / t;
+    }
+    let shard = |stage_min: u32| if p.zero_stage >= stage_min { dp } else { 1.0 };
+    let weights = 2.0 * params / shard(3);
+    let grads = 4.0 * params / shard(2);
+    let optimizer = 12.0 * params / shard(1);
+
+    let s = seq as f64;
+    let b = p.micro_batch_size as f64;
+    let h = m.hidden_size as f64;
+    let per_layer = activation_bytes_per_layer(m, p, seq, flash);
+    // micro-batches in flight on the first stage
+    let in_flight_layers = match p.schedule {
+        Schedule::Gpipe => nmb * stage_layers,
+        Schedule::OneFOneB => pp.min(nmb) * stage_layers,
+        Schedule::Interleaved => {
+            let penalty = 1.0 + (pp - 1.0) / (pp * v as f64);
+            pp * stage_layers * penalty
+        }
+    };
+    let mut act = per_layer * in_flight_layers;
+    if p.recompute == Recompute::Full {
+        // one layer's full activations live during its recomputation
+        let mut full = p.clone();
+        full.recompute = Recompute::Selective;
+        act += activation_bytes_per_layer(m, &full, seq, true);
+    }
+    // embedding input and dropout for in-flight micro-batches
+    act += pp.min(nmb.max(1.0)) * (8.0 * s * b + s * b * h) / t;
+    if p.pp == 1 {
+        // output-layer input and fp32 logits for the loss
+        act += s * b * h * 4.0 * (1.0 + m.vocab_size as f64 / h) / t;
+    }
+    // gradient buckets (two in flight) and NCCL/framework workspace
+    let buffers = 2.0 * 4.0 * p.grad_bucket_params.min(params) + 1.0 * BYTES_PER_GIB;
+    let gib = |x: f64| x / BYTES_PER_GIB;
+    let total = weights + grads + optimizer + act + buffers;
+    MemoryBreakdown {
+        stage: 0,
+        weights_gib: gib(weights),
+        gradients_gib: gib(grads),
+        optimizer_gib: gib(optimizer),
+        activations_gib: gib(act),
+        buffers_gib: gib(buffers),
+        total_gib: gib(total),
+        capacity_gib,
+        fits: gib(total) <= capacity_gib,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::presets::model_preset;
+    use crate::parallel::tests_support::plan;
+
+    /// Megatron-LM `theoretical_memory_usage.py` (selective recompute + SP, the case it
+    /// models): weights+optimizer = params_on_most_loaded_shard * (6 + 12/dp) with the
+    /// distributed optimizer, activations = s b h L (18 + 4 F/h) / t for the first stage
+    /// with pp in flight (plus the embedding terms), interleaving penalty 1 + (p-1)/(p v).
+    #[test]
+    fn matches_megatron_theoretical_memory_within_five_percent() {
+        let m = model_preset("gpt3-175b").unwrap();
+        let mut p = plan(8, 8, 16);
+        p.schedule = crate::parallel::Schedule::Interleaved;
+        p.virtual_stages = 3;
+        let (s, gbs) = (2048u32, 1536u32);
+        let ours = memory_per_gpu(&m, &p, s, gbs, true, 80.0);
+
+        let (h, l, v, t, pp, dp, b) = (12288.0, 96.0, 50257.0, 8.0, 8.0, 16.0, 1.0);
+        let f = 49152.0;
+        let layer_params = 2.0 * l * h * h * (2.0 + f / h + 2.0 / h) / l; // MHA, non-gated, per layer
+        let params_shard = (l * layer_params / pp + v * h) / t;
+        let weight_opt = params_shard * (6.0 + 12.0 / dp);
+        let sf = s as f64;
+        let mut act = sf * b * h * (18.0 + 4.0 * f / h) * l;
+        act += 8.0 * sf * b * pp + sf * b * h * pp;
+        act *= 1.0 + (pp - 1.0) / (pp * 3.0);
+        act /= t;
+        let megatron_gib = (weight_opt + act) / BYTES_PER_GIB;
+        let ours_gib = ours.weights_gib + ours.gradients_gib + ours.optimizer_gib + ours.activations_gib;
+        let rel = (ours_gib / megatron_gib - 1.0).abs();
+        assert!(rel < 0.05, "ours {ours_gib:.2} GiB vs Megatron formula {megatron_gib:.2} GiB ({:.1}%)", rel * 100.0);
+    }
+
+    #[test]
+    fn recompute_and_sharding_reduce_memory_monotonically() {
+        let m = model_preset("llama3-70b").unwrap();
+        let mut p = plan(8, 4, 4);
+        p.zero_stage = 0;
+        p.recompute = Recompute::None;
+        let mem = |p: &ParallelPlan| memory_per_gpu(&m, p, 8192, 128, true, 80.0).total_gib;
+        let base = mem(&p);
+        p.recompute = Recompute::Full;
+        let full = mem(&p);
+        assert!(full < base);
+        p.zero_stage = 1;
+        let z1 = mem(&p);
+        p.zero_stage = 3;
+        let z3 = mem(&p);
+        assert!(z1 < full && z3 < z1, "{full} {z1} {z3}");
+    }
+
+    #[test]
+    fn korthikanti_table2_no_parallelism_gives_34_sbh_plus_scores() {
+        let mut m = model_preset("gpt3-175b").unwrap();
+        m.num_kv_heads = m.num_heads;
+        let mut p = plan(1, 1, 1);
+        p.sequence_parallel = false;
+        p.recompute = Recompute::None;
+        let (s, h, a) = (2048.0, 12288.0, 96.0);
+        let got = activation_bytes_per_layer(&m, &p, 2048, false);
+        let want = s * h * (34.0 + 5.0 * a * s / h);
+        assert!((got / want - 1.0).abs() < 1e-9, "{got} vs {want}");
+    }
+}
