@@ -21,7 +21,9 @@ pub const BYTES_PER_GIB: f64 = 1_073_741_824.0;
 pub const FLOPS_PER_TFLOPS: f64 = 1e12;
 
 /// A point on (or a span of) the simulated clock, in integer picoseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct SimTime(pub u64);
 
 impl SimTime {

@@ -1,7 +1,7 @@
 //! The command line. The only module that prints. Each subcommand is a short pipeline:
 //! load, simulate, report.
 
-mod validate;
+pub mod validate;
 
 use crate::report;
 use crate::scenario::Scenario;
@@ -38,7 +38,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Simulate one scenario: print the summary, write results.json and charts.
-    #[command(after_help = "Example:\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --out plots/gpt3\n\nExit status: 0 on success (also when the plan does not fit in memory: the summary says so),\n2 when the scenario is invalid or the plan impossible, 1 on other failures.")]
+    #[command(
+        after_help = "Example:\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --out plots/gpt3\n\nExit status: 0 on success (also when the plan does not fit in memory: the summary says so),\n2 when the scenario is invalid or the plan impossible, 1 on other failures."
+    )]
     Run {
         /// Scenario file (TOML; see docs/scenario.md).
         scenario: PathBuf,
@@ -56,7 +58,9 @@ pub enum Command {
         quiet: bool,
     },
     /// Compare predicted and measured step times of every scenario with a [measured] section in a folder.
-    #[command(after_help = "Example:\n  trainsim validate scenarios/validation --check\n\nPrints one row per scenario (predicted, measured, error) and the mean absolute percentage\nerror (MAPE). With --check, exits 1 when MAPE or any single error is above its limit.")]
+    #[command(
+        after_help = "Example:\n  trainsim validate scenarios/validation --check\n\nPrints one row per scenario (predicted, measured, error) and the mean absolute percentage\nerror (MAPE). With --check, exits 1 when MAPE or any single error is above its limit."
+    )]
     Validate {
         /// Folder searched recursively for *.toml scenarios.
         dir: PathBuf,
@@ -101,7 +105,9 @@ where
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            let usage = e.chain().any(|c| c.downcast_ref::<crate::scenario::ScenarioError>().is_some());
+            let usage = e
+                .chain()
+                .any(|c| c.downcast_ref::<crate::scenario::ScenarioError>().is_some());
             eprintln!("error: {e:#}");
             if usage {
                 2
@@ -114,24 +120,46 @@ where
 
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Run { scenario, out, seed, no_charts, quiet } => run(&scenario, out, seed, no_charts, quiet),
-        Command::Validate { dir, check, max_mape_pct, max_error_pct, csv } => validate::validate(&dir, check, max_mape_pct, max_error_pct, csv.as_deref()),
+        Command::Run {
+            scenario,
+            out,
+            seed,
+            no_charts,
+            quiet,
+        } => run(&scenario, out, seed, no_charts, quiet),
+        Command::Validate {
+            dir,
+            check,
+            max_mape_pct,
+            max_error_pct,
+            csv,
+        } => validate::validate(&dir, check, max_mape_pct, max_error_pct, csv.as_deref()),
         Command::Plot { results, out } => plot(&results, out),
     }
 }
 
 fn default_out(scenario: &Path) -> PathBuf {
-    let stem = scenario.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
+    let stem = scenario
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "run".into());
     Path::new("plots").join(stem)
 }
 
-fn run(path: &Path, out: Option<PathBuf>, seed: Option<u64>, no_charts: bool, quiet: bool) -> anyhow::Result<i32> {
+fn run(
+    path: &Path,
+    out: Option<PathBuf>,
+    seed: Option<u64>,
+    no_charts: bool,
+    quiet: bool,
+) -> anyhow::Result<i32> {
     let mut sc = Scenario::load(path)?;
     if let Some(s) = seed {
         sc.input.seed = s;
     }
     let started = std::time::Instant::now();
-    let result = simulation::run(&sc.input).with_context(|| format!("simulating {}", path.display()))?;
+    let result =
+        simulation::run(&sc.input).with_context(|| format!("simulating {}", path.display()))?;
     let wall_s = started.elapsed().as_secs_f64();
     let dir = out.unwrap_or_else(|| default_out(path));
     let written = if no_charts {

@@ -44,13 +44,26 @@ pub fn scenario_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Simulates every scenario with a measured step time (in parallel; order kept).
 pub fn compare(dir: &Path) -> anyhow::Result<Vec<Row>> {
     let files = scenario_files(dir)?;
-    let scenarios: Vec<Scenario> = files.iter().map(|f| Scenario::load(f)).collect::<Result<_, _>>()?;
+    let scenarios: Vec<Scenario> = files
+        .iter()
+        .map(|f| Scenario::load(f))
+        .collect::<Result<_, _>>()?;
     let rows: Vec<anyhow::Result<Option<Row>>> = scenarios
         .par_iter()
         .map(|s| {
-            let Some(measured_s) = s.measured.as_ref().and_then(|m| m.step_time_s) else { return Ok(None) };
-            let r = simulation::run(&s.input).map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
-            Ok(Some(Row { path: s.path.clone(), name: s.input.name.clone(), predicted_s: r.step_time_s, measured_s, error_pct: 100.0 * (r.step_time_s / measured_s - 1.0), fits: r.memory.fits }))
+            let Some(measured_s) = s.measured.as_ref().and_then(|m| m.step_time_s) else {
+                return Ok(None);
+            };
+            let r = simulation::run(&s.input)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
+            Ok(Some(Row {
+                path: s.path.clone(),
+                name: s.input.name.clone(),
+                predicted_s: r.step_time_s,
+                measured_s,
+                error_pct: 100.0 * (r.step_time_s / measured_s - 1.0),
+                fits: r.memory.fits,
+            }))
         })
         .collect();
     let mut out = Vec::new();
@@ -67,24 +80,61 @@ pub fn mape_pct(rows: &[Row]) -> f64 {
     rows.iter().map(|r| r.error_pct.abs()).sum::<f64>() / rows.len().max(1) as f64
 }
 
-pub(super) fn validate(dir: &Path, check: bool, max_mape: f64, max_err: f64, csv: Option<&Path>) -> anyhow::Result<i32> {
+pub(super) fn validate(
+    dir: &Path,
+    check: bool,
+    max_mape: f64,
+    max_err: f64,
+    csv: Option<&Path>,
+) -> anyhow::Result<i32> {
     let rows = compare(dir)?;
     if rows.is_empty() {
-        anyhow::bail!("no scenario with [measured] step_time_s found under {}", dir.display());
+        anyhow::bail!(
+            "no scenario with [measured] step_time_s found under {}",
+            dir.display()
+        );
     }
     let mut t = String::new();
-    let _ = writeln!(t, "{:<48} {:>14} {:>14} {:>10}", "scenario", "predicted [s]", "measured [s]", "error [%]");
+    let _ = writeln!(
+        t,
+        "{:<48} {:>14} {:>14} {:>10}",
+        "scenario", "predicted [s]", "measured [s]", "error [%]"
+    );
     for r in &rows {
-        let _ = writeln!(t, "{:<48} {:>14.3} {:>14.3} {:>+10.1}{}", r.name, r.predicted_s, r.measured_s, r.error_pct, if r.fits { "" } else { "  (does not fit in memory)" });
+        let _ = writeln!(
+            t,
+            "{:<48} {:>14.3} {:>14.3} {:>+10.1}{}",
+            r.name,
+            r.predicted_s,
+            r.measured_s,
+            r.error_pct,
+            if r.fits {
+                ""
+            } else {
+                "  (does not fit in memory)"
+            }
+        );
     }
     let mape = mape_pct(&rows);
     let worst = rows.iter().map(|r| r.error_pct.abs()).fold(0.0, f64::max);
-    let _ = writeln!(t, "\n{} scenarios: MAPE {:.1}%, worst |error| {:.1}%", rows.len(), mape, worst);
+    let _ = writeln!(
+        t,
+        "\n{} scenarios: MAPE {:.1}%, worst |error| {:.1}%",
+        rows.len(),
+        mape,
+        worst
+    );
     print!("{t}");
     if let Some(p) = csv {
-        let mut c = String::from("scenario,predicted_step_time_s,measured_step_time_s,error_pct,fits_in_memory\n");
+        let mut c = String::from(
+            "scenario,predicted_step_time_s,measured_step_time_s,error_pct,fits_in_memory\n",
+        );
         for r in &rows {
-            let _ = writeln!(c, "{},{:.6},{:.6},{:.3},{}", r.name, r.predicted_s, r.measured_s, r.error_pct, r.fits);
+            let _ = writeln!(
+                c,
+                "{},{:.6},{:.6},{:.3},{}",
+                r.name, r.predicted_s, r.measured_s, r.error_pct, r.fits
+            );
         }
         crate::report::write_atomic(p, c.as_bytes())?;
     }

@@ -87,7 +87,10 @@ impl<E> EventQueue<E> {
             (slot as u128) <= SLOT_MASK,
             "engine invariant broken: more than 2^24 pending events"
         );
-        assert!(self.seq < MAX_SEQ, "engine invariant broken: sequence overflow");
+        assert!(
+            self.seq < MAX_SEQ,
+            "engine invariant broken: sequence overflow"
+        );
         let key = ((at.as_ps() as u128) << 64) | ((self.seq as u128) << SLOT_BITS) | slot as u128;
         self.seq += 1;
         self.heap.push(Reverse(key));

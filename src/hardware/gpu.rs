@@ -43,6 +43,9 @@ pub struct GpuSpec {
     pub tdp_w: f64,
     /// Fraction of peak a large, well-shaped BF16 GEMM sustains.
     pub gemm_efficiency: f64,
+    /// Smallest GEMM dimension (m, n or k) at which a GEMM reaches half of
+    /// `gemm_efficiency`: efficiency ramps as `d / (d + this)` (tile reuse, tails).
+    pub gemm_half_efficiency_dim: f64,
     /// Fraction of the FP8 peak a large FP8 GEMM sustains (scaling/casting included).
     pub fp8_gemm_efficiency: f64,
     /// Fraction of BF16 peak the fused (flash) attention forward sustains.

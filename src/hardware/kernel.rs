@@ -1,8 +1,9 @@
 //! Kernel-time model: roofline with size-dependent efficiency.
 //!
-//! * GEMMs: `max(flops / (peak * eff * wave_eff), bytes / hbm) + overhead`, where
-//!   `wave_eff` is the tile/wave quantisation loss of a 128x128-tiled kernel on
-//!   `sm_count` SMs (small or oddly shaped GEMMs lose, as on real GPUs).
+//! * GEMMs: `max(flops / (peak * eff * ramp * wave_eff), bytes / hbm) + overhead`, where
+//!   `ramp = d / (d + gemm_half_efficiency_dim)` for the smallest dimension `d` (thin
+//!   GEMMs reuse less data per tile) and `wave_eff` is the tile/wave quantisation loss of
+//!   a 128x128-tiled kernel on `sm_count` SMs (small or oddly shaped GEMMs lose).
 //! * Fused (flash) attention: FLOP-bound at its own efficiency, forward and backward.
 //! * Memory-bound kernels (norms, activations, dropout, softmax, optimizer): bytes moved
 //!   over sustained HBM bandwidth.
@@ -30,10 +31,15 @@ pub fn wave_efficiency(gpu: &GpuSpec, m: f64, n: f64, batch: f64) -> f64 {
 pub fn gemm_time_s(gpu: &GpuSpec, precision: Precision, m: f64, n: f64, k: f64, batch: f64) -> f64 {
     let flops = 2.0 * m * n * k * batch;
     let (peak, eff, elem_bytes) = match precision {
-        Precision::Fp8 if gpu.peak_fp8_tflops > 0.0 => (gpu.peak_fp8_tflops, gpu.fp8_gemm_efficiency, 1.0),
+        Precision::Fp8 if gpu.peak_fp8_tflops > 0.0 => {
+            (gpu.peak_fp8_tflops, gpu.fp8_gemm_efficiency, 1.0)
+        }
         _ => (gpu.peak_bf16_tflops, gpu.gemm_efficiency, 2.0),
     };
-    let compute_s = flops / (tflops_to_flops_per_s(peak) * eff * wave_efficiency(gpu, m, n, batch));
+    let d = m.min(n).min(k);
+    let ramp = d / (d + gpu.gemm_half_efficiency_dim);
+    let compute_s =
+        flops / (tflops_to_flops_per_s(peak) * eff * ramp * wave_efficiency(gpu, m, n, batch));
     let bytes = elem_bytes * (m * k + k * n) * batch + 2.0 * m * n * batch;
     compute_s.max(memory_s(gpu, bytes)) + us_to_s(gpu.kernel_overhead_us)
 }
@@ -68,14 +74,20 @@ mod tests {
         let (m, n, k) = (16384.0, 16896.0, 16384.0); // 132 * 128 columns: whole waves
         let t = gemm_time_s(&g, Precision::Bf16, m, n, k, 1.0);
         let achieved = 2.0 * m * n * k / t / 1e12;
-        let expected = g.peak_bf16_tflops * g.gemm_efficiency;
-        assert!((achieved / expected - 1.0).abs() < 0.02, "{achieved} vs {expected}");
+        let expected = g.peak_bf16_tflops * g.gemm_efficiency * 16384.0
+            / (16384.0 + g.gemm_half_efficiency_dim);
+        assert!(
+            (achieved / expected - 1.0).abs() < 0.02,
+            "{achieved} vs {expected}"
+        );
     }
 
     #[test]
     fn small_and_odd_gemms_lose_efficiency() {
         let g = gpu_preset("A100-80GB").unwrap();
-        let rate = |m: f64, n: f64, k: f64| 2.0 * m * n * k / gemm_time_s(&g, Precision::Bf16, m, n, k, 1.0);
+        let rate = |m: f64, n: f64, k: f64| {
+            2.0 * m * n * k / gemm_time_s(&g, Precision::Bf16, m, n, k, 1.0)
+        };
         assert!(rate(256.0, 256.0, 256.0) < 0.2 * rate(8192.0, 8192.0, 8192.0));
         // one tile too many spills into a nearly empty extra wave
         assert!(wave_efficiency(&g, 128.0 * 109.0, 128.0, 1.0) < 0.55);
@@ -87,8 +99,14 @@ mod tests {
         let h = gpu_preset("H100-SXM").unwrap();
         let a = gpu_preset("A100-80GB").unwrap();
         let d = 8192.0;
-        assert!(gemm_time_s(&h, Precision::Fp8, d, d, d, 1.0) < 0.7 * gemm_time_s(&h, Precision::Bf16, d, d, d, 1.0));
-        assert_eq!(gemm_time_s(&a, Precision::Fp8, d, d, d, 1.0), gemm_time_s(&a, Precision::Bf16, d, d, d, 1.0));
+        assert!(
+            gemm_time_s(&h, Precision::Fp8, d, d, d, 1.0)
+                < 0.7 * gemm_time_s(&h, Precision::Bf16, d, d, d, 1.0)
+        );
+        assert_eq!(
+            gemm_time_s(&a, Precision::Fp8, d, d, d, 1.0),
+            gemm_time_s(&a, Precision::Bf16, d, d, d, 1.0)
+        );
     }
 
     #[test]

@@ -79,7 +79,12 @@ pub fn ring_steps(kind: CollectiveKind, n: u32) -> u32 {
 
 /// Per-rank loads and latency of a ring collective of `size_bytes` (the full buffer; for
 /// all-gather the gathered output, for reduce-scatter the input).
-pub fn ring_cost(kind: CollectiveKind, layout: GroupLayout, size_bytes: f64, cluster: &ClusterSpec) -> CollectiveCost {
+pub fn ring_cost(
+    kind: CollectiveKind,
+    layout: GroupLayout,
+    size_bytes: f64,
+    cluster: &ClusterSpec,
+) -> CollectiveCost {
     let n = layout.size;
     let per_rank = ring_bytes_per_rank(kind, n, size_bytes);
     let steps = ring_steps(kind, n) as f64;
@@ -87,16 +92,25 @@ pub fn ring_cost(kind: CollectiveKind, layout: GroupLayout, size_bytes: f64, clu
     let up_lat = cluster.scale_up_latency_us * 1e-6;
     let out_lat = cluster.scale_out_latency_us * 1e-6;
     if n <= 1 {
-        return CollectiveCost { loads: vec![], latency_s: 0.0 };
+        return CollectiveCost {
+            loads: vec![],
+            latency_s: 0.0,
+        };
     }
     if g as u32 >= n {
-        return CollectiveCost { loads: vec![(LinkClass::ScaleUp, per_rank)], latency_s: steps * up_lat };
+        return CollectiveCost {
+            loads: vec![(LinkClass::ScaleUp, per_rank)],
+            latency_s: steps * up_lat,
+        };
     }
     let mut loads = vec![(LinkClass::ScaleOut, per_rank / g)];
     if g > 1.0 {
         loads.push((LinkClass::ScaleUp, per_rank * (g - 1.0) / g));
     }
-    CollectiveCost { loads, latency_s: steps * (out_lat + (g - 1.0) * up_lat) / g }
+    CollectiveCost {
+        loads,
+        latency_s: steps * (out_lat + (g - 1.0) * up_lat) / g,
+    }
 }
 
 #[cfg(test)]
@@ -106,13 +120,23 @@ mod tests {
     #[test]
     fn ring_moves_the_textbook_bytes() {
         let s = 1e9;
-        assert_eq!(ring_bytes_per_rank(CollectiveKind::AllReduce, 8, s), 2.0 * 7.0 / 8.0 * s);
-        assert_eq!(ring_bytes_per_rank(CollectiveKind::AllGather, 4, s), 0.75 * s);
-        assert_eq!(ring_bytes_per_rank(CollectiveKind::ReduceScatter, 1, s), 0.0);
+        assert_eq!(
+            ring_bytes_per_rank(CollectiveKind::AllReduce, 8, s),
+            2.0 * 7.0 / 8.0 * s
+        );
+        assert_eq!(
+            ring_bytes_per_rank(CollectiveKind::AllGather, 4, s),
+            0.75 * s
+        );
+        assert_eq!(
+            ring_bytes_per_rank(CollectiveKind::ReduceScatter, 1, s),
+            0.0
+        );
         // an all-reduce is a reduce-scatter then an all-gather: bytes conserved
         for n in [2, 3, 8, 64, 1000] {
             let ar = ring_bytes_per_rank(CollectiveKind::AllReduce, n, s);
-            let rs_ag = ring_bytes_per_rank(CollectiveKind::ReduceScatter, n, s) + ring_bytes_per_rank(CollectiveKind::AllGather, n, s);
+            let rs_ag = ring_bytes_per_rank(CollectiveKind::ReduceScatter, n, s)
+                + ring_bytes_per_rank(CollectiveKind::AllGather, n, s);
             assert!((ar - rs_ag).abs() < 1e-6);
         }
     }
@@ -121,13 +145,29 @@ mod tests {
     fn cross_node_ring_splits_bytes_between_nic_and_nvlink_and_conserves_them() {
         let c = crate::scenario::tests::test_cluster(64, 8);
         let s = 1e9;
-        let cost = ring_cost(CollectiveKind::AllReduce, GroupLayout { size: 64, members_per_node: 8 }, s, &c);
+        let cost = ring_cost(
+            CollectiveKind::AllReduce,
+            GroupLayout {
+                size: 64,
+                members_per_node: 8,
+            },
+            s,
+            &c,
+        );
         let total: f64 = cost.loads.iter().map(|(_, b)| b).sum();
         assert!((total - ring_bytes_per_rank(CollectiveKind::AllReduce, 64, s)).abs() < 1e-3);
         assert_eq!(cost.loads[0].0, LinkClass::ScaleOut);
         assert!((cost.loads[0].1 - total / 8.0).abs() < 1e-3);
         // one member per node: everything over the NIC
-        let cost = ring_cost(CollectiveKind::AllReduce, GroupLayout { size: 16, members_per_node: 1 }, s, &c);
+        let cost = ring_cost(
+            CollectiveKind::AllReduce,
+            GroupLayout {
+                size: 16,
+                members_per_node: 1,
+            },
+            s,
+            &c,
+        );
         assert_eq!(cost.loads.len(), 1);
         assert_eq!(cost.loads[0].0, LinkClass::ScaleOut);
     }

@@ -6,11 +6,14 @@
 //! simulation asks when the next flow finishes and tells the network when time advances.
 //!
 //! Rates are recomputed by progressive filling (water-filling) whenever a flow starts or
-//! ends, so contention between concurrent collectives emerges from the simulation.
+//! ends, on the connected component of links and flows it touches only, so contention
+//! between concurrent collectives emerges from the simulation at low cost.
 
 pub mod collective;
 
 use crate::units::{SimTime, PS_PER_S};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 /// Index of a link.
 pub type LinkId = u32;
@@ -20,15 +23,28 @@ pub type LinkId = u32;
 struct Link {
     capacity_bytes_per_s: f64,
     bytes_carried: f64,
+    /// Active flows crossing this link.
+    flows: Vec<u32>,
 }
 
 #[derive(Clone, Debug)]
 struct Flow {
     links: [LinkId; 2],
     n_links: u8,
+    /// Bytes left at `since`.
     remaining_bytes: f64,
+    since: SimTime,
     rate_bytes_per_s: f64,
     transfer: u32,
+    /// Bumped whenever the rate changes; stale completion entries are skipped.
+    version: u32,
+    active: bool,
+}
+
+impl Flow {
+    fn links(&self) -> &[LinkId] {
+        &self.links[..self.n_links as usize]
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -48,14 +64,27 @@ pub struct Completed {
 }
 
 /// Links and the flows currently crossing them.
+///
+/// Flows are updated lazily: each keeps its remaining bytes at the time its rate last
+/// changed, and a min-heap holds each flow's predicted finish (stale entries are skipped
+/// by version). A start or finish re-solves max-min rates only on the connected component
+/// of links and flows it touches.
 #[derive(Clone, Debug, Default)]
 pub struct FlowNetwork {
     links: Vec<Link>,
     flows: Vec<Flow>,
+    free_flows: Vec<u32>,
     transfers: Vec<Option<Transfer>>,
     free_transfers: Vec<u32>,
-    last_update: SimTime,
-    rates_dirty: bool,
+    finish: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    dirty_links: Vec<LinkId>,
+    active: usize,
+    now: SimTime,
+    /// Scratch: generation stamps and component positions of links and flows.
+    stamp: u32,
+    link_stamp: Vec<u32>,
+    link_pos: Vec<u32>,
+    flow_stamp: Vec<u32>,
 }
 
 impl FlowNetwork {
@@ -66,34 +95,54 @@ impl FlowNetwork {
 
     /// Adds a unidirectional link of `capacity_bytes_per_s`.
     pub fn add_link(&mut self, capacity_bytes_per_s: f64) -> LinkId {
-        assert!(capacity_bytes_per_s > 0.0, "engine invariant broken: link without capacity");
-        self.links.push(Link { capacity_bytes_per_s, bytes_carried: 0.0 });
+        assert!(
+            capacity_bytes_per_s > 0.0,
+            "engine invariant broken: link without capacity"
+        );
+        self.links.push(Link {
+            capacity_bytes_per_s,
+            bytes_carried: 0.0,
+            flows: Vec::new(),
+        });
+        self.link_stamp.push(0);
+        self.link_pos.push(0);
         (self.links.len() - 1) as LinkId
     }
 
-    /// Total bytes that crossed `link` so far.
+    /// Total bytes that crossed `link` up to the last update of its flows.
     pub fn bytes_carried(&self, link: LinkId) -> f64 {
         self.links[link as usize].bytes_carried
     }
 
     /// Number of flows in progress.
     pub fn active_flows(&self) -> usize {
-        self.flows.len()
+        self.active
     }
 
     /// Starts a transfer made of `flows` (each: the links it crosses, one or two, and its
     /// bytes). The transfer completes when every flow has drained, plus `latency`.
-    /// Returns immediately-complete transfers (no bytes) through the next [`advance`].
-    ///
-    /// [`advance`]: FlowNetwork::advance
-    pub fn start_transfer(&mut self, now: SimTime, flows: &[(&[LinkId], f64)], latency: SimTime, tag: u64) -> Option<Completed> {
-        self.advance_bytes(now);
-        let live: Vec<_> = flows.iter().filter(|(_, b)| *b > 0.0).collect();
-        if live.is_empty() {
-            return Some(Completed { tag, ready_at: now + latency });
+    /// A transfer with no bytes completes at once: it is returned here.
+    pub fn start_transfer(
+        &mut self,
+        now: SimTime,
+        flows: &[(&[LinkId], f64)],
+        latency: SimTime,
+        tag: u64,
+    ) -> Option<Completed> {
+        self.now = self.now.max(now);
+        let live = flows.iter().filter(|(_, b)| *b > 0.0).count();
+        if live == 0 {
+            return Some(Completed {
+                tag,
+                ready_at: now + latency,
+            });
         }
-        let t = Transfer { pending_flows: live.len() as u32, latency, tag };
-        let id = match self.free_transfers.pop() {
+        let t = Transfer {
+            pending_flows: live as u32,
+            latency,
+            tag,
+        };
+        let tid = match self.free_transfers.pop() {
             Some(i) => {
                 self.transfers[i as usize] = Some(t);
                 i
@@ -103,128 +152,218 @@ impl FlowNetwork {
                 (self.transfers.len() - 1) as u32
             }
         };
-        for (links, bytes) in live {
-            assert!(!links.is_empty() && links.len() <= 2, "engine invariant broken: a flow crosses 1 or 2 links");
+        for (links, bytes) in flows.iter().filter(|(_, b)| *b > 0.0) {
+            assert!(
+                !links.is_empty() && links.len() <= 2,
+                "engine invariant broken: a flow crosses 1 or 2 links"
+            );
             let mut l = [links[0]; 2];
             if links.len() == 2 {
                 l[1] = links[1];
             }
-            self.flows.push(Flow { links: l, n_links: links.len() as u8, remaining_bytes: *bytes, rate_bytes_per_s: 0.0, transfer: id });
+            let f = Flow {
+                links: l,
+                n_links: links.len() as u8,
+                remaining_bytes: *bytes,
+                since: now,
+                rate_bytes_per_s: 0.0,
+                transfer: tid,
+                version: 0,
+                active: true,
+            };
+            let fid = match self.free_flows.pop() {
+                Some(i) => {
+                    let v = self.flows[i as usize].version.wrapping_add(1);
+                    self.flows[i as usize] = Flow { version: v, ..f };
+                    i
+                }
+                None => {
+                    self.flows.push(f);
+                    self.flow_stamp.push(0);
+                    (self.flows.len() - 1) as u32
+                }
+            };
+            for &li in &l[..links.len()] {
+                self.links[li as usize].flows.push(fid);
+                self.dirty_links.push(li);
+            }
+            self.active += 1;
         }
-        self.rates_dirty = true;
         None
     }
 
     /// When the next flow will finish at current rates, if any flow is active.
     pub fn next_completion(&mut self) -> Option<SimTime> {
-        if self.rates_dirty {
-            self.recompute_rates();
+        self.resolve();
+        while let Some(&Reverse((t, fid, ver))) = self.finish.peek() {
+            let f = &self.flows[fid as usize];
+            if f.active && f.version == ver {
+                return Some(SimTime(t));
+            }
+            self.finish.pop();
         }
-        self.flows
-            .iter()
-            .map(|f| {
-                let ps = (f.remaining_bytes / f.rate_bytes_per_s * PS_PER_S).ceil().max(1.0);
-                self.last_update + SimTime(ps as u64)
-            })
-            .min()
+        None
     }
 
-    /// Advances to `now`: drains bytes at current rates and returns the transfers whose
-    /// last flow finished.
+    /// Advances to `now` and returns the transfers whose last flow finished by then
+    /// (sorted by tag).
     pub fn advance(&mut self, now: SimTime) -> Vec<Completed> {
-        self.advance_bytes(now);
+        self.resolve();
+        self.now = self.now.max(now);
         let mut done = Vec::new();
-        let mut i = 0;
-        while i < self.flows.len() {
-            let f = &self.flows[i];
-            // finished: within a picosecond's worth of bytes, or a negligible residue
-            if f.remaining_bytes <= f.rate_bytes_per_s * 2.0 / PS_PER_S || f.remaining_bytes < 1e-6 {
-                let tid = f.transfer;
-                self.flows.swap_remove(i);
-                self.rates_dirty = true;
-                let t = self.transfers[tid as usize].as_mut().expect("engine invariant broken: flow of a finished transfer");
-                t.pending_flows -= 1;
-                if t.pending_flows == 0 {
-                    let t = self.transfers[tid as usize].take().expect("checked above");
-                    self.free_transfers.push(tid);
-                    done.push(Completed { tag: t.tag, ready_at: now + t.latency });
+        while let Some(&Reverse((t, fid, ver))) = self.finish.peek() {
+            if t > now.as_ps() {
+                break;
+            }
+            self.finish.pop();
+            let f = &self.flows[fid as usize];
+            if !f.active || f.version != ver {
+                continue;
+            }
+            let (links, n, rem, tid) = (f.links, f.n_links as usize, f.remaining_bytes, f.transfer);
+            self.flows[fid as usize].active = false;
+            self.free_flows.push(fid);
+            self.active -= 1;
+            for &li in &links[..n] {
+                let l = &mut self.links[li as usize];
+                l.bytes_carried += rem;
+                if let Some(pos) = l.flows.iter().position(|&x| x == fid) {
+                    l.flows.swap_remove(pos);
                 }
-            } else {
-                i += 1;
+                self.dirty_links.push(li);
+            }
+            let t = self.transfers[tid as usize]
+                .as_mut()
+                .expect("engine invariant broken: flow of a finished transfer");
+            t.pending_flows -= 1;
+            if t.pending_flows == 0 {
+                let t = self.transfers[tid as usize].take().expect("checked above");
+                self.free_transfers.push(tid);
+                done.push(Completed {
+                    tag: t.tag,
+                    ready_at: now + t.latency,
+                });
             }
         }
-        // deterministic order regardless of swap_remove
         done.sort_by_key(|c| c.tag);
         done
     }
 
-    fn advance_bytes(&mut self, now: SimTime) {
-        if self.rates_dirty {
-            self.recompute_rates();
-        }
-        let dt_s = now.saturating_sub(self.last_update).as_secs();
-        if dt_s > 0.0 {
-            for f in &mut self.flows {
-                let moved = (f.rate_bytes_per_s * dt_s).min(f.remaining_bytes);
-                f.remaining_bytes -= moved;
-                for &l in &f.links[..f.n_links as usize] {
-                    self.links[l as usize].bytes_carried += moved;
-                }
-            }
-        }
-        self.last_update = self.last_update.max(now);
-    }
-
-    /// Max-min fair rates by progressive filling.
-    fn recompute_rates(&mut self) {
-        self.rates_dirty = false;
-        if self.flows.is_empty() {
+    /// Re-solves rates on the components of the dirty links.
+    fn resolve(&mut self) {
+        if self.dirty_links.is_empty() {
             return;
         }
-        // links touched by active flows, with remaining capacity and unfrozen flow counts
-        let mut touched: Vec<LinkId> = self.flows.iter().flat_map(|f| f.links[..f.n_links as usize].iter().copied()).collect();
-        touched.sort_unstable();
-        touched.dedup();
-        let mut cap: Vec<f64> = touched.iter().map(|&l| self.links[l as usize].capacity_bytes_per_s).collect();
-        let mut count = vec![0u32; touched.len()];
-        let idx = |l: LinkId| touched.binary_search(&l).expect("touched link");
-        let flow_links: Vec<[usize; 2]> = self
-            .flows
-            .iter()
-            .map(|f| {
-                let a = idx(f.links[0]);
-                let b = if f.n_links == 2 { idx(f.links[1]) } else { usize::MAX };
-                [a, b]
-            })
-            .collect();
-        for fl in &flow_links {
-            for &li in fl.iter().filter(|&&x| x != usize::MAX) {
-                count[li] += 1;
+        let now = self.now;
+        // collect the component(s): links and flows reachable from the dirty links
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.link_stamp.iter_mut().for_each(|x| *x = 0);
+            self.flow_stamp.iter_mut().for_each(|x| *x = 0);
+            self.stamp = 1;
+        }
+        let st = self.stamp;
+        let mut comp_links: Vec<LinkId> = Vec::new();
+        for li in std::mem::take(&mut self.dirty_links) {
+            if self.link_stamp[li as usize] != st {
+                self.link_stamp[li as usize] = st;
+                self.link_pos[li as usize] = comp_links.len() as u32;
+                comp_links.push(li);
             }
         }
-        let mut frozen = vec![false; self.flows.len()];
-        let mut left = self.flows.len();
-        while left > 0 {
-            let mut best = usize::MAX;
-            let mut best_share = f64::INFINITY;
-            for (li, &n) in count.iter().enumerate() {
-                if n > 0 {
-                    let share = cap[li] / n as f64;
-                    if share < best_share {
-                        best_share = share;
-                        best = li;
+        let mut comp_flows: Vec<u32> = Vec::new();
+        let mut i = 0;
+        while i < comp_links.len() {
+            let li = comp_links[i] as usize;
+            for k in 0..self.links[li].flows.len() {
+                let fid = self.links[li].flows[k];
+                if self.flow_stamp[fid as usize] != st {
+                    self.flow_stamp[fid as usize] = st;
+                    comp_flows.push(fid);
+                    for &other in self.flows[fid as usize].links() {
+                        if self.link_stamp[other as usize] != st {
+                            self.link_stamp[other as usize] = st;
+                            self.link_pos[other as usize] = comp_links.len() as u32;
+                            comp_links.push(other);
+                        }
                     }
                 }
             }
-            assert!(best != usize::MAX, "engine invariant broken: unfrozen flow without links");
-            for (fi, fl) in flow_links.iter().enumerate() {
-                if !frozen[fi] && (fl[0] == best || fl[1] == best) {
-                    frozen[fi] = true;
+            i += 1;
+        }
+        // deterministic order regardless of discovery order
+        comp_flows.sort_unstable();
+        // bring each flow's remaining bytes up to now
+        for &fid in &comp_flows {
+            let f = &mut self.flows[fid as usize];
+            let moved =
+                (f.rate_bytes_per_s * now.saturating_sub(f.since).as_secs()).min(f.remaining_bytes);
+            f.remaining_bytes -= moved;
+            f.since = now;
+            for &li in &f.links[..f.n_links as usize] {
+                self.links[li as usize].bytes_carried += moved;
+            }
+        }
+        // progressive filling
+        let mut cap: Vec<f64> = comp_links
+            .iter()
+            .map(|&l| self.links[l as usize].capacity_bytes_per_s)
+            .collect();
+        let mut count: Vec<u32> = comp_links
+            .iter()
+            .map(|&l| self.links[l as usize].flows.len() as u32)
+            .collect();
+        let link_pos = &self.link_pos;
+        let pos = |l: LinkId| link_pos[l as usize] as usize;
+        let flow_pos: Vec<[usize; 2]> = comp_flows
+            .iter()
+            .map(|&fid| {
+                let f = &self.flows[fid as usize];
+                [
+                    pos(f.links[0]),
+                    if f.n_links == 2 {
+                        pos(f.links[1])
+                    } else {
+                        usize::MAX
+                    },
+                ]
+            })
+            .collect();
+        let mut frozen = vec![false; comp_flows.len()];
+        let mut left = comp_flows.len();
+        while left > 0 {
+            let mut best = usize::MAX;
+            let mut best_share = f64::INFINITY;
+            for (k, &n) in count.iter().enumerate() {
+                if n > 0 {
+                    let share = cap[k] / n as f64;
+                    if share < best_share {
+                        best_share = share;
+                        best = k;
+                    }
+                }
+            }
+            assert!(
+                best != usize::MAX,
+                "engine invariant broken: unfrozen flow without links"
+            );
+            for (j, fp) in flow_pos.iter().enumerate() {
+                if !frozen[j] && (fp[0] == best || fp[1] == best) {
+                    frozen[j] = true;
                     left -= 1;
-                    self.flows[fi].rate_bytes_per_s = best_share.max(1e-9);
-                    for &li in fl.iter().filter(|&&x| x != usize::MAX) {
-                        cap[li] = (cap[li] - best_share).max(0.0);
-                        count[li] -= 1;
+                    let rate = best_share.max(1e-9);
+                    let fid = comp_flows[j];
+                    let f = &mut self.flows[fid as usize];
+                    f.rate_bytes_per_s = rate;
+                    f.version = f.version.wrapping_add(1);
+                    let ps = (f.remaining_bytes / f.rate_bytes_per_s * PS_PER_S)
+                        .ceil()
+                        .max(1.0);
+                    let fin = now.as_ps().saturating_add(ps as u64);
+                    self.finish.push(Reverse((fin, fid, f.version)));
+                    for &k in fp.iter().filter(|&&x| x != usize::MAX) {
+                        cap[k] = (cap[k] - best_share).max(0.0);
+                        count[k] -= 1;
                     }
                 }
             }
@@ -234,10 +373,12 @@ impl FlowNetwork {
     /// Current rate of every active flow with its links (for property tests).
     #[cfg(test)]
     fn rates(&mut self) -> Vec<(Vec<LinkId>, f64)> {
-        if self.rates_dirty {
-            self.recompute_rates();
-        }
-        self.flows.iter().map(|f| (f.links[..f.n_links as usize].to_vec(), f.rate_bytes_per_s)).collect()
+        self.resolve();
+        self.flows
+            .iter()
+            .filter(|f| f.active)
+            .map(|f| (f.links().to_vec(), f.rate_bytes_per_s))
+            .collect()
     }
 }
 
@@ -250,11 +391,19 @@ mod tests {
     fn single_flow_runs_at_link_rate_plus_latency() {
         let mut n = FlowNetwork::new();
         let l = n.add_link(100e9);
-        assert!(n.start_transfer(SimTime::ZERO, &[(&[l], 1e9)], SimTime::from_secs(1e-6), 7).is_none());
+        assert!(n
+            .start_transfer(SimTime::ZERO, &[(&[l], 1e9)], SimTime::from_secs(1e-6), 7)
+            .is_none());
         let t = n.next_completion().unwrap();
         assert!((t.as_secs() - 0.01).abs() < 1e-11);
         let done = n.advance(t);
-        assert_eq!(done, vec![Completed { tag: 7, ready_at: t + SimTime::from_secs(1e-6) }]);
+        assert_eq!(
+            done,
+            vec![Completed {
+                tag: 7,
+                ready_at: t + SimTime::from_secs(1e-6)
+            }]
+        );
         assert!((n.bytes_carried(l) - 1e9).abs() < 1.0);
     }
 
@@ -282,7 +431,9 @@ mod tests {
             let mut rng = crate::engine::rng::stream(seed, "maxmin-test", 0);
             let mut n = FlowNetwork::new();
             let nl = rng.random_range(1..8u32);
-            let caps: Vec<f64> = (0..nl).map(|_| rng.random_range(1.0..100.0) * 1e9).collect();
+            let caps: Vec<f64> = (0..nl)
+                .map(|_| rng.random_range(1.0..100.0) * 1e9)
+                .collect();
             for &c in &caps {
                 n.add_link(c);
             }
@@ -290,7 +441,11 @@ mod tests {
             for i in 0..nf {
                 let a = rng.random_range(0..nl);
                 let b = rng.random_range(0..nl);
-                let links: Vec<LinkId> = if a == b || rng.next_u32() % 2 == 0 { vec![a] } else { vec![a, b] };
+                let links: Vec<LinkId> = if a == b || rng.next_u32() % 2 == 0 {
+                    vec![a]
+                } else {
+                    vec![a, b]
+                };
                 n.start_transfer(SimTime::ZERO, &[(&links, 1e9)], SimTime::ZERO, i as u64);
             }
             let rates = n.rates();
@@ -301,12 +456,19 @@ mod tests {
                 }
             }
             for l in 0..nl as usize {
-                assert!(load[l] <= caps[l] * (1.0 + 1e-9), "seed {seed}: link {l} over capacity");
+                assert!(
+                    load[l] <= caps[l] * (1.0 + 1e-9),
+                    "seed {seed}: link {l} over capacity"
+                );
             }
             for (links, r) in &rates {
                 let bottlenecked = links.iter().any(|&l| {
                     let saturated = load[l as usize] >= caps[l as usize] * (1.0 - 1e-9);
-                    let max_on_link = rates.iter().filter(|(ls, _)| ls.contains(&l)).map(|(_, r)| *r).fold(0.0, f64::max);
+                    let max_on_link = rates
+                        .iter()
+                        .filter(|(ls, _)| ls.contains(&l))
+                        .map(|(_, r)| *r)
+                        .fold(0.0, f64::max);
                     saturated && *r >= max_on_link * (1.0 - 1e-9)
                 });
                 assert!(bottlenecked, "seed {seed}: flow at {r} has no bottleneck");
@@ -318,6 +480,12 @@ mod tests {
     fn empty_transfer_completes_after_its_latency() {
         let mut n = FlowNetwork::new();
         let done = n.start_transfer(SimTime(5), &[], SimTime(10), 3).unwrap();
-        assert_eq!(done, Completed { tag: 3, ready_at: SimTime(15) });
+        assert_eq!(
+            done,
+            Completed {
+                tag: 3,
+                ready_at: SimTime(15)
+            }
+        );
     }
 }

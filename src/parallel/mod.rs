@@ -116,7 +116,13 @@ impl ParallelPlan {
         global_batch_size: u32,
     ) -> Result<(), PlanError> {
         let c = |msg: String| Err(PlanError::Constraint(msg));
-        for (name, v) in [("tp", self.tp), ("pp", self.pp), ("dp", self.dp), ("virtual_stages", self.virtual_stages), ("micro_batch_size", self.micro_batch_size)] {
+        for (name, v) in [
+            ("tp", self.tp),
+            ("pp", self.pp),
+            ("dp", self.dp),
+            ("virtual_stages", self.virtual_stages),
+            ("micro_batch_size", self.micro_batch_size),
+        ] {
             if v == 0 {
                 return c(format!("parallel.{name} must be at least 1"));
             }
@@ -125,20 +131,40 @@ impl ParallelPlan {
             return c(format!("tensor parallelism tp={} does not divide the {} attention heads; choose tp among the divisors of {}", self.tp, model.num_heads, model.num_heads));
         }
         if model.num_kv_heads % self.tp != 0 && self.tp % model.num_kv_heads != 0 {
-            return c(format!("tensor parallelism tp={} and the {} key/value heads do not divide one another", self.tp, model.num_kv_heads));
+            return c(format!(
+                "tensor parallelism tp={} and the {} key/value heads do not divide one another",
+                self.tp, model.num_kv_heads
+            ));
         }
         if model.ffn_hidden_size % self.tp != 0 {
-            return c(format!("tensor parallelism tp={} does not divide ffn_hidden_size={}", self.tp, model.ffn_hidden_size));
+            return c(format!(
+                "tensor parallelism tp={} does not divide ffn_hidden_size={}",
+                self.tp, model.ffn_hidden_size
+            ));
         }
         let used = self.tp as u64 * self.pp as u64 * self.dp as u64;
         if used != num_gpus as u64 {
-            return Err(PlanError::GpuCountMismatch { tp: self.tp, pp: self.pp, dp: self.dp, used, gpus: num_gpus });
+            return Err(PlanError::GpuCountMismatch {
+                tp: self.tp,
+                pp: self.pp,
+                dp: self.dp,
+                used,
+                gpus: num_gpus,
+            });
         }
-        if self.tp > gpus_per_node && self.tp % gpus_per_node != 0 || self.tp < gpus_per_node && gpus_per_node % self.tp != 0 {
-            return c(format!("tp={} must divide, or be a multiple of, gpus_per_node={}", self.tp, gpus_per_node));
+        if self.tp > gpus_per_node && self.tp % gpus_per_node != 0
+            || self.tp < gpus_per_node && gpus_per_node % self.tp != 0
+        {
+            return c(format!(
+                "tp={} must divide, or be a multiple of, gpus_per_node={}",
+                self.tp, gpus_per_node
+            ));
         }
         if self.zero_stage > 3 {
-            return c(format!("parallel.zero_stage={} is not one of 0, 1, 2, 3", self.zero_stage));
+            return c(format!(
+                "parallel.zero_stage={} is not one of 0, 1, 2, 3",
+                self.zero_stage
+            ));
         }
         match self.schedule {
             Schedule::Interleaved if self.virtual_stages < 2 => {
@@ -148,12 +174,20 @@ impl ParallelPlan {
                 return c("the interleaved schedule needs pp >= 2".into());
             }
             Schedule::Gpipe | Schedule::OneFOneB if self.virtual_stages != 1 => {
-                return c(format!("virtual_stages={} needs schedule = \"interleaved\"", self.virtual_stages));
+                return c(format!(
+                    "virtual_stages={} needs schedule = \"interleaved\"",
+                    self.virtual_stages
+                ));
             }
             _ => {}
         }
         let chunks = self.pp * self.virtual_stages;
-        let layers = model.num_layers + if self.pipeline_split_embedding_and_loss { 2 } else { 0 };
+        let layers = model.num_layers
+            + if self.pipeline_split_embedding_and_loss {
+                2
+            } else {
+                0
+            };
         if layers % chunks != 0 {
             return c(format!(
                 "{} layers{} cannot be split evenly over pp*virtual_stages = {} model chunks; choose pp*virtual_stages dividing {}{}",
@@ -165,7 +199,10 @@ impl ParallelPlan {
             ));
         }
         if self.pipeline_split_embedding_and_loss && layers / chunks < 2 {
-            return c("pipeline_split_embedding_and_loss needs at least 2 layer slots per model chunk".into());
+            return c(
+                "pipeline_split_embedding_and_loss needs at least 2 layer slots per model chunk"
+                    .into(),
+            );
         }
         let per_step = self.dp * self.micro_batch_size;
         if global_batch_size == 0 || global_batch_size % per_step != 0 {
@@ -224,7 +261,11 @@ impl Placement {
     pub fn megatron(plan: &ParallelPlan, gpus_per_node: u32) -> Placement {
         let tp_in_node = plan.tp.min(gpus_per_node);
         let dp_stride = plan.tp;
-        let dp_in_node = if dp_stride >= gpus_per_node { 1 } else { (gpus_per_node / dp_stride).min(plan.dp) };
+        let dp_in_node = if dp_stride >= gpus_per_node {
+            1
+        } else {
+            (gpus_per_node / dp_stride).min(plan.dp)
+        };
         let pp_stride = plan.tp * plan.dp;
         Placement {
             order: "tp-dp-pp".into(),
@@ -272,12 +313,24 @@ mod tests {
     fn infeasible_plans_are_reported_not_panicked() {
         let m = model_preset("gpt3-175b").unwrap();
         assert!(plan(8, 8, 16).validate(&m, 1024, 8, 1536).is_ok());
-        assert!(matches!(plan(8, 8, 16).validate(&m, 1000, 8, 1536), Err(PlanError::GpuCountMismatch { .. })));
-        let e = plan(7, 8, 16).validate(&m, 7 * 128, 8, 1536).unwrap_err().to_string();
+        assert!(matches!(
+            plan(8, 8, 16).validate(&m, 1000, 8, 1536),
+            Err(PlanError::GpuCountMismatch { .. })
+        ));
+        let e = plan(7, 8, 16)
+            .validate(&m, 7 * 128, 8, 1536)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("does not divide the 96 attention heads"), "{e}");
-        let e = plan(8, 7, 16).validate(&m, 8 * 7 * 16, 8, 1536).unwrap_err().to_string();
+        let e = plan(8, 7, 16)
+            .validate(&m, 8 * 7 * 16, 8, 1536)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot be split evenly"), "{e}");
-        let e = plan(8, 8, 16).validate(&m, 1024, 8, 1000).unwrap_err().to_string();
+        let e = plan(8, 8, 16)
+            .validate(&m, 1024, 8, 1000)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("global_batch_size=1000"), "{e}");
     }
 
@@ -296,8 +349,22 @@ mod tests {
     #[test]
     fn megatron_placement_keeps_tp_in_node_and_spreads_dp() {
         let p = Placement::megatron(&plan(8, 8, 16), 8);
-        assert_eq!((p.tp_members_per_node, p.dp_members_per_node, p.pp_neighbours_share_node), (8, 1, false));
+        assert_eq!(
+            (
+                p.tp_members_per_node,
+                p.dp_members_per_node,
+                p.pp_neighbours_share_node
+            ),
+            (8, 1, false)
+        );
         let p = Placement::megatron(&plan(2, 1, 48), 8);
-        assert_eq!((p.tp_members_per_node, p.dp_members_per_node, p.dp_group_nodes), (2, 4, 12));
+        assert_eq!(
+            (
+                p.tp_members_per_node,
+                p.dp_members_per_node,
+                p.dp_group_nodes
+            ),
+            (2, 4, 12)
+        );
     }
 }

@@ -43,7 +43,10 @@ pub enum ReportError {
 
 /// Writes `bytes` to `path` atomically (temp file in the same folder, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let io = |e| ReportError::Io { path: path.to_path_buf(), source: e };
+    let io = |e| ReportError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -57,7 +60,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
 
 /// `path` with `.tmp` appended to its file name.
 pub fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }
@@ -71,8 +77,14 @@ pub fn results_json(r: &RunResult) -> Vec<u8> {
 
 /// Reads a results JSON written by [`results_json`].
 pub fn read_results(path: &Path) -> Result<RunResult, ReportError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ReportError::Read { path: path.into(), message: e.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| ReportError::Read { path: path.into(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|e| ReportError::Read {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| ReportError::Read {
+        path: path.into(),
+        message: e.to_string(),
+    })
 }
 
 /// Writes results.json and every chart of `r` into `dir`; returns the paths written.

@@ -14,24 +14,57 @@ pub fn summary(r: &RunResult) -> String {
     let _ = writeln!(w, "{} — {} on {} x {}", r.name, r.model, r.num_gpus, r.gpu);
     let _ = writeln!(w, "plan: {}", r.plan);
     let _ = writeln!(w);
-    let _ = writeln!(w, "  step time            {:>10.3} s   (std {:.3} s over {} measured iterations)", r.step_time_s, r.step_time_std_s, r.step_times_s.len());
-    let _ = writeln!(w, "  throughput           {:>10.0} tokens/s   ({:.1} tokens/s per GPU)", r.tokens_per_s, r.tokens_per_s_per_gpu);
+    let _ = writeln!(
+        w,
+        "  step time            {:>10.3} s   (std {:.3} s over {} measured iterations)",
+        r.step_time_s,
+        r.step_time_std_s,
+        r.step_times_s.len()
+    );
+    let _ = writeln!(
+        w,
+        "  throughput           {:>10.0} tokens/s   ({:.1} tokens/s per GPU)",
+        r.tokens_per_s, r.tokens_per_s_per_gpu
+    );
     let _ = writeln!(w, "  model TFLOP/s/GPU    {:>10.1}", r.model_tflops_per_gpu);
-    let _ = writeln!(w, "  MFU / HFU            {:>10} / {}", pct(r.mfu_fraction), pct(r.hfu_fraction));
+    let _ = writeln!(
+        w,
+        "  MFU / HFU            {:>10} / {}",
+        pct(r.mfu_fraction),
+        pct(r.hfu_fraction)
+    );
     let _ = writeln!(w, "  pipeline bubble      {:>10}", pct(r.bubble_fraction));
     let _ = writeln!(w);
     let _ = writeln!(w, "time per step (mean over pipeline stages):");
     for (label, secs) in r.breakdown.categories() {
         if secs > 0.0 {
-            let _ = writeln!(w, "  {:<22} {:>10.3} s  {:>6}", label, secs, pct(secs / r.step_time_s));
+            let _ = writeln!(
+                w,
+                "  {:<22} {:>10.3} s  {:>6}",
+                label,
+                secs,
+                pct(secs / r.step_time_s)
+            );
         }
     }
     let b = &r.breakdown;
-    let _ = writeln!(w, "  (communication incl. hidden: TP {:.3} s, DP {:.3} s, PP {:.3} s)", b.total_tp_comm_s, b.total_dp_comm_s, b.total_pp_comm_s);
+    let _ = writeln!(
+        w,
+        "  (communication incl. hidden: TP {:.3} s, DP {:.3} s, PP {:.3} s)",
+        b.total_tp_comm_s, b.total_dp_comm_s, b.total_pp_comm_s
+    );
     let _ = writeln!(w);
     let m = &r.memory;
-    let verdict = if m.fits { "fits" } else { "DOES NOT FIT (out of memory)" };
-    let _ = writeln!(w, "memory per GPU (stage {}): {:.1} GiB of {:.1} GiB — {}", m.stage, m.total_gib, m.capacity_gib, verdict);
+    let verdict = if m.fits {
+        "fits"
+    } else {
+        "DOES NOT FIT (out of memory)"
+    };
+    let _ = writeln!(
+        w,
+        "memory per GPU (stage {}): {:.1} GiB of {:.1} GiB — {}",
+        m.stage, m.total_gib, m.capacity_gib, verdict
+    );
     for (label, gib) in m.largest_consumers() {
         let _ = writeln!(w, "  {:<22} {:>8.2} GiB", label, gib);
     }

@@ -52,7 +52,10 @@ pub const DEFAULT_SEED: u64 = 42;
 impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let src = std::fs::read_to_string(path).map_err(|e| ScenarioError::Io { path: path.to_path_buf(), source: e })?;
+        let src = std::fs::read_to_string(path).map_err(|e| ScenarioError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
         Scenario::from_source(&src, path)
     }
 
@@ -80,7 +83,13 @@ fn parse_error(src: &str, path: &Path, e: &toml::de::Error) -> ScenarioError {
     if message.contains("expected u32") || message.contains("expected u64") {
         message.push_str(" (a non-negative whole number is required here)");
     }
-    ScenarioError::Parse { path: path.to_path_buf(), line, column, message, snippet }
+    ScenarioError::Parse {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+        snippet,
+    }
 }
 
 struct Checker<'a> {
@@ -114,8 +123,19 @@ impl Checker<'_> {
         String::new()
     }
 
-    fn invalid(&self, field: &str, value: impl ToString, allowed: impl Into<String>) -> ScenarioError {
-        ScenarioError::Invalid { path: self.path.to_path_buf(), location: self.locate(field), field: field.to_string(), value: value.to_string(), allowed: allowed.into() }
+    fn invalid(
+        &self,
+        field: &str,
+        value: impl ToString,
+        allowed: impl Into<String>,
+    ) -> ScenarioError {
+        ScenarioError::Invalid {
+            path: self.path.to_path_buf(),
+            location: self.locate(field),
+            field: field.to_string(),
+            value: value.to_string(),
+            allowed: allowed.into(),
+        }
     }
 
     fn positive(&self, field: &str, v: f64) -> Result<f64, ScenarioError> {
@@ -150,26 +170,55 @@ impl Checker<'_> {
         }
     }
 
-    fn choice<T: Copy>(&self, field: &str, v: &str, names: &[&str], values: &[T]) -> Result<T, ScenarioError> {
+    fn choice<T: Copy>(
+        &self,
+        field: &str,
+        v: &str,
+        names: &[&str],
+        values: &[T],
+    ) -> Result<T, ScenarioError> {
         names
             .iter()
             .position(|n| n.eq_ignore_ascii_case(v))
             .map(|i| values[i])
-            .ok_or_else(|| self.invalid(field, format!("\"{v}\""), format!("allowed values are {}", quote_list(names))))
+            .ok_or_else(|| {
+                self.invalid(
+                    field,
+                    format!("\"{v}\""),
+                    format!("allowed values are {}", quote_list(names)),
+                )
+            })
     }
 
     fn gpu(&self, g: &raw::RawGpu) -> Result<GpuSpec, ScenarioError> {
         let mut spec = match &g.preset {
-            Some(name) => gpu_preset(name).ok_or_else(|| self.invalid("cluster.gpu.preset", format!("\"{name}\""), format!("known GPU presets are {}", quote_list(GPU_PRESETS))))?,
+            Some(name) => gpu_preset(name).ok_or_else(|| {
+                self.invalid(
+                    "cluster.gpu.preset",
+                    format!("\"{name}\""),
+                    format!("known GPU presets are {}", quote_list(GPU_PRESETS)),
+                )
+            })?,
             None => {
-                let need = |v: Option<f64>, f: &str| v.ok_or_else(|| self.invalid(&format!("cluster.gpu.{f}"), "(missing)", "required when cluster.gpu.preset is not set"));
+                let need = |v: Option<f64>, f: &str| {
+                    v.ok_or_else(|| {
+                        self.invalid(
+                            &format!("cluster.gpu.{f}"),
+                            "(missing)",
+                            "required when cluster.gpu.preset is not set",
+                        )
+                    })
+                };
                 let hopper = gpu_preset("H100-SXM").expect("preset exists");
                 GpuSpec {
                     name: "custom".into(),
                     peak_bf16_tflops: need(g.peak_bf16_tflops, "peak_bf16_tflops")?,
                     peak_fp8_tflops: g.peak_fp8_tflops.unwrap_or(0.0),
                     hbm_capacity_gib: need(g.hbm_capacity_gib, "hbm_capacity_gib")?,
-                    hbm_bandwidth_gbyte_per_s: need(g.hbm_bandwidth_gbyte_per_s, "hbm_bandwidth_gbyte_per_s")?,
+                    hbm_bandwidth_gbyte_per_s: need(
+                        g.hbm_bandwidth_gbyte_per_s,
+                        "hbm_bandwidth_gbyte_per_s",
+                    )?,
                     scale_up_gbyte_per_s: need(g.scale_up_gbyte_per_s, "scale_up_gbyte_per_s")?,
                     ..hopper
                 }
@@ -190,6 +239,7 @@ impl Checker<'_> {
         set!(scale_up_gbyte_per_s, positive);
         set!(tdp_w, positive);
         set!(gemm_efficiency, fraction);
+        set!(gemm_half_efficiency_dim, non_negative);
         set!(fp8_gemm_efficiency, fraction);
         set!(attention_fwd_efficiency, fraction);
         set!(attention_bwd_efficiency, fraction);
@@ -203,11 +253,23 @@ impl Checker<'_> {
 
     fn model(&self, r: &raw::RawModel) -> Result<TransformerSpec, ScenarioError> {
         let base = match &r.preset {
-            Some(name) => Some(model_preset(name).ok_or_else(|| self.invalid("model.preset", format!("\"{name}\""), format!("known model presets are {}", quote_list(MODEL_PRESETS))))?),
+            Some(name) => Some(model_preset(name).ok_or_else(|| {
+                self.invalid(
+                    "model.preset",
+                    format!("\"{name}\""),
+                    format!("known model presets are {}", quote_list(MODEL_PRESETS)),
+                )
+            })?),
             None => None,
         };
         let need_u32 = |v: Option<u32>, from: Option<u32>, f: &str| -> Result<u32, ScenarioError> {
-            let v = v.or(from).ok_or_else(|| self.invalid(&format!("model.{f}"), "(missing)", "required when model.preset is not set"))?;
+            let v = v.or(from).ok_or_else(|| {
+                self.invalid(
+                    &format!("model.{f}"),
+                    "(missing)",
+                    "required when model.preset is not set",
+                )
+            })?;
             self.at_least_one(&format!("model.{f}"), v)
         };
         let b = base.as_ref();
@@ -219,27 +281,67 @@ impl Checker<'_> {
             None => num_heads,
         };
         if num_heads % num_kv_heads != 0 {
-            return Err(self.invalid("model.num_kv_heads", num_kv_heads, format!("must divide num_heads = {num_heads}")));
+            return Err(self.invalid(
+                "model.num_kv_heads",
+                num_kv_heads,
+                format!("must divide num_heads = {num_heads}"),
+            ));
         }
-        let head_dim = match r.head_dim.or(if r.hidden_size.is_some() || r.num_heads.is_some() { None } else { b.map(|m| m.head_dim) }) {
+        let head_dim = match r
+            .head_dim
+            .or(if r.hidden_size.is_some() || r.num_heads.is_some() {
+                None
+            } else {
+                b.map(|m| m.head_dim)
+            }) {
             Some(v) => self.at_least_one("model.head_dim", v)?,
             None => {
                 if hidden_size % num_heads != 0 {
-                    return Err(self.invalid("model.num_heads", num_heads, format!("must divide hidden_size = {hidden_size}, or set model.head_dim")));
+                    return Err(self.invalid(
+                        "model.num_heads",
+                        num_heads,
+                        format!("must divide hidden_size = {hidden_size}, or set model.head_dim"),
+                    ));
                 }
                 hidden_size / num_heads
             }
         };
-        let ffn_hidden_size = need_u32(r.ffn_hidden_size, b.map(|m| m.ffn_hidden_size), "ffn_hidden_size")?;
+        let ffn_hidden_size = need_u32(
+            r.ffn_hidden_size,
+            b.map(|m| m.ffn_hidden_size),
+            "ffn_hidden_size",
+        )?;
         let ffn_type = match &r.ffn_type {
-            Some(s) => self.choice("model.ffn_type", s, FfnType::NAMES, &[FfnType::Gelu, FfnType::Relu, FfnType::SquaredRelu, FfnType::Swiglu])?,
+            Some(s) => self.choice(
+                "model.ffn_type",
+                s,
+                FfnType::NAMES,
+                &[
+                    FfnType::Gelu,
+                    FfnType::Relu,
+                    FfnType::SquaredRelu,
+                    FfnType::Swiglu,
+                ],
+            )?,
             None => b.map(|m| m.ffn_type).unwrap_or(FfnType::Gelu),
         };
         let vocab_size = need_u32(r.vocab_size, b.map(|m| m.vocab_size), "vocab_size")?;
-        let tied_embeddings = r.tied_embeddings.or(b.map(|m| m.tied_embeddings)).unwrap_or(false);
-        let custom = base.is_none() || r.num_layers.is_some() || r.hidden_size.is_some() || r.ffn_hidden_size.is_some() || r.num_heads.is_some() || r.vocab_size.is_some();
+        let tied_embeddings = r
+            .tied_embeddings
+            .or(b.map(|m| m.tied_embeddings))
+            .unwrap_or(false);
+        let custom = base.is_none()
+            || r.num_layers.is_some()
+            || r.hidden_size.is_some()
+            || r.ffn_hidden_size.is_some()
+            || r.num_heads.is_some()
+            || r.vocab_size.is_some();
         Ok(TransformerSpec {
-            name: r.name.clone().or(b.map(|m| m.name.clone())).unwrap_or_else(|| "custom".into()),
+            name: r
+                .name
+                .clone()
+                .or(b.map(|m| m.name.clone()))
+                .unwrap_or_else(|| "custom".into()),
             num_layers,
             hidden_size,
             num_heads,
@@ -249,42 +351,88 @@ impl Checker<'_> {
             ffn_type,
             vocab_size,
             tied_embeddings,
-            published_params_b: if custom { 0.0 } else { b.map(|m| m.published_params_b).unwrap_or(0.0) },
+            published_params_b: if custom {
+                0.0
+            } else {
+                b.map(|m| m.published_params_b).unwrap_or(0.0)
+            },
         })
     }
 
     fn convert(&self, r: RawScenario) -> Result<Scenario, ScenarioError> {
         let gpu = self.gpu(&r.cluster.gpu)?;
         let num_gpus = self.at_least_one("cluster.num_gpus", r.cluster.num_gpus)?;
-        let gpus_per_node = self.at_least_one("cluster.gpus_per_node", r.cluster.gpus_per_node.unwrap_or(8))?;
+        let gpus_per_node = self.at_least_one(
+            "cluster.gpus_per_node",
+            r.cluster.gpus_per_node.unwrap_or(8),
+        )?;
         if num_gpus > gpus_per_node && num_gpus % gpus_per_node != 0 {
-            return Err(self.invalid("cluster.num_gpus", num_gpus, format!("must be a multiple of gpus_per_node = {gpus_per_node} (whole nodes)")));
+            return Err(self.invalid(
+                "cluster.num_gpus",
+                num_gpus,
+                format!("must be a multiple of gpus_per_node = {gpus_per_node} (whole nodes)"),
+            ));
         }
         let n = r.cluster.network.unwrap_or_default();
-        let default_nic = if gpu.name.starts_with("A100") { 200.0 } else { 400.0 };
+        let default_nic = if gpu.name.starts_with("A100") {
+            200.0
+        } else {
+            400.0
+        };
         let cluster = ClusterSpec {
             num_gpus,
             gpus_per_node,
-            nics_per_node: self.at_least_one("cluster.network.nics_per_node", n.nics_per_node.unwrap_or(gpus_per_node))?,
-            nic_gbit_per_s: self.positive("cluster.network.nic_gbit_per_s", n.nic_gbit_per_s.unwrap_or(default_nic))?,
-            scale_up_latency_us: self.non_negative("cluster.network.scale_up_latency_us", n.scale_up_latency_us.unwrap_or(1.5))?,
-            scale_out_latency_us: self.non_negative("cluster.network.scale_out_latency_us", n.scale_out_latency_us.unwrap_or(4.0))?,
-            scale_up_efficiency: self.fraction("cluster.network.scale_up_efficiency", n.scale_up_efficiency.unwrap_or(0.8))?,
-            scale_out_efficiency: self.fraction("cluster.network.scale_out_efficiency", n.scale_out_efficiency.unwrap_or(0.9))?,
+            nics_per_node: self.at_least_one(
+                "cluster.network.nics_per_node",
+                n.nics_per_node.unwrap_or(gpus_per_node),
+            )?,
+            nic_gbit_per_s: self.positive(
+                "cluster.network.nic_gbit_per_s",
+                n.nic_gbit_per_s.unwrap_or(default_nic),
+            )?,
+            scale_up_latency_us: self.non_negative(
+                "cluster.network.scale_up_latency_us",
+                n.scale_up_latency_us.unwrap_or(1.5),
+            )?,
+            scale_out_latency_us: self.non_negative(
+                "cluster.network.scale_out_latency_us",
+                n.scale_out_latency_us.unwrap_or(4.0),
+            )?,
+            scale_up_efficiency: self.fraction(
+                "cluster.network.scale_up_efficiency",
+                n.scale_up_efficiency.unwrap_or(0.8),
+            )?,
+            scale_out_efficiency: self.fraction(
+                "cluster.network.scale_out_efficiency",
+                n.scale_out_efficiency.unwrap_or(0.9),
+            )?,
             gpu,
         };
         let model = self.model(&r.model)?;
 
         let t = &r.training;
         let precision = match &t.precision {
-            Some(s) => self.choice("training.precision", s, Precision::NAMES, &[Precision::Bf16, Precision::Fp16, Precision::Fp8])?,
+            Some(s) => self.choice(
+                "training.precision",
+                s,
+                Precision::NAMES,
+                &[Precision::Bf16, Precision::Fp16, Precision::Fp8],
+            )?,
             None => Precision::Bf16,
         };
         if precision == Precision::Fp8 && cluster.gpu.peak_fp8_tflops <= 0.0 {
-            return Err(self.invalid("training.precision", "\"fp8\"", format!("GPU {} has no FP8 tensor cores; use \"bf16\" or \"fp16\"", cluster.gpu.name)));
+            return Err(self.invalid(
+                "training.precision",
+                "\"fp8\"",
+                format!(
+                    "GPU {} has no FP8 tensor cores; use \"bf16\" or \"fp16\"",
+                    cluster.gpu.name
+                ),
+            ));
         }
         let training = TrainingSpec {
-            global_batch_size: self.at_least_one("training.global_batch_size", t.global_batch_size)?,
+            global_batch_size: self
+                .at_least_one("training.global_batch_size", t.global_batch_size)?,
             seq_length: self.at_least_one("training.seq_length", t.seq_length)?,
             precision,
             flash_attention: t.flash_attention.unwrap_or(true),
@@ -298,19 +446,34 @@ impl Checker<'_> {
             // derived; a remainder is reported by the plan check below
             None => (num_gpus / (tp * pp)).max(1),
         };
-        let virtual_stages = self.at_least_one("parallel.virtual_stages", rp.virtual_stages.unwrap_or(1))?;
+        let virtual_stages =
+            self.at_least_one("parallel.virtual_stages", rp.virtual_stages.unwrap_or(1))?;
         let schedule = match &rp.schedule {
-            Some(s) => self.choice("parallel.schedule", s, Schedule::NAMES, &[Schedule::Gpipe, Schedule::OneFOneB, Schedule::Interleaved])?,
+            Some(s) => self.choice(
+                "parallel.schedule",
+                s,
+                Schedule::NAMES,
+                &[Schedule::Gpipe, Schedule::OneFOneB, Schedule::Interleaved],
+            )?,
             None if virtual_stages > 1 => Schedule::Interleaved,
             None => Schedule::OneFOneB,
         };
         let recompute = match &rp.recompute {
-            Some(s) => self.choice("parallel.recompute", s, Recompute::NAMES, &[Recompute::None, Recompute::Selective, Recompute::Full])?,
+            Some(s) => self.choice(
+                "parallel.recompute",
+                s,
+                Recompute::NAMES,
+                &[Recompute::None, Recompute::Selective, Recompute::Full],
+            )?,
             None => Recompute::None,
         };
         let zero_stage = rp.zero_stage.unwrap_or(1);
         if zero_stage > 3 {
-            return Err(self.invalid("parallel.zero_stage", zero_stage, "allowed values are 0, 1, 2, 3"));
+            return Err(self.invalid(
+                "parallel.zero_stage",
+                zero_stage,
+                "allowed values are 0, 1, 2, 3",
+            ));
         }
         let plan = ParallelPlan {
             tp,
@@ -319,23 +482,38 @@ impl Checker<'_> {
             sequence_parallel: rp.sequence_parallel.unwrap_or(tp > 1),
             schedule,
             virtual_stages,
-            micro_batch_size: self.at_least_one("parallel.micro_batch_size", rp.micro_batch_size.unwrap_or(1))?,
+            micro_batch_size: self.at_least_one(
+                "parallel.micro_batch_size",
+                rp.micro_batch_size.unwrap_or(1),
+            )?,
             zero_stage,
             recompute,
             overlap_grad_reduce: rp.overlap_grad_reduce.unwrap_or(true),
             overlap_param_gather: rp.overlap_param_gather.unwrap_or(true),
-            pipeline_split_embedding_and_loss: rp.pipeline_split_embedding_and_loss.unwrap_or(false),
-            grad_bucket_params: self.positive("parallel.grad_bucket_params", rp.grad_bucket_params.unwrap_or(40e6))?,
+            pipeline_split_embedding_and_loss: rp
+                .pipeline_split_embedding_and_loss
+                .unwrap_or(false),
+            grad_bucket_params: self.positive(
+                "parallel.grad_bucket_params",
+                rp.grad_bucket_params.unwrap_or(40e6),
+            )?,
             tp_comm_overlap: rp.tp_comm_overlap.unwrap_or(false),
         };
         plan.validate(&model, num_gpus, gpus_per_node, training.global_batch_size)
-            .map_err(|e| ScenarioError::Plan { path: self.path.to_path_buf(), message: e.to_string() })?;
+            .map_err(|e| ScenarioError::Plan {
+                path: self.path.to_path_buf(),
+                message: e.to_string(),
+            })?;
 
         let sim = r.simulation.unwrap_or_default();
         let warmup_iterations = sim.warmup_iterations.unwrap_or(1);
         let iterations = self.at_least_one("simulation.iterations", sim.iterations.unwrap_or(3))?;
         if iterations <= warmup_iterations {
-            return Err(self.invalid("simulation.iterations", iterations, format!("must exceed simulation.warmup_iterations = {warmup_iterations}")));
+            return Err(self.invalid(
+                "simulation.iterations",
+                iterations,
+                format!("must exceed simulation.warmup_iterations = {warmup_iterations}"),
+            ));
         }
         let measured = match r.measured {
             Some(m) => {
@@ -345,22 +523,45 @@ impl Checker<'_> {
                 if let Some(v) = m.tokens_per_s_per_gpu {
                     self.positive("measured.tokens_per_s_per_gpu", v)?;
                 }
-                Some(Measured { step_time_s: m.step_time_s, tokens_per_s_per_gpu: m.tokens_per_s_per_gpu, source: m.source.unwrap_or_default(), id: m.id.unwrap_or_default() })
+                Some(Measured {
+                    step_time_s: m.step_time_s,
+                    tokens_per_s_per_gpu: m.tokens_per_s_per_gpu,
+                    source: m.source.unwrap_or_default(),
+                    id: m.id.unwrap_or_default(),
+                })
             }
             None => None,
         };
-        let name = r.name.unwrap_or_else(|| self.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "scenario".into()));
+        let name = r.name.unwrap_or_else(|| {
+            self.path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into())
+        });
         Ok(Scenario {
             path: self.path.to_path_buf(),
             description: r.description.unwrap_or_default(),
-            input: RunInput { name, seed: r.seed.unwrap_or(DEFAULT_SEED), cluster, model, plan, training, iterations, warmup_iterations },
+            input: RunInput {
+                name,
+                seed: r.seed.unwrap_or(DEFAULT_SEED),
+                cluster,
+                model,
+                plan,
+                training,
+                iterations,
+                warmup_iterations,
+            },
             measured,
         })
     }
 }
 
 fn quote_list(names: &[&str]) -> String {
-    names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -398,7 +599,9 @@ seq_length = 4096
 "#;
 
     fn err(src: &str) -> String {
-        Scenario::from_source(src, Path::new("s.toml")).unwrap_err().to_string()
+        Scenario::from_source(src, Path::new("s.toml"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -414,14 +617,29 @@ seq_length = 4096
     #[test]
     fn errors_name_file_line_field_value_and_what_is_allowed() {
         let e = err(&GOOD.replace("tp = 2", "tp = 2\nrecompute = \"most\""));
-        assert!(e.contains("s.toml:") && e.contains("parallel.recompute") && e.contains("\"most\"") && e.contains("\"selective\""), "{e}");
+        assert!(
+            e.contains("s.toml:")
+                && e.contains("parallel.recompute")
+                && e.contains("\"most\"")
+                && e.contains("\"selective\""),
+            "{e}"
+        );
         let e = err(&GOOD.replace("tp = 2", "tq = 2"));
-        assert!(e.contains("s.toml:10:1") && e.contains("unknown field"), "{e}");
+        assert!(
+            e.contains("s.toml:10:1") && e.contains("unknown field"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("num_gpus = 64", "num_gpus = -8"));
         assert!(e.contains("s.toml:3:") && e.contains("-8"), "{e}");
         let e = err(&GOOD.replace("tp = 2", "tp = 3"));
-        assert!(e.contains("impossible plan") && e.contains("32 attention heads"), "{e}");
+        assert!(
+            e.contains("impossible plan") && e.contains("32 attention heads"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("\"llama3-8b\"", "\"llama9\""));
-        assert!(e.contains("model.preset") && e.contains("\"llama3-70b\""), "{e}");
+        assert!(
+            e.contains("model.preset") && e.contains("\"llama3-70b\""),
+            "{e}"
+        );
     }
 }

@@ -56,6 +56,7 @@ pub struct RawGpu {
     pub sm_count: Option<u32>,
     pub tdp_w: Option<f64>,
     pub gemm_efficiency: Option<f64>,
+    pub gemm_half_efficiency_dim: Option<f64>,
     pub fp8_gemm_efficiency: Option<f64>,
     pub attention_fwd_efficiency: Option<f64>,
     pub attention_bwd_efficiency: Option<f64>,

@@ -123,7 +123,9 @@ impl Breakdown {
 /// Category index by priority (lower wins).
 fn category(kind: &OpKind) -> Option<usize> {
     Some(match kind {
-        OpKind::Compute { duration, phase, .. } => {
+        OpKind::Compute {
+            duration, phase, ..
+        } => {
             if duration.as_ps() == 0 {
                 return None;
             }
@@ -134,8 +136,13 @@ fn category(kind: &OpKind) -> Option<usize> {
                 Phase::Optimizer => 3,
             }
         }
-        OpKind::Collective { group: Group::Tp, .. } => 4,
-        OpKind::Collective { purpose: CommPurpose::Parameters, .. } => 6,
+        OpKind::Collective {
+            group: Group::Tp, ..
+        } => 4,
+        OpKind::Collective {
+            purpose: CommPurpose::Parameters,
+            ..
+        } => 6,
         OpKind::Collective { .. } => 5,
         OpKind::Send { .. } => 7,
         OpKind::Barrier { .. } => 8,
@@ -143,12 +150,21 @@ fn category(kind: &OpKind) -> Option<usize> {
 }
 
 /// Breakdown of every representative rank over `[from, to)`, per iteration in it.
-pub fn per_rank(w: &Workload, out: &SimOutput, from: SimTime, to: SimTime, iterations: f64, pipeline: bool) -> Vec<Breakdown> {
+pub fn per_rank(
+    w: &Workload,
+    out: &SimOutput,
+    from: SimTime,
+    to: SimTime,
+    iterations: f64,
+    pipeline: bool,
+) -> Vec<Breakdown> {
     let n = w.ranks.len();
     let mut marks: Vec<Vec<(u64, i32, usize)>> = vec![Vec::new(); n];
     let mut totals = vec![[0.0f64; 3]; n];
     for (i, op) in w.ops.iter().enumerate() {
-        let Some(cat) = category(&op.kind) else { continue };
+        let Some(cat) = category(&op.kind) else {
+            continue;
+        };
         let (s, e) = out.op_times[i];
         let s = s.max(from);
         let e = e.min(to);
@@ -181,7 +197,10 @@ pub fn per_rank(w: &Workload, out: &SimOutput, from: SimTime, to: SimTime, itera
             }
             let next = if i < m.len() { m[i].0.min(end) } else { end };
             let dt = (next - t) as f64 / crate::units::PS_PER_S;
-            let cat = active.iter().position(|&a| a > 0).unwrap_or(if pipeline { 9 } else { 10 });
+            let cat = active
+                .iter()
+                .position(|&a| a > 0)
+                .unwrap_or(if pipeline { 9 } else { 10 });
             acc[cat] += dt;
             t = next;
         }

@@ -71,7 +71,11 @@ struct RankLinks {
 }
 
 /// Runs the workload to completion.
-pub fn simulate(w: &Workload, cluster: &ClusterSpec, layouts: Layouts) -> Result<SimOutput, SimError> {
+pub fn simulate(
+    w: &Workload,
+    cluster: &ClusterSpec,
+    layouts: Layouts,
+) -> Result<SimOutput, SimError> {
     let n_ops = w.ops.len();
     let n_ranks = w.ranks.len();
     // successors (CSR) and remaining dependency counts
@@ -103,12 +107,20 @@ pub fn simulate(w: &Workload, cluster: &ClusterSpec, layouts: Layouts) -> Result
     let mut busy = vec![false; queues.len()];
 
     let mut net = FlowNetwork::new();
-    let up_bw = crate::units::gbyte_per_s_to_bytes_per_s(cluster.gpu.scale_up_gbyte_per_s) * cluster.scale_up_efficiency;
+    let up_bw = crate::units::gbyte_per_s_to_bytes_per_s(cluster.gpu.scale_up_gbyte_per_s)
+        * cluster.scale_up_efficiency;
     let out_bw = cluster.nic_bytes_per_s_per_gpu() * cluster.scale_out_efficiency;
     let links: Vec<RankLinks> = (0..n_ranks)
-        .map(|_| RankLinks { up_tx: net.add_link(up_bw), up_rx: net.add_link(up_bw), out_tx: net.add_link(out_bw), out_rx: net.add_link(out_bw) })
+        .map(|_| RankLinks {
+            up_tx: net.add_link(up_bw),
+            up_rx: net.add_link(up_bw),
+            out_tx: net.add_link(out_bw),
+            out_rx: net.add_link(out_bw),
+        })
         .collect();
-    let barrier_latency = SimTime::from_secs(2.0 * (n_ranks as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
+    let barrier_latency = SimTime::from_secs(
+        2.0 * (n_ranks as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6,
+    );
 
     let mut q: EventQueue<Event> = EventQueue::new();
     let mut op_times = vec![(SimTime::ZERO, SimTime::ZERO); n_ops];
@@ -151,7 +163,9 @@ pub fn simulate(w: &Workload, cluster: &ClusterSpec, layouts: Layouts) -> Result
         let r = &links[op.rank as usize];
         match &op.kind {
             OpKind::Compute { duration, .. } => q.schedule(now + *duration, Event::OpDone(id)),
-            OpKind::Collective { group, kind, bytes, .. } => {
+            OpKind::Collective {
+                group, kind, bytes, ..
+            } => {
                 let layout = match group {
                     Group::Tp => layouts.tp,
                     Group::Dp => layouts.dp,
@@ -166,7 +180,9 @@ pub fn simulate(w: &Workload, cluster: &ClusterSpec, layouts: Layouts) -> Result
                     })
                     .collect();
                 let refs: Vec<(&[LinkId], f64)> = flows.iter().map(|(l, b)| (&l[..], *b)).collect();
-                if let Some(c) = net.start_transfer(now, &refs, SimTime::from_secs(cost.latency_s), id as u64) {
+                if let Some(c) =
+                    net.start_transfer(now, &refs, SimTime::from_secs(cost.latency_s), id as u64)
+                {
                     q.schedule(c.ready_at, Event::OpDone(id));
                 }
                 *net_changed = true;
@@ -178,7 +194,12 @@ pub fn simulate(w: &Workload, cluster: &ClusterSpec, layouts: Layouts) -> Result
                 } else {
                     (r.out_tx, dst.out_rx, cluster.scale_out_latency_us)
                 };
-                if let Some(c) = net.start_transfer(now, &[(&[tx, rx], *bytes)], SimTime::from_secs(lat_us * 1e-6), id as u64) {
+                if let Some(c) = net.start_transfer(
+                    now,
+                    &[(&[tx, rx], *bytes)],
+                    SimTime::from_secs(lat_us * 1e-6),
+                    id as u64,
+                ) {
                     q.schedule(c.ready_at, Event::OpDone(id));
                 }
                 *net_changed = true;
@@ -197,7 +218,23 @@ pub fn simulate(w: &Workload, cluster: &ClusterSpec, layouts: Layouts) -> Result
 
     macro_rules! start {
         ($qi:expr, $changed:expr) => {
-            try_start($qi, w, &queues, &head, &mut busy, &remaining, &mut q, &mut net, &links, cluster, &layouts, &mut op_times, &mut barrier_waiting, barrier_latency, $changed)
+            try_start(
+                $qi,
+                w,
+                &queues,
+                &head,
+                &mut busy,
+                &remaining,
+                &mut q,
+                &mut net,
+                &links,
+                cluster,
+                &layouts,
+                &mut op_times,
+                &mut barrier_waiting,
+                barrier_latency,
+                $changed,
+            )
         };
     }
 
@@ -232,7 +269,11 @@ pub fn simulate(w: &Workload, cluster: &ClusterSpec, layouts: Layouts) -> Result
                 op_times[id as usize].1 = now;
                 done[id as usize] = true;
                 finished += 1;
-                if let OpKind::Compute { phase: Phase::Optimizer, .. } = op.kind {
+                if let OpKind::Compute {
+                    phase: Phase::Optimizer,
+                    ..
+                } = op.kind
+                {
                     let e = &mut iteration_ends[op.iteration as usize];
                     *e = (*e).max(now);
                 }
@@ -261,12 +302,21 @@ pub fn simulate(w: &Workload, cluster: &ClusterSpec, layouts: Layouts) -> Result
         return Err(SimError::Stalled {
             stuck: n_ops - finished,
             total: n_ops,
-            first: format!("'{}' on rank {} stream {:?}, iteration {}", op.name, op.rank, op.stream, op.iteration),
+            first: format!(
+                "'{}' on rank {} stream {:?}, iteration {}",
+                op.name, op.rank, op.stream, op.iteration
+            ),
         });
     }
     let bytes_scale_up = links.iter().map(|l| net.bytes_carried(l.up_tx)).sum();
     let bytes_scale_out = links.iter().map(|l| net.bytes_carried(l.out_tx)).sum();
-    Ok(SimOutput { op_times, iteration_ends, events: q.events_processed(), bytes_scale_up, bytes_scale_out })
+    Ok(SimOutput {
+        op_times,
+        iteration_ends,
+        events: q.events_processed(),
+        bytes_scale_up,
+        bytes_scale_out,
+    })
 }
 
 pub mod run;

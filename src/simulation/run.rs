@@ -120,8 +120,25 @@ pub struct RunResult {
     pub scale_out_bytes_per_step_per_gpu: f64,
     /// Simulation statistics.
     pub simulation: SimulationStats,
-    /// Timeline of the last iteration, all stages.
+    /// Timeline of the last iteration (at most [`MAX_TIMELINE_STAGES`] stages; one span
+    /// per pass when a stage has more than [`MAX_SPANS_PER_STAGE`] operations).
     pub timeline: Vec<TimelineSpan>,
+}
+
+/// Stages kept in the timeline at most.
+pub const MAX_TIMELINE_STAGES: u32 = 8;
+/// Above this many operations per stage and iteration, the timeline keeps one span per pass.
+pub const MAX_SPANS_PER_STAGE: usize = 3000;
+
+/// Stages shown in the timeline: all when few, else evenly spaced with first and last.
+pub fn timeline_stages(pp: u32) -> Vec<u32> {
+    if pp <= MAX_TIMELINE_STAGES {
+        return (0..pp).collect();
+    }
+    let k = MAX_TIMELINE_STAGES;
+    (0..k)
+        .map(|i| (i as u64 * (pp as u64 - 1) / (k as u64 - 1)) as u32)
+        .collect()
 }
 
 fn plan_label(p: &ParallelPlan) -> String {
@@ -132,7 +149,15 @@ fn plan_label(p: &ParallelPlan) -> String {
     if p.virtual_stages > 1 {
         s.push_str(&format!(" VPP{}", p.virtual_stages));
     }
-    s.push_str(&format!(" MBS{} ZeRO-{} recompute={:?}", p.micro_batch_size, p.zero_stage, p.recompute).to_lowercase().replace("mbs", "MBS").replace("zero", "ZeRO"));
+    s.push_str(
+        &format!(
+            " MBS{} ZeRO-{} recompute={:?}",
+            p.micro_batch_size, p.zero_stage, p.recompute
+        )
+        .to_lowercase()
+        .replace("mbs", "MBS")
+        .replace("zero", "ZeRO"),
+    );
     if p.pp > 1 {
         s.push_str(&format!(" schedule={:?}", p.schedule).to_lowercase());
     }
@@ -158,8 +183,14 @@ pub fn run(input: &RunInput) -> Result<RunResult, SimError> {
     let w = workload::build(&spec);
     let placement = Placement::megatron(p, c.gpus_per_node);
     let layouts = Layouts {
-        tp: GroupLayout { size: p.tp, members_per_node: placement.tp_members_per_node },
-        dp: GroupLayout { size: p.dp, members_per_node: placement.dp_members_per_node },
+        tp: GroupLayout {
+            size: p.tp,
+            members_per_node: placement.tp_members_per_node,
+        },
+        dp: GroupLayout {
+            size: p.dp,
+            members_per_node: placement.dp_members_per_node,
+        },
         pp_same_node: placement.pp_neighbours_share_node,
     };
     let out = simulate(&w, c, layouts)?;
@@ -168,7 +199,9 @@ pub fn run(input: &RunInput) -> Result<RunResult, SimError> {
     let ends = &out.iteration_ends;
     let mut starts = vec![SimTime::ZERO];
     starts.extend(ends.iter().copied());
-    let step_times: Vec<f64> = (warm..ends.len()).map(|i| (ends[i] - starts[i]).as_secs()).collect();
+    let step_times: Vec<f64> = (warm..ends.len())
+        .map(|i| (ends[i] - starts[i]).as_secs())
+        .collect();
     let nmeas = step_times.len() as f64;
     let mean = step_times.iter().sum::<f64>() / nmeas;
     let var = step_times.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / nmeas;
@@ -193,14 +226,26 @@ pub fn run(input: &RunInput) -> Result<RunResult, SimError> {
     }
     let hfu = hw_flops / nmeas / (mean * gpus * peak);
 
-    let memory = memory_per_gpu(&input.model, p, t.seq_length, t.global_batch_size, t.flash_attention, c.gpu.hbm_capacity_gib);
+    let memory = memory_per_gpu(
+        &input.model,
+        p,
+        t.seq_length,
+        t.global_batch_size,
+        t.flash_attention,
+        c.gpu.hbm_capacity_gib,
+    );
 
-    // timeline of the last iteration
+    // timeline of the last iteration, for at most MAX_TIMELINE_STAGES stages
     let last = iterations - 1;
     let t0 = starts[last as usize];
+    let stages = timeline_stages(p.pp);
+    let mut per_stage_ops = vec![0usize; p.pp as usize];
+    for op in w.ops.iter().filter(|op| op.iteration == last) {
+        per_stage_ops[op.rank as usize] += 1;
+    }
     let mut timeline = Vec::new();
     for (i, op) in w.ops.iter().enumerate() {
-        if op.iteration != last {
+        if op.iteration != last || !stages.contains(&op.rank) {
             continue;
         }
         let (s, e) = out.op_times[i];
@@ -209,12 +254,15 @@ pub fn run(input: &RunInput) -> Result<RunResult, SimError> {
         }
         let category = match &op.kind {
             OpKind::Compute { phase, .. } => format!("{phase:?}").to_lowercase(),
-            OpKind::Collective { group: workload::Group::Tp, .. } => "tp_comm".into(),
+            OpKind::Collective {
+                group: workload::Group::Tp,
+                ..
+            } => "tp_comm".into(),
             OpKind::Collective { .. } => "dp_comm".into(),
             OpKind::Send { .. } => "pp_comm".into(),
             OpKind::Barrier { .. } => "sync".into(),
         };
-        timeline.push(TimelineSpan {
+        let span = TimelineSpan {
             stage: op.rank,
             stream: op.stream,
             category,
@@ -222,7 +270,24 @@ pub fn run(input: &RunInput) -> Result<RunResult, SimError> {
             microbatch: (op.microbatch != u32::MAX).then_some(op.microbatch),
             start_s: s.saturating_sub(t0).as_secs(),
             end_s: e.saturating_sub(t0).as_secs(),
-        });
+        };
+        // large runs: one span per pass (TP collectives inside a pass are absorbed)
+        let coarse = per_stage_ops[op.rank as usize] > MAX_SPANS_PER_STAGE;
+        if coarse {
+            if let Some(prev) = timeline
+                .iter_mut()
+                .rev()
+                .find(|t: &&mut TimelineSpan| t.stage == span.stage && t.stream == span.stream)
+            {
+                let same_pass = prev.microbatch == span.microbatch
+                    && (prev.category == span.category || span.category == "tp_comm");
+                if same_pass && span.start_s - prev.end_s < 1e-9 {
+                    prev.end_s = span.end_s;
+                    continue;
+                }
+            }
+        }
+        timeline.push(span);
     }
 
     let n_rep = w.ranks.len() as f64;

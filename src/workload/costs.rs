@@ -28,6 +28,10 @@ pub enum Overlap {
     Blocking,
     /// Runs on the TP stream beside the next compute step; the step after waits for it.
     WithNext,
+    /// Runs on the TP stream beside the previous compute step (chunked GEMM + collective
+    /// pipelining, e.g. a reduce-scatter fed by the GEMM producing it); the next compute
+    /// step waits for it.
+    WithPrev,
 }
 
 /// One element of a layer's pass.
@@ -76,7 +80,9 @@ impl Ctx<'_> {
         let f = 2.0 * m * n * k;
         let cast = self.cast_s(m * k);
         let fwd = gemm_time_s(self.gpu, self.prec, m, n, k, 1.0) + cast;
-        let bwd = gemm_time_s(self.gpu, self.prec, m, k, n, 1.0) + gemm_time_s(self.gpu, self.prec, k, n, m, 1.0) + cast;
+        let bwd = gemm_time_s(self.gpu, self.prec, m, k, n, 1.0)
+            + gemm_time_s(self.gpu, self.prec, k, n, m, 1.0)
+            + cast;
         ((fwd, f), (bwd, 2.0 * f))
     }
 
@@ -99,7 +105,10 @@ impl Ctx<'_> {
         if self.flash {
             // causal: half the score matrix; backward does 2.5x the forward FLOPs
             let f = 4.0 * b * heads * s * s * d * 0.5;
-            ((attention_time_s(self.gpu, f, false), f), (attention_time_s(self.gpu, 2.5 * f, true), 2.5 * f))
+            (
+                (attention_time_s(self.gpu, f, false), f),
+                (attention_time_s(self.gpu, 2.5 * f, true), 2.5 * f),
+            )
         } else {
             // unfused: two batched GEMMs over the full s x s matrix plus memory-bound
             // scale/mask/softmax/dropout passes over it (2-byte scores, 1-byte mask)
@@ -123,14 +132,20 @@ impl Ctx<'_> {
     fn elementwise_fwd_s(&self) -> (f64, f64) {
         let h = self.m.hidden_size as f64;
         let f = self.m.ffn_hidden_size as f64;
-        let shard = if self.p.sequence_parallel { self.tp } else { 1.0 };
+        let shard = if self.p.sequence_parallel {
+            self.tp
+        } else {
+            1.0
+        };
         let th = self.tokens * h / shard;
         // LN: read 2 + write 2 bytes; residual + dropout: read 4, write 2, mask 1
         let norm_resid = (4.0 + 7.0) * th;
         let act_bytes = match self.m.ffn_type {
             FfnType::Swiglu => 6.0,
             _ => 4.0,
-        } * self.tokens * f / self.tp;
+        } * self.tokens
+            * f
+            / self.tp;
         (
             memory_bound_time_s(self.gpu, norm_resid, 2),
             memory_bound_time_s(self.gpu, norm_resid + act_bytes, 3),
@@ -148,12 +163,34 @@ pub struct LayerSteps {
 }
 
 fn compute(time_s: f64, flops: f64, phase: Phase, name: &'static str) -> Step {
-    Step::Compute { time_s, flops, phase, name }
+    Step::Compute {
+        time_s,
+        flops,
+        phase,
+        name,
+    }
 }
 
 /// Builds one transformer layer's steps for this plan on this GPU.
-pub fn layer_steps(gpu: &GpuSpec, m: &TransformerSpec, p: &ParallelPlan, prec: Precision, seq: u32, flash: bool) -> LayerSteps {
-    let cx = Ctx { gpu, m, p, prec, tokens: p.micro_batch_size as f64 * seq as f64, seq: seq as f64, mbs: p.micro_batch_size as f64, tp: p.tp as f64, flash };
+pub fn layer_steps(
+    gpu: &GpuSpec,
+    m: &TransformerSpec,
+    p: &ParallelPlan,
+    prec: Precision,
+    seq: u32,
+    flash: bool,
+) -> LayerSteps {
+    let cx = Ctx {
+        gpu,
+        m,
+        p,
+        prec,
+        tokens: p.micro_batch_size as f64 * seq as f64,
+        seq: seq as f64,
+        mbs: p.micro_batch_size as f64,
+        tp: p.tp as f64,
+        flash,
+    };
     let h = m.hidden_size as f64;
     let t = cx.tp;
     let (qkv_f, qkv_b) = cx.gemm((m.q_dim() + 2.0 * m.kv_dim()) / t, h);
@@ -166,7 +203,11 @@ pub fn layer_steps(gpu: &GpuSpec, m: &TransformerSpec, p: &ParallelPlan, prec: P
     let act_bytes = 2.0 * cx.tokens * h; // one full activation tensor, 16-bit
     let tp_on = p.tp > 1;
     let sp = p.sequence_parallel && tp_on;
-    let tp = |kind, overlap| Step::Tp { kind, bytes: act_bytes, overlap };
+    let tp = |kind, overlap| Step::Tp {
+        kind,
+        bytes: act_bytes,
+        overlap,
+    };
     use CollectiveKind::*;
     use Overlap::*;
     use Phase::*;
@@ -175,7 +216,12 @@ pub fn layer_steps(gpu: &GpuSpec, m: &TransformerSpec, p: &ParallelPlan, prec: P
     let mlp_f = (fc1_f.0 + fc2_f.0, fc1_f.1 + fc2_f.1);
     let forward_of = |phase: Phase| -> Vec<Step> {
         if !tp_on {
-            return vec![compute(ew_attn + attn_f.0 + ew_mlp + mlp_f.0, attn_f.1 + mlp_f.1, phase, "layer")];
+            return vec![compute(
+                ew_attn + attn_f.0 + ew_mlp + mlp_f.0,
+                attn_f.1 + mlp_f.1,
+                phase,
+                "layer",
+            )];
         }
         if sp {
             vec![
@@ -218,9 +264,17 @@ pub fn layer_steps(gpu: &GpuSpec, m: &TransformerSpec, p: &ParallelPlan, prec: P
     let (fc1_d, fc1_w) = (half(fc1_b), half(fc1_b));
     let (qkv_d, qkv_w) = (half(qkv_b), half(qkv_b));
     let mlp_first = (fc2_b.0 + ew_scale * ew_mlp + fc1_d.0, fc2_b.1 + fc1_d.1);
-    let attn_first = (out_b.0 + core_bwd.0 + qkv_d.0, out_b.1 + core_bwd.1 + qkv_d.1);
+    let attn_first = (
+        out_b.0 + core_bwd.0 + qkv_d.0,
+        out_b.1 + core_bwd.1 + qkv_d.1,
+    );
     if !tp_on {
-        backward.push(compute(mlp_first.0 + fc1_w.0 + attn_first.0 + qkv_w.0 + ew_scale * ew_attn, mlp_first.1 + fc1_w.1 + attn_first.1 + qkv_w.1, Backward, "layer"));
+        backward.push(compute(
+            mlp_first.0 + fc1_w.0 + attn_first.0 + qkv_w.0 + ew_scale * ew_attn,
+            mlp_first.1 + fc1_w.1 + attn_first.1 + qkv_w.1,
+            Backward,
+            "layer",
+        ));
     } else if sp {
         backward.extend([
             tp(AllGather, Blocking),
@@ -238,14 +292,30 @@ pub fn layer_steps(gpu: &GpuSpec, m: &TransformerSpec, p: &ParallelPlan, prec: P
             compute(mlp_first.0, mlp_first.1, Backward, "mlp"),
             tp(AllReduce, WithNext),
             compute(fc1_w.0, fc1_w.1, Backward, "mlp wgrad"),
-            compute(ew_scale * ew_attn + attn_first.0, attn_first.1, Backward, "attention"),
+            compute(
+                ew_scale * ew_attn + attn_first.0,
+                attn_first.1,
+                Backward,
+                "attention",
+            ),
             tp(AllReduce, WithNext),
             compute(qkv_w.0, qkv_w.1, Backward, "attention wgrad"),
         ]);
     }
     let mut forward = forward;
     if p.tp_comm_overlap && tp_on {
-        for s in forward.iter_mut().chain(backward.iter_mut()) {
+        // Megatron --tp-comm-overlap: all-gathers pipeline with the GEMM that consumes
+        // them, reduce-scatters with the GEMM that produces them
+        for s in forward.iter_mut() {
+            if let Step::Tp { kind, overlap, .. } = s {
+                *overlap = if *kind == ReduceScatter || *kind == AllReduce {
+                    WithPrev
+                } else {
+                    WithNext
+                };
+            }
+        }
+        for s in backward.iter_mut() {
             if let Step::Tp { overlap, .. } = s {
                 *overlap = WithNext;
             }
@@ -256,43 +326,105 @@ pub fn layer_steps(gpu: &GpuSpec, m: &TransformerSpec, p: &ParallelPlan, prec: P
 
 /// Steps of the input embedding (first model chunk) and of the output head and loss
 /// (last model chunk).
-pub fn embedding_and_head_steps(gpu: &GpuSpec, m: &TransformerSpec, p: &ParallelPlan, prec: Precision, seq: u32) -> (LayerSteps, LayerSteps) {
+pub fn embedding_and_head_steps(
+    gpu: &GpuSpec,
+    m: &TransformerSpec,
+    p: &ParallelPlan,
+    prec: Precision,
+    seq: u32,
+) -> (LayerSteps, LayerSteps) {
     let tokens = p.micro_batch_size as f64 * seq as f64;
     let h = m.hidden_size as f64;
     let v = m.vocab_size as f64;
     let t = p.tp as f64;
     let act_bytes = 2.0 * tokens * h;
     let sp = p.sequence_parallel && p.tp > 1;
-    let mut emb_f = vec![compute(memory_bound_time_s(gpu, 2.0 * act_bytes, 1), 0.0, Phase::Forward, "embedding")];
-    let mut emb_b = vec![compute(memory_bound_time_s(gpu, 3.0 * act_bytes, 1), 0.0, Phase::Backward, "embedding")];
+    let mut emb_f = vec![compute(
+        memory_bound_time_s(gpu, 2.0 * act_bytes, 1),
+        0.0,
+        Phase::Forward,
+        "embedding",
+    )];
+    let mut emb_b = vec![compute(
+        memory_bound_time_s(gpu, 3.0 * act_bytes, 1),
+        0.0,
+        Phase::Backward,
+        "embedding",
+    )];
     if p.tp > 1 {
         // vocab-parallel embedding: partial lookups summed across TP
-        let kind = if sp { CollectiveKind::ReduceScatter } else { CollectiveKind::AllReduce };
-        emb_f.push(Step::Tp { kind, bytes: act_bytes, overlap: Overlap::Blocking });
+        let kind = if sp {
+            CollectiveKind::ReduceScatter
+        } else {
+            CollectiveKind::AllReduce
+        };
+        emb_f.push(Step::Tp {
+            kind,
+            bytes: act_bytes,
+            overlap: Overlap::Blocking,
+        });
         if sp {
-            emb_b.insert(0, Step::Tp { kind: CollectiveKind::AllGather, bytes: act_bytes, overlap: Overlap::Blocking });
+            emb_b.insert(
+                0,
+                Step::Tp {
+                    kind: CollectiveKind::AllGather,
+                    bytes: act_bytes,
+                    overlap: Overlap::Blocking,
+                },
+            );
         }
     }
     // output head: final norm, vocab-parallel projection, fused cross-entropy (fp32 logits)
     let fwd_gemm = gemm_time_s(gpu, Precision::Bf16, tokens, v / t, h, 1.0);
-    let bwd_gemm = gemm_time_s(gpu, Precision::Bf16, tokens, h, v / t, 1.0) + gemm_time_s(gpu, Precision::Bf16, h, v / t, tokens, 1.0);
+    let bwd_gemm = gemm_time_s(gpu, Precision::Bf16, tokens, h, v / t, 1.0)
+        + gemm_time_s(gpu, Precision::Bf16, h, v / t, tokens, 1.0);
     let logits = tokens * v / t;
     let f = 2.0 * tokens * v / t * h;
-    let ce_fwd = memory_bound_time_s(gpu, 10.0 * logits + 4.0 * act_bytes / if sp { t } else { 1.0 }, 3);
+    let ce_fwd = memory_bound_time_s(
+        gpu,
+        10.0 * logits + 4.0 * act_bytes / if sp { t } else { 1.0 },
+        3,
+    );
     let ce_bwd = memory_bound_time_s(gpu, 8.0 * logits, 2);
     let _ = prec;
     let mut head_f = Vec::new();
     let mut head_b = Vec::new();
     if sp {
-        head_f.push(Step::Tp { kind: CollectiveKind::AllGather, bytes: act_bytes, overlap: Overlap::Blocking });
+        head_f.push(Step::Tp {
+            kind: CollectiveKind::AllGather,
+            bytes: act_bytes,
+            overlap: Overlap::Blocking,
+        });
     }
     head_f.push(compute(fwd_gemm + ce_fwd, f, Phase::Forward, "output head"));
-    head_b.push(compute(ce_bwd + bwd_gemm, 2.0 * f, Phase::Backward, "output head"));
+    head_b.push(compute(
+        ce_bwd + bwd_gemm,
+        2.0 * f,
+        Phase::Backward,
+        "output head",
+    ));
     if p.tp > 1 {
-        let kind = if sp { CollectiveKind::ReduceScatter } else { CollectiveKind::AllReduce };
-        head_b.push(Step::Tp { kind, bytes: act_bytes, overlap: Overlap::Blocking });
+        let kind = if sp {
+            CollectiveKind::ReduceScatter
+        } else {
+            CollectiveKind::AllReduce
+        };
+        head_b.push(Step::Tp {
+            kind,
+            bytes: act_bytes,
+            overlap: Overlap::Blocking,
+        });
     }
-    (LayerSteps { forward: emb_f, backward: emb_b }, LayerSteps { forward: head_f, backward: head_b })
+    (
+        LayerSteps {
+            forward: emb_f,
+            backward: emb_b,
+        },
+        LayerSteps {
+            forward: head_f,
+            backward: head_b,
+        },
+    )
 }
 
 /// Optimizer step time for `params_local` parameters held (sharded) on one GPU: Adam over
@@ -332,9 +464,26 @@ mod tests {
     fn backward_costs_about_twice_forward_and_recompute_adds_a_forward() {
         let g = gpu_preset("A100-80GB").unwrap();
         let m = model_preset("gpt3-175b").unwrap();
-        let none = layer_steps(&g, &m, &plan(8, true, Recompute::None), Precision::Bf16, 2048, true);
-        let full = layer_steps(&g, &m, &plan(8, true, Recompute::Full), Precision::Bf16, 2048, true);
-        let (f, b) = (compute_time_s(&none.forward), compute_time_s(&none.backward));
+        let none = layer_steps(
+            &g,
+            &m,
+            &plan(8, true, Recompute::None),
+            Precision::Bf16,
+            2048,
+            true,
+        );
+        let full = layer_steps(
+            &g,
+            &m,
+            &plan(8, true, Recompute::Full),
+            Precision::Bf16,
+            2048,
+            true,
+        );
+        let (f, b) = (
+            compute_time_s(&none.forward),
+            compute_time_s(&none.backward),
+        );
         assert!(b / f > 1.8 && b / f < 2.6, "bwd/fwd = {}", b / f);
         let bf = compute_time_s(&full.backward);
         assert!((bf - b - f).abs() < 1e-12);
@@ -345,13 +494,34 @@ mod tests {
         let g = gpu_preset("A100-80GB").unwrap();
         let m = model_preset("gpt3-175b").unwrap();
         let kinds = |sp| -> Vec<CollectiveKind> {
-            layer_steps(&g, &m, &plan(8, sp, Recompute::None), Precision::Bf16, 2048, true)
-                .forward
-                .iter()
-                .filter_map(|s| if let Step::Tp { kind, .. } = s { Some(*kind) } else { None })
-                .collect()
+            layer_steps(
+                &g,
+                &m,
+                &plan(8, sp, Recompute::None),
+                Precision::Bf16,
+                2048,
+                true,
+            )
+            .forward
+            .iter()
+            .filter_map(|s| {
+                if let Step::Tp { kind, .. } = s {
+                    Some(*kind)
+                } else {
+                    None
+                }
+            })
+            .collect()
         };
         assert_eq!(kinds(false), vec![CollectiveKind::AllReduce; 2]);
-        assert_eq!(kinds(true), vec![CollectiveKind::AllGather, CollectiveKind::ReduceScatter, CollectiveKind::AllGather, CollectiveKind::ReduceScatter]);
+        assert_eq!(
+            kinds(true),
+            vec![
+                CollectiveKind::AllGather,
+                CollectiveKind::ReduceScatter,
+                CollectiveKind::AllGather,
+                CollectiveKind::ReduceScatter
+            ]
+        );
     }
 }

@@ -48,7 +48,12 @@ impl MemoryBreakdown {
 }
 
 /// Activation bytes one layer stores for one micro-batch on one GPU.
-pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, seq: u32, flash: bool) -> f64 {
+pub fn activation_bytes_per_layer(
+    m: &TransformerSpec,
+    p: &ParallelPlan,
+    seq: u32,
+    flash: bool,
+) -> f64 {
     let s = seq as f64;
     let b = p.micro_batch_size as f64;
     let h = m.hidden_size as f64;
@@ -60,28 +65,45 @@ pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, seq: u3
     }
     let f_ratio = m.ffn_hidden_size as f64 / h;
     let qkv = (m.q_dim() + 2.0 * m.kv_dim()) / h; // relative width of Q, K, V
-    // replicated across TP ranks unless SP: two norm inputs (2+2), QKV and fc1 inputs
-    // (2+2), two dropout masks (1+1)
+                                                  // replicated across TP ranks unless SP: two norm inputs (2+2), QKV and fc1 inputs
+                                                  // (2+2), two dropout masks (1+1)
     let replicated = 10.0;
     // split across TP ranks: Q, K, V (2 bytes x widths), attention output (2), MLP
     // activation input (2 F x projections) and fc2 input (2 F)
     let split = 2.0 * qkv + 2.0 + 2.0 * f_ratio * m.ffn_in_projections() + 2.0 * f_ratio;
-    let mut per = if p.sequence_parallel { (replicated + split) / t } else { replicated + split / t };
-    let scores = if flash || p.recompute == Recompute::Selective { 0.0 } else { 5.0 * m.num_heads as f64 * s / h / t };
+    let mut per = if p.sequence_parallel {
+        (replicated + split) / t
+    } else {
+        replicated + split / t
+    };
+    let scores = if flash || p.recompute == Recompute::Selective {
+        0.0
+    } else {
+        5.0 * m.num_heads as f64 * s / h / t
+    };
     per += scores;
     sbh * per
 }
 
 /// Memory of the most loaded stage (the first, which holds the most in-flight activations
 /// and the embedding).
-pub fn memory_per_gpu(m: &TransformerSpec, p: &ParallelPlan, seq: u32, global_batch: u32, flash: bool, capacity_gib: f64) -> MemoryBreakdown {
+pub fn memory_per_gpu(
+    m: &TransformerSpec,
+    p: &ParallelPlan,
+    seq: u32,
+    global_batch: u32,
+    flash: bool,
+    capacity_gib: f64,
+) -> MemoryBreakdown {
     let t = p.tp as f64;
     let dp = p.dp as f64;
     let pp = p.pp as f64;
     let nmb = p.num_microbatches(global_batch) as f64;
     let layers_per_chunk = p.layers_per_chunk(m.num_layers);
     let v = p.virtual_stages as usize;
-    let stage_layers: f64 = (0..v).map(|c| layers_per_chunk[c * p.pp as usize] as f64).sum();
+    let stage_layers: f64 = (0..v)
+        .map(|c| layers_per_chunk[c * p.pp as usize] as f64)
+        .sum();
     let emb = m.vocab_size as f64 * m.hidden_size as f64;
     let mut params = stage_layers * m.params_per_layer() / t + emb / t;
     if p.pp == 1 && !m.tied_embeddings {
@@ -165,9 +187,14 @@ mod tests {
         act *= 1.0 + (pp - 1.0) / (pp * 3.0);
         act /= t;
         let megatron_gib = (weight_opt + act) / BYTES_PER_GIB;
-        let ours_gib = ours.weights_gib + ours.gradients_gib + ours.optimizer_gib + ours.activations_gib;
+        let ours_gib =
+            ours.weights_gib + ours.gradients_gib + ours.optimizer_gib + ours.activations_gib;
         let rel = (ours_gib / megatron_gib - 1.0).abs();
-        assert!(rel < 0.05, "ours {ours_gib:.2} GiB vs Megatron formula {megatron_gib:.2} GiB ({:.1}%)", rel * 100.0);
+        assert!(
+            rel < 0.05,
+            "ours {ours_gib:.2} GiB vs Megatron formula {megatron_gib:.2} GiB ({:.1}%)",
+            rel * 100.0
+        );
     }
 
     #[test]

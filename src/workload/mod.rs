@@ -191,8 +191,25 @@ struct Builder {
 }
 
 impl Builder {
-    fn push(&mut self, rank: u32, stream: Stream, kind: OpKind, name: &'static str, it: u32, mb: u32, deps: Vec<Dep>) -> OpId {
-        self.ops.push(Op { rank, stream, kind, name, iteration: it, microbatch: mb, deps: (0, 0) });
+    fn push(
+        &mut self,
+        rank: u32,
+        stream: Stream,
+        kind: OpKind,
+        name: &'static str,
+        it: u32,
+        mb: u32,
+        deps: Vec<Dep>,
+    ) -> OpId {
+        self.ops.push(Op {
+            rank,
+            stream,
+            kind,
+            name,
+            iteration: it,
+            microbatch: mb,
+            deps: (0, 0),
+        });
         self.pending_deps.push(deps);
         (self.ops.len() - 1) as OpId
     }
@@ -206,29 +223,67 @@ struct Cursor {
     join: Vec<Dep>,
     /// Last op on the compute stream.
     last: Option<OpId>,
+    /// What the last compute-stream op waited for (its explicit deps and its predecessor).
+    before_last: Vec<Dep>,
 }
 
 impl Cursor {
     fn new(extra: Vec<Dep>) -> Self {
-        Cursor { extra, join: Vec::new(), last: None }
+        Cursor {
+            extra,
+            join: Vec::new(),
+            last: None,
+            before_last: Vec::new(),
+        }
     }
 }
 
 fn emit_steps(b: &mut Builder, rank: u32, it: u32, mb: u32, steps: &[Step], cur: &mut Cursor) {
     for s in steps {
         match s {
-            Step::Compute { time_s, flops, phase, name } => {
+            Step::Compute {
+                time_s,
+                flops,
+                phase,
+                name,
+            } => {
                 let deps = std::mem::take(&mut cur.extra);
-                let id = b.push(rank, Stream::Compute, OpKind::Compute { duration: SimTime::from_secs(*time_s), flops: *flops, phase: *phase }, name, it, mb, deps);
+                cur.before_last = deps.clone();
+                cur.before_last.extend(cur.last.map(Dep::Op));
+                let id = b.push(
+                    rank,
+                    Stream::Compute,
+                    OpKind::Compute {
+                        duration: SimTime::from_secs(*time_s),
+                        flops: *flops,
+                        phase: *phase,
+                    },
+                    name,
+                    it,
+                    mb,
+                    deps,
+                );
                 cur.last = Some(id);
                 cur.extra.append(&mut cur.join);
             }
-            Step::Tp { kind, bytes, overlap } => {
-                let op = OpKind::Collective { group: Group::Tp, kind: *kind, bytes: *bytes, purpose: CommPurpose::Activations };
+            Step::Tp {
+                kind,
+                bytes,
+                overlap,
+            } => {
+                let op = OpKind::Collective {
+                    group: Group::Tp,
+                    kind: *kind,
+                    bytes: *bytes,
+                    purpose: CommPurpose::Activations,
+                };
                 match overlap {
                     Overlap::Blocking => {
                         let deps = std::mem::take(&mut cur.extra);
-                        cur.last = Some(b.push(rank, Stream::Compute, op, "tp collective", it, mb, deps));
+                        cur.before_last = deps.clone();
+                        cur.before_last.extend(cur.last.map(Dep::Op));
+                        cur.last =
+                            Some(b.push(rank, Stream::Compute, op, "tp collective", it, mb, deps));
                         cur.extra.append(&mut cur.join);
                     }
                     Overlap::WithNext => {
@@ -236,6 +291,11 @@ fn emit_steps(b: &mut Builder, rank: u32, it: u32, mb: u32, steps: &[Step], cur:
                         deps.extend(cur.last.map(Dep::Op));
                         let id = b.push(rank, Stream::Tp, op, "tp collective", it, mb, deps);
                         cur.join.push(Dep::Op(id));
+                    }
+                    Overlap::WithPrev => {
+                        let deps = cur.before_last.clone();
+                        let id = b.push(rank, Stream::Tp, op, "tp collective", it, mb, deps);
+                        cur.extra.push(Dep::Op(id));
                     }
                 }
             }
@@ -250,19 +310,42 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
     let pp = p.pp;
     let v = p.virtual_stages;
     let nmb = p.num_microbatches(spec.global_batch_size);
-    let layer = costs::layer_steps(spec.gpu, m, p, spec.precision, spec.seq_length, spec.flash_attention);
-    let (emb, head) = costs::embedding_and_head_steps(spec.gpu, m, p, spec.precision, spec.seq_length);
+    let layer = costs::layer_steps(
+        spec.gpu,
+        m,
+        p,
+        spec.precision,
+        spec.seq_length,
+        spec.flash_attention,
+    );
+    let (emb, head) =
+        costs::embedding_and_head_steps(spec.gpu, m, p, spec.precision, spec.seq_length);
     let layers_per_chunk = p.layers_per_chunk(m.num_layers);
     let n_chunks = pp * v;
-    let act_p2p_bytes = 2.0 * p.micro_batch_size as f64 * spec.seq_length as f64 * m.hidden_size as f64 / p.tp as f64;
+    let act_p2p_bytes =
+        2.0 * p.micro_batch_size as f64 * spec.seq_length as f64 * m.hidden_size as f64
+            / p.tp as f64;
     let layer_params_local = m.params_per_layer() / p.tp as f64;
     let emb_params_local = m.vocab_size as f64 * m.hidden_size as f64 / p.tp as f64;
-    let dp_grad_kind = if p.zero_stage >= 1 { CollectiveKind::ReduceScatter } else { CollectiveKind::AllReduce };
+    let dp_grad_kind = if p.zero_stage >= 1 {
+        CollectiveKind::ReduceScatter
+    } else {
+        CollectiveKind::AllReduce
+    };
     const GRAD_BYTES: f64 = 2.0; // 16-bit gradient reduction
     const PARAM_BYTES: f64 = 2.0;
 
-    let mut b = Builder { ops: Vec::new(), pending_deps: Vec::new(), sends: HashMap::new() };
-    let ranks: Vec<RankInfo> = (0..pp).map(|s| RankInfo { stage: s, multiplicity: p.tp * p.dp }).collect();
+    let mut b = Builder {
+        ops: Vec::new(),
+        pending_deps: Vec::new(),
+        sends: HashMap::new(),
+    };
+    let ranks: Vec<RankInfo> = (0..pp)
+        .map(|s| RankInfo {
+            stage: s,
+            multiplicity: p.tp * p.dp,
+        })
+        .collect();
 
     // parameter all-gather ops of the previous iteration, per (rank, chunk)
     let mut param_gathers: Vec<Vec<Vec<OpId>>> = vec![vec![Vec::new(); v as usize]; pp as usize];
@@ -286,16 +369,34 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
             for pass in order {
                 let g = pass.chunk * pp + stage; // global model chunk
                 let mut deps = Vec::new();
-                let upstream = if pass.forward { g > 0 } else { g + 1 < n_chunks };
+                let upstream = if pass.forward {
+                    g > 0
+                } else {
+                    g + 1 < n_chunks
+                };
                 if upstream {
-                    deps.push(Dep::Recv(SendKey { iteration: it, microbatch: pass.microbatch, chunk: g, forward: pass.forward }));
+                    deps.push(Dep::Recv(SendKey {
+                        iteration: it,
+                        microbatch: pass.microbatch,
+                        chunk: g,
+                        forward: pass.forward,
+                    }));
                 }
                 if pass.forward && !chunk_started[pass.chunk as usize] {
                     chunk_started[pass.chunk as usize] = true;
                     // the first forward of a chunk needs its parameters gathered
-                    deps.extend(param_gathers[rank as usize][pass.chunk as usize].iter().map(|&o| Dep::Op(o)));
+                    deps.extend(
+                        param_gathers[rank as usize][pass.chunk as usize]
+                            .iter()
+                            .map(|&o| Dep::Op(o)),
+                    );
                     if !p.overlap_param_gather {
-                        deps.extend(param_gathers[rank as usize].iter().flatten().map(|&o| Dep::Op(o)));
+                        deps.extend(
+                            param_gathers[rank as usize]
+                                .iter()
+                                .flatten()
+                                .map(|&o| Dep::Op(o)),
+                        );
                     }
                 }
                 let mut cur = Cursor::new(deps);
@@ -305,7 +406,12 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 let reduce_now = p.zero_stage >= 2 || mb == nmb - 1;
                 let zero3 = p.zero_stage >= 3 && p.dp > 1;
                 let gather = |b: &mut Builder, cur: &mut Cursor| {
-                    let op = OpKind::Collective { group: Group::Dp, kind: CollectiveKind::AllGather, bytes: PARAM_BYTES * layer_params_local, purpose: CommPurpose::Parameters };
+                    let op = OpKind::Collective {
+                        group: Group::Dp,
+                        kind: CollectiveKind::AllGather,
+                        bytes: PARAM_BYTES * layer_params_local,
+                        purpose: CommPurpose::Parameters,
+                    };
                     let id = b.push(rank, Stream::Dp, op, "zero-3 param gather", it, mb, vec![]);
                     cur.extra.push(Dep::Op(id));
                 };
@@ -324,12 +430,28 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     }
                 } else {
                     let mut bucket = 0.0;
-                    let flush = |b: &mut Builder, cur: &Cursor, bucket: &mut f64, grad_ops: &mut Vec<OpId>| {
+                    let flush = |b: &mut Builder,
+                                 cur: &Cursor,
+                                 bucket: &mut f64,
+                                 grad_ops: &mut Vec<OpId>| {
                         if *bucket > 0.0 && p.dp > 1 {
                             let mut deps = cur.extra.clone();
                             deps.extend(cur.last.map(Dep::Op));
-                            let op = OpKind::Collective { group: Group::Dp, kind: dp_grad_kind, bytes: GRAD_BYTES * *bucket, purpose: CommPurpose::Gradients };
-                            grad_ops.push(b.push(rank, Stream::Dp, op, "gradient reduce", it, mb, deps));
+                            let op = OpKind::Collective {
+                                group: Group::Dp,
+                                kind: dp_grad_kind,
+                                bytes: GRAD_BYTES * *bucket,
+                                purpose: CommPurpose::Gradients,
+                            };
+                            grad_ops.push(b.push(
+                                rank,
+                                Stream::Dp,
+                                op,
+                                "gradient reduce",
+                                it,
+                                mb,
+                                deps,
+                            ));
                         }
                         *bucket = 0.0;
                     };
@@ -362,29 +484,91 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     }
                 }
                 // hand the activation (or its gradient) to the next chunk in the pipeline
-                let downstream = if pass.forward { (g + 1 < n_chunks).then(|| g + 1) } else { g.checked_sub(1) };
+                let downstream = if pass.forward {
+                    (g + 1 < n_chunks).then(|| g + 1)
+                } else {
+                    g.checked_sub(1)
+                };
                 if let Some(to_chunk) = downstream {
                     let mut deps = std::mem::take(&mut cur.extra);
                     deps.extend(cur.join.drain(..));
                     deps.extend(cur.last.map(Dep::Op));
                     let to = to_chunk % pp;
-                    let id = b.push(rank, Stream::Pp, OpKind::Send { to, bytes: act_p2p_bytes }, if pass.forward { "send activations" } else { "send gradients" }, it, mb, deps);
-                    b.sends.insert(SendKey { iteration: it, microbatch: mb, chunk: to_chunk, forward: pass.forward }, id);
+                    let id = b.push(
+                        rank,
+                        Stream::Pp,
+                        OpKind::Send {
+                            to,
+                            bytes: act_p2p_bytes,
+                        },
+                        if pass.forward {
+                            "send activations"
+                        } else {
+                            "send gradients"
+                        },
+                        it,
+                        mb,
+                        deps,
+                    );
+                    b.sends.insert(
+                        SendKey {
+                            iteration: it,
+                            microbatch: mb,
+                            chunk: to_chunk,
+                            forward: pass.forward,
+                        },
+                        id,
+                    );
                 } else if !cur.extra.is_empty() || !cur.join.is_empty() {
                     // nothing downstream: the next op on the compute stream must still wait
                     // for overlapped collectives; a zero-time marker carries the join
                     let mut deps = std::mem::take(&mut cur.extra);
                     deps.extend(cur.join.drain(..));
-                    b.push(rank, Stream::Compute, OpKind::Compute { duration: SimTime::ZERO, flops: 0.0, phase: if pass.forward { Phase::Forward } else { Phase::Backward } }, "join", it, mb, deps);
+                    b.push(
+                        rank,
+                        Stream::Compute,
+                        OpKind::Compute {
+                            duration: SimTime::ZERO,
+                            flops: 0.0,
+                            phase: if pass.forward {
+                                Phase::Forward
+                            } else {
+                                Phase::Backward
+                            },
+                        },
+                        "join",
+                        it,
+                        mb,
+                        deps,
+                    );
                 }
             }
             // every gradient reduced, then all ranks agree on the gradient norm
-            let barrier = b.push(rank, Stream::Compute, OpKind::Barrier { iteration: it }, "gradient-norm sync", it, u32::MAX, grad_ops.iter().map(|&o| Dep::Op(o)).collect());
-            let local_opt_params = if p.zero_stage >= 1 { local_params / p.dp as f64 } else { local_params };
+            let barrier = b.push(
+                rank,
+                Stream::Compute,
+                OpKind::Barrier { iteration: it },
+                "gradient-norm sync",
+                it,
+                u32::MAX,
+                grad_ops.iter().map(|&o| Dep::Op(o)).collect(),
+            );
+            let local_opt_params = if p.zero_stage >= 1 {
+                local_params / p.dp as f64
+            } else {
+                local_params
+            };
             let opt = b.push(
                 rank,
                 Stream::Compute,
-                OpKind::Compute { duration: SimTime::from_secs(costs::optimizer_time_s(spec.gpu, local_opt_params)), flops: 0.0, phase: Phase::Optimizer },
+                OpKind::Compute {
+                    duration: SimTime::from_secs(costs::optimizer_time_s(
+                        spec.gpu,
+                        local_opt_params,
+                    )),
+                    flops: 0.0,
+                    phase: Phase::Optimizer,
+                },
                 "optimizer step",
                 it,
                 u32::MAX,
@@ -395,9 +579,23 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 param_gathers[rank as usize][c as usize].clear();
                 if p.zero_stage >= 1 && p.zero_stage < 3 && p.dp > 1 {
                     let gch = (c * pp + stage) as usize;
-                    let params = layers_per_chunk[gch] as f64 * layer_params_local + if gch == 0 { emb_params_local } else { 0.0 };
-                    let op = OpKind::Collective { group: Group::Dp, kind: CollectiveKind::AllGather, bytes: PARAM_BYTES * params, purpose: CommPurpose::Parameters };
-                    let id = b.push(rank, Stream::Dp, op, "parameter all-gather", it, u32::MAX, vec![Dep::Op(opt)]);
+                    let params = layers_per_chunk[gch] as f64 * layer_params_local
+                        + if gch == 0 { emb_params_local } else { 0.0 };
+                    let op = OpKind::Collective {
+                        group: Group::Dp,
+                        kind: CollectiveKind::AllGather,
+                        bytes: PARAM_BYTES * params,
+                        purpose: CommPurpose::Parameters,
+                    };
+                    let id = b.push(
+                        rank,
+                        Stream::Dp,
+                        op,
+                        "parameter all-gather",
+                        it,
+                        u32::MAX,
+                        vec![Dep::Op(opt)],
+                    );
                     param_gathers[rank as usize][c as usize].push(id);
                 }
             }
@@ -412,15 +610,29 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
         for d in list {
             match d {
                 Dep::Op(o) => deps.push(o),
-                Dep::Recv(k) => deps.push(*b.sends.get(&k).expect("workload invariant broken: a pass receives from a send that was never built")),
+                Dep::Recv(k) => deps.push(*b.sends.get(&k).expect(
+                    "workload invariant broken: a pass receives from a send that was never built",
+                )),
             }
         }
         op.deps = (start, deps.len() as u32);
     }
-    Workload { ops: b.ops, deps, ranks, iterations: spec.iterations }
+    Workload {
+        ops: b.ops,
+        deps,
+        ranks,
+        iterations: spec.iterations,
+    }
 }
 
 /// Steps of one layer, exposed for reports and tests.
 pub fn layer_steps_for(spec: &WorkloadSpec) -> LayerSteps {
-    costs::layer_steps(spec.gpu, spec.model, spec.plan, spec.precision, spec.seq_length, spec.flash_attention)
+    costs::layer_steps(
+        spec.gpu,
+        spec.model,
+        spec.plan,
+        spec.precision,
+        spec.seq_length,
+        spec.flash_attention,
+    )
 }

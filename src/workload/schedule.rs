@@ -18,8 +18,18 @@ pub struct Pass {
 pub fn pass_order(schedule: Schedule, stage: u32, pp: u32, m: u32, v: u32) -> Vec<Pass> {
     match schedule {
         Schedule::Gpipe => {
-            let mut out: Vec<Pass> = (0..m).map(|i| Pass { microbatch: i, chunk: 0, forward: true }).collect();
-            out.extend((0..m).map(|i| Pass { microbatch: i, chunk: 0, forward: false }));
+            let mut out: Vec<Pass> = (0..m)
+                .map(|i| Pass {
+                    microbatch: i,
+                    chunk: 0,
+                    forward: true,
+                })
+                .collect();
+            out.extend((0..m).map(|i| Pass {
+                microbatch: i,
+                chunk: 0,
+                forward: false,
+            }));
             out
         }
         Schedule::OneFOneB => {
@@ -27,17 +37,33 @@ pub fn pass_order(schedule: Schedule, stage: u32, pp: u32, m: u32, v: u32) -> Ve
             let mut out = Vec::with_capacity(2 * m as usize);
             let (mut f, mut b) = (0, 0);
             for _ in 0..warmup {
-                out.push(Pass { microbatch: f, chunk: 0, forward: true });
+                out.push(Pass {
+                    microbatch: f,
+                    chunk: 0,
+                    forward: true,
+                });
                 f += 1;
             }
             while f < m {
-                out.push(Pass { microbatch: f, chunk: 0, forward: true });
+                out.push(Pass {
+                    microbatch: f,
+                    chunk: 0,
+                    forward: true,
+                });
                 f += 1;
-                out.push(Pass { microbatch: b, chunk: 0, forward: false });
+                out.push(Pass {
+                    microbatch: b,
+                    chunk: 0,
+                    forward: false,
+                });
                 b += 1;
             }
             while b < m {
-                out.push(Pass { microbatch: b, chunk: 0, forward: false });
+                out.push(Pass {
+                    microbatch: b,
+                    chunk: 0,
+                    forward: false,
+                });
                 b += 1;
             }
             out
@@ -52,8 +78,16 @@ pub fn pass_order(schedule: Schedule, stage: u32, pp: u32, m: u32, v: u32) -> Ve
 fn interleaved(stage: u32, pp: u32, m: u32, v: u32) -> Vec<Pass> {
     let total = m * v;
     let warmup = ((pp - stage - 1) * 2 + (v - 1) * pp).min(total);
-    let fwd = |k: u32| Pass { microbatch: (k / (pp * v)) * pp + k % pp, chunk: (k / pp) % v, forward: true };
-    let bwd = |k: u32| Pass { microbatch: (k / (pp * v)) * pp + k % pp, chunk: v - 1 - (k / pp) % v, forward: false };
+    let fwd = |k: u32| Pass {
+        microbatch: (k / (pp * v)) * pp + k % pp,
+        chunk: (k / pp) % v,
+        forward: true,
+    };
+    let bwd = |k: u32| Pass {
+        microbatch: (k / (pp * v)) * pp + k % pp,
+        chunk: v - 1 - (k / pp) % v,
+        forward: false,
+    };
     let mut out = Vec::with_capacity(2 * total as usize);
     let (mut f, mut b) = (0, 0);
     for _ in 0..warmup {
@@ -79,14 +113,20 @@ mod tests {
 
     fn check_complete(order: &[Pass], m: u32, v: u32) {
         for fwd in [true, false] {
-            let mut seen: Vec<(u32, u32)> = order.iter().filter(|p| p.forward == fwd).map(|p| (p.microbatch, p.chunk)).collect();
+            let mut seen: Vec<(u32, u32)> = order
+                .iter()
+                .filter(|p| p.forward == fwd)
+                .map(|p| (p.microbatch, p.chunk))
+                .collect();
             seen.sort_unstable();
             let want: Vec<(u32, u32)> = (0..m).flat_map(|i| (0..v).map(move |c| (i, c))).collect();
             assert_eq!(seen, want);
         }
         // a backward never precedes its own forward
         for (i, p) in order.iter().enumerate().filter(|(_, p)| !p.forward) {
-            assert!(order[..i].iter().any(|q| q.forward && q.microbatch == p.microbatch && q.chunk == p.chunk));
+            assert!(order[..i]
+                .iter()
+                .any(|q| q.forward && q.microbatch == p.microbatch && q.chunk == p.chunk));
         }
     }
 

