@@ -27,10 +27,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let family = args.get(1).map(String::as_str).unwrap_or("A100");
     let prec = args.get(2).map(String::as_str).unwrap_or("fp16");
-    let dir = args
-        .get(3)
-        .map(String::as_str)
-        .unwrap_or("scenarios/validation");
+    let dir = args.get(3).map(String::as_str).unwrap_or("scenarios/validation");
     let mut paths = Vec::new();
     files(Path::new(dir), &mut paths);
     paths.sort();
@@ -48,12 +45,7 @@ fn main() {
     let mut grid = Vec::new();
     for i in 0..10 {
         for half in [64.0, 128.0, 256.0, 512.0, 1024.0] {
-            grid.push((
-                if want_fp8 { 0.45 } else { 0.66 } + 0.03 * i as f64,
-                half,
-                0.8,
-                0.55,
-            ));
+            grid.push((if want_fp8 { 0.45 } else { 0.66 } + 0.03 * i as f64, half, 0.8, 0.55));
         }
     }
     let mut results: Vec<(f64, f64, (f64, f64, f64, f64), Vec<f64>)> = grid
@@ -73,8 +65,7 @@ fn main() {
                     let _ = (mem, attn);
                     input.iterations = 2;
                     let r = trainsim::simulation::run(&input).expect("simulates");
-                    100.0
-                        * (r.step_time_s / s.measured.as_ref().unwrap().step_time_s.unwrap() - 1.0)
+                    100.0 * (r.step_time_s / s.measured.as_ref().unwrap().step_time_s.unwrap() - 1.0)
                 })
                 .collect();
             let mape = errs.iter().map(|e| e.abs()).sum::<f64>() / errs.len() as f64;
@@ -85,6 +76,13 @@ fn main() {
     results.sort_by(|a, b| a.0.total_cmp(&b.0));
     for (mape, worst, p, errs) in results.iter().take(8) {
         let e: Vec<String> = errs.iter().map(|x| format!("{x:+.1}")).collect();
-        println!("MAPE {mape:5.2}% worst {worst:5.1}%  gemm {:.2} half_dim {:>3} mem {:.2} attn {:.2}  [{}]", p.0, p.1, p.2, p.3, e.join(" "));
+        println!(
+            "MAPE {mape:5.2}% worst {worst:5.1}%  gemm {:.2} half_dim {:>3} mem {:.2} attn {:.2}  [{}]",
+            p.0,
+            p.1,
+            p.2,
+            p.3,
+            e.join(" ")
+        );
     }
 }

@@ -21,9 +21,7 @@ pub const BYTES_PER_GIB: f64 = 1_073_741_824.0;
 pub const FLOPS_PER_TFLOPS: f64 = 1e12;
 
 /// A point on (or a span of) the simulated clock, in integer picoseconds.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SimTime(pub u64);
 
 impl SimTime {
@@ -141,7 +139,7 @@ mod tests {
         assert_eq!(gbit_per_s_to_bytes_per_s(400.0), 50e9);
         assert_eq!(tflops_to_flops_per_s(312.0), 312e12);
         assert_eq!(bytes_to_gib(2.0 * BYTES_PER_GIB), 2.0);
-        assert_eq!(us_to_s(5.0), 5e-6);
+        assert!((us_to_s(5.0) - 5e-6).abs() < 1e-18);
     }
 
     #[test]

@@ -146,20 +146,13 @@ fn default_out(scenario: &Path) -> PathBuf {
     Path::new("plots").join(stem)
 }
 
-fn run(
-    path: &Path,
-    out: Option<PathBuf>,
-    seed: Option<u64>,
-    no_charts: bool,
-    quiet: bool,
-) -> anyhow::Result<i32> {
+fn run(path: &Path, out: Option<PathBuf>, seed: Option<u64>, no_charts: bool, quiet: bool) -> anyhow::Result<i32> {
     let mut sc = Scenario::load(path)?;
     if let Some(s) = seed {
         sc.input.seed = s;
     }
     let started = std::time::Instant::now();
-    let result =
-        simulation::run(&sc.input).with_context(|| format!("simulating {}", path.display()))?;
+    let result = simulation::run(&sc.input).with_context(|| format!("simulating {}", path.display()))?;
     let wall_s = started.elapsed().as_secs_f64();
     let dir = out.unwrap_or_else(|| default_out(path));
     let written = if no_charts {

@@ -44,18 +44,14 @@ pub fn scenario_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// Simulates every scenario with a measured step time (in parallel; order kept).
 pub fn compare(dir: &Path) -> anyhow::Result<Vec<Row>> {
     let files = scenario_files(dir)?;
-    let scenarios: Vec<Scenario> = files
-        .iter()
-        .map(|f| Scenario::load(f))
-        .collect::<Result<_, _>>()?;
+    let scenarios: Vec<Scenario> = files.iter().map(|f| Scenario::load(f)).collect::<Result<_, _>>()?;
     let rows: Vec<anyhow::Result<Option<Row>>> = scenarios
         .par_iter()
         .map(|s| {
             let Some(measured_s) = s.measured.as_ref().and_then(|m| m.step_time_s) else {
                 return Ok(None);
             };
-            let r = simulation::run(&s.input)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
+            let r = simulation::run(&s.input).map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
             Ok(Some(Row {
                 path: s.path.clone(),
                 name: s.input.name.clone(),
@@ -89,10 +85,7 @@ pub(super) fn validate(
 ) -> anyhow::Result<i32> {
     let rows = compare(dir)?;
     if rows.is_empty() {
-        anyhow::bail!(
-            "no scenario with [measured] step_time_s found under {}",
-            dir.display()
-        );
+        anyhow::bail!("no scenario with [measured] step_time_s found under {}", dir.display());
     }
     let mut t = String::new();
     let _ = writeln!(
@@ -108,11 +101,7 @@ pub(super) fn validate(
             r.predicted_s,
             r.measured_s,
             r.error_pct,
-            if r.fits {
-                ""
-            } else {
-                "  (does not fit in memory)"
-            }
+            if r.fits { "" } else { "  (does not fit in memory)" }
         );
     }
     let mape = mape_pct(&rows);
@@ -126,9 +115,7 @@ pub(super) fn validate(
     );
     print!("{t}");
     if let Some(p) = csv {
-        let mut c = String::from(
-            "scenario,predicted_step_time_s,measured_step_time_s,error_pct,fits_in_memory\n",
-        );
+        let mut c = String::from("scenario,predicted_step_time_s,measured_step_time_s,error_pct,fits_in_memory\n");
         for r in &rows {
             let _ = writeln!(
                 c,

@@ -87,10 +87,7 @@ impl<E> EventQueue<E> {
             (slot as u128) <= SLOT_MASK,
             "engine invariant broken: more than 2^24 pending events"
         );
-        assert!(
-            self.seq < MAX_SEQ,
-            "engine invariant broken: sequence overflow"
-        );
+        assert!(self.seq < MAX_SEQ, "engine invariant broken: sequence overflow");
         let key = ((at.as_ps() as u128) << 64) | ((self.seq as u128) << SLOT_BITS) | slot as u128;
         self.seq += 1;
         self.heap.push(Reverse(key));
@@ -140,18 +137,16 @@ mod tests {
         let mut q = EventQueue::new();
         for i in 0..100u32 {
             q.schedule(SimTime(5), i);
-            if i % 2 == 0 {
-                let (_, e) = q.pop().unwrap();
-                assert_eq!(e % 2, 0);
-            }
         }
-        let mut last = None;
-        while let Some((_, e)) = q.pop() {
-            if let Some(l) = last {
-                assert!(e > l, "FIFO order violated: {e} after {l}");
-            }
-            last = Some(e);
+        for i in 0..50u32 {
+            assert_eq!(q.pop().unwrap().1, i);
         }
+        // these reuse the 50 freed slots but must still pop after 50..100
+        for i in 100..150u32 {
+            q.schedule(SimTime(5), i);
+        }
+        let rest: Vec<u32> = std::iter::from_fn(|| q.pop().map(|(_, e)| e)).collect();
+        assert_eq!(rest, (50..150).collect::<Vec<_>>());
     }
 
     #[test]

@@ -31,15 +31,12 @@ pub fn wave_efficiency(gpu: &GpuSpec, m: f64, n: f64, batch: f64) -> f64 {
 pub fn gemm_time_s(gpu: &GpuSpec, precision: Precision, m: f64, n: f64, k: f64, batch: f64) -> f64 {
     let flops = 2.0 * m * n * k * batch;
     let (peak, eff, elem_bytes) = match precision {
-        Precision::Fp8 if gpu.peak_fp8_tflops > 0.0 => {
-            (gpu.peak_fp8_tflops, gpu.fp8_gemm_efficiency, 1.0)
-        }
+        Precision::Fp8 if gpu.peak_fp8_tflops > 0.0 => (gpu.peak_fp8_tflops, gpu.fp8_gemm_efficiency, 1.0),
         _ => (gpu.peak_bf16_tflops, gpu.gemm_efficiency, 2.0),
     };
     let d = m.min(n).min(k);
     let ramp = d / (d + gpu.gemm_half_efficiency_dim);
-    let compute_s =
-        flops / (tflops_to_flops_per_s(peak) * eff * ramp * wave_efficiency(gpu, m, n, batch));
+    let compute_s = flops / (tflops_to_flops_per_s(peak) * eff * ramp * wave_efficiency(gpu, m, n, batch));
     let bytes = elem_bytes * (m * k + k * n) * batch + 2.0 * m * n * batch;
     compute_s.max(memory_s(gpu, bytes)) + us_to_s(gpu.kernel_overhead_us)
 }
@@ -74,20 +71,14 @@ mod tests {
         let (m, n, k) = (16384.0, 16896.0, 16384.0); // 132 * 128 columns: whole waves
         let t = gemm_time_s(&g, Precision::Bf16, m, n, k, 1.0);
         let achieved = 2.0 * m * n * k / t / 1e12;
-        let expected = g.peak_bf16_tflops * g.gemm_efficiency * 16384.0
-            / (16384.0 + g.gemm_half_efficiency_dim);
-        assert!(
-            (achieved / expected - 1.0).abs() < 0.02,
-            "{achieved} vs {expected}"
-        );
+        let expected = g.peak_bf16_tflops * g.gemm_efficiency * 16384.0 / (16384.0 + g.gemm_half_efficiency_dim);
+        assert!((achieved / expected - 1.0).abs() < 0.02, "{achieved} vs {expected}");
     }
 
     #[test]
     fn small_and_odd_gemms_lose_efficiency() {
         let g = gpu_preset("A100-80GB").unwrap();
-        let rate = |m: f64, n: f64, k: f64| {
-            2.0 * m * n * k / gemm_time_s(&g, Precision::Bf16, m, n, k, 1.0)
-        };
+        let rate = |m: f64, n: f64, k: f64| 2.0 * m * n * k / gemm_time_s(&g, Precision::Bf16, m, n, k, 1.0);
         assert!(rate(256.0, 256.0, 256.0) < 0.2 * rate(8192.0, 8192.0, 8192.0));
         // one tile too many spills into a nearly empty extra wave
         assert!(wave_efficiency(&g, 128.0 * 109.0, 128.0, 1.0) < 0.55);
@@ -99,10 +90,7 @@ mod tests {
         let h = gpu_preset("H100-SXM").unwrap();
         let a = gpu_preset("A100-80GB").unwrap();
         let d = 8192.0;
-        assert!(
-            gemm_time_s(&h, Precision::Fp8, d, d, d, 1.0)
-                < 0.7 * gemm_time_s(&h, Precision::Bf16, d, d, d, 1.0)
-        );
+        assert!(gemm_time_s(&h, Precision::Fp8, d, d, d, 1.0) < 0.7 * gemm_time_s(&h, Precision::Bf16, d, d, d, 1.0));
         assert_eq!(
             gemm_time_s(&a, Precision::Fp8, d, d, d, 1.0),
             gemm_time_s(&a, Precision::Bf16, d, d, d, 1.0)

@@ -83,61 +83,27 @@ fn spec(
 }
 
 /// Names accepted by [`gpu_preset`].
-pub const GPU_PRESETS: &[&str] = &[
-    "A100-40GB",
-    "A100-80GB",
-    "H100-SXM",
-    "H800",
-    "H200",
-    "B200",
-    "MI300X",
-];
+pub const GPU_PRESETS: &[&str] = &["A100-40GB", "A100-80GB", "H100-SXM", "H800", "H200", "B200", "MI300X"];
 
 /// Looks up a GPU preset by name (case-insensitive).
 pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
     let n = name.to_ascii_uppercase();
     Some(match n.as_str() {
         // 40 GB = 40 GiB on the device; 1555 GB/s HBM2; NVLink3 600 GB/s bidirectional.
-        "A100-40GB" | "A100-SXM4-40GB" => spec(
-            "A100-40GB",
-            312.0,
-            0.0,
-            40.0,
-            1555.0,
-            600.0,
-            108,
-            400.0,
-            &AMPERE,
-        ),
-        "A100-80GB" | "A100-SXM4-80GB" | "A100" => spec(
-            "A100-80GB",
-            312.0,
-            0.0,
-            80.0,
-            2039.0,
-            600.0,
-            108,
-            400.0,
-            &AMPERE,
-        ),
-        "H100-SXM" | "H100" | "H100-SXM5-80GB" => spec(
-            "H100-SXM", 989.4, 1978.9, 80.0, 3350.0, 900.0, 132, 700.0, &HOPPER,
-        ),
+        "A100-40GB" | "A100-SXM4-40GB" => spec("A100-40GB", 312.0, 0.0, 40.0, 1555.0, 600.0, 108, 400.0, &AMPERE),
+        "A100-80GB" | "A100-SXM4-80GB" | "A100" => {
+            spec("A100-80GB", 312.0, 0.0, 80.0, 2039.0, 600.0, 108, 400.0, &AMPERE)
+        }
+        "H100-SXM" | "H100" | "H100-SXM5-80GB" => {
+            spec("H100-SXM", 989.4, 1978.9, 80.0, 3350.0, 900.0, 132, 700.0, &HOPPER)
+        }
         // H800: H100 compute with NVLink cut to 400 GB/s bidirectional; TDP as H100 (unconfirmed).
-        "H800" | "H800-SXM5-80GB" => spec(
-            "H800", 989.4, 1978.9, 80.0, 3350.0, 400.0, 132, 700.0, &HOPPER,
-        ),
+        "H800" | "H800-SXM5-80GB" => spec("H800", 989.4, 1978.9, 80.0, 3350.0, 400.0, 132, 700.0, &HOPPER),
         // H200: 141 GB HBM3e (about 140 GiB visible), 4.8 TB/s.
-        "H200" | "H200-SXM-141GB" => spec(
-            "H200", 989.4, 1978.9, 140.0, 4800.0, 900.0, 132, 700.0, &HOPPER,
-        ),
+        "H200" | "H200-SXM-141GB" => spec("H200", 989.4, 1978.9, 140.0, 4800.0, 900.0, 132, 700.0, &HOPPER),
         // B200 (HGX, 1000 W): about 179 GiB visible of 192 GB.
-        "B200" => spec(
-            "B200", 2250.0, 4500.0, 179.0, 8000.0, 1800.0, 148, 1000.0, &BLACKWELL,
-        ),
-        "MI300X" => spec(
-            "MI300X", 1307.4, 2614.9, 192.0, 5300.0, 896.0, 304, 750.0, &CDNA3,
-        ),
+        "B200" => spec("B200", 2250.0, 4500.0, 179.0, 8000.0, 1800.0, 148, 1000.0, &BLACKWELL),
+        "MI300X" => spec("MI300X", 1307.4, 2614.9, 192.0, 5300.0, 896.0, 304, 750.0, &CDNA3),
         _ => return None,
     })
 }
@@ -164,8 +130,6 @@ mod tests {
         let a = gpu_preset("A100-80GB").unwrap();
         assert_eq!(a.peak_tflops(Precision::Fp8), a.peak_bf16_tflops);
         let h = gpu_preset("H100-SXM").unwrap();
-        assert!(
-            (h.peak_tflops(Precision::Fp8) / h.peak_tflops(Precision::Bf16) - 2.0).abs() < 0.01
-        );
+        assert!((h.peak_tflops(Precision::Fp8) / h.peak_tflops(Precision::Bf16) - 2.0).abs() < 0.01);
     }
 }

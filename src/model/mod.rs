@@ -100,9 +100,7 @@ impl TransformerSpec {
 
     /// Total parameters.
     pub fn total_params(&self) -> f64 {
-        self.num_layers as f64 * self.params_per_layer()
-            + self.embedding_params()
-            + self.hidden_size as f64
+        self.num_layers as f64 * self.params_per_layer() + self.embedding_params() + self.hidden_size as f64
     }
 
     /// Forward matrix-multiply FLOPs per token of one layer, excluding attention scores.
@@ -122,8 +120,7 @@ impl TransformerSpec {
     /// recomputation. This is the MFU numerator (documented in docs/results.md).
     pub fn model_flops(&self, tokens: f64, seq_length: u32) -> f64 {
         let per_token = self.num_layers as f64
-            * (self.layer_matmul_flops_per_token()
-                + self.layer_attention_flops_per_token(seq_length))
+            * (self.layer_matmul_flops_per_token() + self.layer_attention_flops_per_token(seq_length))
             + 2.0 * self.hidden_size as f64 * self.vocab_size as f64;
         3.0 * per_token * tokens
     }
@@ -157,10 +154,6 @@ mod tests {
         let attn = 3.0 * m.num_layers as f64 * m.layer_attention_flops_per_token(s) * tokens;
         let f = m.model_flops(tokens, s);
         // 6ND counts the norm weights too; they carry no matmul FLOPs (relative 1e-4)
-        assert!(
-            (f / (six_nd + attn) - 1.0).abs() < 1e-3,
-            "{f} vs {}",
-            six_nd + attn
-        );
+        assert!((f / (six_nd + attn) - 1.0).abs() < 1e-3, "{f} vs {}", six_nd + attn);
     }
 }

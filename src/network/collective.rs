@@ -79,12 +79,7 @@ pub fn ring_steps(kind: CollectiveKind, n: u32) -> u32 {
 
 /// Per-rank loads and latency of a ring collective of `size_bytes` (the full buffer; for
 /// all-gather the gathered output, for reduce-scatter the input).
-pub fn ring_cost(
-    kind: CollectiveKind,
-    layout: GroupLayout,
-    size_bytes: f64,
-    cluster: &ClusterSpec,
-) -> CollectiveCost {
+pub fn ring_cost(kind: CollectiveKind, layout: GroupLayout, size_bytes: f64, cluster: &ClusterSpec) -> CollectiveCost {
     let n = layout.size;
     let per_rank = ring_bytes_per_rank(kind, n, size_bytes);
     let steps = ring_steps(kind, n) as f64;
@@ -124,14 +119,8 @@ mod tests {
             ring_bytes_per_rank(CollectiveKind::AllReduce, 8, s),
             2.0 * 7.0 / 8.0 * s
         );
-        assert_eq!(
-            ring_bytes_per_rank(CollectiveKind::AllGather, 4, s),
-            0.75 * s
-        );
-        assert_eq!(
-            ring_bytes_per_rank(CollectiveKind::ReduceScatter, 1, s),
-            0.0
-        );
+        assert_eq!(ring_bytes_per_rank(CollectiveKind::AllGather, 4, s), 0.75 * s);
+        assert_eq!(ring_bytes_per_rank(CollectiveKind::ReduceScatter, 1, s), 0.0);
         // an all-reduce is a reduce-scatter then an all-gather: bytes conserved
         for n in [2, 3, 8, 64, 1000] {
             let ar = ring_bytes_per_rank(CollectiveKind::AllReduce, n, s);

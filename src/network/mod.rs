@@ -296,8 +296,7 @@ impl FlowNetwork {
         // bring each flow's remaining bytes up to now
         for &fid in &comp_flows {
             let f = &mut self.flows[fid as usize];
-            let moved =
-                (f.rate_bytes_per_s * now.saturating_sub(f.since).as_secs()).min(f.remaining_bytes);
+            let moved = (f.rate_bytes_per_s * now.saturating_sub(f.since).as_secs()).min(f.remaining_bytes);
             f.remaining_bytes -= moved;
             f.since = now;
             for &li in &f.links[..f.n_links as usize] {
@@ -321,11 +320,7 @@ impl FlowNetwork {
                 let f = &self.flows[fid as usize];
                 [
                     pos(f.links[0]),
-                    if f.n_links == 2 {
-                        pos(f.links[1])
-                    } else {
-                        usize::MAX
-                    },
+                    if f.n_links == 2 { pos(f.links[1]) } else { usize::MAX },
                 ]
             })
             .collect();
@@ -356,9 +351,7 @@ impl FlowNetwork {
                     let f = &mut self.flows[fid as usize];
                     f.rate_bytes_per_s = rate;
                     f.version = f.version.wrapping_add(1);
-                    let ps = (f.remaining_bytes / f.rate_bytes_per_s * PS_PER_S)
-                        .ceil()
-                        .max(1.0);
+                    let ps = (f.remaining_bytes / f.rate_bytes_per_s * PS_PER_S).ceil().max(1.0);
                     let fin = now.as_ps().saturating_add(ps as u64);
                     self.finish.push(Reverse((fin, fid, f.version)));
                     for &k in fp.iter().filter(|&&x| x != usize::MAX) {
@@ -431,9 +424,7 @@ mod tests {
             let mut rng = crate::engine::rng::stream(seed, "maxmin-test", 0);
             let mut n = FlowNetwork::new();
             let nl = rng.random_range(1..8u32);
-            let caps: Vec<f64> = (0..nl)
-                .map(|_| rng.random_range(1.0..100.0) * 1e9)
-                .collect();
+            let caps: Vec<f64> = (0..nl).map(|_| rng.random_range(1.0..100.0) * 1e9).collect();
             for &c in &caps {
                 n.add_link(c);
             }
@@ -456,10 +447,7 @@ mod tests {
                 }
             }
             for l in 0..nl as usize {
-                assert!(
-                    load[l] <= caps[l] * (1.0 + 1e-9),
-                    "seed {seed}: link {l} over capacity"
-                );
+                assert!(load[l] <= caps[l] * (1.0 + 1e-9), "seed {seed}: link {l} over capacity");
             }
             for (links, r) in &rates {
                 let bottlenecked = links.iter().any(|&l| {

@@ -128,7 +128,10 @@ impl ParallelPlan {
             }
         }
         if model.num_heads % self.tp != 0 {
-            return c(format!("tensor parallelism tp={} does not divide the {} attention heads; choose tp among the divisors of {}", self.tp, model.num_heads, model.num_heads));
+            return c(format!(
+                "tensor parallelism tp={} does not divide the {} attention heads; choose tp among the divisors of {}",
+                self.tp, model.num_heads, model.num_heads
+            ));
         }
         if model.num_kv_heads % self.tp != 0 && self.tp % model.num_kv_heads != 0 {
             return c(format!(
@@ -182,12 +185,7 @@ impl ParallelPlan {
             _ => {}
         }
         let chunks = self.pp * self.virtual_stages;
-        let layers = model.num_layers
-            + if self.pipeline_split_embedding_and_loss {
-                2
-            } else {
-                0
-            };
+        let layers = model.num_layers + if self.pipeline_split_embedding_and_loss { 2 } else { 0 };
         if layers % chunks != 0 {
             return c(format!(
                 "{} layers{} cannot be split evenly over pp*virtual_stages = {} model chunks; choose pp*virtual_stages dividing {}{}",
@@ -199,10 +197,7 @@ impl ParallelPlan {
             ));
         }
         if self.pipeline_split_embedding_and_loss && layers / chunks < 2 {
-            return c(
-                "pipeline_split_embedding_and_loss needs at least 2 layer slots per model chunk"
-                    .into(),
-            );
+            return c("pipeline_split_embedding_and_loss needs at least 2 layer slots per model chunk".into());
         }
         let per_step = self.dp * self.micro_batch_size;
         if global_batch_size == 0 || global_batch_size % per_step != 0 {
@@ -213,7 +208,10 @@ impl ParallelPlan {
         }
         let m = self.num_microbatches(global_batch_size);
         if self.schedule == Schedule::Interleaved && m % self.pp != 0 {
-            return c(format!("the interleaved schedule needs the micro-batch count ({m}) to be a multiple of pp ({})", self.pp));
+            return c(format!(
+                "the interleaved schedule needs the micro-batch count ({m}) to be a multiple of pp ({})",
+                self.pp
+            ));
         }
         Ok(())
     }
@@ -317,20 +315,14 @@ mod tests {
             plan(8, 8, 16).validate(&m, 1000, 8, 1536),
             Err(PlanError::GpuCountMismatch { .. })
         ));
-        let e = plan(7, 8, 16)
-            .validate(&m, 7 * 128, 8, 1536)
-            .unwrap_err()
-            .to_string();
+        let e = plan(7, 8, 16).validate(&m, 7 * 128, 8, 1536).unwrap_err().to_string();
         assert!(e.contains("does not divide the 96 attention heads"), "{e}");
         let e = plan(8, 7, 16)
             .validate(&m, 8 * 7 * 16, 8, 1536)
             .unwrap_err()
             .to_string();
         assert!(e.contains("cannot be split evenly"), "{e}");
-        let e = plan(8, 8, 16)
-            .validate(&m, 1024, 8, 1000)
-            .unwrap_err()
-            .to_string();
+        let e = plan(8, 8, 16).validate(&m, 1024, 8, 1000).unwrap_err().to_string();
         assert!(e.contains("global_batch_size=1000"), "{e}");
     }
 
@@ -350,20 +342,12 @@ mod tests {
     fn megatron_placement_keeps_tp_in_node_and_spreads_dp() {
         let p = Placement::megatron(&plan(8, 8, 16), 8);
         assert_eq!(
-            (
-                p.tp_members_per_node,
-                p.dp_members_per_node,
-                p.pp_neighbours_share_node
-            ),
+            (p.tp_members_per_node, p.dp_members_per_node, p.pp_neighbours_share_node),
             (8, 1, false)
         );
         let p = Placement::megatron(&plan(2, 1, 48), 8);
         assert_eq!(
-            (
-                p.tp_members_per_node,
-                p.dp_members_per_node,
-                p.dp_group_nodes
-            ),
+            (p.tp_members_per_node, p.dp_members_per_node, p.dp_group_nodes),
             (2, 4, 12)
         );
     }

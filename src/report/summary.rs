@@ -38,13 +38,7 @@ pub fn summary(r: &RunResult) -> String {
     let _ = writeln!(w, "time per step (mean over pipeline stages):");
     for (label, secs) in r.breakdown.categories() {
         if secs > 0.0 {
-            let _ = writeln!(
-                w,
-                "  {:<22} {:>10.3} s  {:>6}",
-                label,
-                secs,
-                pct(secs / r.step_time_s)
-            );
+            let _ = writeln!(w, "  {:<22} {:>10.3} s  {:>6}", label, secs, pct(secs / r.step_time_s));
         }
     }
     let b = &r.breakdown;
@@ -55,11 +49,7 @@ pub fn summary(r: &RunResult) -> String {
     );
     let _ = writeln!(w);
     let m = &r.memory;
-    let verdict = if m.fits {
-        "fits"
-    } else {
-        "DOES NOT FIT (out of memory)"
-    };
+    let verdict = if m.fits { "fits" } else { "DOES NOT FIT (out of memory)" };
     let _ = writeln!(
         w,
         "memory per GPU (stage {}): {:.1} GiB of {:.1} GiB — {}",
@@ -80,7 +70,11 @@ pub fn summary(r: &RunResult) -> String {
         p.tp_members_per_node,
         p.dp_members_per_node,
         p.dp_group_nodes,
-        if p.pp_neighbours_share_node { "share a node" } else { "on different nodes" }
+        if p.pp_neighbours_share_node {
+            "share a node"
+        } else {
+            "on different nodes"
+        }
     );
     let sim = &r.simulation;
     let _ = writeln!(

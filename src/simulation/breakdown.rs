@@ -123,9 +123,7 @@ impl Breakdown {
 /// Category index by priority (lower wins).
 fn category(kind: &OpKind) -> Option<usize> {
     Some(match kind {
-        OpKind::Compute {
-            duration, phase, ..
-        } => {
+        OpKind::Compute { duration, phase, .. } => {
             if duration.as_ps() == 0 {
                 return None;
             }
@@ -136,9 +134,7 @@ fn category(kind: &OpKind) -> Option<usize> {
                 Phase::Optimizer => 3,
             }
         }
-        OpKind::Collective {
-            group: Group::Tp, ..
-        } => 4,
+        OpKind::Collective { group: Group::Tp, .. } => 4,
         OpKind::Collective {
             purpose: CommPurpose::Parameters,
             ..

@@ -71,11 +71,7 @@ struct RankLinks {
 }
 
 /// Runs the workload to completion.
-pub fn simulate(
-    w: &Workload,
-    cluster: &ClusterSpec,
-    layouts: Layouts,
-) -> Result<SimOutput, SimError> {
+pub fn simulate(w: &Workload, cluster: &ClusterSpec, layouts: Layouts) -> Result<SimOutput, SimError> {
     let n_ops = w.ops.len();
     let n_ranks = w.ranks.len();
     // successors (CSR) and remaining dependency counts
@@ -107,8 +103,8 @@ pub fn simulate(
     let mut busy = vec![false; queues.len()];
 
     let mut net = FlowNetwork::new();
-    let up_bw = crate::units::gbyte_per_s_to_bytes_per_s(cluster.gpu.scale_up_gbyte_per_s)
-        * cluster.scale_up_efficiency;
+    let up_bw =
+        crate::units::gbyte_per_s_to_bytes_per_s(cluster.gpu.scale_up_gbyte_per_s) * cluster.scale_up_efficiency;
     let out_bw = cluster.nic_bytes_per_s_per_gpu() * cluster.scale_out_efficiency;
     let links: Vec<RankLinks> = (0..n_ranks)
         .map(|_| RankLinks {
@@ -118,9 +114,8 @@ pub fn simulate(
             out_rx: net.add_link(out_bw),
         })
         .collect();
-    let barrier_latency = SimTime::from_secs(
-        2.0 * (n_ranks as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6,
-    );
+    let barrier_latency =
+        SimTime::from_secs(2.0 * (n_ranks as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
 
     let mut q: EventQueue<Event> = EventQueue::new();
     let mut op_times = vec![(SimTime::ZERO, SimTime::ZERO); n_ops];
@@ -163,9 +158,7 @@ pub fn simulate(
         let r = &links[op.rank as usize];
         match &op.kind {
             OpKind::Compute { duration, .. } => q.schedule(now + *duration, Event::OpDone(id)),
-            OpKind::Collective {
-                group, kind, bytes, ..
-            } => {
+            OpKind::Collective { group, kind, bytes, .. } => {
                 let layout = match group {
                     Group::Tp => layouts.tp,
                     Group::Dp => layouts.dp,
@@ -180,9 +173,7 @@ pub fn simulate(
                     })
                     .collect();
                 let refs: Vec<(&[LinkId], f64)> = flows.iter().map(|(l, b)| (&l[..], *b)).collect();
-                if let Some(c) =
-                    net.start_transfer(now, &refs, SimTime::from_secs(cost.latency_s), id as u64)
-                {
+                if let Some(c) = net.start_transfer(now, &refs, SimTime::from_secs(cost.latency_s), id as u64) {
                     q.schedule(c.ready_at, Event::OpDone(id));
                 }
                 *net_changed = true;
@@ -208,7 +199,10 @@ pub fn simulate(
                 let waiting = &mut barrier_waiting[*iteration as usize];
                 waiting.push(id);
                 if waiting.len() == w.ranks.len() {
+                    // the synchronisation itself starts when the last rank arrives; the
+                    // wait before that is idle time (pipeline drain), not communication
                     for &o in waiting.iter() {
+                        op_times[o as usize].0 = now;
                         q.schedule(now + barrier_latency, Event::OpDone(o));
                     }
                 }

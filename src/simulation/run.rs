@@ -199,9 +199,7 @@ pub fn run(input: &RunInput) -> Result<RunResult, SimError> {
     let ends = &out.iteration_ends;
     let mut starts = vec![SimTime::ZERO];
     starts.extend(ends.iter().copied());
-    let step_times: Vec<f64> = (warm..ends.len())
-        .map(|i| (ends[i] - starts[i]).as_secs())
-        .collect();
+    let step_times: Vec<f64> = (warm..ends.len()).map(|i| (ends[i] - starts[i]).as_secs()).collect();
     let nmeas = step_times.len() as f64;
     let mean = step_times.iter().sum::<f64>() / nmeas;
     let var = step_times.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / nmeas;

@@ -80,9 +80,8 @@ impl Ctx<'_> {
         let f = 2.0 * m * n * k;
         let cast = self.cast_s(m * k);
         let fwd = gemm_time_s(self.gpu, self.prec, m, n, k, 1.0) + cast;
-        let bwd = gemm_time_s(self.gpu, self.prec, m, k, n, 1.0)
-            + gemm_time_s(self.gpu, self.prec, k, n, m, 1.0)
-            + cast;
+        let bwd =
+            gemm_time_s(self.gpu, self.prec, m, k, n, 1.0) + gemm_time_s(self.gpu, self.prec, k, n, m, 1.0) + cast;
         ((fwd, f), (bwd, 2.0 * f))
     }
 
@@ -132,11 +131,7 @@ impl Ctx<'_> {
     fn elementwise_fwd_s(&self) -> (f64, f64) {
         let h = self.m.hidden_size as f64;
         let f = self.m.ffn_hidden_size as f64;
-        let shard = if self.p.sequence_parallel {
-            self.tp
-        } else {
-            1.0
-        };
+        let shard = if self.p.sequence_parallel { self.tp } else { 1.0 };
         let th = self.tokens * h / shard;
         // LN: read 2 + write 2 bytes; residual + dropout: read 4, write 2, mask 1
         let norm_resid = (4.0 + 7.0) * th;
@@ -264,10 +259,7 @@ pub fn layer_steps(
     let (fc1_d, fc1_w) = (half(fc1_b), half(fc1_b));
     let (qkv_d, qkv_w) = (half(qkv_b), half(qkv_b));
     let mlp_first = (fc2_b.0 + ew_scale * ew_mlp + fc1_d.0, fc2_b.1 + fc1_d.1);
-    let attn_first = (
-        out_b.0 + core_bwd.0 + qkv_d.0,
-        out_b.1 + core_bwd.1 + qkv_d.1,
-    );
+    let attn_first = (out_b.0 + core_bwd.0 + qkv_d.0, out_b.1 + core_bwd.1 + qkv_d.1);
     if !tp_on {
         backward.push(compute(
             mlp_first.0 + fc1_w.0 + attn_first.0 + qkv_w.0 + ew_scale * ew_attn,
@@ -292,12 +284,7 @@ pub fn layer_steps(
             compute(mlp_first.0, mlp_first.1, Backward, "mlp"),
             tp(AllReduce, WithNext),
             compute(fc1_w.0, fc1_w.1, Backward, "mlp wgrad"),
-            compute(
-                ew_scale * ew_attn + attn_first.0,
-                attn_first.1,
-                Backward,
-                "attention",
-            ),
+            compute(ew_scale * ew_attn + attn_first.0, attn_first.1, Backward, "attention"),
             tp(AllReduce, WithNext),
             compute(qkv_w.0, qkv_w.1, Backward, "attention wgrad"),
         ]);
@@ -380,11 +367,7 @@ pub fn embedding_and_head_steps(
         + gemm_time_s(gpu, Precision::Bf16, h, v / t, tokens, 1.0);
     let logits = tokens * v / t;
     let f = 2.0 * tokens * v / t * h;
-    let ce_fwd = memory_bound_time_s(
-        gpu,
-        10.0 * logits + 4.0 * act_bytes / if sp { t } else { 1.0 },
-        3,
-    );
+    let ce_fwd = memory_bound_time_s(gpu, 10.0 * logits + 4.0 * act_bytes / if sp { t } else { 1.0 }, 3);
     let ce_bwd = memory_bound_time_s(gpu, 8.0 * logits, 2);
     let _ = prec;
     let mut head_f = Vec::new();
@@ -397,12 +380,7 @@ pub fn embedding_and_head_steps(
         });
     }
     head_f.push(compute(fwd_gemm + ce_fwd, f, Phase::Forward, "output head"));
-    head_b.push(compute(
-        ce_bwd + bwd_gemm,
-        2.0 * f,
-        Phase::Backward,
-        "output head",
-    ));
+    head_b.push(compute(ce_bwd + bwd_gemm, 2.0 * f, Phase::Backward, "output head"));
     if p.tp > 1 {
         let kind = if sp {
             CollectiveKind::ReduceScatter
@@ -464,26 +442,9 @@ mod tests {
     fn backward_costs_about_twice_forward_and_recompute_adds_a_forward() {
         let g = gpu_preset("A100-80GB").unwrap();
         let m = model_preset("gpt3-175b").unwrap();
-        let none = layer_steps(
-            &g,
-            &m,
-            &plan(8, true, Recompute::None),
-            Precision::Bf16,
-            2048,
-            true,
-        );
-        let full = layer_steps(
-            &g,
-            &m,
-            &plan(8, true, Recompute::Full),
-            Precision::Bf16,
-            2048,
-            true,
-        );
-        let (f, b) = (
-            compute_time_s(&none.forward),
-            compute_time_s(&none.backward),
-        );
+        let none = layer_steps(&g, &m, &plan(8, true, Recompute::None), Precision::Bf16, 2048, true);
+        let full = layer_steps(&g, &m, &plan(8, true, Recompute::Full), Precision::Bf16, 2048, true);
+        let (f, b) = (compute_time_s(&none.forward), compute_time_s(&none.backward));
         assert!(b / f > 1.8 && b / f < 2.6, "bwd/fwd = {}", b / f);
         let bf = compute_time_s(&full.backward);
         assert!((bf - b - f).abs() < 1e-12);
@@ -494,24 +455,17 @@ mod tests {
         let g = gpu_preset("A100-80GB").unwrap();
         let m = model_preset("gpt3-175b").unwrap();
         let kinds = |sp| -> Vec<CollectiveKind> {
-            layer_steps(
-                &g,
-                &m,
-                &plan(8, sp, Recompute::None),
-                Precision::Bf16,
-                2048,
-                true,
-            )
-            .forward
-            .iter()
-            .filter_map(|s| {
-                if let Step::Tp { kind, .. } = s {
-                    Some(*kind)
-                } else {
-                    None
-                }
-            })
-            .collect()
+            layer_steps(&g, &m, &plan(8, sp, Recompute::None), Precision::Bf16, 2048, true)
+                .forward
+                .iter()
+                .filter_map(|s| {
+                    if let Step::Tp { kind, .. } = s {
+                        Some(*kind)
+                    } else {
+                        None
+                    }
+                })
+                .collect()
         };
         assert_eq!(kinds(false), vec![CollectiveKind::AllReduce; 2]);
         assert_eq!(

@@ -48,12 +48,7 @@ impl MemoryBreakdown {
 }
 
 /// Activation bytes one layer stores for one micro-batch on one GPU.
-pub fn activation_bytes_per_layer(
-    m: &TransformerSpec,
-    p: &ParallelPlan,
-    seq: u32,
-    flash: bool,
-) -> f64 {
+pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, seq: u32, flash: bool) -> f64 {
     let s = seq as f64;
     let b = p.micro_batch_size as f64;
     let h = m.hidden_size as f64;
@@ -101,9 +96,7 @@ pub fn memory_per_gpu(
     let nmb = p.num_microbatches(global_batch) as f64;
     let layers_per_chunk = p.layers_per_chunk(m.num_layers);
     let v = p.virtual_stages as usize;
-    let stage_layers: f64 = (0..v)
-        .map(|c| layers_per_chunk[c * p.pp as usize] as f64)
-        .sum();
+    let stage_layers: f64 = (0..v).map(|c| layers_per_chunk[c * p.pp as usize] as f64).sum();
     let emb = m.vocab_size as f64 * m.hidden_size as f64;
     let mut params = stage_layers * m.params_per_layer() / t + emb / t;
     if p.pp == 1 && !m.tied_embeddings {
@@ -187,8 +180,7 @@ mod tests {
         act *= 1.0 + (pp - 1.0) / (pp * 3.0);
         act /= t;
         let megatron_gib = (weight_opt + act) / BYTES_PER_GIB;
-        let ours_gib =
-            ours.weights_gib + ours.gradients_gib + ours.optimizer_gib + ours.activations_gib;
+        let ours_gib = ours.weights_gib + ours.gradients_gib + ours.optimizer_gib + ours.activations_gib;
         let rel = (ours_gib / megatron_gib - 1.0).abs();
         assert!(
             rel < 0.05,

@@ -266,11 +266,7 @@ fn emit_steps(b: &mut Builder, rank: u32, it: u32, mb: u32, steps: &[Step], cur:
                 cur.last = Some(id);
                 cur.extra.append(&mut cur.join);
             }
-            Step::Tp {
-                kind,
-                bytes,
-                overlap,
-            } => {
+            Step::Tp { kind, bytes, overlap } => {
                 let op = OpKind::Collective {
                     group: Group::Tp,
                     kind: *kind,
@@ -282,8 +278,7 @@ fn emit_steps(b: &mut Builder, rank: u32, it: u32, mb: u32, steps: &[Step], cur:
                         let deps = std::mem::take(&mut cur.extra);
                         cur.before_last = deps.clone();
                         cur.before_last.extend(cur.last.map(Dep::Op));
-                        cur.last =
-                            Some(b.push(rank, Stream::Compute, op, "tp collective", it, mb, deps));
+                        cur.last = Some(b.push(rank, Stream::Compute, op, "tp collective", it, mb, deps));
                         cur.extra.append(&mut cur.join);
                     }
                     Overlap::WithNext => {
@@ -310,21 +305,11 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
     let pp = p.pp;
     let v = p.virtual_stages;
     let nmb = p.num_microbatches(spec.global_batch_size);
-    let layer = costs::layer_steps(
-        spec.gpu,
-        m,
-        p,
-        spec.precision,
-        spec.seq_length,
-        spec.flash_attention,
-    );
-    let (emb, head) =
-        costs::embedding_and_head_steps(spec.gpu, m, p, spec.precision, spec.seq_length);
+    let layer = costs::layer_steps(spec.gpu, m, p, spec.precision, spec.seq_length, spec.flash_attention);
+    let (emb, head) = costs::embedding_and_head_steps(spec.gpu, m, p, spec.precision, spec.seq_length);
     let layers_per_chunk = p.layers_per_chunk(m.num_layers);
     let n_chunks = pp * v;
-    let act_p2p_bytes =
-        2.0 * p.micro_batch_size as f64 * spec.seq_length as f64 * m.hidden_size as f64
-            / p.tp as f64;
+    let act_p2p_bytes = 2.0 * p.micro_batch_size as f64 * spec.seq_length as f64 * m.hidden_size as f64 / p.tp as f64;
     let layer_params_local = m.params_per_layer() / p.tp as f64;
     let emb_params_local = m.vocab_size as f64 * m.hidden_size as f64 / p.tp as f64;
     let dp_grad_kind = if p.zero_stage >= 1 {
@@ -369,11 +354,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
             for pass in order {
                 let g = pass.chunk * pp + stage; // global model chunk
                 let mut deps = Vec::new();
-                let upstream = if pass.forward {
-                    g > 0
-                } else {
-                    g + 1 < n_chunks
-                };
+                let upstream = if pass.forward { g > 0 } else { g + 1 < n_chunks };
                 if upstream {
                     deps.push(Dep::Recv(SendKey {
                         iteration: it,
@@ -391,12 +372,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                             .map(|&o| Dep::Op(o)),
                     );
                     if !p.overlap_param_gather {
-                        deps.extend(
-                            param_gathers[rank as usize]
-                                .iter()
-                                .flatten()
-                                .map(|&o| Dep::Op(o)),
-                        );
+                        deps.extend(param_gathers[rank as usize].iter().flatten().map(|&o| Dep::Op(o)));
                     }
                 }
                 let mut cur = Cursor::new(deps);
@@ -430,10 +406,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     }
                 } else {
                     let mut bucket = 0.0;
-                    let flush = |b: &mut Builder,
-                                 cur: &Cursor,
-                                 bucket: &mut f64,
-                                 grad_ops: &mut Vec<OpId>| {
+                    let flush = |b: &mut Builder, cur: &Cursor, bucket: &mut f64, grad_ops: &mut Vec<OpId>| {
                         if *bucket > 0.0 && p.dp > 1 {
                             let mut deps = cur.extra.clone();
                             deps.extend(cur.last.map(Dep::Op));
@@ -443,15 +416,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                                 bytes: GRAD_BYTES * *bucket,
                                 purpose: CommPurpose::Gradients,
                             };
-                            grad_ops.push(b.push(
-                                rank,
-                                Stream::Dp,
-                                op,
-                                "gradient reduce",
-                                it,
-                                mb,
-                                deps,
-                            ));
+                            grad_ops.push(b.push(rank, Stream::Dp, op, "gradient reduce", it, mb, deps));
                         }
                         *bucket = 0.0;
                     };
@@ -530,11 +495,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         OpKind::Compute {
                             duration: SimTime::ZERO,
                             flops: 0.0,
-                            phase: if pass.forward {
-                                Phase::Forward
-                            } else {
-                                Phase::Backward
-                            },
+                            phase: if pass.forward { Phase::Forward } else { Phase::Backward },
                         },
                         "join",
                         it,
@@ -562,10 +523,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 rank,
                 Stream::Compute,
                 OpKind::Compute {
-                    duration: SimTime::from_secs(costs::optimizer_time_s(
-                        spec.gpu,
-                        local_opt_params,
-                    )),
+                    duration: SimTime::from_secs(costs::optimizer_time_s(spec.gpu, local_opt_params)),
                     flops: 0.0,
                     phase: Phase::Optimizer,
                 },
@@ -610,9 +568,11 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
         for d in list {
             match d {
                 Dep::Op(o) => deps.push(o),
-                Dep::Recv(k) => deps.push(*b.sends.get(&k).expect(
-                    "workload invariant broken: a pass receives from a send that was never built",
-                )),
+                Dep::Recv(k) => deps.push(
+                    *b.sends
+                        .get(&k)
+                        .expect("workload invariant broken: a pass receives from a send that was never built"),
+                ),
             }
         }
         op.deps = (start, deps.len() as u32);

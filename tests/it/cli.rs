@@ -70,13 +70,13 @@ fn bad_scenarios_give_located_errors_and_exit_2() {
             "wrong-type",
             "tp = 2",
             "tp = \"two\"",
-            &["wrong-type.toml:13:", "expected u32"],
+            &["wrong-type.toml:12:", "expected u32"],
         ),
         (
             "negative-size",
             "seq_length = 2048",
             "seq_length = -2048",
-            &["negative-size.toml:19:", "-2048"],
+            &["negative-size.toml:18:", "-2048"],
         ),
         (
             "zero-gpus",
@@ -90,12 +90,7 @@ fn bad_scenarios_give_located_errors_and_exit_2() {
             "tp = 3\npp = 2\ndp = 4",
             &["impossible plan", "32 attention heads"],
         ),
-        (
-            "gpu-count",
-            "dp = 4",
-            "dp = 8",
-            &["impossible plan", "tp*pp*dp", "16"],
-        ),
+        ("gpu-count", "dp = 4", "dp = 8", &["impossible plan", "tp*pp*dp", "16"]),
         (
             "unknown-gpu",
             "preset = \"H100-SXM\"",
@@ -106,24 +101,19 @@ fn bad_scenarios_give_located_errors_and_exit_2() {
             "bad-enum",
             "recompute = \"selective\"",
             "recompute = \"some\"",
-            &["bad-enum.toml:16:1", "parallel.recompute", "\"full\""],
+            &["bad-enum.toml:15:1", "parallel.recompute", "\"full\""],
         ),
         (
             "bad-fraction",
             "scale_out_efficiency = 0.9",
             "scale_out_efficiency = 1.5",
             &[
-                "bad-fraction.toml:9:1",
+                "bad-fraction.toml:8:1",
                 "cluster.network.scale_out_efficiency",
                 "(0, 1]",
             ],
         ),
-        (
-            "layers-split",
-            "pp = 2\ndp = 4",
-            "pp = 3\ndp = 4",
-            &["impossible plan"],
-        ),
+        ("layers-split", "pp = 2\ndp = 4", "pp = 3\ndp = 4", &["impossible plan"]),
         (
             "batch",
             "global_batch_size = 32",
@@ -136,12 +126,7 @@ fn bad_scenarios_give_located_errors_and_exit_2() {
             "",
             &["missing-section.toml", "training"],
         ),
-        (
-            "fp8-a100",
-            "preset = \"H100-SXM\"",
-            "preset = \"A100-80GB\"",
-            &[],
-        ),
+        ("fp8-a100", "preset = \"H100-SXM\"", "preset = \"A100-80GB\"", &[]),
     ];
     for (name, from, to, want) in cases {
         if *name == "fp8-a100" {
@@ -167,30 +152,19 @@ fn bad_scenarios_give_located_errors_and_exit_2() {
     assert_eq!(code, 0, "H100 with fp8 is valid: {err}");
     let p = write_case(
         "fp8-a100",
-        &BASE.replace("H100-SXM", "A100-80GB").replace(
-            "seq_length = 2048",
-            "seq_length = 2048\nprecision = \"fp8\"",
-        ),
+        &BASE
+            .replace("H100-SXM", "A100-80GB")
+            .replace("seq_length = 2048", "seq_length = 2048\nprecision = \"fp8\""),
     );
-    let out = bin()
-        .args(["run", "--no-charts", "--quiet"])
-        .arg(&p)
-        .output()
-        .unwrap();
+    let out = bin().args(["run", "--no-charts", "--quiet"]).arg(&p).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        err.contains("training.precision") && err.contains("no FP8"),
-        "{err}"
-    );
+    assert!(err.contains("training.precision") && err.contains("no FP8"), "{err}");
 }
 
 #[test]
 fn missing_file_is_reported_with_its_path() {
-    let out = bin()
-        .args(["run", "no/such/scenario.toml"])
-        .output()
-        .unwrap();
+    let out = bin().args(["run", "no/such/scenario.toml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no/such/scenario.toml"), "{err}");
@@ -201,10 +175,7 @@ fn help_teaches_with_examples() {
     let out = bin().arg("--help").output().unwrap();
     assert!(out.status.success());
     let s = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        s.contains("Examples:") && s.contains("trainsim run scenarios/"),
-        "{s}"
-    );
+    assert!(s.contains("Examples:") && s.contains("trainsim run scenarios/"), "{s}");
     let out = bin().args(["run", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("Exit status"));
 }
@@ -220,11 +191,7 @@ fn run_writes_results_json_without_temp_files() {
         .arg(&p)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = trainsim::report::read_results(&dir.join("results.json")).unwrap();
     assert!(r.step_time_s > 0.0);
     let leftovers: Vec<_> = std::fs::read_dir(&dir)

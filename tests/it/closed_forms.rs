@@ -35,14 +35,27 @@ virtual_stages = {v}
 global_batch_size = {m}
 seq_length = 2048
 "#,
-        layers = 2 * pp * v
+        layers = 4 * pp * v
     )
+}
+
+/// Relative tolerance on bubble closed forms. The closed forms assume identical stages;
+/// here the first stage also runs the embedding and the last the output head and loss
+/// (vocabulary 64, about 1% of a stage's work), which stretches the measured bubble by up
+/// to 2% of itself.
+const TOL: f64 = 0.03;
+
+/// Bubble as a fraction of the pipeline phase of the step: the closed forms describe the
+/// forward/backward schedule, so the optimizer step and the final synchronisation (which
+/// every stage runs at the same time after the pipeline drains) are taken out.
+fn pipeline_bubble(r: &trainsim::simulation::RunResult) -> f64 {
+    let b = &r.breakdown;
+    b.pipeline_bubble_s / (r.step_time_s - b.optimizer_s - b.sync_s)
 }
 
 fn bubble(pp: u32, m: u32, v: u32) -> f64 {
     let s = scenario(&free_comm_pipeline(pp, m, v));
-    let r = trainsim::simulation::run(&s.input).expect("simulates");
-    r.bubble_fraction
+    pipeline_bubble(&trainsim::simulation::run(&s.input).expect("simulates"))
 }
 
 /// 1F1B: each of p stages is idle for (p-1) of the (m+p-1) slot-times of a step.
@@ -52,7 +65,7 @@ fn one_f_one_b_bubble_is_p_minus_1_over_m_plus_p_minus_1() {
         let want = (p - 1) as f64 / (m + p - 1) as f64;
         let got = bubble(p, m, 1);
         assert!(
-            (got - want).abs() < 0.01 * want.max(0.05),
+            (got - want).abs() < TOL * want,
             "p={p} m={m}: bubble {got:.4}, closed form {want:.4}"
         );
     }
@@ -65,7 +78,7 @@ fn interleaved_bubble_is_p_minus_1_over_vm_plus_p_minus_1() {
         let want = (p - 1) as f64 / (v * m + p - 1) as f64;
         let got = bubble(p, m, v);
         assert!(
-            (got - want).abs() < 0.02 * want.max(0.05),
+            (got - want).abs() < TOL * want,
             "p={p} m={m} v={v}: bubble {got:.4}, closed form {want:.4}"
         );
     }
@@ -74,16 +87,13 @@ fn interleaved_bubble_is_p_minus_1_over_vm_plus_p_minus_1() {
 /// GPipe has the same bubble as 1F1B: (p-1)/(m+p-1).
 #[test]
 fn gpipe_bubble_matches_its_closed_form() {
-    let src = free_comm_pipeline(4, 8, 1).replace(
-        "virtual_stages = 1",
-        "virtual_stages = 1\nschedule = \"gpipe\"",
-    );
+    let src = free_comm_pipeline(4, 8, 1).replace("virtual_stages = 1", "virtual_stages = 1\nschedule = \"gpipe\"");
     let r = trainsim::simulation::run(&scenario(&src).input).unwrap();
     let want = 3.0 / 11.0;
     assert!(
-        (r.bubble_fraction - want).abs() < 0.01 * want,
+        (pipeline_bubble(&r) - want).abs() < TOL * want,
         "{} vs {want}",
-        r.bubble_fraction
+        pipeline_bubble(&r)
     );
 }
 

@@ -16,16 +16,10 @@ fn same_scenario_and_seed_give_byte_identical_results() {
     let b = run_json(path);
     assert_eq!(a, b, "two runs differ");
     for threads in [1, 4] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         let c = pool.install(|| {
             use rayon::prelude::*;
-            (0..3)
-                .into_par_iter()
-                .map(|_| run_json(path))
-                .collect::<Vec<_>>()
+            (0..3).into_par_iter().map(|_| run_json(path)).collect::<Vec<_>>()
         });
         for x in c {
             assert_eq!(a, x, "run on {threads} threads differs");

@@ -18,8 +18,7 @@ use trainsim::scenario::Scenario;
 
 /// Parses a scenario from text (test helper).
 pub fn scenario(src: &str) -> Scenario {
-    Scenario::from_source(src, Path::new("test.toml"))
-        .unwrap_or_else(|e| panic!("test scenario invalid: {e}"))
+    Scenario::from_source(src, Path::new("test.toml")).unwrap_or_else(|e| panic!("test scenario invalid: {e}"))
 }
 
 /// Path inside the repository.

@@ -48,15 +48,8 @@ fn step_time_is_monotone_in_nic_bandwidth() {
 fn bubble_fraction_falls_with_more_microbatches() {
     let mut last = 1.0;
     for gbs in [32, 64, 128, 256] {
-        let r = step(&BASE.replace(
-            "global_batch_size = 64",
-            &format!("global_batch_size = {gbs}"),
-        ));
-        assert!(
-            r.bubble_fraction < last,
-            "gbs {gbs}: {} !< {last}",
-            r.bubble_fraction
-        );
+        let r = step(&BASE.replace("global_batch_size = 64", &format!("global_batch_size = {gbs}")));
+        assert!(r.bubble_fraction < last, "gbs {gbs}: {} !< {last}", r.bubble_fraction);
         last = r.bubble_fraction;
     }
 }
@@ -64,12 +57,7 @@ fn bubble_fraction_falls_with_more_microbatches() {
 /// The exclusive breakdown categories add up to the step time on every stage.
 #[test]
 fn breakdown_categories_sum_to_the_step_time() {
-    for extra in [
-        "",
-        "recompute = \"full\"",
-        "zero_stage = 3",
-        "tp_comm_overlap = true",
-    ] {
+    for extra in ["", "recompute = \"full\"", "zero_stage = 3", "tp_comm_overlap = true"] {
         let r = step(&BASE.replace("dp = 8", &format!("dp = 8\n{extra}")));
         for (i, b) in r.breakdown_per_stage.iter().enumerate() {
             let rel = (b.exclusive_total_s() / r.step_time_s - 1.0).abs();

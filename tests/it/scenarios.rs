@@ -20,11 +20,7 @@ fn every_shipped_scenario_loads() {
 fn main_example_runs() {
     let s = Scenario::load(&repo("scenarios/gpt3-175b-a100-1024.toml")).unwrap();
     let r = trainsim::simulation::run(&s.input).unwrap();
-    assert!(
-        r.mfu_fraction > 0.2 && r.mfu_fraction < 0.7,
-        "MFU {}",
-        r.mfu_fraction
-    );
+    assert!(r.mfu_fraction > 0.2 && r.mfu_fraction < 0.7, "MFU {}", r.mfu_fraction);
     assert!(r.memory.fits);
     assert_eq!(r.simulation.gpus_represented, 1024);
 }

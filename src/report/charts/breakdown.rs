@@ -54,12 +54,7 @@ pub struct Data {
 /// Prepares the chart's data from a run.
 pub fn data(r: &RunResult) -> Data {
     let (unit, k) = super::time_unit(r.step_time_s);
-    let categories: Vec<String> = r
-        .breakdown
-        .categories()
-        .iter()
-        .map(|(n, _)| n.to_string())
-        .collect();
+    let categories: Vec<String> = r.breakdown.categories().iter().map(|(n, _)| n.to_string()).collect();
     let bar = |label: String, b: &crate::simulation::breakdown::Breakdown| Bar {
         label,
         segments: b.categories().iter().map(|(_, s)| s * k).collect(),
@@ -193,11 +188,7 @@ impl Chart for Data {
                 )
             })
             .collect();
-        super::legend(
-            &side.margin(14, 0, 0, 0),
-            "Category (mean per step)",
-            &entries,
-        )
+        super::legend(&side.margin(14, 0, 0, 0), "Category (mean per step)", &entries)
     }
 }
 
@@ -236,13 +227,8 @@ mod tests {
             );
         }
         // the legend lists exactly the categories with time, in order
-        assert!(
-            d.legend.iter().any(|c| c == "forward") && d.legend.iter().any(|c| c == "backward")
-        );
-        assert!(
-            d.legend.iter().any(|c| c == "pipeline bubble"),
-            "pp = 4 has a bubble"
-        );
+        assert!(d.legend.iter().any(|c| c == "forward") && d.legend.iter().any(|c| c == "backward"));
+        assert!(d.legend.iter().any(|c| c == "pipeline bubble"), "pp = 4 has a bubble");
         assert!(
             !d.legend.iter().any(|c| c == "idle"),
             "pipelined runs report the bubble, not idle"

@@ -155,12 +155,7 @@ impl Chart for Data {
             .labels
             .iter()
             .zip(&self.values_gib)
-            .map(|(c, v)| {
-                (
-                    format!("{c}  {} GiB", super::short(*v)),
-                    Swatch::Fill(colour(c)),
-                )
-            })
+            .map(|(c, v)| (format!("{c}  {} GiB", super::short(*v)), Swatch::Fill(colour(c))))
             .collect();
         entries.push((text, Swatch::Line(CAPACITY_COLOUR)));
         super::legend(&side.margin(14, 0, 0, 0), "Consumer", &entries)
@@ -183,18 +178,9 @@ mod tests {
         sorted.sort();
         assert_eq!(
             sorted,
-            vec![
-                "activations",
-                "buffers",
-                "gradients",
-                "optimizer states",
-                "weights"
-            ]
+            vec!["activations", "buffers", "gradients", "optimizer states", "weights"]
         );
-        assert!(
-            d.values_gib.windows(2).all(|w| w[0] >= w[1]),
-            "largest first"
-        );
+        assert!(d.values_gib.windows(2).all(|w| w[0] >= w[1]), "largest first");
         let sum: f64 = d.values_gib.iter().sum();
         assert!(
             (sum - d.total_gib).abs() <= 1e-9 * d.total_gib,
@@ -205,9 +191,7 @@ mod tests {
         assert_eq!(d.capacity_gib, r.memory.capacity_gib);
         assert!(d.capacity_gib > 0.0);
         assert_eq!(d.fits, d.total_gib <= d.capacity_gib);
-        assert!(d
-            .title
-            .contains(if d.fits { "fits" } else { "DOES NOT FIT" }));
+        assert!(d.title.contains(if d.fits { "fits" } else { "DOES NOT FIT" }));
         assert_eq!(d.x_label, "Memory per GPU (GiB)");
     }
 

@@ -138,19 +138,11 @@ pub(crate) trait Chart {
 /// error), atomically.
 pub(crate) fn draw_chart(chart: &impl Chart, path: &Path) -> Result<(), ReportError> {
     ensure_fonts();
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase);
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let svg = match ext.as_deref() {
         Some("svg") => true,
         Some("png") => false,
-        _ => {
-            return Err(chart_err(
-                path,
-                "unsupported chart format (use .png or .svg)",
-            ))
-        }
+        _ => return Err(chart_err(path, "unsupported chart format (use .png or .svg)")),
     };
     let size = chart.size();
     atomic_chart(path, |tmp| {
@@ -230,10 +222,7 @@ pub(crate) fn legend<DB: DrawingBackend>(
                     BLACK.mix(0.6).stroke_width(1),
                 ))?;
             }
-            Swatch::Line(c) => area.draw(&PathElement::new(
-                vec![(x, y + 9), (x + 22, y + 9)],
-                c.stroke_width(3),
-            ))?,
+            Swatch::Line(c) => area.draw(&PathElement::new(vec![(x, y + 9), (x + 22, y + 9)], c.stroke_width(3)))?,
         }
         area.draw(&Text::new(
             label.as_str(),
@@ -262,8 +251,7 @@ pub(crate) struct RowChart<'a> {
 }
 
 /// The chart context of a [`RowChart`].
-pub(crate) type RowContext<'a, DB> =
-    ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+pub(crate) type RowContext<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 /// y coordinate of the centre of row `i` of `n` (row 0 at the top).
 pub(crate) fn row_centre(i: usize, n: usize) -> f64 {
@@ -304,11 +292,7 @@ impl RowChart<'_> {
         let right = Pos::new(HPos::Right, VPos::Center);
         for (i, label) in self.rows.iter().enumerate() {
             let (px, py) = chart.backend_coord(&(0.0, row_centre(i, n)));
-            root.draw(&Text::new(
-                label.as_str(),
-                (px - 8, py),
-                font(TICK_PX).pos(right),
-            ))?;
+            root.draw(&Text::new(label.as_str(), (px - 8, py), font(TICK_PX).pos(right)))?;
         }
         Ok(chart)
     }
@@ -363,8 +347,7 @@ seq_length = 2048
     pub fn tiny_run() -> &'static RunResult {
         static RUN: OnceLock<RunResult> = OnceLock::new();
         RUN.get_or_init(|| {
-            let s = crate::scenario::Scenario::from_source(SRC, Path::new("t.toml"))
-                .expect("tiny scenario parses");
+            let s = crate::scenario::Scenario::from_source(SRC, Path::new("t.toml")).expect("tiny scenario parses");
             crate::simulation::run(&s.input).expect("tiny scenario runs")
         })
     }

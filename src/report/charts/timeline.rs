@@ -132,9 +132,7 @@ fn merge_touching(spans: Vec<Span>, touch: f64) -> Vec<Span> {
     let mut out: Vec<Span> = Vec::with_capacity(spans.len());
     for s in spans {
         match out.last_mut() {
-            Some(l) if l.category == s.category && s.start - l.end <= touch => {
-                l.end = l.end.max(s.end)
-            }
+            Some(l) if l.category == s.category && s.start - l.end <= touch => l.end = l.end.max(s.end),
             _ => out.push(s),
         }
     }
@@ -171,14 +169,7 @@ fn resample(spans: &[Span], extent: f64, bins: usize) -> Vec<Span> {
         let best = (0..nc)
             .filter(|&c| row[c] > 0.0)
             .max_by(|&x, &y| row[x].total_cmp(&row[y]));
-        let (lo, hi) = (
-            b as f64 * w,
-            if b + 1 == bins {
-                extent
-            } else {
-                (b + 1) as f64 * w
-            },
-        );
+        let (lo, hi) = (b as f64 * w, if b + 1 == bins { extent } else { (b + 1) as f64 * w });
         match (best, prev) {
             (Some(c), Some(p)) if c == p => {
                 if let Some(l) = out.last_mut() {
@@ -273,11 +264,7 @@ pub fn data(r: &RunResult) -> Data {
     );
     let mut title = format!("{}: timeline of the last iteration", r.name);
     if shown.len() < stages_total {
-        title.push_str(&format!(
-            " ({} of {} stages shown)",
-            shown.len(),
-            stages_total
-        ));
+        title.push_str(&format!(" ({} of {} stages shown)", shown.len(), stages_total));
     }
     Data {
         scenario: r.name.clone(),
@@ -383,12 +370,7 @@ impl Chart for Data {
         let mut entries: Vec<(String, Swatch)> = self
             .legend
             .iter()
-            .map(|c| {
-                (
-                    category_label(c).to_string(),
-                    Swatch::Fill(category_colour(c)),
-                )
-            })
+            .map(|c| (category_label(c).to_string(), Swatch::Fill(category_colour(c))))
             .collect();
         if self.extent > self.iteration * (1.0 + 1e-9) {
             entries.push(("iteration end".into(), Swatch::Line(BLACK)));
@@ -420,10 +402,7 @@ mod tests {
         assert!(!d.rows.is_empty());
         // every stage has a compute row; rows ordered by stage then stream
         for s in 0..4 {
-            assert!(d
-                .rows
-                .iter()
-                .any(|row| row.stage == s && row.stream == "compute"));
+            assert!(d.rows.iter().any(|row| row.stage == s && row.stream == "compute"));
         }
         for w in d.rows.windows(2) {
             assert!(
@@ -433,8 +412,7 @@ mod tests {
                 w[1].label
             );
         }
-        let (_, k) =
-            crate::report::charts::time_unit(*r.step_times_s.last().expect("a measured step"));
+        let (_, k) = crate::report::charts::time_unit(*r.step_times_s.last().expect("a measured step"));
         let step = r.step_times_s.last().copied().expect("a step") * k;
         assert!((d.iteration - step).abs() <= 1e-12 * step);
         let tol = 1e-9 * step;
@@ -472,18 +450,12 @@ mod tests {
         let busy = |stage: u32| -> f64 {
             r.timeline
                 .iter()
-                .filter(|s| {
-                    s.stage == stage && s.stream == Stream::Compute && s.category == "forward"
-                })
+                .filter(|s| s.stage == stage && s.stream == Stream::Compute && s.category == "forward")
                 .map(|s| s.end_s - s.start_s)
                 .sum::<f64>()
                 * k
         };
-        for row in d
-            .rows
-            .iter()
-            .filter(|row| row.stream == "compute" && !row.resampled)
-        {
+        for row in d.rows.iter().filter(|row| row.stream == "compute" && !row.resampled) {
             let drawn: f64 = row
                 .spans
                 .iter()
@@ -497,9 +469,7 @@ mod tests {
                 row.label
             );
         }
-        assert!(
-            d.legend.iter().any(|c| c == "forward") && d.legend.iter().any(|c| c == "backward")
-        );
+        assert!(d.legend.iter().any(|c| c == "forward") && d.legend.iter().any(|c| c == "backward"));
     }
 
     #[test]
