@@ -1,7 +1,7 @@
 //! Calibration of the GPU efficiency constants on the validation scenarios.
 //!
-//! For one GPU family and precision, evaluates a grid of (GEMM efficiency, half-efficiency
-//! dimension, memory efficiency, attention efficiency) and prints the MAPE of step time on
+//! For one GPU family and precision, evaluates a grid of (GEMM peak efficiency,
+//! half-efficiency dimension) and prints the MAPE of step time on
 //! the matching scenarios of `scenarios/validation`, best first. The chosen values go into
 //! `src/hardware/presets.rs`; `docs/calibration.md` records the fit.
 //!
@@ -42,16 +42,15 @@ fn main() {
         })
         .collect();
     println!("{} scenarios for {family} {prec}", scenarios.len());
-    let mut grid = Vec::new();
-    for i in 0..10 {
-        for half in [64.0, 128.0, 256.0, 512.0, 1024.0] {
-            grid.push((if want_fp8 { 0.45 } else { 0.66 } + 0.03 * i as f64, half, 0.8, 0.55));
-        }
-    }
-    let mut results: Vec<(f64, f64, (f64, f64, f64, f64), Vec<f64>)> = grid
+    // (peak efficiency, half-efficiency dimension) grid; FP8 sweeps the FP8 efficiency
+    let start = if want_fp8 { 0.45 } else { 0.66 };
+    let grid: Vec<(f64, f64)> = (0..10)
+        .flat_map(|i| [64.0, 128.0, 256.0, 512.0, 1024.0].map(|half| (start + 0.03 * i as f64, half)))
+        .collect();
+    let mut fits: Vec<Fit> = grid
         .par_iter()
-        .map(|&(gemm, half, mem, attn)| {
-            let errs: Vec<f64> = scenarios
+        .map(|&(gemm, half)| {
+            let errors_pct: Vec<f64> = scenarios
                 .iter()
                 .map(|s| {
                     let mut input = s.input.clone();
@@ -62,27 +61,41 @@ fn main() {
                         g.gemm_efficiency = gemm;
                     }
                     g.gemm_half_efficiency_dim = half;
-                    let _ = (mem, attn);
                     input.iterations = 2;
                     let r = trainsim::simulation::run(&input).expect("simulates");
-                    100.0 * (r.step_time_s / s.measured.as_ref().unwrap().step_time_s.unwrap() - 1.0)
+                    let measured = s.measured.as_ref().and_then(|m| m.step_time_s).expect("filtered above");
+                    100.0 * (r.step_time_s / measured - 1.0)
                 })
                 .collect();
-            let mape = errs.iter().map(|e| e.abs()).sum::<f64>() / errs.len() as f64;
-            let worst = errs.iter().map(|e| e.abs()).fold(0.0, f64::max);
-            (mape, worst, (gemm, half, mem, attn), errs)
+            let mape = errors_pct.iter().map(|e| e.abs()).sum::<f64>() / errors_pct.len() as f64;
+            let worst = errors_pct.iter().map(|e| e.abs()).fold(0.0, f64::max);
+            Fit {
+                mape,
+                worst,
+                gemm,
+                half,
+                errors_pct,
+            }
         })
         .collect();
-    results.sort_by(|a, b| a.0.total_cmp(&b.0));
-    for (mape, worst, p, errs) in results.iter().take(8) {
-        let e: Vec<String> = errs.iter().map(|x| format!("{x:+.1}")).collect();
+    fits.sort_by(|a, b| a.mape.total_cmp(&b.mape));
+    for f in fits.iter().take(8) {
+        let e: Vec<String> = f.errors_pct.iter().map(|x| format!("{x:+.1}")).collect();
         println!(
-            "MAPE {mape:5.2}% worst {worst:5.1}%  gemm {:.2} half_dim {:>3} mem {:.2} attn {:.2}  [{}]",
-            p.0,
-            p.1,
-            p.2,
-            p.3,
+            "MAPE {:5.2}% worst {:5.1}%  efficiency {:.2} half_dim {:>4}  [{}]",
+            f.mape,
+            f.worst,
+            f.gemm,
+            f.half,
             e.join(" ")
         );
     }
+}
+
+struct Fit {
+    mape: f64,
+    worst: f64,
+    gemm: f64,
+    half: f64,
+    errors_pct: Vec<f64>,
 }

@@ -15,7 +15,13 @@ GROUPS = {
     "mbridge-25.09": "megatron-bridge-25.09-fp8",
 }
 GPU = {"A100-SXM4-80GB": "A100-80GB", "H100-SXM5-80GB": "H100-SXM", "B200": "B200"}
-MODEL_PRESET = {"GPT-3 175B": "gpt3-175b"}
+# Calculon's predictions for Korthikanti et al. 2022 Table 5 (PEERS.md, workload P3)
+CALCULON_P3 = {
+    "korthikanti-22b-full-a100-8": 1.40, "korthikanti-22b-selective-sp-a100-8": 1.14,
+    "korthikanti-175b-full-a100-64": 18.03, "korthikanti-175b-selective-sp-a100-64": 13.64,
+    "korthikanti-530b-full-a100-280": 49.89, "korthikanti-530b-selective-sp-a100-280": 34.47,
+    "korthikanti-1t-full-a100-512": 90.08, "korthikanti-1t-selective-sp-a100-512": 66.04,
+}
 
 def gpu_preset(name):
     for k, v in GPU.items():
@@ -134,6 +140,13 @@ def main(path):
         with open(os.path.join(d_out, e["id"] + ".toml"), "w") as f:
             f.write("\n".join(lines) + "\n")
         n += 1
+        if korthikanti and e["id"] in CALCULON_P3:
+            # PEERS.md workload P3: the same runs, with Calculon's prediction alongside
+            p3 = os.path.join(out_root, "..", "peers", "p3-korthikanti")
+            os.makedirs(p3, exist_ok=True)
+            head = [f"# PEERS.md P3: Calculon predicts {CALCULON_P3[e['id']]} s for this run (measured {r['iteration_time_s']} s)."]
+            with open(os.path.join(p3, e["id"] + ".toml"), "w") as f:
+                f.write("\n".join(head + lines) + "\n")
     print(f"wrote {n} scenarios")
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ pub struct RawScenario {
     pub cluster: RawCluster,
     /// Architecture.
     pub model: RawModel,
-    /// Parallel plan.
+    /// Parallel plan (every key has a default).
+    #[serde(default)]
     pub parallel: RawParallel,
     /// Batch, sequence, precision.
     pub training: RawTraining,

@@ -5,7 +5,7 @@ use super::{simulate, Layouts, SimError};
 use crate::hardware::ClusterSpec;
 use crate::model::TransformerSpec;
 use crate::network::collective::GroupLayout;
-use crate::parallel::{ParallelPlan, Placement};
+use crate::parallel::{ParallelPlan, Placement, Recompute, Schedule};
 use crate::training::TrainingSpec;
 use crate::units::{tflops_to_flops_per_s, SimTime};
 use crate::workload::memory::{memory_per_gpu, MemoryBreakdown};
@@ -82,7 +82,7 @@ pub struct RunResult {
     pub gpu: String,
     /// Model name.
     pub model: String,
-    /// Plan in short form, e.g. "TP8 PP8 DP16 SP VPP3 MBS1 ZeRO-1 recompute=selective".
+    /// Plan in short form, e.g. "TP8 PP8 DP16 SP VPP3 MBS1 ZeRO-1 recompute=selective schedule=interleaved".
     pub plan: String,
     /// Mean step time over measured iterations, s.
     pub step_time_s: f64,
@@ -120,8 +120,9 @@ pub struct RunResult {
     pub scale_out_bytes_per_step_per_gpu: f64,
     /// Simulation statistics.
     pub simulation: SimulationStats,
-    /// Timeline of the last iteration (at most [`MAX_TIMELINE_STAGES`] stages; one span
-    /// per pass when a stage has more than [`MAX_SPANS_PER_STAGE`] operations).
+    /// Timeline of the last iteration (at most [`MAX_TIMELINE_STAGES`] stages; when a stage
+    /// has more than [`MAX_SPANS_PER_STAGE`] operations, one span per pass and no spans of
+    /// the overlapped-TP stream).
     pub timeline: Vec<TimelineSpan>,
 }
 
@@ -149,17 +150,11 @@ fn plan_label(p: &ParallelPlan) -> String {
     if p.virtual_stages > 1 {
         s.push_str(&format!(" VPP{}", p.virtual_stages));
     }
-    s.push_str(
-        &format!(
-            " MBS{} ZeRO-{} recompute={:?}",
-            p.micro_batch_size, p.zero_stage, p.recompute
-        )
-        .to_lowercase()
-        .replace("mbs", "MBS")
-        .replace("zero", "ZeRO"),
-    );
+    let recompute = Recompute::NAMES[p.recompute as usize];
+    s.push_str(&format!(" MBS{} ZeRO-{} recompute={recompute}", p.micro_batch_size, p.zero_stage));
     if p.pp > 1 {
-        s.push_str(&format!(" schedule={:?}", p.schedule).to_lowercase());
+        let schedule = Schedule::NAMES[p.schedule as usize];
+        s.push_str(&format!(" schedule={schedule}"));
     }
     s
 }
@@ -271,6 +266,9 @@ pub fn run(input: &RunInput) -> Result<RunResult, SimError> {
         };
         // large runs: one span per pass (TP collectives inside a pass are absorbed)
         let coarse = per_stage_ops[op.rank as usize] > MAX_SPANS_PER_STAGE;
+        if coarse && op.stream == Stream::Tp {
+            continue;
+        }
         if coarse {
             if let Some(prev) = timeline
                 .iter_mut()

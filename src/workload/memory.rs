@@ -80,26 +80,39 @@ pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, seq: u3
     sbh * per
 }
 
-/// Memory of the most loaded stage (the first, which holds the most in-flight activations
-/// and the embedding).
-pub fn memory_per_gpu(
-    m: &TransformerSpec,
-    p: &ParallelPlan,
-    seq: u32,
-    global_batch: u32,
-    flash: bool,
-    capacity_gib: f64,
-) -> MemoryBreakdown {
+/// Memory of the most loaded GPU: the first pipeline stage (most in-flight activations,
+/// input embedding) or the last (output projection and loss), whichever is larger.
+pub fn memory_per_gpu(m: &TransformerSpec, p: &ParallelPlan, seq: u32, global_batch: u32, flash: bool, capacity_gib: f64) -> MemoryBreakdown {
+    let first = stage_memory(m, p, 0, seq, global_batch, flash, capacity_gib);
+    if p.pp == 1 {
+        return first;
+    }
+    let last = stage_memory(m, p, p.pp - 1, seq, global_batch, flash, capacity_gib);
+    if last.total_gib > first.total_gib {
+        last
+    } else {
+        first
+    }
+}
+
+/// Memory of one GPU of pipeline stage `stage`.
+pub fn stage_memory(m: &TransformerSpec, p: &ParallelPlan, stage: u32, seq: u32, global_batch: u32, flash: bool, capacity_gib: f64) -> MemoryBreakdown {
     let t = p.tp as f64;
     let dp = p.dp as f64;
     let pp = p.pp as f64;
     let nmb = p.num_microbatches(global_batch) as f64;
     let layers_per_chunk = p.layers_per_chunk(m.num_layers);
     let v = p.virtual_stages as usize;
-    let stage_layers: f64 = (0..v).map(|c| layers_per_chunk[c * p.pp as usize] as f64).sum();
+    let stage_layers: f64 = (0..v).map(|c| layers_per_chunk[c * p.pp as usize + stage as usize] as f64).sum();
+    let (first, last) = (stage == 0, stage == p.pp - 1);
     let emb = m.vocab_size as f64 * m.hidden_size as f64;
-    let mut params = stage_layers * m.params_per_layer() / t + emb / t;
-    if p.pp == 1 && !m.tied_embeddings {
+    let mut params = stage_layers * m.params_per_layer() / t;
+    if first {
+        params += emb / t;
+    }
+    // output projection: its own matrix when untied, a copy of the embedding on the last
+    // stage when tied and pipelined
+    if last && (!m.tied_embeddings || p.pp > 1) {
         params += emb / t;
     }
     let shard = |stage_min: u32| if p.zero_stage >= stage_min { dp } else { 1.0 };
@@ -111,13 +124,14 @@ pub fn memory_per_gpu(
     let b = p.micro_batch_size as f64;
     let h = m.hidden_size as f64;
     let per_layer = activation_bytes_per_layer(m, p, seq, flash);
-    // micro-batches in flight on the first stage
+    // micro-batches in flight on this stage (Megatron's counts for the first stage)
+    let depth = pp - stage as f64;
     let in_flight_layers = match p.schedule {
         Schedule::Gpipe => nmb * stage_layers,
-        Schedule::OneFOneB => pp.min(nmb) * stage_layers,
+        Schedule::OneFOneB => depth.min(nmb) * stage_layers,
         Schedule::Interleaved => {
             let penalty = 1.0 + (pp - 1.0) / (pp * v as f64);
-            pp * stage_layers * penalty
+            (depth * stage_layers * penalty).min(nmb * stage_layers)
         }
     };
     let mut act = per_layer * in_flight_layers;
@@ -127,10 +141,12 @@ pub fn memory_per_gpu(
         full.recompute = Recompute::Selective;
         act += activation_bytes_per_layer(m, &full, seq, true);
     }
-    // embedding input and dropout for in-flight micro-batches
-    act += pp.min(nmb.max(1.0)) * (8.0 * s * b + s * b * h) / t;
-    if p.pp == 1 {
-        // output-layer input and fp32 logits for the loss
+    if first {
+        // embedding input and dropout for in-flight micro-batches
+        act += depth.min(nmb.max(1.0)) * (8.0 * s * b + s * b * h) / t;
+    }
+    if last {
+        // output-layer input and fp32 logits for the loss (one micro-batch)
         act += s * b * h * 4.0 * (1.0 + m.vocab_size as f64 / h) / t;
     }
     // gradient buckets (two in flight) and NCCL/framework workspace
@@ -138,7 +154,7 @@ pub fn memory_per_gpu(
     let gib = |x: f64| x / BYTES_PER_GIB;
     let total = weights + grads + optimizer + act + buffers;
     MemoryBreakdown {
-        stage: 0,
+        stage,
         weights_gib: gib(weights),
         gradients_gib: gib(grads),
         optimizer_gib: gib(optimizer),
@@ -167,7 +183,7 @@ mod tests {
         p.schedule = crate::parallel::Schedule::Interleaved;
         p.virtual_stages = 3;
         let (s, gbs) = (2048u32, 1536u32);
-        let ours = memory_per_gpu(&m, &p, s, gbs, true, 80.0);
+        let ours = stage_memory(&m, &p, 0, s, gbs, true, 80.0);
 
         let (h, l, v, t, pp, dp, b) = (12288.0, 96.0, 50257.0, 8.0, 8.0, 16.0, 1.0);
         let f = 49152.0;

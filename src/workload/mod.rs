@@ -197,8 +197,7 @@ impl Builder {
         stream: Stream,
         kind: OpKind,
         name: &'static str,
-        it: u32,
-        mb: u32,
+        (it, mb): (u32, u32),
         deps: Vec<Dep>,
     ) -> OpId {
         self.ops.push(Op {
@@ -259,8 +258,7 @@ fn emit_steps(b: &mut Builder, rank: u32, it: u32, mb: u32, steps: &[Step], cur:
                         phase: *phase,
                     },
                     name,
-                    it,
-                    mb,
+                    (it, mb),
                     deps,
                 );
                 cur.last = Some(id);
@@ -278,18 +276,18 @@ fn emit_steps(b: &mut Builder, rank: u32, it: u32, mb: u32, steps: &[Step], cur:
                         let deps = std::mem::take(&mut cur.extra);
                         cur.before_last = deps.clone();
                         cur.before_last.extend(cur.last.map(Dep::Op));
-                        cur.last = Some(b.push(rank, Stream::Compute, op, "tp collective", it, mb, deps));
+                        cur.last = Some(b.push(rank, Stream::Compute, op, "tp collective", (it, mb), deps));
                         cur.extra.append(&mut cur.join);
                     }
                     Overlap::WithNext => {
                         let mut deps = cur.extra.clone();
                         deps.extend(cur.last.map(Dep::Op));
-                        let id = b.push(rank, Stream::Tp, op, "tp collective", it, mb, deps);
+                        let id = b.push(rank, Stream::Tp, op, "tp collective", (it, mb), deps);
                         cur.join.push(Dep::Op(id));
                     }
                     Overlap::WithPrev => {
                         let deps = cur.before_last.clone();
-                        let id = b.push(rank, Stream::Tp, op, "tp collective", it, mb, deps);
+                        let id = b.push(rank, Stream::Tp, op, "tp collective", (it, mb), deps);
                         cur.extra.push(Dep::Op(id));
                     }
                 }
@@ -388,7 +386,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         bytes: PARAM_BYTES * layer_params_local,
                         purpose: CommPurpose::Parameters,
                     };
-                    let id = b.push(rank, Stream::Dp, op, "zero-3 param gather", it, mb, vec![]);
+                    let id = b.push(rank, Stream::Dp, op, "zero-3 param gather", (it, mb), vec![]);
                     cur.extra.push(Dep::Op(id));
                 };
                 if pass.forward {
@@ -416,7 +414,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                                 bytes: GRAD_BYTES * *bucket,
                                 purpose: CommPurpose::Gradients,
                             };
-                            grad_ops.push(b.push(rank, Stream::Dp, op, "gradient reduce", it, mb, deps));
+                            grad_ops.push(b.push(rank, Stream::Dp, op, "gradient reduce", (it, mb), deps));
                         }
                         *bucket = 0.0;
                     };
@@ -456,7 +454,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 };
                 if let Some(to_chunk) = downstream {
                     let mut deps = std::mem::take(&mut cur.extra);
-                    deps.extend(cur.join.drain(..));
+                    deps.append(&mut cur.join);
                     deps.extend(cur.last.map(Dep::Op));
                     let to = to_chunk % pp;
                     let id = b.push(
@@ -471,8 +469,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         } else {
                             "send gradients"
                         },
-                        it,
-                        mb,
+                        (it, mb),
                         deps,
                     );
                     b.sends.insert(
@@ -488,7 +485,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     // nothing downstream: the next op on the compute stream must still wait
                     // for overlapped collectives; a zero-time marker carries the join
                     let mut deps = std::mem::take(&mut cur.extra);
-                    deps.extend(cur.join.drain(..));
+                    deps.append(&mut cur.join);
                     b.push(
                         rank,
                         Stream::Compute,
@@ -498,8 +495,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                             phase: if pass.forward { Phase::Forward } else { Phase::Backward },
                         },
                         "join",
-                        it,
-                        mb,
+                        (it, mb),
                         deps,
                     );
                 }
@@ -510,8 +506,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 Stream::Compute,
                 OpKind::Barrier { iteration: it },
                 "gradient-norm sync",
-                it,
-                u32::MAX,
+                (it, u32::MAX),
                 grad_ops.iter().map(|&o| Dep::Op(o)).collect(),
             );
             let local_opt_params = if p.zero_stage >= 1 {
@@ -528,8 +523,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     phase: Phase::Optimizer,
                 },
                 "optimizer step",
-                it,
-                u32::MAX,
+                (it, u32::MAX),
                 vec![Dep::Op(barrier)],
             );
             // sharded optimizer: gather the updated parameters, one collective per chunk
@@ -550,8 +544,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         Stream::Dp,
                         op,
                         "parameter all-gather",
-                        it,
-                        u32::MAX,
+                        (it, u32::MAX),
                         vec![Dep::Op(opt)],
                     );
                     param_gathers[rank as usize][c as usize].push(id);

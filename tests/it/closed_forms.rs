@@ -142,3 +142,15 @@ fn ring_all_reduce_time_on_an_idle_network() {
         );
     }
 }
+
+/// PEERS.md workload P5 (GPT-3 175B, TP8 PP8, 8 micro-batches, real communication): the
+/// bubble is the 1F1B closed form 7/15 of the pipeline phase, where peers report 0.10 s
+/// (SimAI) or ignore it.
+#[test]
+fn peers_p5_bubble_matches_the_1f1b_closed_form() {
+    let s = trainsim::scenario::Scenario::load(&crate::repo("scenarios/peers/p5-gpt3-175b-a100-64.toml")).unwrap();
+    let r = trainsim::simulation::run(&s.input).unwrap();
+    let want = 7.0 / 15.0;
+    let got = pipeline_bubble(&r);
+    assert!((got - want).abs() < TOL * want, "bubble {got:.4} vs (p-1)/(m+p-1) = {want:.4}");
+}
