@@ -32,7 +32,11 @@ fn scenario(path: &str) {
     let s = Scenario::load(Path::new(path)).expect("scenario loads");
     let t = Instant::now();
     let r = trainsim::simulation::run(&s.input).expect("simulates");
-    report(&format!("{} ({} GPUs)", s.input.name, s.input.cluster.num_gpus), t.elapsed().as_secs_f64(), r.simulation.events);
+    report(
+        &format!("{} ({} GPUs)", s.input.name, s.input.cluster.num_gpus),
+        t.elapsed().as_secs_f64(),
+        r.simulation.events,
+    );
 }
 
 fn main() {

@@ -151,7 +151,10 @@ fn plan_label(p: &ParallelPlan) -> String {
         s.push_str(&format!(" VPP{}", p.virtual_stages));
     }
     let recompute = Recompute::NAMES[p.recompute as usize];
-    s.push_str(&format!(" MBS{} ZeRO-{} recompute={recompute}", p.micro_batch_size, p.zero_stage));
+    s.push_str(&format!(
+        " MBS{} ZeRO-{} recompute={recompute}",
+        p.micro_batch_size, p.zero_stage
+    ));
     if p.pp > 1 {
         let schedule = Schedule::NAMES[p.schedule as usize];
         s.push_str(&format!(" schedule={schedule}"));

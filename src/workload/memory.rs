@@ -82,7 +82,14 @@ pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, seq: u3
 
 /// Memory of the most loaded GPU: the first pipeline stage (most in-flight activations,
 /// input embedding) or the last (output projection and loss), whichever is larger.
-pub fn memory_per_gpu(m: &TransformerSpec, p: &ParallelPlan, seq: u32, global_batch: u32, flash: bool, capacity_gib: f64) -> MemoryBreakdown {
+pub fn memory_per_gpu(
+    m: &TransformerSpec,
+    p: &ParallelPlan,
+    seq: u32,
+    global_batch: u32,
+    flash: bool,
+    capacity_gib: f64,
+) -> MemoryBreakdown {
     let first = stage_memory(m, p, 0, seq, global_batch, flash, capacity_gib);
     if p.pp == 1 {
         return first;
@@ -96,14 +103,24 @@ pub fn memory_per_gpu(m: &TransformerSpec, p: &ParallelPlan, seq: u32, global_ba
 }
 
 /// Memory of one GPU of pipeline stage `stage`.
-pub fn stage_memory(m: &TransformerSpec, p: &ParallelPlan, stage: u32, seq: u32, global_batch: u32, flash: bool, capacity_gib: f64) -> MemoryBreakdown {
+pub fn stage_memory(
+    m: &TransformerSpec,
+    p: &ParallelPlan,
+    stage: u32,
+    seq: u32,
+    global_batch: u32,
+    flash: bool,
+    capacity_gib: f64,
+) -> MemoryBreakdown {
     let t = p.tp as f64;
     let dp = p.dp as f64;
     let pp = p.pp as f64;
     let nmb = p.num_microbatches(global_batch) as f64;
     let layers_per_chunk = p.layers_per_chunk(m.num_layers);
     let v = p.virtual_stages as usize;
-    let stage_layers: f64 = (0..v).map(|c| layers_per_chunk[c * p.pp as usize + stage as usize] as f64).sum();
+    let stage_layers: f64 = (0..v)
+        .map(|c| layers_per_chunk[c * p.pp as usize + stage as usize] as f64)
+        .sum();
     let (first, last) = (stage == 0, stage == p.pp - 1);
     let emb = m.vocab_size as f64 * m.hidden_size as f64;
     let mut params = stage_layers * m.params_per_layer() / t;

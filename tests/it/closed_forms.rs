@@ -152,5 +152,8 @@ fn peers_p5_bubble_matches_the_1f1b_closed_form() {
     let r = trainsim::simulation::run(&s.input).unwrap();
     let want = 7.0 / 15.0;
     let got = pipeline_bubble(&r);
-    assert!((got - want).abs() < TOL * want, "bubble {got:.4} vs (p-1)/(m+p-1) = {want:.4}");
+    assert!(
+        (got - want).abs() < TOL * want,
+        "bubble {got:.4} vs (p-1)/(m+p-1) = {want:.4}"
+    );
 }
