@@ -39,6 +39,7 @@ pub mod parallel;
 pub mod report;
 pub mod scenario;
 pub mod simulation;
+pub mod sweep;
 pub mod training;
 pub mod units;
 pub mod workload;

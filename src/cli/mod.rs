@@ -86,6 +86,60 @@ pub enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// Run a parameter sweep: a grid over scenario fields, in parallel, one row per point.
+    #[command(after_help = SWEEP_HELP)]
+    Sweep {
+        /// Sweep file (TOML; see docs/sweep.md).
+        sweep: PathBuf,
+        /// Output folder for sweep.csv and sweep.jsonl [default: plots/<sweep file stem>].
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Run only the slice i of n (points with index % n == i), e.g. --shard 0/4.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(usize, usize)>,
+        /// Ignore the partial results of an interrupted run and start over.
+        #[arg(long)]
+        restart: bool,
+        /// Worker threads [default: all cores]; results are identical for any count.
+        #[arg(long, short = 'j')]
+        threads: Option<usize>,
+        /// Print nothing but errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Join the CSV slices of a sharded sweep into one file ordered by point.
+    #[command(
+        after_help = "Example:\n  trainsim merge --out plots/tp-pp/sweep.csv plots/tp-pp/sweep.shard-*-of-4.csv"
+    )]
+    Merge {
+        /// Merged CSV to write.
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Shard CSVs written by `trainsim sweep --shard`.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+}
+
+const SWEEP_HELP: &str = "Example:
+  trainsim sweep scenarios/sweeps/gpt3-175b-tp-pp.toml
+      every (TP, PP) pair for GPT-3 175B on 1,024 A100; writes plots/gpt3-175b-tp-pp/sweep.csv
+  trainsim sweep big.toml --shard 3/16 --out /scratch/big
+      one slice of a sweep too large for one machine (e.g. a Slurm array task); join the
+      slices with `trainsim merge`
+
+Rows stream to sweep.csv.partial and sweep.jsonl.partial in point order and are renamed when
+the sweep ends; rerunning an interrupted sweep resumes after the last complete row.
+Invalid or out-of-memory points are rows with feasible=false and the reason.";
+
+fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (i, n) = s.split_once('/').ok_or("expected i/n, e.g. 0/4")?;
+    let i: usize = i.trim().parse().map_err(|_| format!("'{i}' is not a whole number"))?;
+    let n: usize = n.trim().parse().map_err(|_| format!("'{n}' is not a whole number"))?;
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: need 0 <= i < n"));
+    }
+    Ok((i, n))
 }
 
 /// Runs the CLI on `args`; returns the process exit code.
@@ -105,9 +159,10 @@ where
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            let usage = e
-                .chain()
-                .any(|c| c.downcast_ref::<crate::scenario::ScenarioError>().is_some());
+            let usage = e.chain().any(|c| {
+                c.downcast_ref::<crate::scenario::ScenarioError>().is_some()
+                    || c.downcast_ref::<crate::sweep::SweepError>().is_some()
+            });
             eprintln!("error: {e:#}");
             if usage {
                 2
@@ -135,7 +190,57 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             csv,
         } => validate::validate(&dir, check, max_mape_pct, max_error_pct, csv.as_deref()),
         Command::Plot { results, out } => plot(&results, out),
+        Command::Sweep {
+            sweep,
+            out,
+            shard,
+            restart,
+            threads,
+            quiet,
+        } => run_sweep(&sweep, out, shard, restart, threads, quiet),
+        Command::Merge { out, inputs } => {
+            let n = crate::sweep::merge_csv(&inputs, &out)?;
+            println!("wrote {} ({n} points)", out.display());
+            Ok(0)
+        }
     }
+}
+
+fn run_sweep(
+    path: &Path,
+    out: Option<PathBuf>,
+    shard: Option<(usize, usize)>,
+    restart: bool,
+    threads: Option<usize>,
+    quiet: bool,
+) -> anyhow::Result<i32> {
+    use std::io::IsTerminal;
+    let spec = crate::sweep::SweepSpec::load(path)?;
+    let opts = crate::sweep::SweepOptions {
+        out_dir: out.unwrap_or_else(|| default_out(path)),
+        shard,
+        restart,
+        progress: !quiet && std::io::stderr().is_terminal(),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.unwrap_or(0))
+        .build()?;
+    let o = pool.install(|| crate::sweep::run_sweep(&spec, &opts))?;
+    if !quiet {
+        if o.resumed > 0 {
+            println!("resumed after {} finished points", o.resumed);
+        }
+        println!(
+            "{}: {} points ({} feasible among those run now) in {:.2} s ({:.0} points/s)",
+            spec.name,
+            o.points,
+            o.feasible,
+            o.wall_s,
+            (o.points - o.resumed) as f64 / o.wall_s.max(1e-9)
+        );
+        println!("wrote {}\nwrote {}", o.csv.display(), o.jsonl.display());
+    }
+    Ok(0)
 }
 
 fn default_out(scenario: &Path) -> PathBuf {

@@ -52,3 +52,17 @@ pub enum ScenarioError {
         message: String,
     },
 }
+
+impl ScenarioError {
+    /// The problem without file and position (for sweep rows).
+    pub fn reason(&self) -> String {
+        match self {
+            ScenarioError::Io { source, .. } => source.to_string(),
+            ScenarioError::Parse { message, .. } => message.clone(),
+            ScenarioError::Invalid {
+                field, value, allowed, ..
+            } => format!("field `{field}` = {value} is invalid: {allowed}"),
+            ScenarioError::Plan { message, .. } => format!("impossible plan: {message}"),
+        }
+    }
+}

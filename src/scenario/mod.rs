@@ -59,6 +59,15 @@ impl Scenario {
         Scenario::from_source(&src, path)
     }
 
+    /// Validates a scenario given as a TOML table (sweep points); `path` names it in messages.
+    pub fn from_table(table: &toml::Table, path: &Path) -> Result<Scenario, ScenarioError> {
+        let src = toml::to_string(table).map_err(|e| ScenarioError::Plan {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Scenario::from_source(&src, path)
+    }
+
     /// Validates scenario text; `path` is used in messages and for the default name.
     pub fn from_source(src: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let raw: RawScenario = toml::from_str(src).map_err(|e| parse_error(src, path, &e))?;

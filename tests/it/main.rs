@@ -10,6 +10,8 @@ mod determinism;
 mod properties;
 /// Every shipped scenario loads and the examples run.
 mod scenarios;
+/// Sweeps: grid order, thread-count independence, resume, shards.
+mod sweep;
 /// Published measurements: the validation set's error bars.
 mod validation;
 

@@ -1,0 +1,13 @@
+//! Parameter sweeps: a grid over any scenario field, run in parallel across points with
+//! results streamed in point order (identical for any thread count), resumable and
+//! shardable across machines.
+//!
+//! Owns: sweep files ([`spec`]), filter expressions ([`expr`]) and execution and output
+//! ([`run`]). Parallelism lives here only, across points; each simulation is sequential.
+
+pub mod expr;
+pub mod run;
+pub mod spec;
+
+pub use run::{merge_csv, run_sweep, SweepOptions, SweepOutcome};
+pub use spec::{SweepError, SweepSpec};

@@ -1,0 +1,331 @@
+//! Runs sweep points in parallel and streams one row per point, in point order, to CSV
+//! and JSON Lines. Rows go to `NAME.partial` files, flushed after every chunk, and are
+//! renamed to their final names when the sweep completes: an interrupted sweep leaves no
+//! corrupt result, and rerunning it resumes after the last complete row.
+
+use super::spec::{value_text, Point, SweepSpec};
+use crate::scenario::Scenario;
+use crate::simulation::{self, RunResult};
+use rayon::prelude::*;
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Metric columns after the axis columns (units in every name).
+pub const METRIC_COLUMNS: &[&str] = &[
+    "feasible",
+    "reason",
+    "step_time_s",
+    "tokens_per_s",
+    "tokens_per_s_per_gpu",
+    "model_tflops_per_gpu",
+    "mfu_pct",
+    "hfu_pct",
+    "bubble_pct",
+    "exposed_tp_comm_s",
+    "exposed_dp_comm_s",
+    "exposed_pp_comm_s",
+    "memory_gib",
+    "fits_in_memory",
+    "num_gpus",
+    "plan",
+];
+
+/// Outcome of one point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    /// Point index.
+    pub index: usize,
+    /// Axis values as text.
+    pub axis_values: Vec<String>,
+    /// Result, or why the point is infeasible.
+    pub result: Result<Box<RunResult>, String>,
+}
+
+impl Row {
+    /// Feasible: the plan is valid, simulates, and fits in memory.
+    pub fn feasible(&self) -> bool {
+        matches!(&self.result, Ok(r) if r.memory.fits)
+    }
+
+    fn reason(&self) -> String {
+        match &self.result {
+            Ok(r) if !r.memory.fits => format!(
+                "out of memory: {:.1} GiB of {:.1} GiB",
+                r.memory.total_gib, r.memory.capacity_gib
+            ),
+            Ok(_) => String::new(),
+            Err(e) => e.clone(),
+        }
+    }
+
+    /// CSV cells (metrics empty when the point did not simulate).
+    pub fn csv_cells(&self) -> Vec<String> {
+        let mut c = vec![self.index.to_string()];
+        c.extend(self.axis_values.iter().cloned());
+        c.push(self.feasible().to_string());
+        c.push(self.reason());
+        match &self.result {
+            Ok(r) => {
+                let b = &r.breakdown;
+                c.extend([
+                    format!("{:.6}", r.step_time_s),
+                    format!("{:.1}", r.tokens_per_s),
+                    format!("{:.3}", r.tokens_per_s_per_gpu),
+                    format!("{:.3}", r.model_tflops_per_gpu),
+                    format!("{:.3}", 100.0 * r.mfu_fraction),
+                    format!("{:.3}", 100.0 * r.hfu_fraction),
+                    format!("{:.3}", 100.0 * r.bubble_fraction),
+                    format!("{:.6}", b.exposed_tp_comm_s),
+                    format!("{:.6}", b.exposed_dp_grad_comm_s + b.exposed_dp_param_comm_s),
+                    format!("{:.6}", b.exposed_pp_comm_s),
+                    format!("{:.3}", r.memory.total_gib),
+                    r.memory.fits.to_string(),
+                    r.num_gpus.to_string(),
+                    r.plan.clone(),
+                ]);
+            }
+            Err(_) => c.extend(std::iter::repeat_n(String::new(), METRIC_COLUMNS.len() - 2)),
+        }
+        c
+    }
+
+    /// One JSON Lines record.
+    pub fn json_line(&self, axes: &[String]) -> String {
+        let mut m = serde_json::Map::new();
+        m.insert("point".into(), json!(self.index));
+        let values: serde_json::Map<String, serde_json::Value> = axes
+            .iter()
+            .cloned()
+            .zip(self.axis_values.iter().map(|v| json!(v)))
+            .collect();
+        m.insert("axes".into(), serde_json::Value::Object(values));
+        m.insert("feasible".into(), json!(self.feasible()));
+        m.insert("reason".into(), json!(self.reason()));
+        if let Ok(r) = &self.result {
+            let b = &r.breakdown;
+            for (k, v) in [
+                ("step_time_s", r.step_time_s),
+                ("tokens_per_s", r.tokens_per_s),
+                ("tokens_per_s_per_gpu", r.tokens_per_s_per_gpu),
+                ("model_tflops_per_gpu", r.model_tflops_per_gpu),
+                ("mfu_fraction", r.mfu_fraction),
+                ("hfu_fraction", r.hfu_fraction),
+                ("bubble_fraction", r.bubble_fraction),
+                ("exposed_tp_comm_s", b.exposed_tp_comm_s),
+                (
+                    "exposed_dp_comm_s",
+                    b.exposed_dp_grad_comm_s + b.exposed_dp_param_comm_s,
+                ),
+                ("exposed_pp_comm_s", b.exposed_pp_comm_s),
+                ("memory_gib", r.memory.total_gib),
+            ] {
+                m.insert(k.into(), json!(v));
+            }
+            m.insert("fits_in_memory".into(), json!(r.memory.fits));
+            m.insert("plan".into(), json!(r.plan));
+        }
+        serde_json::Value::Object(m).to_string()
+    }
+}
+
+/// Simulates one point.
+pub fn run_point(spec: &SweepSpec, p: &Point) -> Row {
+    let axis_values = p.values.iter().map(value_text).collect();
+    let table = spec.table_for(&p.values);
+    let name = PathBuf::from(format!("{} point {}", spec.path.display(), p.index));
+    let result = match Scenario::from_table(&table, &name) {
+        Err(e) => Err(e.reason()),
+        Ok(s) => simulation::run(&s.input).map(Box::new).map_err(|e| e.to_string()),
+    };
+    Row {
+        index: p.index,
+        axis_values,
+        result,
+    }
+}
+
+fn csv_escape(cell: &str) -> String {
+    if cell.contains([',', '"', '\n']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell.to_string()
+    }
+}
+
+/// CSV header of a sweep.
+pub fn csv_header(spec: &SweepSpec) -> String {
+    let mut h = vec!["point".to_string()];
+    h.extend(spec.axes.iter().map(|a| a.field.clone()));
+    h.extend(METRIC_COLUMNS.iter().map(|s| s.to_string()));
+    h.iter().map(|c| csv_escape(c)).collect::<Vec<_>>().join(",")
+}
+
+/// Where a sweep writes and which points it runs.
+#[derive(Clone, Debug)]
+pub struct SweepOptions {
+    /// Output folder.
+    pub out_dir: PathBuf,
+    /// Run only points with `index % n == i`.
+    pub shard: Option<(usize, usize)>,
+    /// Ignore partial files from an interrupted run.
+    pub restart: bool,
+    /// Print progress to stderr.
+    pub progress: bool,
+}
+
+/// What a finished sweep wrote.
+#[derive(Clone, Debug)]
+pub struct SweepOutcome {
+    /// CSV path.
+    pub csv: PathBuf,
+    /// JSON Lines path.
+    pub jsonl: PathBuf,
+    /// Points in this run (shard).
+    pub points: usize,
+    /// Points resumed from an earlier, interrupted run.
+    pub resumed: usize,
+    /// Feasible points.
+    pub feasible: usize,
+    /// Wall time, s.
+    pub wall_s: f64,
+}
+
+fn partial(p: &Path) -> PathBuf {
+    let mut n = p.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    n.push(".partial");
+    p.with_file_name(n)
+}
+
+/// Complete lines of a partial file (a torn last line is dropped).
+fn complete_lines(p: &Path) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(p) else { return Vec::new() };
+    String::from_utf8_lossy(&bytes)
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n') && l.len() > 1)
+        .map(|l| l.trim_end_matches('\n').to_string())
+        .collect()
+}
+
+/// Runs the sweep.
+pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> anyhow::Result<SweepOutcome> {
+    let started = Instant::now();
+    let all = spec.points()?;
+    let points: Vec<Point> = match opts.shard {
+        Some((i, n)) => all.into_iter().filter(|p| p.index % n == i).collect(),
+        None => all,
+    };
+    let stem = match opts.shard {
+        Some((i, n)) => format!("sweep.shard-{i}-of-{n}"),
+        None => "sweep".to_string(),
+    };
+    std::fs::create_dir_all(&opts.out_dir)?;
+    let csv = opts.out_dir.join(format!("{stem}.csv"));
+    let jsonl = opts.out_dir.join(format!("{stem}.jsonl"));
+    let (csv_part, json_part) = (partial(&csv), partial(&jsonl));
+    let header = csv_header(spec);
+    let axes: Vec<String> = spec.axes.iter().map(|a| a.field.clone()).collect();
+
+    // resume: keep the complete rows both partial files agree on
+    let mut done = 0usize;
+    if !opts.restart {
+        let c = complete_lines(&csv_part);
+        let j = complete_lines(&json_part);
+        if c.first() == Some(&header) {
+            done = (c.len() - 1).min(j.len()).min(points.len());
+        }
+        if done > 0 {
+            let keep_c = c[..=done].join("\n") + "\n";
+            let keep_j = j[..done].join("\n") + "\n";
+            std::fs::write(&csv_part, keep_c)?;
+            std::fs::write(&json_part, keep_j)?;
+        }
+    }
+    let mut csv_w = std::fs::OpenOptions::new().create(true).append(true).open(&csv_part)?;
+    let mut json_w = std::fs::OpenOptions::new().create(true).append(true).open(&json_part)?;
+    if done == 0 {
+        csv_w.set_len(0)?;
+        json_w.set_len(0)?;
+        writeln!(csv_w, "{header}")?;
+    }
+    let chunk = (rayon::current_num_threads() * 4).max(8);
+    let todo = &points[done..];
+    let mut feasible = 0usize;
+    let mut finished = done;
+    for part in todo.chunks(chunk) {
+        let rows: Vec<Row> = part.par_iter().map(|p| run_point(spec, p)).collect();
+        for r in &rows {
+            feasible += r.feasible() as usize;
+            let cells: Vec<String> = r.csv_cells().iter().map(|c| csv_escape(c)).collect();
+            writeln!(csv_w, "{}", cells.join(","))?;
+            writeln!(json_w, "{}", r.json_line(&axes))?;
+        }
+        csv_w.flush()?;
+        json_w.flush()?;
+        finished += rows.len();
+        if opts.progress {
+            let el = started.elapsed().as_secs_f64();
+            let rate = (finished - done) as f64 / el.max(1e-9);
+            let eta = (points.len() - finished) as f64 / rate.max(1e-9);
+            eprint!(
+                "\rsweep {}: {finished}/{} points, {rate:.1} points/s, ETA {eta:.0} s   ",
+                spec.name,
+                points.len()
+            );
+        }
+    }
+    if opts.progress {
+        eprintln!();
+    }
+    csv_w.sync_all()?;
+    json_w.sync_all()?;
+    drop((csv_w, json_w));
+    std::fs::rename(&csv_part, &csv)?;
+    std::fs::rename(&json_part, &jsonl)?;
+    Ok(SweepOutcome {
+        csv,
+        jsonl,
+        points: points.len(),
+        resumed: done,
+        feasible,
+        wall_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Merges shard CSVs (same header) into one file ordered by point index.
+pub fn merge_csv(inputs: &[PathBuf], out: &Path) -> anyhow::Result<usize> {
+    let mut header: Option<String> = None;
+    let mut rows: Vec<(usize, String)> = Vec::new();
+    for p in inputs {
+        let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
+        let mut lines = text.lines();
+        let h = lines
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{} is empty", p.display()))?
+            .to_string();
+        match &header {
+            None => header = Some(h),
+            Some(x) if *x != h => anyhow::bail!("{} has a different header from {}", p.display(), inputs[0].display()),
+            _ => {}
+        }
+        for l in lines.filter(|l| !l.is_empty()) {
+            let idx: usize = l
+                .split(',')
+                .next()
+                .and_then(|x| x.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("{}: row without a point index: {l}", p.display()))?;
+            rows.push((idx, l.to_string()));
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    rows.dedup_by_key(|r| r.0);
+    let mut text = header.unwrap_or_default();
+    text.push('\n');
+    for (_, l) in &rows {
+        text.push_str(l);
+        text.push('\n');
+    }
+    crate::report::write_atomic(out, text.as_bytes())?;
+    Ok(rows.len())
+}

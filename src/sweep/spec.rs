@@ -1,0 +1,435 @@
+//! Sweep files: a base scenario plus axes over any scenario field by dotted path, and
+//! filters. Expands to an ordered list of points (the first axis varies slowest).
+//!
+//! ```toml
+//! name = "tp-pp"
+//! base = "../gpt3-175b-a100-1024.toml"   # relative to this file
+//! unset = ["parallel.dp"]                 # keys of the base to remove (here: derive dp)
+//! filters = ["tp * pp <= 64"]             # points failing a filter are dropped
+//! [[axis]]
+//! field = "parallel.tp"
+//! values = [1, 2, 4, 8]                   # or range = {start, stop, step}, or log = {start, stop, factor}
+//! [[axis]]
+//! field = "parallel.pp"
+//! log = { start = 1, stop = 16, factor = 2 }
+//! zip = "a"                               # axes sharing a zip name advance together
+//! ```
+
+use super::expr::{self, Expr};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// A sweep file could not be used.
+#[derive(Debug, Error)]
+pub enum SweepError {
+    /// File error.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Invalid content.
+    #[error("{path}{location}: {message}")]
+    Invalid {
+        /// File.
+        path: PathBuf,
+        /// ":line:column" when known.
+        location: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    name: Option<String>,
+    description: Option<String>,
+    base: String,
+    unset: Option<Vec<String>>,
+    filters: Option<Vec<String>>,
+    axis: Vec<RawAxis>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAxis {
+    field: String,
+    values: Option<Vec<toml::Value>>,
+    range: Option<RawRange>,
+    log: Option<RawLog>,
+    zip: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRange {
+    start: f64,
+    stop: f64,
+    step: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    start: f64,
+    stop: f64,
+    factor: f64,
+}
+
+/// One axis: a field and its values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Axis {
+    /// Dotted scenario field, e.g. `parallel.tp`.
+    pub field: String,
+    /// Values in order.
+    pub values: Vec<toml::Value>,
+    /// Zip group.
+    pub zip: Option<String>,
+}
+
+/// A parsed sweep.
+#[derive(Clone, Debug)]
+pub struct SweepSpec {
+    /// Sweep file.
+    pub path: PathBuf,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Base scenario file.
+    pub base_path: PathBuf,
+    /// Base scenario as a TOML table.
+    pub base: toml::Table,
+    /// Axes in file order.
+    pub axes: Vec<Axis>,
+    /// Filters with their text.
+    pub filters: Vec<(String, Expr)>,
+}
+
+/// One point of the grid: its index and the value of each axis (in axis order).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    /// Position in the full (unfiltered, unsharded) grid order after filtering.
+    pub index: usize,
+    /// Axis values.
+    pub values: Vec<toml::Value>,
+}
+
+/// Short names usable in filters.
+pub const ALIASES: &[(&str, &str)] = &[
+    ("tp", "parallel.tp"),
+    ("pp", "parallel.pp"),
+    ("dp", "parallel.dp"),
+    ("vpp", "parallel.virtual_stages"),
+    ("mbs", "parallel.micro_batch_size"),
+    ("gpus", "cluster.num_gpus"),
+    ("gbs", "training.global_batch_size"),
+];
+
+/// Formats a number without float noise: integers as integers, others with at most 12
+/// significant digits (decimal-exact grids).
+fn clean_number(x: f64) -> toml::Value {
+    if x.fract() == 0.0 && x.abs() < 9e15 {
+        toml::Value::Integer(x as i64)
+    } else {
+        let s = format!("{:.12e}", x);
+        toml::Value::Float(s.parse::<f64>().unwrap_or(x))
+    }
+}
+
+impl SweepSpec {
+    /// Reads and checks a sweep file.
+    pub fn load(path: &Path) -> Result<SweepSpec, SweepError> {
+        let src = std::fs::read_to_string(path).map_err(|e| SweepError::Io {
+            path: path.into(),
+            source: e,
+        })?;
+        let invalid = |location: String, message: String| SweepError::Invalid {
+            path: path.into(),
+            location,
+            message,
+        };
+        let raw: RawSweep = toml::from_str(&src).map_err(|e| {
+            let loc = e
+                .span()
+                .map(|s| {
+                    let before = &src[..s.start.min(src.len())];
+                    format!(
+                        ":{}:{}",
+                        before.matches('\n').count() + 1,
+                        s.start - before.rfind('\n').map(|p| p + 1).unwrap_or(0) + 1
+                    )
+                })
+                .unwrap_or_default();
+            invalid(loc, e.message().trim().to_string())
+        })?;
+        let base_path = path.parent().unwrap_or(Path::new("")).join(&raw.base);
+        let base_src = std::fs::read_to_string(&base_path).map_err(|e| SweepError::Io {
+            path: base_path.clone(),
+            source: e,
+        })?;
+        let mut base: toml::Table = toml::from_str(&base_src).map_err(|e| {
+            invalid(
+                String::new(),
+                format!(
+                    "base scenario {} is not valid TOML: {}",
+                    base_path.display(),
+                    e.message()
+                ),
+            )
+        })?;
+        for key in raw.unset.unwrap_or_default() {
+            if !remove_path(&mut base, &key) {
+                return Err(invalid(
+                    String::new(),
+                    format!("unset: `{key}` is not set in the base scenario {}", base_path.display()),
+                ));
+            }
+        }
+        if raw.axis.is_empty() {
+            return Err(invalid(String::new(), "a sweep needs at least one [[axis]]".into()));
+        }
+        let mut axes = Vec::new();
+        for (i, a) in raw.axis.into_iter().enumerate() {
+            let what = format!("axis {} (`{}`)", i + 1, a.field);
+            if a.field.split('.').any(|p| p.is_empty()) {
+                return Err(invalid(
+                    String::new(),
+                    format!("{what}: field must be a dotted path like \"parallel.tp\""),
+                ));
+            }
+            let kinds = a.values.is_some() as u8 + a.range.is_some() as u8 + a.log.is_some() as u8;
+            if kinds != 1 {
+                return Err(invalid(
+                    String::new(),
+                    format!("{what}: give exactly one of values, range or log"),
+                ));
+            }
+            let values: Vec<toml::Value> = if let Some(v) = a.values {
+                v
+            } else if let Some(r) = a.range {
+                if !(r.step > 0.0) || r.stop < r.start || !r.start.is_finite() || !r.stop.is_finite() {
+                    return Err(invalid(
+                        String::new(),
+                        format!("{what}: range needs start <= stop and step > 0"),
+                    ));
+                }
+                let n = ((r.stop - r.start) / r.step + 1e-9).floor() as usize + 1;
+                if n > 1_000_000 {
+                    return Err(invalid(
+                        String::new(),
+                        format!("{what}: range has {n} values (limit 1,000,000)"),
+                    ));
+                }
+                (0..n).map(|k| clean_number(r.start + k as f64 * r.step)).collect()
+            } else {
+                let l = a.log.expect("one kind checked");
+                if !(l.factor > 1.0) || !(l.start > 0.0) || l.stop < l.start {
+                    return Err(invalid(
+                        String::new(),
+                        format!("{what}: log range needs 0 < start <= stop and factor > 1"),
+                    ));
+                }
+                let mut v = Vec::new();
+                let mut k = 0;
+                loop {
+                    let x = l.start * l.factor.powi(k);
+                    if x > l.stop * (1.0 + 1e-12) || v.len() > 10_000 {
+                        break;
+                    }
+                    v.push(clean_number(x));
+                    k += 1;
+                }
+                v
+            };
+            if values.is_empty() {
+                return Err(invalid(String::new(), format!("{what}: the axis has no values")));
+            }
+            axes.push(Axis {
+                field: a.field,
+                values,
+                zip: a.zip,
+            });
+        }
+        // zipped axes must have equal lengths
+        for a in &axes {
+            if let Some(z) = &a.zip {
+                if let Some(b) = axes
+                    .iter()
+                    .find(|b| b.zip.as_ref() == Some(z) && b.values.len() != a.values.len())
+                {
+                    return Err(invalid(
+                        String::new(),
+                        format!(
+                            "zipped axes `{}` ({} values) and `{}` ({} values) differ in length",
+                            a.field,
+                            a.values.len(),
+                            b.field,
+                            b.values.len()
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut filters = Vec::new();
+        for f in raw.filters.unwrap_or_default() {
+            let e = expr::parse(&f).map_err(|m| invalid(String::new(), format!("filter \"{f}\": {m}")))?;
+            filters.push((f, e));
+        }
+        let name = raw.name.unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        Ok(SweepSpec {
+            path: path.into(),
+            name,
+            description: raw.description.unwrap_or_default(),
+            base_path,
+            base,
+            axes,
+            filters,
+        })
+    }
+
+    /// Groups of axis indices that advance together (zip), in first-appearance order.
+    fn groups(&self) -> Vec<Vec<usize>> {
+        let mut groups: Vec<(Option<String>, Vec<usize>)> = Vec::new();
+        for (i, a) in self.axes.iter().enumerate() {
+            match &a.zip {
+                Some(z) => match groups.iter_mut().find(|(g, _)| g.as_ref() == Some(z)) {
+                    Some((_, v)) => v.push(i),
+                    None => groups.push((Some(z.clone()), vec![i])),
+                },
+                None => groups.push((None, vec![i])),
+            }
+        }
+        groups.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The base scenario with one point's values applied.
+    pub fn table_for(&self, values: &[toml::Value]) -> toml::Table {
+        let mut t = self.base.clone();
+        for (a, v) in self.axes.iter().zip(values) {
+            set_path(&mut t, &a.field, v.clone());
+        }
+        t
+    }
+
+    /// Every point that passes the filters, in grid order (first axis slowest).
+    pub fn points(&self) -> Result<Vec<Point>, SweepError> {
+        let groups = self.groups();
+        let lens: Vec<usize> = groups.iter().map(|g| self.axes[g[0]].values.len()).collect();
+        let total: usize = lens.iter().product();
+        let mut out = Vec::new();
+        for flat in 0..total {
+            let mut rem = flat;
+            let mut idx = vec![0usize; groups.len()];
+            for gi in (0..groups.len()).rev() {
+                idx[gi] = rem % lens[gi];
+                rem /= lens[gi];
+            }
+            let mut values = vec![toml::Value::Integer(0); self.axes.len()];
+            for (gi, g) in groups.iter().enumerate() {
+                for &ai in g {
+                    values[ai] = self.axes[ai].values[idx[gi]].clone();
+                }
+            }
+            if self.passes(&values)? {
+                out.push(Point {
+                    index: out.len(),
+                    values,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn passes(&self, values: &[toml::Value]) -> Result<bool, SweepError> {
+        if self.filters.is_empty() {
+            return Ok(true);
+        }
+        let t = self.table_for(values);
+        let lookup = |f: &str| -> Option<f64> {
+            let path = ALIASES.iter().find(|(a, _)| *a == f).map(|(_, p)| *p).unwrap_or(f);
+            if let Some(v) = get_number(&t, path) {
+                return Some(v);
+            }
+            // derived: dp = gpus / (tp * pp)
+            if path == "parallel.dp" {
+                let g = get_number(&t, "cluster.num_gpus")?;
+                let tp = get_number(&t, "parallel.tp").unwrap_or(1.0);
+                let pp = get_number(&t, "parallel.pp").unwrap_or(1.0);
+                return Some(g / (tp * pp));
+            }
+            None
+        };
+        for (text, e) in &self.filters {
+            let v = e.eval(&lookup).map_err(|m| SweepError::Invalid {
+                path: self.path.clone(),
+                location: String::new(),
+                message: format!("filter \"{text}\": {m}"),
+            })?;
+            if v == 0.0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Sets `a.b.c = v`, creating tables on the way.
+pub fn set_path(t: &mut toml::Table, path: &str, v: toml::Value) {
+    let mut parts = path.split('.').peekable();
+    let mut cur = t;
+    while let Some(p) = parts.next() {
+        if parts.peek().is_none() {
+            cur.insert(p.to_string(), v);
+            return;
+        }
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        cur = entry.as_table_mut().expect("just made a table");
+    }
+}
+
+/// Removes `a.b.c`; false when it was not there.
+pub fn remove_path(t: &mut toml::Table, path: &str) -> bool {
+    match path.split_once('.') {
+        None => t.remove(path).is_some(),
+        Some((head, rest)) => match t.get_mut(head).and_then(|v| v.as_table_mut()) {
+            Some(sub) => remove_path(sub, rest),
+            None => false,
+        },
+    }
+}
+
+/// Reads a number (or boolean as 0/1) at a dotted path.
+pub fn get_number(t: &toml::Table, path: &str) -> Option<f64> {
+    let mut cur: &toml::Value = t.get(path.split('.').next()?)?;
+    for p in path.split('.').skip(1) {
+        cur = cur.as_table()?.get(p)?;
+    }
+    match cur {
+        toml::Value::Integer(i) => Some(*i as f64),
+        toml::Value::Float(f) => Some(*f),
+        toml::Value::Boolean(b) => Some(if *b { 1.0 } else { 0.0 }),
+        _ => None,
+    }
+}
+
+/// A value as it appears in CSV cells.
+pub fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
