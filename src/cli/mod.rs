@@ -107,6 +107,23 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Find the fastest parallel plans for a scenario's model, cluster and batch.
+    #[command(
+        after_help = "Example:\n  trainsim search scenarios/peers/p4-gpt3-175b-a100-1024.toml --top 5\n\nEnumerates TP, PP (with Megatron's uneven split), virtual stages, micro-batch size,\nrecomputation and ZeRO stage; drops impossible plans and those that do not fit; simulates\nin order of a lower bound on step time until no remaining plan can beat the N-th best.\nThe scenario's own plan only supplies defaults (overlap flags, bucket size)."
+    )]
+    Search {
+        /// Scenario file whose model, cluster and training are kept.
+        scenario: PathBuf,
+        /// How many best plans to print (and make certain).
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// ZeRO stages to consider, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        zero: Vec<u32>,
+        /// Output folder for search.csv [default: plots/<scenario stem>-search].
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// Join the CSV slices of a sharded sweep into one file ordered by point.
     #[command(
         after_help = "Example:\n  trainsim merge --out plots/tp-pp/sweep.csv plots/tp-pp/sweep.shard-*-of-4.csv"
@@ -198,12 +215,129 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             threads,
             quiet,
         } => run_sweep(&sweep, out, shard, restart, threads, quiet),
+        Command::Search {
+            scenario,
+            top,
+            zero,
+            out,
+        } => search(&scenario, top, zero, out),
         Command::Merge { out, inputs } => {
             let n = crate::sweep::merge_csv(&inputs, &out)?;
             println!("wrote {} ({n} points)", out.display());
             Ok(0)
         }
     }
+}
+
+fn search(path: &Path, top: usize, zero: Vec<u32>, out: Option<PathBuf>) -> anyhow::Result<i32> {
+    use crate::sweep::search::{search, SearchOptions, Status};
+    use std::fmt::Write as _;
+    if let Some(z) = zero.iter().find(|z| **z > 3) {
+        anyhow::bail!("--zero {z}: ZeRO stages are 0, 1, 2 or 3");
+    }
+    let sc = Scenario::load(path)?;
+    let started = std::time::Instant::now();
+    let o = search(
+        &sc.input,
+        &SearchOptions {
+            top: top.max(1),
+            zero_stages: zero,
+            iterations: 2,
+        },
+    );
+    let wall_s = started.elapsed().as_secs_f64();
+    println!(
+        "{} candidate plans, {} valid and fitting, {} simulated, in {:.2} s ({:.0} plans/s)\n",
+        o.enumerated,
+        o.feasible,
+        o.simulated,
+        wall_s,
+        o.enumerated as f64 / wall_s.max(1e-9)
+    );
+    println!(
+        "{:<4} {:<64} {:>10} {:>7} {:>8} {:>9} {:>9} {:>10} {:>9}",
+        "rank", "plan", "step [s]", "MFU %", "bubble %", "TP exp [s]", "DP exp [s]", "recomp [s]", "mem [GiB]"
+    );
+    for (i, c) in o.candidates.iter().take(top).enumerate() {
+        if let Status::Simulated(r) = &c.status {
+            let b = &r.breakdown;
+            println!(
+                "{:<4} {:<64} {:>10.3} {:>7.1} {:>8.1} {:>9.3} {:>9.3} {:>10.3} {:>9.1}",
+                i + 1,
+                r.plan,
+                r.step_time_s,
+                100.0 * r.mfu_fraction,
+                100.0 * r.bubble_fraction,
+                b.exposed_tp_comm_s,
+                b.exposed_dp_grad_comm_s + b.exposed_dp_param_comm_s,
+                b.recompute_s,
+                r.memory.total_gib
+            );
+        }
+    }
+    let mut csv = String::from("rank,tp,pp,dp,virtual_stages,micro_batch_size,recompute,zero_stage,split_embedding_and_loss,status,lower_bound_s,step_time_s,mfu_pct,bubble_pct,memory_gib,reason\n");
+    for (i, c) in o.candidates.iter().enumerate() {
+        let p = &c.plan;
+        let (status, step, mfu, bubble, mem, reason) = match &c.status {
+            Status::Simulated(r) => (
+                "simulated",
+                format!("{:.6}", r.step_time_s),
+                format!("{:.3}", 100.0 * r.mfu_fraction),
+                format!("{:.3}", 100.0 * r.bubble_fraction),
+                format!("{:.3}", r.memory.total_gib),
+                String::new(),
+            ),
+            Status::Pruned(_) => (
+                "pruned_by_bound",
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ),
+            Status::OutOfMemory(g) => (
+                "out_of_memory",
+                String::new(),
+                String::new(),
+                String::new(),
+                format!("{g:.3}"),
+                String::new(),
+            ),
+            Status::Invalid(e) => (
+                "invalid",
+                String::new(),
+                String::new(),
+                String::new(),
+                String::new(),
+                format!("\"{}\"", e.replace('"', "'")),
+            ),
+        };
+        let _ = writeln!(
+            csv,
+            "{},{},{},{},{},{},{},{},{},{status},{:.6},{step},{mfu},{bubble},{mem},{reason}",
+            i + 1,
+            p.tp,
+            p.pp,
+            p.dp,
+            p.virtual_stages,
+            p.micro_batch_size,
+            crate::parallel::Recompute::NAMES[p.recompute as usize],
+            p.zero_stage,
+            p.pipeline_split_embedding_and_loss,
+            c.bound_s
+        );
+    }
+    let dir = out.unwrap_or_else(|| {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "search".into());
+        Path::new("plots").join(format!("{stem}-search"))
+    });
+    let file = dir.join("search.csv");
+    report::write_atomic(&file, csv.as_bytes())?;
+    println!("\nwrote {}", file.display());
+    Ok(0)
 }
 
 fn run_sweep(

@@ -7,6 +7,7 @@
 
 pub mod expr;
 pub mod run;
+pub mod search;
 pub mod spec;
 
 pub use run::{merge_csv, run_sweep, SweepOptions, SweepOutcome};

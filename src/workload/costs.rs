@@ -244,14 +244,12 @@ pub fn layer_steps(
     // the column-parallel dgrad first; then the column-parallel input-gradient collective
     // overlapped with its wgrad GEMM (Megatron's async TP all-reduce / reduce-scatter).
     let ew_scale = 2.0; // backward element-wise traffic is about twice the forward's
-    let mut core_bwd = core_b;
+    let core_bwd = core_b;
     let mut backward = Vec::new();
     match p.recompute {
         RecomputeMode::Full => backward.extend(forward_of(Phase::Recompute)),
-        RecomputeMode::Selective => {
-            core_bwd.0 += core_f.0;
-            core_bwd.1 += core_f.1;
-        }
+        // the checkpointed attention core is re-run when the layer's backward begins
+        RecomputeMode::Selective => backward.push(compute(core_f.0, core_f.1, Recompute, "attention recompute")),
         RecomputeMode::None => {}
     }
     // split each column-parallel backward into dgrad and wgrad halves
