@@ -15,9 +15,12 @@ const ABOUT: &str = "Discrete-event simulator of distributed LLM training: step 
 
 const EXAMPLES: &str = "Examples:
   trainsim run scenarios/gpt3-175b-a100-1024.toml
-      simulate the scenario; print the summary; write results.json and charts to
-      plots/gpt3-175b-a100-1024/
+      simulate the scenario; print the summary; write results.json, charts and
+      report.md to plots/gpt3-175b-a100-1024/
   trainsim run my.toml --out results/my --seed 7
+  trainsim run scenarios/gpt3-175b-a100-1024.toml --trace --trace-stages 0,3,7
+      also write trace.json (every operation of stages 0, 3 and 7 in the last
+      iteration); open it in https://ui.perfetto.dev or chrome://tracing
   trainsim validate scenarios/validation
       predicted vs measured step time for every scenario with a [measured] section
   trainsim plot plots/gpt3-175b-a100-1024/results.json
@@ -39,7 +42,7 @@ pub struct Cli {
 pub enum Command {
     /// Simulate one scenario: print the summary, write results.json and charts.
     #[command(
-        after_help = "Example:\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --out plots/gpt3\n\nExit status: 0 on success (also when the plan does not fit in memory: the summary says so),\n2 when the scenario is invalid or the plan impossible, 1 on other failures."
+        after_help = "Examples:\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --out plots/gpt3\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --trace --trace-stages 0,3,7\n      also write trace.json: a Chrome trace (one process per stage, one thread per stream)\n      of the last iteration, for https://ui.perfetto.dev or chrome://tracing\n\nExit status: 0 on success (also when the plan does not fit in memory: the summary says so),\n2 when the scenario is invalid or the plan impossible, 1 on other failures."
     )]
     Run {
         /// Scenario file (TOML; see docs/scenario.md).
@@ -50,9 +53,16 @@ pub enum Command {
         /// Override the scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
-        /// Write results.json only, no charts.
+        /// Write results.json only, no charts and no report.md.
         #[arg(long)]
         no_charts: bool,
+        /// Also write trace.json: every operation of the last iteration as a Chrome trace.
+        #[arg(long)]
+        trace: bool,
+        /// Pipeline stages to trace, comma-separated, e.g. 0,3,7 (implies --trace) [default: all
+        /// when pp <= 8, else the first, middle and last].
+        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        trace_stages: Option<Vec<u32>>,
         /// Print nothing but errors.
         #[arg(long, short)]
         quiet: bool,
@@ -197,8 +207,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             out,
             seed,
             no_charts,
+            trace,
+            trace_stages,
             quiet,
-        } => run(&scenario, out, seed, no_charts, quiet),
+        } => {
+            let trace = (trace || trace_stages.is_some()).then(|| trace_stages.unwrap_or_default());
+            run(&scenario, out, seed, no_charts, trace, quiet)
+        }
         Command::Validate {
             dir,
             check,
@@ -373,6 +388,9 @@ fn run_sweep(
             (o.points - o.resumed) as f64 / o.wall_s.max(1e-9)
         );
         println!("wrote {}\nwrote {}", o.csv.display(), o.jsonl.display());
+        for c in &o.charts {
+            println!("wrote {}", c.display());
+        }
     }
     Ok(0)
 }
@@ -385,22 +403,53 @@ fn default_out(scenario: &Path) -> PathBuf {
     Path::new("plots").join(stem)
 }
 
-fn run(path: &Path, out: Option<PathBuf>, seed: Option<u64>, no_charts: bool, quiet: bool) -> anyhow::Result<i32> {
+/// `trace`: stages to trace (empty: the default ones), or `None` for no trace.
+fn run(
+    path: &Path,
+    out: Option<PathBuf>,
+    seed: Option<u64>,
+    no_charts: bool,
+    trace: Option<Vec<u32>>,
+    quiet: bool,
+) -> anyhow::Result<i32> {
     let mut sc = Scenario::load(path)?;
     if let Some(s) = seed {
         sc.input.seed = s;
     }
+    let pp = sc.input.plan.pp;
+    let request = trace.map(|stages| simulation::trace::TraceRequest {
+        stages: if stages.is_empty() {
+            simulation::trace::default_trace_stages(pp)
+        } else {
+            stages
+        },
+        iterations: None,
+    });
+    if let Some(bad) = request.iter().flat_map(|r| &r.stages).find(|&&s| s >= pp) {
+        eprintln!(
+            "error: --trace-stages: stage {bad} does not exist: {} has pp = {pp}, stages 0 to {}",
+            path.display(),
+            pp - 1
+        );
+        return Ok(2);
+    }
     let started = std::time::Instant::now();
-    let result = simulation::run(&sc.input).with_context(|| format!("simulating {}", path.display()))?;
+    let (result, traced) = simulation::run::run_traced(&sc.input, request.as_ref())
+        .with_context(|| format!("simulating {}", path.display()))?;
     let wall_s = started.elapsed().as_secs_f64();
     let dir = out.unwrap_or_else(|| default_out(path));
-    let written = if no_charts {
+    let mut written = if no_charts {
         let p = dir.join("results.json");
         report::write_atomic(&p, &report::results_json(&result))?;
         vec![p]
     } else {
         report::write_all(&result, &dir)?
     };
+    if let Some(t) = &traced {
+        let p = dir.join("trace.json");
+        report::trace::write_trace(&result, t, &p)?;
+        written.push(p);
+    }
     if !quiet {
         print!("{}", report::summary::summary(&result));
         println!("simulated in {wall_s:.3} s of wall time");

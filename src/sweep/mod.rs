@@ -5,6 +5,7 @@
 //! Owns: sweep files ([`spec`]), filter expressions ([`expr`]) and execution and output
 //! ([`run`]). Parallelism lives here only, across points; each simulation is sequential.
 
+pub mod charts;
 pub mod expr;
 pub mod run;
 pub mod search;

@@ -182,6 +182,8 @@ pub struct SweepOutcome {
     pub csv: PathBuf,
     /// JSON Lines path.
     pub jsonl: PathBuf,
+    /// Charts drawn (unsharded runs only).
+    pub charts: Vec<PathBuf>,
     /// Points in this run (shard).
     pub points: usize,
     /// Points resumed from an earlier, interrupted run.
@@ -283,9 +285,15 @@ pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> anyhow::Result<SweepO
     drop((csv_w, json_w));
     std::fs::rename(&csv_part, &csv)?;
     std::fs::rename(&json_part, &jsonl)?;
+    let charts = if opts.shard.is_none() {
+        super::charts::draw(spec, &csv)?
+    } else {
+        Vec::new()
+    };
     Ok(SweepOutcome {
         csv,
         jsonl,
+        charts,
         points: points.len(),
         resumed: done,
         feasible,

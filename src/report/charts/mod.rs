@@ -4,6 +4,7 @@
 
 pub mod breakdown;
 pub mod memory;
+pub mod sweep;
 pub mod timeline;
 
 use super::ReportError;

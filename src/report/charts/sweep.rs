@@ -1,0 +1,228 @@
+//! Sweep charts: a metric against one axis with one line per value of the other axes (the
+//! scaling chart), and a heatmap of a metric over two axes (infeasible cells marked).
+//! The sweep module prepares the data; this file only draws it.
+
+use super::{Chart, Swatch};
+use crate::report::ReportError;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::Path;
+
+/// Line chart data: `series` of (label, points (x, y)); points with no value are omitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineData {
+    /// Title.
+    pub title: String,
+    /// Subtitle.
+    pub subtitle: String,
+    /// x-axis description with unit.
+    pub x_label: String,
+    /// y-axis description with unit.
+    pub y_label: String,
+    /// Plot x on a log2 scale (for doubling axes such as GPU counts).
+    pub log_x: bool,
+    /// Series label and points.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Heatmap data: `values[row][col]`, `None` for infeasible cells (with a short reason).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatmapData {
+    /// Title.
+    pub title: String,
+    /// Subtitle.
+    pub subtitle: String,
+    /// Column axis description.
+    pub x_label: String,
+    /// Row axis description.
+    pub y_label: String,
+    /// Metric description with unit (colour scale).
+    pub metric_label: String,
+    /// Column labels.
+    pub columns: Vec<String>,
+    /// Row labels.
+    pub rows: Vec<String>,
+    /// Cell values, or the reason the cell is infeasible.
+    pub cells: Vec<Vec<Result<f64, String>>>,
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+/// Draws a line chart (PNG or SVG by extension).
+pub fn draw_lines(d: &LineData, path: &Path) -> Result<(), ReportError> {
+    super::draw_chart(d, path)
+}
+
+/// Draws a heatmap (PNG or SVG by extension).
+pub fn draw_heatmap(d: &HeatmapData, path: &Path) -> Result<(), ReportError> {
+    super::draw_chart(d, path)
+}
+
+impl Chart for LineData {
+    fn size(&self) -> (u32, u32) {
+        (super::WIDTH, 640)
+    }
+
+    fn render<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let body = super::header(root, &self.title, &self.subtitle)?;
+        let (plot, side) = body.split_horizontally(super::WIDTH - 300);
+        let tx = |x: f64| if self.log_x { x.max(1e-300).log2() } else { x };
+        let pts = self.series.iter().flat_map(|(_, p)| p.iter());
+        let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
+        for &(x, y) in pts {
+            x0 = x0.min(tx(x));
+            x1 = x1.max(tx(x));
+            y1 = y1.max(y);
+        }
+        if !x0.is_finite() {
+            (x0, x1, y1) = (0.0, 1.0, 1.0);
+        }
+        if x1 <= x0 {
+            x1 = x0 + 1.0;
+        }
+        let pad = (x1 - x0) * 0.04;
+        let log_x = self.log_x;
+        let mut chart = ChartBuilder::on(&plot)
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(90)
+            .build_cartesian_2d(x0 - pad..x1 + pad, 0.0..y1 * 1.1 + 1e-12)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label.as_str())
+            .y_desc(self.y_label.as_str())
+            .axis_desc_style(super::font(super::LABEL_PX))
+            .label_style(super::font(super::TICK_PX))
+            .x_label_formatter(&|x| {
+                if log_x {
+                    super::short(2f64.powf(*x))
+                } else {
+                    super::short(*x)
+                }
+            })
+            .y_label_formatter(&|y| super::short(*y))
+            .draw()?;
+        let mut entries = Vec::new();
+        for (i, (label, p)) in self.series.iter().enumerate() {
+            let c = PALETTE[i % PALETTE.len()];
+            let line: Vec<(f64, f64)> = p.iter().map(|&(x, y)| (tx(x), y)).collect();
+            chart.draw_series(LineSeries::new(line.clone(), c.stroke_width(3)))?;
+            chart.draw_series(line.iter().map(|&pt| Circle::new(pt, 5, c.filled())))?;
+            entries.push((label.clone(), Swatch::Line(c)));
+        }
+        super::legend(&side, "Series", &entries)
+    }
+}
+
+/// Colour of a value in [0, 1] on a white-to-blue scale.
+fn shade(t: f64) -> RGBColor {
+    let t = t.clamp(0.0, 1.0);
+    let lerp = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+    RGBColor(lerp(239.0, 8.0), lerp(243.0, 69.0), lerp(255.0, 148.0))
+}
+
+impl Chart for HeatmapData {
+    fn size(&self) -> (u32, u32) {
+        (super::WIDTH, 160 + 60 * self.rows.len().max(1) as u32 + 60)
+    }
+
+    fn render<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let body = super::header(root, &self.title, &self.subtitle)?;
+        let (plot, side) = body.split_horizontally(super::WIDTH - 300);
+        let (nc, nr) = (self.columns.len().max(1), self.rows.len().max(1));
+        let vals: Vec<f64> = self
+            .cells
+            .iter()
+            .flatten()
+            .filter_map(|c| c.as_ref().ok().copied())
+            .collect();
+        let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let mut chart = ChartBuilder::on(&plot)
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(110)
+            .build_cartesian_2d(0.0..nc as f64, 0.0..nr as f64)?;
+        let cols = self.columns.clone();
+        let rows = self.rows.clone();
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc(self.x_label.as_str())
+            .y_desc(self.y_label.as_str())
+            .axis_desc_style(super::font(super::LABEL_PX))
+            .label_style(super::font(super::TICK_PX))
+            .x_labels(nc * 2 + 1)
+            .y_labels(nr * 2 + 1)
+            .x_label_formatter(&move |x| {
+                let i = (*x - 0.5).round();
+                if (x - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < cols.len() {
+                    cols[i as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_formatter(&move |y| {
+                let i = (*y - 0.5).round();
+                if (y - 0.5 - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < rows.len() {
+                    rows[i as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .draw()?;
+        let centre = Pos::new(HPos::Center, VPos::Center);
+        for (r, row) in self.cells.iter().enumerate() {
+            for (c, cell) in row.iter().enumerate() {
+                let (x, y) = (c as f64, r as f64);
+                let (fill, text, dark) = match cell {
+                    Ok(v) => {
+                        let t = if hi > lo { (v - lo) / (hi - lo) } else { 1.0 };
+                        (shade(t), super::short(*v), t > 0.55)
+                    }
+                    Err(reason) => (RGBColor(200, 200, 200), reason.clone(), false),
+                };
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(x, y), (x + 1.0, y + 1.0)],
+                    fill.filled(),
+                )))?;
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(x, y), (x + 1.0, y + 1.0)],
+                    WHITE.stroke_width(2),
+                )))?;
+                let style = super::font(super::TICK_PX)
+                    .pos(centre)
+                    .color(if dark { &WHITE } else { &BLACK });
+                chart.draw_series(std::iter::once(Text::new(text, (x + 0.5, y + 0.5), style)))?;
+            }
+        }
+        let entries = vec![
+            (
+                format!("{} (low)", super::short(if lo.is_finite() { lo } else { 0.0 })),
+                Swatch::Fill(shade(0.0)),
+            ),
+            (
+                format!("{} (high)", super::short(if hi.is_finite() { hi } else { 0.0 })),
+                Swatch::Fill(shade(1.0)),
+            ),
+            ("infeasible".to_string(), Swatch::Fill(RGBColor(200, 200, 200))),
+        ];
+        super::legend(&side, &self.metric_label, &entries)
+    }
+}
