@@ -6,11 +6,11 @@
 //! reports step time, throughput, MFU, memory per GPU and where the time goes.
 //!
 //! ```text
-//!   cli ──▶ scenario ──▶ simulation ──▶ workload ──▶ model, parallel, training
-//!    │                       │             │
-//!    ▼                       ├──▶ network ─┴──▶ hardware
-//!  report ◀── RunResult ─────┤
-//!                            └──▶ engine ──▶ units
+//!   cli ──▶ sweep ──▶ scenario ──▶ simulation ──▶ workload ──▶ model, parallel, training
+//!    │                                 │             │
+//!    ▼                                 ├──▶ network ─┴──▶ hardware
+//!  report ◀────────── RunResult ───────┤
+//!                                      └──▶ engine ──▶ units
 //! ```
 //!
 //! | module | owns |
@@ -21,10 +21,11 @@
 //! | [`network`] | links, max-min fair flows, collectives as flows |
 //! | [`model`] | transformer architectures, parameter and FLOP counts |
 //! | [`parallel`] | the parallel plan, its feasibility, rank placement |
-//! | [`training`] | batch, sequence, precision |
+//! | [`training`] | batch, sequence, precision; convergence to a target, failures, energy |
 //! | [`workload`] | the per-rank operation graph, per-layer costs, schedules, memory |
 //! | [`simulation`] | runs a workload on the engine and network; measures the result |
 //! | [`scenario`] | TOML scenario files → validated inputs, with located errors |
+//! | [`sweep`] | parameter sweeps (parallel, resumable, shardable) and plan search |
 //! | [`report`] | summary, results JSON, charts |
 //! | [`cli`] | the command line (the only module that prints) |
 

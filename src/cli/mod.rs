@@ -61,7 +61,7 @@ pub enum Command {
         trace: bool,
         /// Pipeline stages to trace, comma-separated, e.g. 0,3,7 (implies --trace) [default: all
         /// when pp <= 8, else the first, middle and last].
-        #[arg(long, value_delimiter = ',', num_args = 1..)]
+        #[arg(long, value_delimiter = ',')]
         trace_stages: Option<Vec<u32>>,
         /// Print nothing but errors.
         #[arg(long, short)]

@@ -5,7 +5,9 @@
 //! half-written result.
 
 pub mod charts;
+pub mod markdown;
 pub mod summary;
+pub mod trace;
 
 use crate::simulation::RunResult;
 use std::io::Write;
@@ -84,12 +86,15 @@ pub fn read_results(path: &Path) -> Result<RunResult, ReportError> {
     })
 }
 
-/// Writes results.json and every chart of `r` into `dir`; returns the paths written.
+/// Writes results.json, every chart of `r` and report.md into `dir`; returns the paths written.
 pub fn write_all(r: &RunResult, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = Vec::new();
     let json = dir.join("results.json");
     write_atomic(&json, &results_json(r))?;
     written.push(json);
     written.extend(charts::draw_all(r, dir)?);
+    let md = dir.join("report.md");
+    write_atomic(&md, markdown::markdown(r).as_bytes())?;
+    written.push(md);
     Ok(written)
 }

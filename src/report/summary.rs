@@ -82,5 +82,57 @@ pub fn summary(r: &RunResult) -> String {
         "simulated {} iterations ({} warm-up) of {} representative ranks standing for {} GPUs: {} operations, {} events",
         sim.iterations_simulated, sim.warmup_iterations, sim.representative_ranks, sim.gpus_represented, sim.operations, sim.events
     );
+    if let Some(t) = &r.to_target {
+        to_target(w, t);
+    }
     s
+}
+
+/// The "training to target" block.
+fn to_target(w: &mut String, t: &crate::training::TrainingOutcome) {
+    let _ = writeln!(w);
+    let _ = writeln!(w, "training to target ({}, loss law {}):", t.target, t.loss_law);
+    let _ = writeln!(
+        w,
+        "  tokens / steps       {:>10.3e} / {:.0}   (loss {:.3} nats; critical batch {:.2e} tokens vs {:.2e} per step)",
+        t.tokens_to_target, t.steps_to_target, t.loss_at_target_nats, t.critical_batch_tokens, t.tokens_per_step
+    );
+    let _ = writeln!(
+        w,
+        "  wall-clock           {:>10.1} days   ({:.1} days of training, goodput {})",
+        t.wall_clock_to_target_days,
+        t.compute_time_to_target_h / 24.0,
+        pct(t.goodput_fraction)
+    );
+    let _ = writeln!(w, "  GPU-hours            {:>10.3e}", t.gpu_hours);
+    if let Some(r) = &t.reliability {
+        let configured = match r.configured_checkpoint_interval_s {
+            Some(c) => format!("configured {:.0} s", c),
+            None => "used".to_string(),
+        };
+        let _ = writeln!(
+            w,
+            "  interruptions        {:>10.2} per day   ({:.0} expected; {:.0} s lost each)",
+            r.interruptions_per_day, t.expected_interruptions, r.lost_work_per_interruption_s
+        );
+        let _ = writeln!(
+            w,
+            "  checkpoint           {:>10.0} GB, {:.1} s stall; optimal interval {:.0} s ({} steps), {}",
+            r.checkpoint_size_gbyte,
+            r.checkpoint_stall_s,
+            r.optimal_checkpoint_interval_s,
+            r.optimal_checkpoint_interval_steps,
+            configured
+        );
+    }
+    let e = &t.energy;
+    let _ = writeln!(
+        w,
+        "  energy               {:>10.1} MWh   ({:.0} W per GPU, {:.2} MW facility; {:.0} t CO2e; ${:.3e})",
+        e.energy_to_target_kwh / 1000.0,
+        e.gpu_power_w,
+        e.facility_power_w / 1e6,
+        e.co2e_kg / 1000.0,
+        e.cost_usd
+    );
 }

@@ -6,6 +6,7 @@
 //! line, column, field, value and what is allowed.
 
 pub mod error;
+mod goal;
 pub mod raw;
 
 pub use error::ScenarioError;
@@ -465,6 +466,7 @@ impl Checker<'_> {
                 message: e.to_string(),
             })?;
 
+        let goal = self.goal(r.target.as_ref(), r.reliability.as_ref(), r.energy.as_ref(), &model)?;
         let sim = r.simulation.unwrap_or_default();
         let warmup_iterations = sim.warmup_iterations.unwrap_or(1);
         let iterations = self.at_least_one("simulation.iterations", sim.iterations.unwrap_or(3))?;
@@ -510,6 +512,7 @@ impl Checker<'_> {
                 training,
                 iterations,
                 warmup_iterations,
+                goal,
             },
             measured,
         })

@@ -28,6 +28,12 @@ pub struct RawScenario {
     pub simulation: Option<RawSimulation>,
     /// A measured result of this exact configuration, for `trainsim validate`.
     pub measured: Option<RawMeasured>,
+    /// What the run trains to (loss, tokens or steps).
+    pub target: Option<RawTarget>,
+    /// Failures and checkpointing.
+    pub reliability: Option<RawReliability>,
+    /// Power, emissions and price.
+    pub energy: Option<RawEnergy>,
 }
 
 /// `[cluster]`.
@@ -141,4 +147,51 @@ pub struct RawMeasured {
     pub source: Option<String>,
     pub id: Option<String>,
     pub notes: Option<String>,
+}
+
+/// `[target]`: exactly one of `loss`, `tokens`, `steps`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub loss: Option<f64>,
+    pub tokens: Option<f64>,
+    pub steps: Option<f64>,
+    pub loss_law: Option<String>,
+    pub loss_law_e: Option<f64>,
+    pub loss_law_a: Option<f64>,
+    pub loss_law_b: Option<f64>,
+    pub loss_law_alpha: Option<f64>,
+    pub loss_law_beta: Option<f64>,
+    pub critical_batch_scale_tokens: Option<f64>,
+    pub critical_batch_exponent: Option<f64>,
+}
+
+/// `[reliability]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReliability {
+    pub preset: Option<String>,
+    pub gpu_mtbf_h: Option<f64>,
+    pub unplanned_fraction: Option<f64>,
+    pub checkpoint_bytes_per_param: Option<f64>,
+    pub checkpoint_write_gbyte_per_s_per_node: Option<f64>,
+    pub async_checkpoint: Option<bool>,
+    pub snapshot_gbyte_per_s_per_gpu: Option<f64>,
+    pub restart_s: Option<f64>,
+    pub checkpoint_interval_steps: Option<u32>,
+}
+
+/// `[energy]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnergy {
+    pub compute_power_fraction: Option<f64>,
+    pub comm_power_fraction: Option<f64>,
+    pub idle_power_fraction: Option<f64>,
+    pub host_power_per_node_w: Option<f64>,
+    pub nic_power_w: Option<f64>,
+    pub switch_power_per_nic_w: Option<f64>,
+    pub pue: Option<f64>,
+    pub grid_gco2_per_kwh: Option<f64>,
+    pub gpu_hour_usd: Option<f64>,
 }

@@ -5,6 +5,7 @@
 //! communication are never computed by formula here: they are read off the event trace.
 
 pub mod breakdown;
+pub mod trace;
 
 use crate::engine::EventQueue;
 use crate::hardware::ClusterSpec;

@@ -1,6 +1,7 @@
 //! One simulated training run, from typed inputs to a [`RunResult`].
 
 use super::breakdown::{self, Breakdown};
+use super::trace::{Trace, TraceRequest};
 use super::{simulate, Layouts, SimError};
 use crate::hardware::ClusterSpec;
 use crate::model::TransformerSpec;
@@ -31,6 +32,8 @@ pub struct RunInput {
     pub iterations: u32,
     /// Leading iterations excluded from the statistics.
     pub warmup_iterations: u32,
+    /// Training to a target (`[target]`, `[reliability]`, `[energy]`), if requested.
+    pub goal: Option<crate::training::TrainingGoal>,
 }
 
 /// A span of the timeline (last simulated iteration).
@@ -124,6 +127,9 @@ pub struct RunResult {
     /// has more than [`MAX_SPANS_PER_STAGE`] operations, one span per pass and no spans of
     /// the overlapped-TP stream).
     pub timeline: Vec<TimelineSpan>,
+    /// Training to the scenario's `[target]`: time, failures, energy, cost (absent without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_target: Option<crate::training::TrainingOutcome>,
 }
 
 /// Stages kept in the timeline at most.
@@ -164,6 +170,12 @@ fn plan_label(p: &ParallelPlan) -> String {
 
 /// Simulates the run and measures it.
 pub fn run(input: &RunInput) -> Result<RunResult, SimError> {
+    run_traced(input, None).map(|(r, _)| r)
+}
+
+/// [`run`], and with `trace` also every operation of the chosen stages and iterations,
+/// read off the same simulation.
+pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(RunResult, Option<Trace>), SimError> {
     let c = &input.cluster;
     let p = &input.plan;
     let t = &input.training;
@@ -248,16 +260,7 @@ pub fn run(input: &RunInput) -> Result<RunResult, SimError> {
         if e <= s {
             continue;
         }
-        let category = match &op.kind {
-            OpKind::Compute { phase, .. } => format!("{phase:?}").to_lowercase(),
-            OpKind::Collective {
-                group: workload::Group::Tp,
-                ..
-            } => "tp_comm".into(),
-            OpKind::Collective { .. } => "dp_comm".into(),
-            OpKind::Send { .. } => "pp_comm".into(),
-            OpKind::Barrier { .. } => "sync".into(),
-        };
+        let category = super::trace::category(&op.kind);
         let span = TimelineSpan {
             stage: op.rank,
             stream: op.stream,
@@ -291,7 +294,7 @@ pub fn run(input: &RunInput) -> Result<RunResult, SimError> {
 
     let n_rep = w.ranks.len() as f64;
     let iters = iterations as f64;
-    Ok(RunResult {
+    let mut result = RunResult {
         name: input.name.clone(),
         seed: input.seed,
         num_gpus: c.num_gpus,
@@ -324,5 +327,9 @@ pub fn run(input: &RunInput) -> Result<RunResult, SimError> {
             warmup_iterations: input.warmup_iterations,
         },
         timeline,
-    })
+        to_target: None,
+    };
+    result.to_target = input.goal.as_ref().map(|g| crate::training::outcome(&result, input, g));
+    let trace = trace.map(|req| super::trace::collect(&w, &out, input.warmup_iterations, req));
+    Ok((result, trace))
 }

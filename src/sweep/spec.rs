@@ -212,7 +212,7 @@ impl SweepSpec {
             let values: Vec<toml::Value> = if let Some(v) = a.values {
                 v
             } else if let Some(r) = a.range {
-                if !(r.step > 0.0) || r.stop < r.start || !r.start.is_finite() || !r.stop.is_finite() {
+                if r.step.is_nan() || r.step <= 0.0 || r.stop < r.start || !r.start.is_finite() || !r.stop.is_finite() {
                     return Err(invalid(
                         String::new(),
                         format!("{what}: range needs start <= stop and step > 0"),
@@ -228,7 +228,7 @@ impl SweepSpec {
                 (0..n).map(|k| clean_number(r.start + k as f64 * r.step)).collect()
             } else {
                 let l = a.log.expect("one kind checked");
-                if !(l.factor > 1.0) || !(l.start > 0.0) || l.stop < l.start {
+                if l.factor.is_nan() || l.factor <= 1.0 || l.start.is_nan() || l.start <= 0.0 || l.stop < l.start {
                     return Err(invalid(
                         String::new(),
                         format!("{what}: log range needs 0 < start <= stop and factor > 1"),

@@ -1,6 +1,15 @@
 //! What is being trained: global batch, sequence length and numeric precision.
 //!
-//! (Convergence to a target loss builds on this in a later version.)
+//! Training to a target builds on the simulated step: [`convergence`] (tokens and steps
+//! to a loss), [`reliability`] (failures and checkpoints), [`energy`] (power, CO2e, cost),
+//! combined by [`outcome()`].
+
+pub mod convergence;
+pub mod energy;
+pub mod outcome;
+pub mod reliability;
+
+pub use outcome::{outcome, Target, TrainingGoal, TrainingOutcome};
 
 use crate::hardware::Precision;
 use serde::{Deserialize, Serialize};

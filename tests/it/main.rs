@@ -12,6 +12,10 @@ mod properties;
 mod scenarios;
 /// Sweeps: grid order, thread-count independence, resume, shards.
 mod sweep;
+/// Chrome trace export and Markdown report.
+mod trace;
+/// Training to a target: convergence laws, failures and checkpoints, energy, their errors.
+mod training;
 /// Published measurements: the validation set's error bars.
 mod validation;
 
