@@ -35,6 +35,15 @@ pub fn summary(r: &RunResult) -> String {
     );
     let _ = writeln!(w, "  pipeline bubble      {:>10}", pct(r.bubble_fraction));
     let _ = writeln!(w);
+    if !r.compute_slowdown_per_stage.is_empty() {
+        let worst = r.compute_slowdown_per_stage.iter().copied().fold(1.0, f64::max);
+        let _ = writeln!(
+            w,
+            "  stragglers           slowest stage computes {:.1}% slower (mean factor over measured steps)",
+            100.0 * (worst - 1.0)
+        );
+        let _ = writeln!(w);
+    }
     let _ = writeln!(w, "time per step (mean over pipeline stages):");
     for (label, secs) in r.breakdown.categories() {
         if secs > 0.0 {

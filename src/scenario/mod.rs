@@ -500,6 +500,35 @@ impl Checker<'_> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "scenario".into())
         });
+        let stragglers = match r.stragglers {
+            None => crate::simulation::stragglers::StragglerSpec::default(),
+            Some(st) => {
+                let spec = crate::simulation::stragglers::StragglerSpec {
+                    slow_gpus: st.slow_gpus.unwrap_or(0),
+                    slowdown_fraction: self
+                        .non_negative("stragglers.slowdown_fraction", st.slowdown_fraction.unwrap_or(0.0))?,
+                    step_jitter_fraction: self.non_negative(
+                        "stragglers.step_jitter_fraction",
+                        st.step_jitter_fraction.unwrap_or(0.0),
+                    )?,
+                };
+                if spec.slow_gpus > num_gpus {
+                    return Err(self.invalid(
+                        "stragglers.slow_gpus",
+                        spec.slow_gpus,
+                        format!("must be at most cluster.num_gpus = {num_gpus}"),
+                    ));
+                }
+                if spec.slow_gpus > 0 && spec.slowdown_fraction == 0.0 {
+                    return Err(self.invalid(
+                        "stragglers.slowdown_fraction",
+                        0,
+                        "must be positive when stragglers.slow_gpus > 0",
+                    ));
+                }
+                spec
+            }
+        };
         Ok(Scenario {
             path: self.path.to_path_buf(),
             description: r.description.unwrap_or_default(),
@@ -513,6 +542,7 @@ impl Checker<'_> {
                 iterations,
                 warmup_iterations,
                 goal,
+                stragglers,
             },
             measured,
         })

@@ -28,6 +28,8 @@ pub struct RawScenario {
     pub simulation: Option<RawSimulation>,
     /// A measured result of this exact configuration, for `trainsim validate`.
     pub measured: Option<RawMeasured>,
+    /// Slow GPUs and per-step slowdowns.
+    pub stragglers: Option<RawStragglers>,
     /// What the run trains to (loss, tokens or steps).
     pub target: Option<RawTarget>,
     /// Failures and checkpointing.
@@ -194,4 +196,13 @@ pub struct RawEnergy {
     pub pue: Option<f64>,
     pub grid_gco2_per_kwh: Option<f64>,
     pub gpu_hour_usd: Option<f64>,
+}
+
+/// `[stragglers]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStragglers {
+    pub slow_gpus: Option<u32>,
+    pub slowdown_fraction: Option<f64>,
+    pub step_jitter_fraction: Option<f64>,
 }

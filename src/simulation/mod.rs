@@ -5,6 +5,7 @@
 //! communication are never computed by formula here: they are read off the event trace.
 
 pub mod breakdown;
+pub mod stragglers;
 pub mod trace;
 
 use crate::engine::EventQueue;
@@ -72,7 +73,13 @@ struct RankLinks {
 }
 
 /// Runs the workload to completion.
-pub fn simulate(w: &Workload, cluster: &ClusterSpec, layouts: Layouts) -> Result<SimOutput, SimError> {
+/// `compute_factor[iteration][rank]` scales compute durations (stragglers; all 1 for none).
+pub fn simulate(
+    w: &Workload,
+    cluster: &ClusterSpec,
+    layouts: Layouts,
+    compute_factor: &[Vec<f64>],
+) -> Result<SimOutput, SimError> {
     let n_ops = w.ops.len();
     let n_ranks = w.ranks.len();
     // successors (CSR) and remaining dependency counts
@@ -144,6 +151,7 @@ pub fn simulate(w: &Workload, cluster: &ClusterSpec, layouts: Layouts) -> Result
         barrier_waiting: &mut [Vec<OpId>],
         barrier_latency: SimTime,
         net_changed: &mut bool,
+        compute_factor: &[Vec<f64>],
     ) {
         if busy[qi] || head[qi] >= queues[qi].len() {
             return;
@@ -158,7 +166,19 @@ pub fn simulate(w: &Workload, cluster: &ClusterSpec, layouts: Layouts) -> Result
         let op = &w.ops[id as usize];
         let r = &links[op.rank as usize];
         match &op.kind {
-            OpKind::Compute { duration, .. } => q.schedule(now + *duration, Event::OpDone(id)),
+            OpKind::Compute { duration, .. } => {
+                let f = compute_factor
+                    .get(op.iteration as usize)
+                    .and_then(|v| v.get(op.rank as usize))
+                    .copied()
+                    .unwrap_or(1.0);
+                let d = if f == 1.0 {
+                    *duration
+                } else {
+                    SimTime((duration.as_ps() as f64 * f).round() as u64)
+                };
+                q.schedule(now + d, Event::OpDone(id))
+            }
             OpKind::Collective { group, kind, bytes, .. } => {
                 let layout = match group {
                     Group::Tp => layouts.tp,
@@ -229,6 +249,7 @@ pub fn simulate(w: &Workload, cluster: &ClusterSpec, layouts: Layouts) -> Result
                 &mut barrier_waiting,
                 barrier_latency,
                 $changed,
+                compute_factor,
             )
         };
     }

@@ -34,6 +34,8 @@ pub struct RunInput {
     pub warmup_iterations: u32,
     /// Training to a target (`[target]`, `[reliability]`, `[energy]`), if requested.
     pub goal: Option<crate::training::TrainingGoal>,
+    /// Slow GPUs and per-step slowdowns (none by default).
+    pub stragglers: super::stragglers::StragglerSpec,
 }
 
 /// A span of the timeline (last simulated iteration).
@@ -127,6 +129,10 @@ pub struct RunResult {
     /// has more than [`MAX_SPANS_PER_STAGE`] operations, one span per pass and no spans of
     /// the overlapped-TP stream).
     pub timeline: Vec<TimelineSpan>,
+    /// Mean compute-time factor of each pipeline stage over the measured iterations, from
+    /// `[stragglers]` (absent without stragglers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compute_slowdown_per_stage: Vec<f64>,
     /// Training to the scenario's `[target]`: time, failures, energy, cost (absent without one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_target: Option<crate::training::TrainingOutcome>,
@@ -203,7 +209,8 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
         },
         pp_same_node: placement.pp_neighbours_share_node,
     };
-    let out = simulate(&w, c, layouts)?;
+    let factors = super::stragglers::stage_factors(&input.stragglers, input.seed, p.pp, p.tp * p.dp, iterations);
+    let out = simulate(&w, c, layouts, &factors)?;
 
     let warm = input.warmup_iterations as usize;
     let ends = &out.iteration_ends;
@@ -327,6 +334,13 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
             warmup_iterations: input.warmup_iterations,
         },
         timeline,
+        compute_slowdown_per_stage: if input.stragglers.is_none() {
+            Vec::new()
+        } else {
+            (0..p.pp as usize)
+                .map(|s| factors[warm..].iter().map(|f| f[s]).sum::<f64>() / nmeas)
+                .collect()
+        },
         to_target: None,
     };
     result.to_target = input.goal.as_ref().map(|g| crate::training::outcome(&result, input, g));

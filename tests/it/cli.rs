@@ -126,6 +126,23 @@ fn bad_scenarios_give_located_errors_and_exit_2() {
             "",
             &["missing-section.toml", "training"],
         ),
+        (
+            "bad-straggler",
+            "seq_length = 2048",
+            "seq_length = 2048\n[stragglers]\nslow_gpus = 2\nslowdown_fraction = -0.1",
+            &[
+                "bad-straggler.toml:21:1",
+                "stragglers.slowdown_fraction",
+                "-0.1",
+                "zero or a positive number",
+            ],
+        ),
+        (
+            "too-many-slow",
+            "seq_length = 2048",
+            "seq_length = 2048\n[stragglers]\nslow_gpus = 20\nslowdown_fraction = 0.1",
+            &["stragglers.slow_gpus", "at most cluster.num_gpus = 16"],
+        ),
         ("fp8-a100", "preset = \"H100-SXM\"", "preset = \"A100-80GB\"", &[]),
     ];
     for (name, from, to, want) in cases {

@@ -114,3 +114,29 @@ fn scale_out_bytes_match_the_ring_prescription() {
         per_iter
     );
 }
+
+/// Stragglers: a slow GPU slows its whole stage and so the step, monotonically in the
+/// slowdown; per-step jitter gives a spread across iterations that depends on the seed.
+#[test]
+fn stragglers_emerge_in_the_step_time() {
+    let with = |extra: &str| {
+        step(&format!(
+            "{BASE}\n[simulation]\niterations = 4\n[stragglers]\n{extra}\n"
+        ))
+    };
+    let base = step(BASE).step_time_s;
+    let mut last = base;
+    for f in [0.05, 0.1, 0.2] {
+        let r = with(&format!("slow_gpus = 1\nslowdown_fraction = {f}"));
+        assert!(r.step_time_s > last, "slowdown {f}: {} !> {last}", r.step_time_s);
+        // one stage of four is slow: the step grows by less than the slowdown itself
+        assert!(r.step_time_s < base * (1.0 + f) * 1.001);
+        last = r.step_time_s;
+    }
+    let a = with("step_jitter_fraction = 0.02\n");
+    assert!(a.step_time_std_s > 0.0 && a.step_time_s > base);
+    let b = step(&format!(
+        "seed = 9\n{BASE}\n[simulation]\niterations = 4\n[stragglers]\nstep_jitter_fraction = 0.02\n"
+    ));
+    assert_ne!(a.step_times_s, b.step_times_s);
+}
