@@ -25,6 +25,8 @@ const EXAMPLES: &str = "Examples:
       predicted vs measured step time for every scenario with a [measured] section
   trainsim plot plots/gpt3-175b-a100-1024/results.json
       redraw the charts from saved results without simulating again
+  trainsim collective --gpu H100-SXM --gpus 16 --op all_reduce --min-bytes 1K --max-bytes 8G
+      nccl-tests style table (time, algbw, busbw per size) and a bus-bandwidth chart
 
 Scenario format: docs/scenario.md. Results format: docs/results.md.";
 
@@ -134,6 +136,9 @@ pub enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// One collective per message size on an idle cluster: an nccl-tests style table and chart.
+    #[command(after_help = COLLECTIVE_HELP)]
+    Collective(Box<CollectiveArgs>),
     /// Join the CSV slices of a sharded sweep into one file ordered by point.
     #[command(
         after_help = "Example:\n  trainsim merge --out plots/tp-pp/sweep.csv plots/tp-pp/sweep.shard-*-of-4.csv"
@@ -158,6 +163,82 @@ const SWEEP_HELP: &str = "Example:
 Rows stream to sweep.csv.partial and sweep.jsonl.partial in point order and are renamed when
 the sweep ends; rerunning an interrupted sweep resumes after the last complete row.
 Invalid or out-of-memory points are rows with feasible=false and the reason.";
+
+const COLLECTIVE_HELP: &str = "Examples:
+  trainsim collective --gpu H100-SXM --gpus 16 --gpus-per-node 8 --nic-gbit 400 \\
+      --op all_reduce --min-bytes 1K --max-bytes 8G
+  trainsim collective --scenario scenarios/llama3-8b-h100-64.toml --op all_gather
+      the scenario's cluster; flags given explicitly override it
+
+Runs one collective over every GPU of the cluster for each size from --min-bytes doubling to
+--max-bytes, through the flow network and ring decomposition the training simulation uses
+(NCCL ring; see src/network/collective.rs), and prints size, count (4-byte elements), time,
+algbw = size / time and busbw = algbw * 2(n-1)/n (all-reduce) or (n-1)/n (all-gather,
+reduce-scatter), as nccl-tests does. Writes busbw.png (bus bandwidth vs size) and
+collective.csv to --out. Exit status 2 on invalid input.";
+
+/// Arguments of `trainsim collective`.
+#[derive(Debug, clap::Args)]
+pub struct CollectiveArgs {
+    /// Take the cluster from this scenario file (the flags below override its fields).
+    #[arg(long)]
+    pub scenario: Option<PathBuf>,
+    /// GPU preset [default: H100-SXM].
+    #[arg(long)]
+    pub gpu: Option<String>,
+    /// GPUs in the collective (= in the cluster) [default: 16].
+    #[arg(long)]
+    pub gpus: Option<u32>,
+    /// GPUs per node (scale-up domain) [default: 8].
+    #[arg(long)]
+    pub gpus_per_node: Option<u32>,
+    /// NICs per node [default: one per GPU].
+    #[arg(long)]
+    pub nics_per_node: Option<u32>,
+    /// NIC line rate, Gbit/s [default: 400, 200 for A100].
+    #[arg(long)]
+    pub nic_gbit: Option<f64>,
+    /// Scale-up bandwidth per GPU per direction, GB/s [default: the GPU preset's].
+    #[arg(long)]
+    pub scale_up_gbyte: Option<f64>,
+    /// Scale-up hop latency, microseconds [default: 1.5].
+    #[arg(long)]
+    pub scale_up_latency_us: Option<f64>,
+    /// Scale-out hop latency, microseconds [default: 4].
+    #[arg(long)]
+    pub scale_out_latency_us: Option<f64>,
+    /// Fraction of scale-up bandwidth collectives sustain [default: 0.8].
+    #[arg(long)]
+    pub scale_up_efficiency: Option<f64>,
+    /// Fraction of NIC line rate collectives sustain [default: 0.9].
+    #[arg(long)]
+    pub scale_out_efficiency: Option<f64>,
+    /// Leaf-to-spine oversubscription ratio, at least 1 [default: 1].
+    #[arg(long)]
+    pub oversubscription: Option<f64>,
+    /// Nodes per leaf switch [default: 16].
+    #[arg(long)]
+    pub nodes_per_leaf: Option<u32>,
+    /// all_reduce, all_gather or reduce_scatter.
+    #[arg(long, default_value = "all_reduce")]
+    pub op: String,
+    /// Smallest message (B, K, M, G, T; binary multiples).
+    #[arg(long, default_value = "1K")]
+    pub min_bytes: String,
+    /// Largest message.
+    #[arg(long, default_value = "8G")]
+    pub max_bytes: String,
+    /// Split each message into this many pieces run one after another, each paying the
+    /// full ring latency (1 = NCCL's pipelined ring).
+    #[arg(long, default_value_t = 1)]
+    pub chunks: u32,
+    /// Output folder for busbw.png and collective.csv [default: plots/collective].
+    #[arg(long, short)]
+    pub out: Option<PathBuf>,
+    /// Do not draw the chart.
+    #[arg(long)]
+    pub no_chart: bool,
+}
 
 fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let (i, n) = s.split_once('/').ok_or("expected i/n, e.g. 0/4")?;
@@ -236,6 +317,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             zero,
             out,
         } => search(&scenario, top, zero, out),
+        Command::Collective(a) => collective(&a),
         Command::Merge { out, inputs } => {
             let n = crate::sweep::merge_csv(&inputs, &out)?;
             println!("wrote {} ({n} points)", out.display());
@@ -461,11 +543,218 @@ fn run(
     Ok(0)
 }
 
+/// The cluster of `trainsim collective`: defaults, then the scenario, then explicit flags;
+/// checked like a scenario's `[cluster.network]`.
+fn collective_cluster(a: &CollectiveArgs) -> anyhow::Result<Result<crate::hardware::ClusterSpec, String>> {
+    use crate::hardware::presets::{gpu_preset, GPU_PRESETS};
+    let mut c = match &a.scenario {
+        Some(p) => Scenario::load(p)?.input.cluster,
+        None => {
+            let gpu = gpu_preset("H100-SXM").expect("preset exists");
+            crate::hardware::ClusterSpec {
+                gpu,
+                num_gpus: 16,
+                gpus_per_node: 8,
+                nics_per_node: 8,
+                nic_gbit_per_s: 400.0,
+                scale_up_latency_us: 1.5,
+                scale_out_latency_us: 4.0,
+                scale_up_efficiency: 0.8,
+                scale_out_efficiency: 0.9,
+                oversubscription: 1.0,
+                nodes_per_leaf: crate::hardware::cluster::DEFAULT_NODES_PER_LEAF,
+            }
+        }
+    };
+    if let Some(name) = &a.gpu {
+        let Some(g) = gpu_preset(name) else {
+            let known: Vec<String> = GPU_PRESETS.iter().map(|n| format!("\"{n}\"")).collect();
+            return Ok(Err(format!(
+                "--gpu \"{name}\": known GPU presets are {}",
+                known.join(", ")
+            )));
+        };
+        if a.scenario.is_none() && a.nic_gbit.is_none() && g.name.starts_with("A100") {
+            c.nic_gbit_per_s = 200.0;
+        }
+        c.gpu = g;
+    }
+    if let Some(v) = a.gpus_per_node {
+        c.gpus_per_node = v;
+        if a.nics_per_node.is_none() {
+            c.nics_per_node = v;
+        }
+    }
+    macro_rules! set {
+        ($field:ident, $arg:ident) => {
+            if let Some(v) = a.$arg {
+                c.$field = v;
+            }
+        };
+    }
+    set!(num_gpus, gpus);
+    set!(nics_per_node, nics_per_node);
+    set!(nic_gbit_per_s, nic_gbit);
+    set!(scale_up_latency_us, scale_up_latency_us);
+    set!(scale_out_latency_us, scale_out_latency_us);
+    set!(scale_up_efficiency, scale_up_efficiency);
+    set!(scale_out_efficiency, scale_out_efficiency);
+    set!(oversubscription, oversubscription);
+    set!(nodes_per_leaf, nodes_per_leaf);
+    if let Some(v) = a.scale_up_gbyte {
+        c.gpu.scale_up_gbyte_per_s = v;
+    }
+    let checks: [(bool, String); 9] = [
+        (
+            c.num_gpus >= 2,
+            format!("--gpus {}: a collective needs at least 2 GPUs", c.num_gpus),
+        ),
+        (c.gpus_per_node >= 1, "--gpus-per-node must be at least 1".into()),
+        (
+            c.num_gpus <= c.gpus_per_node || c.num_gpus % c.gpus_per_node.max(1) == 0,
+            format!(
+                "--gpus {} must be a multiple of --gpus-per-node {} (whole nodes)",
+                c.num_gpus, c.gpus_per_node
+            ),
+        ),
+        (
+            c.nics_per_node >= 1 && c.nodes_per_leaf >= 1,
+            "--nics-per-node and --nodes-per-leaf must be at least 1".into(),
+        ),
+        (
+            c.nic_gbit_per_s.is_finite() && c.nic_gbit_per_s > 0.0 && c.gpu.scale_up_gbyte_per_s > 0.0,
+            "--nic-gbit and --scale-up-gbyte must be positive".into(),
+        ),
+        (
+            c.scale_up_latency_us >= 0.0 && c.scale_out_latency_us >= 0.0,
+            "latencies must be zero or positive".into(),
+        ),
+        (
+            c.scale_up_efficiency > 0.0 && c.scale_up_efficiency <= 1.0,
+            format!(
+                "--scale-up-efficiency {}: must be a fraction in (0, 1]",
+                c.scale_up_efficiency
+            ),
+        ),
+        (
+            c.scale_out_efficiency > 0.0 && c.scale_out_efficiency <= 1.0,
+            format!(
+                "--scale-out-efficiency {}: must be a fraction in (0, 1]",
+                c.scale_out_efficiency
+            ),
+        ),
+        (
+            c.oversubscription.is_finite() && c.oversubscription >= 1.0,
+            format!(
+                "--oversubscription {}: must be a ratio of at least 1 (1 = non-blocking, 4 = 4:1)",
+                c.oversubscription
+            ),
+        ),
+    ];
+    if let Some((_, msg)) = checks.into_iter().find(|(ok, _)| !ok) {
+        return Ok(Err(msg));
+    }
+    Ok(Ok(c))
+}
+
+fn collective(a: &CollectiveArgs) -> anyhow::Result<i32> {
+    use crate::network::bench;
+    use std::fmt::Write as _;
+    let fail = |msg: String| {
+        eprintln!("error: {msg}");
+        Ok(2)
+    };
+    let kind = match bench::parse_op(&a.op) {
+        Ok(k) => k,
+        Err(e) => return fail(format!("--op: {e}")),
+    };
+    let (min, max) = match (bench::parse_size(&a.min_bytes), bench::parse_size(&a.max_bytes)) {
+        (Ok(lo), Ok(hi)) => (lo, hi),
+        (Err(e), _) => return fail(format!("--min-bytes: {e}")),
+        (_, Err(e)) => return fail(format!("--max-bytes: {e}")),
+    };
+    if min > max {
+        return fail(format!(
+            "--min-bytes {} is larger than --max-bytes {}: nothing to run",
+            a.min_bytes, a.max_bytes
+        ));
+    }
+    if a.chunks == 0 {
+        return fail("--chunks must be at least 1".into());
+    }
+    let c = match collective_cluster(a)? {
+        Ok(c) => c,
+        Err(msg) => return fail(msg),
+    };
+    let started = std::time::Instant::now();
+    let rows = bench::sweep_sizes(kind, &c, min, max, a.chunks);
+    let wall_s = started.elapsed().as_secs_f64();
+    let op = match kind {
+        crate::network::collective::CollectiveKind::AllReduce => "all_reduce",
+        crate::network::collective::CollectiveKind::AllGather => "all_gather",
+        crate::network::collective::CollectiveKind::ReduceScatter => "reduce_scatter",
+    };
+    let title = format!(
+        "{op} over {} x {} ({} per node, {} NICs x {} Gbit/s, {}:1 spine)",
+        c.num_gpus, c.gpu.name, c.gpus_per_node, c.nics_per_node, c.nic_gbit_per_s, c.oversubscription
+    );
+    println!("# {title}; NCCL ring; {} piece(s) per message", a.chunks);
+    println!(
+        "{:>14} {:>14} {:>14} {:>12} {:>12}",
+        "size (B)", "count", "time (us)", "algbw (GB/s)", "busbw (GB/s)"
+    );
+    let mut csv = String::from("size_bytes,count,time_us,algbw_gbyte_per_s,busbw_gbyte_per_s\n");
+    for r in &rows {
+        println!(
+            "{:>14} {:>14} {:>14.2} {:>12.2} {:>12.2}",
+            r.size_bytes,
+            r.count,
+            r.time_s * 1e6,
+            r.algbw_gbyte_per_s,
+            r.busbw_gbyte_per_s
+        );
+        let _ = writeln!(
+            csv,
+            "{},{},{:.4},{:.4},{:.4}",
+            r.size_bytes,
+            r.count,
+            r.time_s * 1e6,
+            r.algbw_gbyte_per_s,
+            r.busbw_gbyte_per_s
+        );
+    }
+    println!("simulated {} sizes in {:.4} s of wall time", rows.len(), wall_s);
+    let dir = a.out.clone().unwrap_or_else(|| Path::new("plots").join("collective"));
+    let file = dir.join("collective.csv");
+    report::write_atomic(&file, csv.as_bytes())?;
+    println!("wrote {}", file.display());
+    if !a.no_chart {
+        let png = dir.join("busbw.png");
+        let data = report::charts::sweep::LineData {
+            title: format!("{op} bus bandwidth vs message size"),
+            subtitle: title,
+            x_label: "message size (bytes, log2)".into(),
+            y_label: "bus bandwidth (GB/s)".into(),
+            log_x: true,
+            series: vec![(
+                format!("{op}, {} GPUs", c.num_gpus),
+                rows.iter().map(|r| (r.size_bytes, r.busbw_gbyte_per_s)).collect(),
+            )],
+        };
+        report::charts::sweep::draw_lines(&data, &png)?;
+        println!("wrote {}", png.display());
+    }
+    Ok(0)
+}
+
 fn plot(results: &Path, out: Option<PathBuf>) -> anyhow::Result<i32> {
     let r = report::read_results(results)?;
     let dir = out.unwrap_or_else(|| results.parent().map(Path::to_path_buf).unwrap_or_default());
     for p in report::charts::draw_all(&r, &dir)? {
         println!("wrote {}", p.display());
     }
+    let md = dir.join("report.md");
+    report::write_atomic(&md, report::markdown::markdown(&r).as_bytes())?;
+    println!("wrote {}", md.display());
     Ok(0)
 }

@@ -1,5 +1,6 @@
 //! A cluster: identical nodes of GPUs joined by a scale-up domain (NVSwitch) inside each
-//! node and NICs into a non-blocking scale-out fabric between nodes.
+//! node and NICs into a leaf-spine scale-out fabric between nodes (non-blocking unless
+//! `oversubscription` > 1).
 
 use super::gpu::GpuSpec;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,24 @@ pub struct ClusterSpec {
     pub scale_up_efficiency: f64,
     /// Fraction of NIC line rate that collectives sustain.
     pub scale_out_efficiency: f64,
+    /// Leaf-to-spine oversubscription of the scale-out fabric (1 = non-blocking; 4 = 4:1):
+    /// spine bandwidth per GPU is its NIC bandwidth divided by this.
+    #[serde(default = "one")]
+    pub oversubscription: f64,
+    /// Nodes under one leaf switch; traffic between leaves crosses the spine.
+    #[serde(default = "default_nodes_per_leaf")]
+    pub nodes_per_leaf: u32,
+}
+
+/// Nodes per leaf switch when a scenario does not say.
+pub const DEFAULT_NODES_PER_LEAF: u32 = 16;
+
+fn one() -> f64 {
+    1.0
+}
+
+fn default_nodes_per_leaf() -> u32 {
+    DEFAULT_NODES_PER_LEAF
 }
 
 impl ClusterSpec {

@@ -10,6 +10,26 @@
 //! the hop kinds of the ring.
 //!
 //! On an idle network this gives the textbook ring time `k*S/B + steps * latency`.
+//!
+//! ## Leaf-spine oversubscription
+//!
+//! Nodes hang off leaf switches, `P = nodes_per_leaf` consecutive nodes per leaf; leaves
+//! meet at the spine, whose capacity per GPU is the NIC's divided by the oversubscription
+//! ratio `r`. A group spanning `N` nodes (placed consecutively from a leaf boundary, as
+//! Megatron's rank order does) lies on `L = ceil(N/P)` leaves. The ring visits the nodes in
+//! order, so of its `N` node-to-node edges exactly `L` join two leaves (`L-1` between
+//! consecutive leaves plus the wrap-around edge from the last leaf back to the first) when
+//! `L > 1`, and none when `L = 1`. Every node-to-node edge carries the same bytes and
+//! NCCL's channels spread them over the node's NICs, so of the `k*S/g` bytes a GPU's NIC
+//! sends, on average a fraction `L/N` crosses the spine: `k*S/g * L/N` spine bytes per
+//! GPU. Averaging over nodes is what the single representative needs, and it is exact for
+//! a leaf's pooled uplinks (ECMP): a leaf's `P*g` GPUs send `P*g * k*S/g * L/N = k*S`
+//! (one ring edge, as `N/L = P`) up through `P*g*B/r` of uplink, the same ratio as one GPU
+//! sending `k*S/g * L/N` through `B/r`. Those bytes become a flow over the NIC and the spine
+//! ([`LinkClass::CrossLeaf`]); the rest of the NIC bytes stay under the leaf. Hence a ring
+//! is slowed by the spine only when `r > N/L`, i.e. roughly `r > P`: rings are spine
+//! friendly, unlike all-to-all or trees, and the model says so instead of charging every
+//! NIC byte to the spine.
 
 use crate::hardware::ClusterSpec;
 use serde::{Deserialize, Serialize};
@@ -32,8 +52,11 @@ pub enum CollectiveKind {
 pub enum LinkClass {
     /// NVLink / NVSwitch (scale-up domain).
     ScaleUp,
-    /// NIC into the scale-out fabric.
+    /// NIC into the scale-out fabric, staying under one leaf switch.
     ScaleOut,
+    /// NIC, then up to the spine and down to another leaf (only with oversubscription > 1;
+    /// a non-blocking spine never limits a flow its NIC does not).
+    CrossLeaf,
 }
 
 /// How a process group lies on the cluster.
@@ -98,13 +121,34 @@ pub fn ring_cost(kind: CollectiveKind, layout: GroupLayout, size_bytes: f64, clu
             latency_s: steps * up_lat,
         };
     }
-    let mut loads = vec![(LinkClass::ScaleOut, per_rank / g)];
+    let nic = per_rank / g;
+    let spine = nic * spine_fraction(layout, cluster);
+    let mut loads = vec![(LinkClass::ScaleOut, nic - spine)];
+    if spine > 0.0 {
+        loads.push((LinkClass::CrossLeaf, spine));
+    }
     if g > 1.0 {
         loads.push((LinkClass::ScaleUp, per_rank * (g - 1.0) / g));
     }
     CollectiveCost {
         loads,
         latency_s: steps * (out_lat + (g - 1.0) * up_lat) / g,
+    }
+}
+
+/// Fraction of a ring's NIC bytes that cross the spine (see the module docs): `L/N` for a
+/// group over `N` nodes on `L > 1` leaves, 0 within one leaf or on a non-blocking fabric.
+pub fn spine_fraction(layout: GroupLayout, cluster: &ClusterSpec) -> f64 {
+    if cluster.oversubscription <= 1.0 {
+        return 0.0;
+    }
+    let g = layout.members_per_node.clamp(1, layout.size.max(1));
+    let nodes = layout.size.div_ceil(g);
+    let leaves = nodes.div_ceil(cluster.nodes_per_leaf.max(1));
+    if nodes <= 1 || leaves <= 1 {
+        0.0
+    } else {
+        leaves as f64 / nodes as f64
     }
 }
 
@@ -159,5 +203,47 @@ mod tests {
         );
         assert_eq!(cost.loads.len(), 1);
         assert_eq!(cost.loads[0].0, LinkClass::ScaleOut);
+    }
+
+    #[test]
+    fn spine_carries_the_leaf_crossing_fraction_and_bytes_are_conserved() {
+        let mut c = crate::scenario::tests::test_cluster(1024, 8);
+        c.oversubscription = 4.0;
+        c.nodes_per_leaf = 16;
+        let s = 1e9;
+        let total = ring_bytes_per_rank(CollectiveKind::AllReduce, 128, s);
+        // 128 ranks, one per node, 128 nodes on 8 leaves: 8 of 128 edges cross the spine
+        let layout = GroupLayout {
+            size: 128,
+            members_per_node: 1,
+        };
+        let cost = ring_cost(CollectiveKind::AllReduce, layout, s, &c);
+        let sum: f64 = cost.loads.iter().map(|(_, b)| b).sum();
+        assert!((sum - total).abs() < 1e-3, "bytes conserved");
+        let spine: f64 = cost
+            .loads
+            .iter()
+            .filter(|(k, _)| *k == LinkClass::CrossLeaf)
+            .map(|(_, b)| b)
+            .sum();
+        assert!((spine - total * 8.0 / 128.0).abs() < 1e-3);
+        // within one leaf, or non-blocking: no spine flow, the same loads as before
+        for (size, over) in [(16, 4.0), (128, 1.0)] {
+            c.oversubscription = over;
+            let l = GroupLayout {
+                size,
+                members_per_node: 1,
+            };
+            let cost = ring_cost(CollectiveKind::AllReduce, l, s, &c);
+            assert!(cost.loads.iter().all(|(k, _)| *k != LinkClass::CrossLeaf));
+        }
+        // two nodes on two leaves: both edges cross
+        c.oversubscription = 2.0;
+        c.nodes_per_leaf = 1;
+        let l = GroupLayout {
+            size: 16,
+            members_per_node: 8,
+        };
+        assert_eq!(spine_fraction(l, &c), 1.0);
     }
 }

@@ -9,6 +9,7 @@
 //! ends, on the connected component of links and flows it touches only, so contention
 //! between concurrent collectives emerges from the simulation at low cost.
 
+pub mod bench;
 pub mod collective;
 
 use crate::units::{SimTime, PS_PER_S};
@@ -17,6 +18,9 @@ use std::collections::BinaryHeap;
 
 /// Index of a link.
 pub type LinkId = u32;
+
+/// Most links one flow may cross (NIC out, spine up, spine down, NIC in).
+pub const MAX_FLOW_LINKS: usize = 4;
 
 /// A unidirectional link.
 #[derive(Clone, Debug)]
@@ -29,7 +33,7 @@ struct Link {
 
 #[derive(Clone, Debug)]
 struct Flow {
-    links: [LinkId; 2],
+    links: [LinkId; MAX_FLOW_LINKS],
     n_links: u8,
     /// Bytes left at `since`.
     remaining_bytes: f64,
@@ -119,8 +123,8 @@ impl FlowNetwork {
         self.active
     }
 
-    /// Starts a transfer made of `flows` (each: the links it crosses, one or two, and its
-    /// bytes). The transfer completes when every flow has drained, plus `latency`.
+    /// Starts a transfer made of `flows` (each: the links it crosses, one to
+    /// [`MAX_FLOW_LINKS`], and its bytes). The transfer completes when every flow has drained, plus `latency`.
     /// A transfer with no bytes completes at once: it is returned here.
     pub fn start_transfer(
         &mut self,
@@ -154,13 +158,11 @@ impl FlowNetwork {
         };
         for (links, bytes) in flows.iter().filter(|(_, b)| *b > 0.0) {
             assert!(
-                !links.is_empty() && links.len() <= 2,
-                "engine invariant broken: a flow crosses 1 or 2 links"
+                !links.is_empty() && links.len() <= MAX_FLOW_LINKS,
+                "engine invariant broken: a flow crosses 1 to {MAX_FLOW_LINKS} links"
             );
-            let mut l = [links[0]; 2];
-            if links.len() == 2 {
-                l[1] = links[1];
-            }
+            let mut l = [links[0]; MAX_FLOW_LINKS];
+            l[..links.len()].copy_from_slice(links);
             let f = Flow {
                 links: l,
                 n_links: links.len() as u8,
@@ -314,14 +316,15 @@ impl FlowNetwork {
             .collect();
         let link_pos = &self.link_pos;
         let pos = |l: LinkId| link_pos[l as usize] as usize;
-        let flow_pos: Vec<[usize; 2]> = comp_flows
+        let flow_pos: Vec<[usize; MAX_FLOW_LINKS]> = comp_flows
             .iter()
             .map(|&fid| {
                 let f = &self.flows[fid as usize];
-                [
-                    pos(f.links[0]),
-                    if f.n_links == 2 { pos(f.links[1]) } else { usize::MAX },
-                ]
+                let mut p = [usize::MAX; MAX_FLOW_LINKS];
+                for (k, &l) in f.links().iter().enumerate() {
+                    p[k] = pos(l);
+                }
+                p
             })
             .collect();
         let mut frozen = vec![false; comp_flows.len()];
@@ -343,7 +346,7 @@ impl FlowNetwork {
                 "engine invariant broken: unfrozen flow without links"
             );
             for (j, fp) in flow_pos.iter().enumerate() {
-                if !frozen[j] && (fp[0] == best || fp[1] == best) {
+                if !frozen[j] && fp.contains(&best) {
                     frozen[j] = true;
                     left -= 1;
                     let rate = best_share.max(1e-9);
@@ -378,7 +381,7 @@ impl FlowNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, RngExt};
+    use rand::RngExt;
 
     #[test]
     fn single_flow_runs_at_link_rate_plus_latency() {
@@ -430,13 +433,14 @@ mod tests {
             }
             let nf = rng.random_range(1..20u32);
             for i in 0..nf {
-                let a = rng.random_range(0..nl);
-                let b = rng.random_range(0..nl);
-                let links: Vec<LinkId> = if a == b || rng.next_u32() % 2 == 0 {
-                    vec![a]
-                } else {
-                    vec![a, b]
-                };
+                let want = rng.random_range(1..=MAX_FLOW_LINKS);
+                let mut links: Vec<LinkId> = Vec::new();
+                for _ in 0..want {
+                    let l = rng.random_range(0..nl);
+                    if !links.contains(&l) {
+                        links.push(l);
+                    }
+                }
                 n.start_transfer(SimTime::ZERO, &[(&links, 1e9)], SimTime::ZERO, i as u64);
             }
             let rates = n.rates();

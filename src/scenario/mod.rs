@@ -167,6 +167,14 @@ impl Checker<'_> {
         }
     }
 
+    fn at_least_one_ratio(&self, field: &str, v: f64) -> Result<f64, ScenarioError> {
+        if v.is_finite() && v >= 1.0 {
+            Ok(v)
+        } else {
+            Err(self.invalid(field, v, "must be a ratio of at least 1 (1 = non-blocking, 4 = 4:1)"))
+        }
+    }
+
     fn at_least_one(&self, field: &str, v: u32) -> Result<u32, ScenarioError> {
         if v >= 1 {
             Ok(v)
@@ -381,6 +389,13 @@ impl Checker<'_> {
                 "cluster.network.scale_out_efficiency",
                 n.scale_out_efficiency.unwrap_or(0.9),
             )?,
+            oversubscription: self
+                .at_least_one_ratio("cluster.network.oversubscription", n.oversubscription.unwrap_or(1.0))?,
+            nodes_per_leaf: self.at_least_one(
+                "cluster.network.nodes_per_leaf",
+                n.nodes_per_leaf
+                    .unwrap_or(crate::hardware::cluster::DEFAULT_NODES_PER_LEAF),
+            )?,
             gpu,
         };
         let model = self.model(&r.model)?;
@@ -569,6 +584,8 @@ pub(crate) mod tests {
             scale_out_latency_us: 4.0,
             scale_up_efficiency: 0.8,
             scale_out_efficiency: 0.9,
+            oversubscription: 1.0,
+            nodes_per_leaf: 16,
         }
     }
 

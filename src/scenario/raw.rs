@@ -83,6 +83,8 @@ pub struct RawNetwork {
     pub scale_out_latency_us: Option<f64>,
     pub scale_up_efficiency: Option<f64>,
     pub scale_out_efficiency: Option<f64>,
+    pub oversubscription: Option<f64>,
+    pub nodes_per_leaf: Option<u32>,
 }
 
 /// `[model]`: a preset and/or explicit fields.

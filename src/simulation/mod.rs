@@ -63,6 +63,8 @@ pub struct SimOutput {
     pub bytes_scale_up: f64,
     /// Bytes carried over NICs, summed over representative ranks.
     pub bytes_scale_out: f64,
+    /// Of those, bytes that crossed the spine (leaf to leaf), summed over representative ranks.
+    pub bytes_spine: f64,
 }
 
 struct RankLinks {
@@ -70,6 +72,9 @@ struct RankLinks {
     up_rx: LinkId,
     out_tx: LinkId,
     out_rx: LinkId,
+    /// Leaf-to-spine and spine-to-leaf share of this rank (only with oversubscription > 1).
+    spine_tx: LinkId,
+    spine_rx: LinkId,
 }
 
 /// Runs the workload to completion.
@@ -114,12 +119,15 @@ pub fn simulate(
     let up_bw =
         crate::units::gbyte_per_s_to_bytes_per_s(cluster.gpu.scale_up_gbyte_per_s) * cluster.scale_up_efficiency;
     let out_bw = cluster.nic_bytes_per_s_per_gpu() * cluster.scale_out_efficiency;
+    let spine_bw = out_bw / cluster.oversubscription.max(1.0);
     let links: Vec<RankLinks> = (0..n_ranks)
         .map(|_| RankLinks {
             up_tx: net.add_link(up_bw),
             up_rx: net.add_link(up_bw),
             out_tx: net.add_link(out_bw),
             out_rx: net.add_link(out_bw),
+            spine_tx: net.add_link(spine_bw),
+            spine_rx: net.add_link(spine_bw),
         })
         .collect();
     let barrier_latency =
@@ -185,15 +193,16 @@ pub fn simulate(
                     Group::Dp => layouts.dp,
                 };
                 let cost = ring_cost(*kind, layout, *bytes, cluster);
-                let flows: Vec<([LinkId; 2], f64)> = cost
+                let flows: Vec<([LinkId; 4], usize, f64)> = cost
                     .loads
                     .iter()
                     .map(|(class, b)| match class {
-                        LinkClass::ScaleUp => ([r.up_tx, r.up_rx], *b),
-                        LinkClass::ScaleOut => ([r.out_tx, r.out_rx], *b),
+                        LinkClass::ScaleUp => ([r.up_tx, r.up_rx, 0, 0], 2, *b),
+                        LinkClass::ScaleOut => ([r.out_tx, r.out_rx, 0, 0], 2, *b),
+                        LinkClass::CrossLeaf => ([r.out_tx, r.out_rx, r.spine_tx, r.spine_rx], 4, *b),
                     })
                     .collect();
-                let refs: Vec<(&[LinkId], f64)> = flows.iter().map(|(l, b)| (&l[..], *b)).collect();
+                let refs: Vec<(&[LinkId], f64)> = flows.iter().map(|(l, n, b)| (&l[..*n], *b)).collect();
                 if let Some(c) = net.start_transfer(now, &refs, SimTime::from_secs(cost.latency_s), id as u64) {
                     q.schedule(c.ready_at, Event::OpDone(id));
                 }
@@ -326,12 +335,14 @@ pub fn simulate(
     }
     let bytes_scale_up = links.iter().map(|l| net.bytes_carried(l.up_tx)).sum();
     let bytes_scale_out = links.iter().map(|l| net.bytes_carried(l.out_tx)).sum();
+    let bytes_spine = links.iter().map(|l| net.bytes_carried(l.spine_tx)).sum();
     Ok(SimOutput {
         op_times,
         iteration_ends,
         events: q.events_processed(),
         bytes_scale_up,
         bytes_scale_out,
+        bytes_spine,
     })
 }
 

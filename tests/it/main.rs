@@ -6,6 +6,8 @@ mod cli;
 mod closed_forms;
 /// Same scenario and seed give byte-identical results, on any thread count.
 mod determinism;
+/// Leaf-spine oversubscription and `trainsim collective` (nccl-tests style).
+mod network;
 /// Properties that must hold as inputs change (monotonicity, conservation).
 mod properties;
 /// Every shipped scenario loads and the examples run.

@@ -1,0 +1,227 @@
+//! One collective at a time on an idle network, nccl-tests style: the engine behind
+//! `trainsim collective`.
+//!
+//! Each size runs through the same [`FlowNetwork`] and [`ring_cost`] decomposition the
+//! training simulation uses, on one representative rank's links (scale-up, NIC, spine), so
+//! its time is the flow completion plus the ring latency: what a training step would be
+//! charged for that collective on an otherwise idle fabric.
+
+use super::collective::{ring_cost, CollectiveKind, GroupLayout, LinkClass};
+use super::{FlowNetwork, LinkId};
+use crate::hardware::ClusterSpec;
+use crate::units::SimTime;
+
+/// One row of the table: one message size.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchRow {
+    /// Message size, bytes (the full buffer: all-reduce input, all-gather output,
+    /// reduce-scatter input), as nccl-tests counts it.
+    pub size_bytes: f64,
+    /// Elements of 4 bytes (nccl-tests' `count` for float).
+    pub count: u64,
+    /// Time of one collective, seconds.
+    pub time_s: f64,
+    /// Algorithm bandwidth: size / time, GB/s (10^9 B/s).
+    pub algbw_gbyte_per_s: f64,
+    /// Bus bandwidth: algbw times the bus factor ([`bus_factor`]), GB/s.
+    pub busbw_gbyte_per_s: f64,
+}
+
+/// nccl-tests' bus-bandwidth factor: `2(n-1)/n` for all-reduce, `(n-1)/n` for all-gather
+/// and reduce-scatter.
+pub fn bus_factor(kind: CollectiveKind, n: u32) -> f64 {
+    if n <= 1 {
+        return 0.0;
+    }
+    let nf = n as f64;
+    match kind {
+        CollectiveKind::AllReduce => 2.0 * (nf - 1.0) / nf,
+        CollectiveKind::ReduceScatter | CollectiveKind::AllGather => (nf - 1.0) / nf,
+    }
+}
+
+/// The group of a benchmark: every GPU of the cluster, `gpus_per_node` per node.
+pub fn whole_cluster_layout(cluster: &ClusterSpec) -> GroupLayout {
+    GroupLayout {
+        size: cluster.num_gpus,
+        members_per_node: cluster.gpus_per_node.min(cluster.num_gpus).max(1),
+    }
+}
+
+/// Seconds for one collective of `size_bytes` on an idle network, split into `chunks`
+/// pieces run one after another (each paying the full ring latency; 1 = NCCL's pipelined
+/// ring, as the training simulation charges it).
+pub fn collective_time(
+    kind: CollectiveKind,
+    layout: GroupLayout,
+    size_bytes: f64,
+    chunks: u32,
+    cluster: &ClusterSpec,
+) -> f64 {
+    let mut net = FlowNetwork::new();
+    let up_bw =
+        crate::units::gbyte_per_s_to_bytes_per_s(cluster.gpu.scale_up_gbyte_per_s) * cluster.scale_up_efficiency;
+    let out_bw = cluster.nic_bytes_per_s_per_gpu() * cluster.scale_out_efficiency;
+    let spine_bw = out_bw / cluster.oversubscription.max(1.0);
+    let up: [LinkId; 2] = [net.add_link(up_bw), net.add_link(up_bw)];
+    let out: [LinkId; 2] = [net.add_link(out_bw), net.add_link(out_bw)];
+    let spine: [LinkId; 2] = [net.add_link(spine_bw), net.add_link(spine_bw)];
+    let cross = [out[0], out[1], spine[0], spine[1]];
+    let chunks = chunks.max(1);
+    let cost = ring_cost(kind, layout, size_bytes / chunks as f64, cluster);
+    let flows: Vec<(&[LinkId], f64)> = cost
+        .loads
+        .iter()
+        .map(|(class, b)| match class {
+            LinkClass::ScaleUp => (&up[..], *b),
+            LinkClass::ScaleOut => (&out[..], *b),
+            LinkClass::CrossLeaf => (&cross[..], *b),
+        })
+        .collect();
+    let latency = SimTime::from_secs(cost.latency_s);
+    let mut now = SimTime::ZERO;
+    for c in 0..chunks {
+        now = match net.start_transfer(now, &flows, latency, c as u64) {
+            Some(done) => done.ready_at,
+            None => loop {
+                // one completion per flow; the transfer is done with its last flow
+                let t = net
+                    .next_completion()
+                    .expect("engine invariant broken: an unfinished transfer has a flow");
+                if let Some(done) = net.advance(t).first() {
+                    break done.ready_at;
+                }
+            },
+        };
+    }
+    now.as_secs()
+}
+
+/// Runs sizes from `min_bytes` doubling up to `max_bytes` (inclusive).
+pub fn sweep_sizes(
+    kind: CollectiveKind,
+    cluster: &ClusterSpec,
+    min_bytes: f64,
+    max_bytes: f64,
+    chunks: u32,
+) -> Vec<BenchRow> {
+    let layout = whole_cluster_layout(cluster);
+    let factor = bus_factor(kind, layout.size);
+    let mut rows = Vec::new();
+    let mut size = min_bytes.max(1.0);
+    while size <= max_bytes * (1.0 + 1e-12) {
+        let time_s = collective_time(kind, layout, size, chunks, cluster);
+        let algbw = if time_s > 0.0 { size / time_s / 1e9 } else { 0.0 };
+        rows.push(BenchRow {
+            size_bytes: size,
+            count: (size / 4.0).floor() as u64,
+            time_s,
+            algbw_gbyte_per_s: algbw,
+            busbw_gbyte_per_s: algbw * factor,
+        });
+        size *= 2.0;
+    }
+    rows
+}
+
+/// Parses a size such as `1024`, `1K`, `8M`, `1G`, `1GiB`, `512KB` (binary multiples, as
+/// nccl-tests' `-b`/`-e`).
+pub fn parse_size(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let digits_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits_end);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (examples: 1024, 1K, 8M, 1G)"))?;
+    let mult = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "K" | "KB" | "KIB" => 1024.0,
+        "M" | "MB" | "MIB" => 1024.0f64.powi(2),
+        "G" | "GB" | "GIB" => 1024.0f64.powi(3),
+        "T" | "TB" | "TIB" => 1024.0f64.powi(4),
+        u => return Err(format!("'{s}': unknown unit '{u}' (use B, K, M, G or T)")),
+    };
+    let b = v * mult;
+    if !(b.is_finite() && b >= 1.0) {
+        return Err(format!("'{s}': a size must be at least 1 byte"));
+    }
+    Ok(b)
+}
+
+/// Parses an operation name (`all_reduce`, `all_gather`, `reduce_scatter`; `-` works too).
+pub fn parse_op(s: &str) -> Result<CollectiveKind, String> {
+    match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+        "all_reduce" | "allreduce" => Ok(CollectiveKind::AllReduce),
+        "all_gather" | "allgather" => Ok(CollectiveKind::AllGather),
+        "reduce_scatter" | "reducescatter" => Ok(CollectiveKind::ReduceScatter),
+        _ => Err(format!(
+            "unknown collective '{s}': allowed values are \"all_reduce\", \"all_gather\", \"reduce_scatter\""
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::collective::ring_bytes_per_rank;
+
+    #[test]
+    fn idle_time_is_the_textbook_ring_time() {
+        let c = crate::scenario::tests::test_cluster(16, 8);
+        let l = whole_cluster_layout(&c);
+        let s = 1024.0f64.powi(3);
+        let t = collective_time(CollectiveKind::AllReduce, l, s, 1, &c);
+        let cost = ring_cost(CollectiveKind::AllReduce, l, s, &c);
+        let nic = c.nic_bytes_per_s_per_gpu() * c.scale_out_efficiency;
+        let nvl = crate::units::gbyte_per_s_to_bytes_per_s(c.gpu.scale_up_gbyte_per_s) * c.scale_up_efficiency;
+        let per_rank = ring_bytes_per_rank(CollectiveKind::AllReduce, 16, s);
+        let expect = (per_rank / 8.0 / nic).max(per_rank * 7.0 / 8.0 / nvl) + cost.latency_s;
+        assert!((t - expect).abs() / expect < 1e-6, "{t} vs {expect}");
+        // chunks one after another pay the latency once each
+        let t4 = collective_time(CollectiveKind::AllReduce, l, s, 4, &c);
+        assert!((t4 - (t + 3.0 * cost.latency_s)).abs() < 1e-8);
+    }
+
+    /// Two nodes on two leaves: every NIC byte crosses the spine, so at 4:1 the large-message
+    /// time is 4x the NIC-bound time; under one leaf the ratio changes nothing.
+    #[test]
+    fn spine_oversubscription_slows_only_cross_leaf_collectives() {
+        let mut c = crate::scenario::tests::test_cluster(16, 8);
+        let l = whole_cluster_layout(&c);
+        let s = 1024.0f64.powi(3);
+        let lat = ring_cost(CollectiveKind::AllReduce, l, s, &c).latency_s;
+        let flat = collective_time(CollectiveKind::AllReduce, l, s, 1, &c) - lat;
+        c.oversubscription = 4.0;
+        let one_leaf = collective_time(CollectiveKind::AllReduce, l, s, 1, &c) - lat;
+        assert!((one_leaf - flat).abs() / flat < 1e-9);
+        c.nodes_per_leaf = 1;
+        let nic = c.nic_bytes_per_s_per_gpu() * c.scale_out_efficiency;
+        let per_rank = ring_bytes_per_rank(CollectiveKind::AllReduce, 16, s);
+        let crossing = collective_time(CollectiveKind::AllReduce, l, s, 1, &c) - lat;
+        assert!((crossing - per_rank / 8.0 / (nic / 4.0)).abs() / crossing < 1e-6);
+    }
+
+    #[test]
+    fn sizes_double_and_busbw_approaches_the_bottleneck() {
+        let c = crate::scenario::tests::test_cluster(16, 8);
+        let rows = sweep_sizes(CollectiveKind::AllGather, &c, 1024.0, 1024.0f64.powi(3), 1);
+        assert_eq!(rows.len(), 21);
+        assert!(rows
+            .windows(2)
+            .all(|w| w[1].busbw_gbyte_per_s >= w[0].busbw_gbyte_per_s));
+        assert_eq!(rows[0].count, 256);
+        // the NIC bounds it: 8 NICs of 45 GB/s (400 Gbit/s at 90%) carry the cross-node edge
+        assert!(rows.last().unwrap().busbw_gbyte_per_s > 0.95 * 360.0);
+    }
+
+    #[test]
+    fn sizes_and_ops_parse_and_bad_ones_are_named() {
+        assert_eq!(parse_size("1K").unwrap(), 1024.0);
+        assert_eq!(parse_size("8G").unwrap(), 8.0 * 1024.0f64.powi(3));
+        assert_eq!(parse_size("1GiB").unwrap(), 1024.0f64.powi(3));
+        assert!(parse_size("12Q").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("0").is_err());
+        assert_eq!(parse_op("all-reduce").unwrap(), CollectiveKind::AllReduce);
+        assert!(parse_op("broadcast").unwrap_err().contains("\"all_gather\""));
+    }
+}
