@@ -6,6 +6,8 @@ mod cli;
 mod closed_forms;
 /// Same scenario and seed give byte-identical results, on any thread count.
 mod determinism;
+/// results.json byte-for-byte against a committed golden file.
+mod golden;
 /// Leaf-spine oversubscription and `trainsim collective` (nccl-tests style).
 mod network;
 /// Properties that must hold as inputs change (monotonicity, conservation).
