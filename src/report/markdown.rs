@@ -174,6 +174,15 @@ pub fn markdown(r: &RunResult) -> String {
         let _ = writeln!(w, "| tokens to target | {:.3e} |", t.tokens_to_target);
         let _ = writeln!(w, "| steps to target | {:.0} |", t.steps_to_target);
         let _ = writeln!(w, "| wall-clock | {:.1} days |", t.wall_clock_to_target_days);
+        if t.reliability.is_some() {
+            let _ = writeln!(
+                w,
+                "| wall-clock p10 / p50 / p90 | {:.1} / {:.1} / {:.1} days |",
+                t.wall_clock_to_target_p10_h / 24.0,
+                t.wall_clock_to_target_p50_h / 24.0,
+                t.wall_clock_to_target_p90_h / 24.0
+            );
+        }
         let _ = writeln!(w, "| goodput | {} |", pct(t.goodput_fraction));
         let _ = writeln!(w, "| GPU-hours | {:.3e} |", t.gpu_hours);
         let _ = writeln!(w, "| energy | {:.1} MWh |", t.energy.energy_to_target_kwh / 1000.0);
@@ -183,6 +192,9 @@ pub fn markdown(r: &RunResult) -> String {
     let _ = writeln!(w, "## Charts\n");
     for (file, caption) in CHART_LINKS {
         let _ = writeln!(w, "**{caption}**\n\n![{caption}]({file})\n");
+    }
+    if r.to_target.is_some() {
+        let _ = writeln!(w, "**loss vs wall-clock**\n\n![loss vs wall-clock](loss.png)\n");
     }
     let _ = writeln!(
         w,

@@ -113,6 +113,15 @@ fn to_target(w: &mut String, t: &crate::training::TrainingOutcome) {
         t.compute_time_to_target_h / 24.0,
         pct(t.goodput_fraction)
     );
+    if t.reliability.is_some() {
+        let _ = writeln!(
+            w,
+            "  wall-clock p10/50/90 {:>10.1} / {:.1} / {:.1} days   (seeded random runs of the failure process)",
+            t.wall_clock_to_target_p10_h / 24.0,
+            t.wall_clock_to_target_p50_h / 24.0,
+            t.wall_clock_to_target_p90_h / 24.0
+        );
+    }
     let _ = writeln!(w, "  GPU-hours            {:>10.3e}", t.gpu_hours);
     if let Some(r) = &t.reliability {
         let configured = match r.configured_checkpoint_interval_s {

@@ -6,6 +6,7 @@
 
 pub mod convergence;
 pub mod energy;
+pub mod montecarlo;
 pub mod outcome;
 pub mod reliability;
 

@@ -10,6 +10,7 @@
 
 use super::convergence::{loss_after_tokens, tokens_to_loss, CriticalBatch, LossLaw};
 use super::energy::{self, EnergyOutcome, EnergySpec};
+use super::montecarlo::{self, Percentiles};
 use super::reliability::{self, ReliabilityOutcome, ReliabilitySpec};
 use crate::simulation::{RunInput, RunResult};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -89,6 +90,17 @@ pub struct TrainingOutcome {
     /// The same, days.
     #[serde(deserialize_with = "f64_or_inf")]
     pub wall_clock_to_target_days: f64,
+    /// 10th percentile of the wall-clock to the target over [`montecarlo::DEFAULT_RUNS`]
+    /// seeded random runs of the failure process (equal to the mean without
+    /// `[reliability]`), h.
+    #[serde(default = "f64_nan", deserialize_with = "f64_or_inf")]
+    pub wall_clock_to_target_p10_h: f64,
+    /// Median of the same runs, h.
+    #[serde(default = "f64_nan", deserialize_with = "f64_or_inf")]
+    pub wall_clock_to_target_p50_h: f64,
+    /// 90th percentile of the same runs, h.
+    #[serde(default = "f64_nan", deserialize_with = "f64_or_inf")]
+    pub wall_clock_to_target_p90_h: f64,
     /// GPU-hours to the target (wall-clock x GPUs).
     #[serde(deserialize_with = "f64_or_inf")]
     pub gpu_hours: f64,
@@ -108,6 +120,11 @@ pub struct TrainingOutcome {
 /// Reads a float written as `null` (non-finite) back as infinity.
 fn f64_or_inf<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
+}
+
+/// Default of a field missing from an older results file.
+fn f64_nan() -> f64 {
+    f64::NAN
 }
 
 /// Points of the loss curve.
@@ -155,6 +172,16 @@ pub fn outcome(r: &RunResult, input: &RunInput, goal: &TrainingGoal) -> Training
         }
         None => (0.0, 0.0),
     };
+    // percentiles from seeded random runs; the mean stands for them when there is no
+    // randomness (no [reliability]) or too many interruptions to draw
+    let spread = match (&goal.reliability, &rel) {
+        (Some(spec), Some(o)) => {
+            montecarlo::wall_clock_samples_s(spec, o, compute_s, input.seed, montecarlo::DEFAULT_RUNS)
+                .and_then(|s| Percentiles::of(&s))
+        }
+        _ => None,
+    }
+    .unwrap_or(Percentiles::constant(wall_s));
     let gpu_hours = wall_s / 3600.0 * c.num_gpus as f64;
     let e = &goal.energy;
     let p_gpu = energy::gpu_power_w(e, c.gpu.tdp_w, &r.breakdown, r.step_time_s);
@@ -200,6 +227,9 @@ pub fn outcome(r: &RunResult, input: &RunInput, goal: &TrainingGoal) -> Training
         compute_time_to_target_h: compute_s / 3600.0,
         wall_clock_to_target_h: wall_s / 3600.0,
         wall_clock_to_target_days: wall_s / 86400.0,
+        wall_clock_to_target_p10_h: spread.p10_s / 3600.0,
+        wall_clock_to_target_p50_h: spread.p50_s / 3600.0,
+        wall_clock_to_target_p90_h: spread.p90_s / 3600.0,
         gpu_hours,
         goodput_fraction: goodput,
         expected_interruptions: interruptions,

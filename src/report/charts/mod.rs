@@ -3,6 +3,7 @@
 //! (already unit-scaled) apart from drawing it, so tests can check the data series.
 
 pub mod breakdown;
+pub mod loss;
 pub mod memory;
 pub mod sweep;
 pub mod timeline;
@@ -91,6 +92,11 @@ pub fn draw_all(r: &RunResult, dir: &Path) -> Result<Vec<PathBuf>, ReportError> 
         let p = dir.join(format!("memory.{ext}"));
         memory::draw(&memory::data(r), &p)?;
         out.push(p);
+        if let Some(d) = loss::data(r) {
+            let p = dir.join(format!("loss.{ext}"));
+            loss::draw(&d, &p)?;
+            out.push(p);
+        }
     }
     Ok(out)
 }
