@@ -60,6 +60,8 @@ def main(path):
         korthikanti = e["id"].startswith("korthikanti")
         dist_opt = p["distributed_optimizer"]
         zero = 1 if (dist_opt or dist_opt is None) and not korthikanti else 0
+        if isinstance(p.get("fsdp"), int) and not isinstance(p.get("fsdp"), bool) and p["fsdp"] > 1:
+            zero = 3  # FSDP shards parameters, gradients and optimizer states (ZeRO-3)
         if dist_opt is None and not korthikanti:
             assumed.append("distributed optimizer (ZeRO-1) as in the NeMo/Megatron-Core recipes")
         ffn_type = (m["ffn_type"] or "gelu").split()[0]

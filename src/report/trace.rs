@@ -3,7 +3,7 @@
 //!
 //! Format: the Chrome trace event JSON object form, `{"traceEvents": [...],
 //! "displayTimeUnit": "ms", "otherData": {...}}`. One process per pipeline stage (`pid` =
-//! stage, named "stage N"), one thread per stream (`tid` 0 compute, 1 TP, 2 PP, 3 DP), one
+//! stage, named "stage N"), one thread per stream (`tid` 0 compute, 1 TP, 2 PP, 3 DP, 4 DP param gather), one
 //! complete event (`ph: "X"`) per operation with `ts` and `dur` in microseconds from the
 //! start of the simulation. Written one event per line, deterministically.
 
@@ -15,11 +15,12 @@ use serde::Serialize;
 use std::path::Path;
 
 /// Streams in `tid` order with their thread names.
-pub const STREAMS: [(Stream, &str); 4] = [
+pub const STREAMS: [(Stream, &str); 5] = [
     (Stream::Compute, "compute"),
     (Stream::Tp, "TP comm"),
     (Stream::Pp, "PP comm"),
     (Stream::Dp, "DP comm"),
+    (Stream::DpGather, "DP param gather"),
 ];
 
 #[derive(Serialize)]

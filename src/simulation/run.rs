@@ -241,14 +241,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
     }
     let hfu = hw_flops / nmeas / (mean * gpus * peak);
 
-    let memory = memory_per_gpu(
-        &input.model,
-        p,
-        t.seq_length,
-        t.global_batch_size,
-        t.flash_attention,
-        c.gpu.hbm_capacity_gib,
-    );
+    let memory = memory_per_gpu(&input.model, p, t, c.gpu.hbm_capacity_gib);
 
     // timeline of the last iteration, for at most MAX_TIMELINE_STAGES stages
     let last = iterations - 1;

@@ -171,14 +171,7 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> SearchOutcome {
                     status: Status::Invalid(e.to_string()),
                 };
             }
-            let mem = memory_per_gpu(
-                &base.model,
-                &plan,
-                t.seq_length,
-                t.global_batch_size,
-                t.flash_attention,
-                c.gpu.hbm_capacity_gib,
-            );
+            let mem = memory_per_gpu(&base.model, &plan, t, c.gpu.hbm_capacity_gib);
             if !mem.fits {
                 return Candidate {
                     plan,

@@ -4,8 +4,10 @@
 //! Activation sizes follow Korthikanti et al. 2022 (Table 2), generalised to GQA and gated
 //! MLPs; with fused (flash) attention the `5 a s / h` score term is absent.
 
+use crate::hardware::Precision;
 use crate::model::TransformerSpec;
 use crate::parallel::{ParallelPlan, Recompute, Schedule};
+use crate::training::TrainingSpec;
 use crate::units::BYTES_PER_GIB;
 use serde::{Deserialize, Serialize};
 
@@ -48,33 +50,36 @@ impl MemoryBreakdown {
 }
 
 /// Activation bytes one layer stores for one micro-batch on one GPU.
-pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, seq: u32, flash: bool) -> f64 {
+pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, t: &TrainingSpec) -> f64 {
+    let (seq, flash) = (t.seq_length, t.flash_attention);
     let s = seq as f64;
     let b = p.micro_batch_size as f64;
     let h = m.hidden_size as f64;
-    let t = p.tp as f64;
+    let tp = p.tp as f64;
     let sbh = s * b * h;
+    // FP8 (Transformer Engine) keeps 1-byte copies of GEMM inputs for the weight gradient
+    let gemm_in = if t.precision == Precision::Fp8 { 1.0 } else { 2.0 };
     if p.recompute == Recompute::Full {
         // only the layer input is kept
-        return 2.0 * sbh / if p.sequence_parallel { t } else { 1.0 };
+        return 2.0 * sbh / if p.sequence_parallel { tp } else { 1.0 };
     }
     let f_ratio = m.ffn_hidden_size as f64 / h;
     let qkv = (m.q_dim() + 2.0 * m.kv_dim()) / h; // relative width of Q, K, V
                                                   // replicated across TP ranks unless SP: two norm inputs (2+2), QKV and fc1 inputs
-                                                  // (2+2), two dropout masks (1+1)
-    let replicated = 10.0;
-    // split across TP ranks: Q, K, V (2 bytes x widths), attention output (2), MLP
-    // activation input (2 F x projections) and fc2 input (2 F)
-    let split = 2.0 * qkv + 2.0 + 2.0 * f_ratio * m.ffn_in_projections() + 2.0 * f_ratio;
+                                                  // (GEMM inputs), two dropout masks (1+1)
+    let replicated = 4.0 + 2.0 * gemm_in + 2.0;
+    // split across TP ranks: Q, K, V (2 bytes x widths), attention output (out-proj GEMM
+    // input), MLP activation input (2 F x projections) and fc2 input (GEMM input, F wide)
+    let split = 2.0 * qkv + gemm_in + 2.0 * f_ratio * m.ffn_in_projections() + gemm_in * f_ratio;
     let mut per = if p.sequence_parallel {
-        (replicated + split) / t
+        (replicated + split) / tp
     } else {
-        replicated + split / t
+        replicated + split / tp
     };
     let scores = if flash || p.recompute == Recompute::Selective {
         0.0
     } else {
-        5.0 * m.num_heads as f64 * s / h / t
+        5.0 * m.num_heads as f64 * s / h / tp
     };
     per += scores;
     sbh * per
@@ -82,19 +87,12 @@ pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, seq: u3
 
 /// Memory of the most loaded GPU: the first pipeline stage (most in-flight activations,
 /// input embedding) or the last (output projection and loss), whichever is larger.
-pub fn memory_per_gpu(
-    m: &TransformerSpec,
-    p: &ParallelPlan,
-    seq: u32,
-    global_batch: u32,
-    flash: bool,
-    capacity_gib: f64,
-) -> MemoryBreakdown {
-    let first = stage_memory(m, p, 0, seq, global_batch, flash, capacity_gib);
+pub fn memory_per_gpu(m: &TransformerSpec, p: &ParallelPlan, tr: &TrainingSpec, capacity_gib: f64) -> MemoryBreakdown {
+    let first = stage_memory(m, p, 0, tr, capacity_gib);
     if p.pp == 1 {
         return first;
     }
-    let last = stage_memory(m, p, p.pp - 1, seq, global_batch, flash, capacity_gib);
+    let last = stage_memory(m, p, p.pp - 1, tr, capacity_gib);
     if last.total_gib > first.total_gib {
         last
     } else {
@@ -107,11 +105,10 @@ pub fn stage_memory(
     m: &TransformerSpec,
     p: &ParallelPlan,
     stage: u32,
-    seq: u32,
-    global_batch: u32,
-    flash: bool,
+    tr: &TrainingSpec,
     capacity_gib: f64,
 ) -> MemoryBreakdown {
+    let (seq, global_batch) = (tr.seq_length, tr.global_batch_size);
     let t = p.tp as f64;
     let dp = p.dp as f64;
     let pp = p.pp as f64;
@@ -140,7 +137,7 @@ pub fn stage_memory(
     let s = seq as f64;
     let b = p.micro_batch_size as f64;
     let h = m.hidden_size as f64;
-    let per_layer = activation_bytes_per_layer(m, p, seq, flash);
+    let per_layer = activation_bytes_per_layer(m, p, tr);
     // micro-batches in flight on this stage (Megatron's counts for the first stage)
     let depth = pp - stage as f64;
     let in_flight_layers = match p.schedule {
@@ -156,7 +153,14 @@ pub fn stage_memory(
         // one layer's full activations live during its recomputation
         let mut full = p.clone();
         full.recompute = Recompute::Selective;
-        act += activation_bytes_per_layer(m, &full, seq, true);
+        act += activation_bytes_per_layer(
+            m,
+            &full,
+            &TrainingSpec {
+                flash_attention: true,
+                ..tr.clone()
+            },
+        );
     }
     if first {
         // embedding input and dropout for in-flight micro-batches
@@ -189,6 +193,35 @@ mod tests {
     use crate::model::presets::model_preset;
     use crate::parallel::tests_support::plan;
 
+    fn training(seq_length: u32, global_batch_size: u32, flash_attention: bool) -> TrainingSpec {
+        TrainingSpec {
+            global_batch_size,
+            seq_length,
+            precision: Precision::Bf16,
+            flash_attention,
+        }
+    }
+
+    #[test]
+    fn fp8_keeps_one_byte_gemm_inputs() {
+        let m = model_preset("llama3-70b").unwrap();
+        let p = plan(8, 4, 4);
+        let bf16 = activation_bytes_per_layer(&m, &p, &training(8192, 128, true));
+        let fp8 = activation_bytes_per_layer(
+            &m,
+            &p,
+            &TrainingSpec {
+                precision: Precision::Fp8,
+                ..training(8192, 128, true)
+            },
+        );
+        // QKV, fc1 and out-proj inputs (h wide each) and the fc2 input (F wide) drop from
+        // 2 bytes to 1: s b h (3 + F/h) / tp bytes saved with SP
+        let (s, h, f, tp) = (8192.0, 8192.0, 28672.0, 8.0);
+        let saved = s * h * (3.0 + f / h) / tp;
+        assert!((bf16 - fp8 - saved).abs() < 1.0, "{bf16} - {fp8} != {saved}");
+    }
+
     /// Megatron-LM `theoretical_memory_usage.py` (selective recompute + SP, the case it
     /// models): weights+optimizer = params_on_most_loaded_shard * (6 + 12/dp) with the
     /// distributed optimizer, activations = s b h L (18 + 4 F/h) / t for the first stage
@@ -200,7 +233,7 @@ mod tests {
         p.schedule = crate::parallel::Schedule::Interleaved;
         p.virtual_stages = 3;
         let (s, gbs) = (2048u32, 1536u32);
-        let ours = stage_memory(&m, &p, 0, s, gbs, true, 80.0);
+        let ours = stage_memory(&m, &p, 0, &training(s, gbs, true), 80.0);
 
         let (h, l, v, t, pp, dp, b) = (12288.0, 96.0, 50257.0, 8.0, 8.0, 16.0, 1.0);
         let f = 49152.0;
@@ -228,7 +261,7 @@ mod tests {
         let mut p = plan(8, 4, 4);
         p.zero_stage = 0;
         p.recompute = Recompute::None;
-        let mem = |p: &ParallelPlan| memory_per_gpu(&m, p, 8192, 128, true, 80.0).total_gib;
+        let mem = |p: &ParallelPlan| memory_per_gpu(&m, p, &training(8192, 128, true), 80.0).total_gib;
         let base = mem(&p);
         p.recompute = Recompute::Full;
         let full = mem(&p);
@@ -248,7 +281,7 @@ mod tests {
         p.sequence_parallel = false;
         p.recompute = Recompute::None;
         let (s, h, a) = (2048.0, 12288.0, 96.0);
-        let got = activation_bytes_per_layer(&m, &p, 2048, false);
+        let got = activation_bytes_per_layer(&m, &p, &training(2048, 1, false));
         let want = s * h * (34.0 + 5.0 * a * s / h);
         assert!((got / want - 1.0).abs() < 1e-9, "{got} vs {want}");
     }

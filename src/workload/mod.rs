@@ -38,11 +38,14 @@ pub enum Stream {
     Pp,
     /// Data-parallel gradient and parameter collectives.
     Dp,
+    /// ZeRO-3 / FSDP parameter all-gathers, prefetched ahead of the compute on their own
+    /// stream (so they never queue behind gradient reductions).
+    DpGather,
 }
 
 impl Stream {
     /// Number of streams per rank.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
 
     /// Dense index.
     pub fn index(self) -> usize {
@@ -386,7 +389,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         bytes: PARAM_BYTES * layer_params_local,
                         purpose: CommPurpose::Parameters,
                     };
-                    let id = b.push(rank, Stream::Dp, op, "zero-3 param gather", (it, mb), vec![]);
+                    let id = b.push(rank, Stream::DpGather, op, "zero-3 param gather", (it, mb), vec![]);
                     cur.extra.push(Dep::Op(id));
                 };
                 if pass.forward {

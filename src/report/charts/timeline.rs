@@ -55,7 +55,7 @@ pub struct Row {
     pub label: String,
     /// Pipeline stage.
     pub stage: u32,
-    /// Stream name: "compute", "tp", "pp" or "dp".
+    /// Stream name: "compute", "tp", "pp", "dp" or "dp gather".
     pub stream: String,
     /// Spans in time order, non-overlapping within a category.
     pub spans: Vec<Span>,
@@ -100,6 +100,7 @@ fn stream_name(s: Stream) -> &'static str {
         Stream::Tp => "tp",
         Stream::Pp => "pp",
         Stream::Dp => "dp",
+        Stream::DpGather => "dp gather",
     }
 }
 
@@ -202,7 +203,7 @@ pub fn data(r: &RunResult) -> Data {
         .collect();
 
     // group spans by (stage, stream)
-    let streams = [Stream::Compute, Stream::Tp, Stream::Pp, Stream::Dp];
+    let streams = [Stream::Compute, Stream::Tp, Stream::Pp, Stream::Dp, Stream::DpGather];
     let mut groups: Vec<Vec<&TimelineSpan>> = vec![Vec::new(); shown.len() * streams.len()];
     for s in &r.timeline {
         if let Ok(i) = shown.binary_search(&s.stage) {
@@ -385,7 +386,7 @@ mod tests {
     use super::*;
 
     fn stream_rank(s: &str) -> usize {
-        ["compute", "tp", "pp", "dp"]
+        ["compute", "tp", "pp", "dp", "dp gather"]
             .iter()
             .position(|x| *x == s)
             .expect("known stream")
