@@ -77,105 +77,131 @@ struct RankLinks {
     spine_rx: LinkId,
 }
 
-/// Runs the workload to completion.
-/// `compute_factor[iteration][rank]` scales compute durations (stragglers; all 1 for none).
-pub fn simulate(
-    w: &Workload,
-    cluster: &ClusterSpec,
+/// The state of one simulation run: the operation graph's bookkeeping, the streams, the
+/// network and the event queue.
+struct Sim<'a> {
+    w: &'a Workload,
+    cluster: &'a ClusterSpec,
     layouts: Layouts,
-    compute_factor: &[Vec<f64>],
-) -> Result<SimOutput, SimError> {
-    let n_ops = w.ops.len();
-    let n_ranks = w.ranks.len();
-    // successors (CSR) and remaining dependency counts
-    let mut remaining = vec![0u32; n_ops];
-    let mut succ_count = vec![0u32; n_ops + 1];
-    for (i, op) in w.ops.iter().enumerate() {
-        remaining[i] = op.deps.1 - op.deps.0;
-        for &d in &w.deps[op.deps.0 as usize..op.deps.1 as usize] {
-            succ_count[d as usize + 1] += 1;
+    /// `[iteration][rank]` compute-time factors (stragglers).
+    compute_factor: &'a [Vec<f64>],
+    /// Unfinished dependencies per op.
+    remaining: Vec<u32>,
+    /// Successors of op `i`: `succ[succ_start[i]..succ_start[i + 1]]`.
+    succ_start: Vec<u32>,
+    succ: Vec<OpId>,
+    /// Program order per (rank, stream), the next op's position, and whether one runs.
+    queues: Vec<Vec<OpId>>,
+    head: Vec<usize>,
+    busy: Vec<bool>,
+    net: FlowNetwork,
+    links: Vec<RankLinks>,
+    /// Generation of the pending network tick (older ticks are stale).
+    net_gen: u64,
+    net_changed: bool,
+    q: EventQueue<Event>,
+    op_times: Vec<(SimTime, SimTime)>,
+    done: Vec<bool>,
+    finished: usize,
+    barrier_waiting: Vec<Vec<OpId>>,
+    barrier_latency: SimTime,
+    iteration_ends: Vec<SimTime>,
+}
+
+fn queue_index(op: &crate::workload::Op) -> usize {
+    op.rank as usize * Stream::COUNT + op.stream.index()
+}
+
+impl<'a> Sim<'a> {
+    fn new(w: &'a Workload, cluster: &'a ClusterSpec, layouts: Layouts, compute_factor: &'a [Vec<f64>]) -> Self {
+        let n_ops = w.ops.len();
+        let n_ranks = w.ranks.len();
+        // successors (CSR) and remaining dependency counts
+        let mut remaining = vec![0u32; n_ops];
+        let mut succ_start = vec![0u32; n_ops + 1];
+        for (i, op) in w.ops.iter().enumerate() {
+            remaining[i] = op.deps.1 - op.deps.0;
+            for &d in &w.deps[op.deps.0 as usize..op.deps.1 as usize] {
+                succ_start[d as usize + 1] += 1;
+            }
+        }
+        for i in 0..n_ops {
+            succ_start[i + 1] += succ_start[i];
+        }
+        let mut succ = vec![0 as OpId; w.deps.len()];
+        let mut fill = succ_start.clone();
+        for (i, op) in w.ops.iter().enumerate() {
+            for &d in &w.deps[op.deps.0 as usize..op.deps.1 as usize] {
+                succ[fill[d as usize] as usize] = i as OpId;
+                fill[d as usize] += 1;
+            }
+        }
+        let mut queues: Vec<Vec<OpId>> = vec![Vec::new(); n_ranks * Stream::COUNT];
+        for (i, op) in w.ops.iter().enumerate() {
+            queues[queue_index(op)].push(i as OpId);
+        }
+        let mut net = FlowNetwork::new();
+        let up_bw =
+            crate::units::gbyte_per_s_to_bytes_per_s(cluster.gpu.scale_up_gbyte_per_s) * cluster.scale_up_efficiency;
+        let out_bw = cluster.nic_bytes_per_s_per_gpu() * cluster.scale_out_efficiency;
+        let spine_bw = out_bw / cluster.oversubscription.max(1.0);
+        let links: Vec<RankLinks> = (0..n_ranks)
+            .map(|_| RankLinks {
+                up_tx: net.add_link(up_bw),
+                up_rx: net.add_link(up_bw),
+                out_tx: net.add_link(out_bw),
+                out_rx: net.add_link(out_bw),
+                spine_tx: net.add_link(spine_bw),
+                spine_rx: net.add_link(spine_bw),
+            })
+            .collect();
+        let barrier_latency =
+            SimTime::from_secs(2.0 * (n_ranks as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
+        let n_queues = queues.len();
+        Sim {
+            w,
+            cluster,
+            layouts,
+            compute_factor,
+            remaining,
+            succ_start,
+            succ,
+            queues,
+            head: vec![0; n_queues],
+            busy: vec![false; n_queues],
+            net,
+            links,
+            net_gen: 0,
+            net_changed: false,
+            q: EventQueue::new(),
+            op_times: vec![(SimTime::ZERO, SimTime::ZERO); n_ops],
+            done: vec![false; n_ops],
+            finished: 0,
+            barrier_waiting: vec![Vec::new(); w.iterations as usize],
+            barrier_latency,
+            iteration_ends: vec![SimTime::ZERO; w.iterations as usize],
         }
     }
-    for i in 0..n_ops {
-        succ_count[i + 1] += succ_count[i];
-    }
-    let mut succ = vec![0 as OpId; w.deps.len()];
-    let mut fill = succ_count.clone();
-    for (i, op) in w.ops.iter().enumerate() {
-        for &d in &w.deps[op.deps.0 as usize..op.deps.1 as usize] {
-            succ[fill[d as usize] as usize] = i as OpId;
-            fill[d as usize] += 1;
-        }
-    }
-    // per (rank, stream) program order
-    let mut queues: Vec<Vec<OpId>> = vec![Vec::new(); n_ranks * Stream::COUNT];
-    for (i, op) in w.ops.iter().enumerate() {
-        queues[op.rank as usize * Stream::COUNT + op.stream.index()].push(i as OpId);
-    }
-    let mut head = vec![0usize; queues.len()];
-    let mut busy = vec![false; queues.len()];
 
-    let mut net = FlowNetwork::new();
-    let up_bw =
-        crate::units::gbyte_per_s_to_bytes_per_s(cluster.gpu.scale_up_gbyte_per_s) * cluster.scale_up_efficiency;
-    let out_bw = cluster.nic_bytes_per_s_per_gpu() * cluster.scale_out_efficiency;
-    let spine_bw = out_bw / cluster.oversubscription.max(1.0);
-    let links: Vec<RankLinks> = (0..n_ranks)
-        .map(|_| RankLinks {
-            up_tx: net.add_link(up_bw),
-            up_rx: net.add_link(up_bw),
-            out_tx: net.add_link(out_bw),
-            out_rx: net.add_link(out_bw),
-            spine_tx: net.add_link(spine_bw),
-            spine_rx: net.add_link(spine_bw),
-        })
-        .collect();
-    let barrier_latency =
-        SimTime::from_secs(2.0 * (n_ranks as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
-
-    let mut q: EventQueue<Event> = EventQueue::new();
-    let mut op_times = vec![(SimTime::ZERO, SimTime::ZERO); n_ops];
-    let mut done = vec![false; n_ops];
-    let mut net_gen: u64 = 0;
-    let mut barrier_waiting: Vec<Vec<OpId>> = vec![Vec::new(); w.iterations as usize];
-    let mut iteration_ends = vec![SimTime::ZERO; w.iterations as usize];
-    let mut finished = 0usize;
-
-    // Starts whatever can start on queue `qi`.
-    #[allow(clippy::too_many_arguments)]
-    fn try_start(
-        qi: usize,
-        w: &Workload,
-        queues: &[Vec<OpId>],
-        head: &[usize],
-        busy: &mut [bool],
-        remaining: &[u32],
-        q: &mut EventQueue<Event>,
-        net: &mut FlowNetwork,
-        links: &[RankLinks],
-        cluster: &ClusterSpec,
-        layouts: &Layouts,
-        op_times: &mut [(SimTime, SimTime)],
-        barrier_waiting: &mut [Vec<OpId>],
-        barrier_latency: SimTime,
-        net_changed: &mut bool,
-        compute_factor: &[Vec<f64>],
-    ) {
-        if busy[qi] || head[qi] >= queues[qi].len() {
+    /// Starts the next op of queue `qi` if the stream is idle and the op's dependencies
+    /// are done.
+    fn try_start(&mut self, qi: usize) {
+        if self.busy[qi] || self.head[qi] >= self.queues[qi].len() {
             return;
         }
-        let id = queues[qi][head[qi]];
-        if remaining[id as usize] != 0 {
+        let id = self.queues[qi][self.head[qi]];
+        if self.remaining[id as usize] != 0 {
             return;
         }
-        busy[qi] = true;
-        let now = q.now();
-        op_times[id as usize].0 = now;
-        let op = &w.ops[id as usize];
-        let r = &links[op.rank as usize];
+        self.busy[qi] = true;
+        let now = self.q.now();
+        self.op_times[id as usize].0 = now;
+        let op = &self.w.ops[id as usize];
+        let r = &self.links[op.rank as usize];
         match &op.kind {
             OpKind::Compute { duration, .. } => {
-                let f = compute_factor
+                let f = self
+                    .compute_factor
                     .get(op.iteration as usize)
                     .and_then(|v| v.get(op.rank as usize))
                     .copied()
@@ -185,14 +211,14 @@ pub fn simulate(
                 } else {
                     SimTime((duration.as_ps() as f64 * f).round() as u64)
                 };
-                q.schedule(now + d, Event::OpDone(id))
+                self.q.schedule(now + d, Event::OpDone(id))
             }
             OpKind::Collective { group, kind, bytes, .. } => {
                 let layout = match group {
-                    Group::Tp => layouts.tp,
-                    Group::Dp => layouts.dp,
+                    Group::Tp => self.layouts.tp,
+                    Group::Dp => self.layouts.dp,
                 };
-                let cost = ring_cost(*kind, layout, *bytes, cluster);
+                let cost = ring_cost(*kind, layout, *bytes, self.cluster);
                 let flows: Vec<([LinkId; 4], usize, f64)> = cost
                     .loads
                     .iter()
@@ -203,147 +229,133 @@ pub fn simulate(
                     })
                     .collect();
                 let refs: Vec<(&[LinkId], f64)> = flows.iter().map(|(l, n, b)| (&l[..*n], *b)).collect();
-                if let Some(c) = net.start_transfer(now, &refs, SimTime::from_secs(cost.latency_s), id as u64) {
-                    q.schedule(c.ready_at, Event::OpDone(id));
+                let latency = SimTime::from_secs(cost.latency_s);
+                if let Some(c) = self.net.start_transfer(now, &refs, latency, id as u64) {
+                    self.q.schedule(c.ready_at, Event::OpDone(id));
                 }
-                *net_changed = true;
+                self.net_changed = true;
             }
             OpKind::Send { to, bytes } => {
-                let dst = &links[*to as usize];
-                let (tx, rx, lat_us) = if layouts.pp_same_node {
-                    (r.up_tx, dst.up_rx, cluster.scale_up_latency_us)
+                let dst = &self.links[*to as usize];
+                let (tx, rx, lat_us) = if self.layouts.pp_same_node {
+                    (r.up_tx, dst.up_rx, self.cluster.scale_up_latency_us)
                 } else {
-                    (r.out_tx, dst.out_rx, cluster.scale_out_latency_us)
+                    (r.out_tx, dst.out_rx, self.cluster.scale_out_latency_us)
                 };
-                if let Some(c) = net.start_transfer(
-                    now,
-                    &[(&[tx, rx], *bytes)],
-                    SimTime::from_secs(lat_us * 1e-6),
-                    id as u64,
-                ) {
-                    q.schedule(c.ready_at, Event::OpDone(id));
+                let latency = SimTime::from_secs(lat_us * 1e-6);
+                if let Some(c) = self.net.start_transfer(now, &[(&[tx, rx], *bytes)], latency, id as u64) {
+                    self.q.schedule(c.ready_at, Event::OpDone(id));
                 }
-                *net_changed = true;
+                self.net_changed = true;
             }
             OpKind::Barrier { iteration } => {
-                let waiting = &mut barrier_waiting[*iteration as usize];
+                let waiting = &mut self.barrier_waiting[*iteration as usize];
                 waiting.push(id);
-                if waiting.len() == w.ranks.len() {
+                if waiting.len() == self.w.ranks.len() {
                     // the synchronisation itself starts when the last rank arrives; the
                     // wait before that is idle time (pipeline drain), not communication
                     for &o in waiting.iter() {
-                        op_times[o as usize].0 = now;
-                        q.schedule(now + barrier_latency, Event::OpDone(o));
+                        self.op_times[o as usize].0 = now;
+                        self.q.schedule(now + self.barrier_latency, Event::OpDone(o));
                     }
                 }
             }
         }
     }
 
-    macro_rules! start {
-        ($qi:expr, $changed:expr) => {
-            try_start(
-                $qi,
-                w,
-                &queues,
-                &head,
-                &mut busy,
-                &remaining,
-                &mut q,
-                &mut net,
-                &links,
-                cluster,
-                &layouts,
-                &mut op_times,
-                &mut barrier_waiting,
-                barrier_latency,
-                $changed,
-                compute_factor,
-            )
-        };
-    }
-
-    let mut changed = false;
-    for qi in 0..queues.len() {
-        start!(qi, &mut changed);
-    }
-    let reschedule_net = |net: &mut FlowNetwork, q: &mut EventQueue<Event>, gen: &mut u64| {
-        *gen += 1;
-        if let Some(t) = net.next_completion() {
-            q.schedule(t.max(q.now()), Event::NetTick(*gen));
+    /// Re-arms the single pending network tick after the flow set changed.
+    fn reschedule_net(&mut self) {
+        self.net_gen += 1;
+        if let Some(t) = self.net.next_completion() {
+            self.q.schedule(t.max(self.q.now()), Event::NetTick(self.net_gen));
         }
-    };
-    if changed {
-        reschedule_net(&mut net, &mut q, &mut net_gen);
+        self.net_changed = false;
     }
 
-    while let Some((now, ev)) = q.pop() {
-        let mut changed = false;
-        match ev {
-            Event::NetTick(g) => {
-                if g != net_gen {
-                    continue;
-                }
-                for c in net.advance(now) {
-                    q.schedule(c.ready_at, Event::OpDone(c.tag as OpId));
-                }
-                changed = true;
+    fn finish_op(&mut self, id: OpId, now: SimTime) {
+        let op = &self.w.ops[id as usize];
+        self.op_times[id as usize].1 = now;
+        self.done[id as usize] = true;
+        self.finished += 1;
+        if let OpKind::Compute {
+            phase: Phase::Optimizer,
+            ..
+        } = op.kind
+        {
+            let e = &mut self.iteration_ends[op.iteration as usize];
+            *e = (*e).max(now);
+        }
+        let qi = queue_index(op);
+        self.busy[qi] = false;
+        self.head[qi] += 1;
+        for k in self.succ_start[id as usize]..self.succ_start[id as usize + 1] {
+            let s = self.succ[k as usize] as usize;
+            self.remaining[s] -= 1;
+            if self.remaining[s] == 0 {
+                self.try_start(queue_index(&self.w.ops[s]));
             }
-            Event::OpDone(id) => {
-                let op = &w.ops[id as usize];
-                op_times[id as usize].1 = now;
-                done[id as usize] = true;
-                finished += 1;
-                if let OpKind::Compute {
-                    phase: Phase::Optimizer,
-                    ..
-                } = op.kind
-                {
-                    let e = &mut iteration_ends[op.iteration as usize];
-                    *e = (*e).max(now);
-                }
-                let qi = op.rank as usize * Stream::COUNT + op.stream.index();
-                busy[qi] = false;
-                head[qi] += 1;
-                for k in succ_count[id as usize]..succ_count[id as usize + 1] {
-                    let s = succ[k as usize] as usize;
-                    remaining[s] -= 1;
-                    if remaining[s] == 0 {
-                        let sq = w.ops[s].rank as usize * Stream::COUNT + w.ops[s].stream.index();
-                        start!(sq, &mut changed);
+        }
+        self.try_start(qi);
+    }
+
+    fn run(mut self) -> Result<SimOutput, SimError> {
+        for qi in 0..self.queues.len() {
+            self.try_start(qi);
+        }
+        if self.net_changed {
+            self.reschedule_net();
+        }
+        while let Some((now, ev)) = self.q.pop() {
+            match ev {
+                Event::NetTick(g) => {
+                    if g != self.net_gen {
+                        continue;
                     }
+                    for c in self.net.advance(now) {
+                        self.q.schedule(c.ready_at, Event::OpDone(c.tag as OpId));
+                    }
+                    self.net_changed = true;
                 }
-                start!(qi, &mut changed);
+                Event::OpDone(id) => self.finish_op(id, now),
+            }
+            if self.net_changed {
+                self.reschedule_net();
             }
         }
-        if changed {
-            reschedule_net(&mut net, &mut q, &mut net_gen);
+        let n_ops = self.w.ops.len();
+        if self.finished != n_ops {
+            let first = (0..n_ops).find(|&i| !self.done[i]).unwrap_or(0);
+            let op = &self.w.ops[first];
+            return Err(SimError::Stalled {
+                stuck: n_ops - self.finished,
+                total: n_ops,
+                first: format!(
+                    "'{}' on rank {} stream {:?}, iteration {}",
+                    op.name, op.rank, op.stream, op.iteration
+                ),
+            });
         }
+        let carried = |pick: fn(&RankLinks) -> LinkId| self.links.iter().map(|l| self.net.bytes_carried(pick(l))).sum();
+        Ok(SimOutput {
+            bytes_scale_up: carried(|l| l.up_tx),
+            bytes_scale_out: carried(|l| l.out_tx),
+            bytes_spine: carried(|l| l.spine_tx),
+            events: self.q.events_processed(),
+            op_times: self.op_times,
+            iteration_ends: self.iteration_ends,
+        })
     }
+}
 
-    if finished != n_ops {
-        let first = (0..n_ops).find(|&i| !done[i]).unwrap_or(0);
-        let op = &w.ops[first];
-        return Err(SimError::Stalled {
-            stuck: n_ops - finished,
-            total: n_ops,
-            first: format!(
-                "'{}' on rank {} stream {:?}, iteration {}",
-                op.name, op.rank, op.stream, op.iteration
-            ),
-        });
-    }
-    let bytes_scale_up = links.iter().map(|l| net.bytes_carried(l.up_tx)).sum();
-    let bytes_scale_out = links.iter().map(|l| net.bytes_carried(l.out_tx)).sum();
-    let bytes_spine = links.iter().map(|l| net.bytes_carried(l.spine_tx)).sum();
-    Ok(SimOutput {
-        op_times,
-        iteration_ends,
-        events: q.events_processed(),
-        bytes_scale_up,
-        bytes_scale_out,
-        bytes_spine,
-    })
+/// Runs the workload to completion.
+/// `compute_factor[iteration][rank]` scales compute durations (stragglers; all 1 for none).
+pub fn simulate(
+    w: &Workload,
+    cluster: &ClusterSpec,
+    layouts: Layouts,
+    compute_factor: &[Vec<f64>],
+) -> Result<SimOutput, SimError> {
+    Sim::new(w, cluster, layouts, compute_factor).run()
 }
 
 pub mod run;
