@@ -128,7 +128,7 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let m = &base.model;
     let t = &base.training;
     let layer = layer_steps(g, m, plan, t.precision, t.seq_length, t.flash_attention);
-    let (emb, head) = embedding_and_head_steps(g, m, plan, t.precision, t.seq_length);
+    let (emb, head) = embedding_and_head_steps(g, m, plan, t.seq_length);
     let per_layer = compute_time_s(&layer.forward) + compute_time_s(&layer.backward);
     let chunks = plan.layers_per_chunk(m.num_layers);
     let pp = plan.pp as usize;

@@ -166,6 +166,15 @@ fn compute(time_s: f64, flops: f64, phase: Phase, name: &'static str) -> Step {
     }
 }
 
+/// A TP collective the compute stream waits for.
+fn blocking(kind: CollectiveKind, bytes: f64) -> Step {
+    Step::Tp {
+        kind,
+        bytes,
+        overlap: Overlap::Blocking,
+    }
+}
+
 /// Builds one transformer layer's steps for this plan on this GPU.
 pub fn layer_steps(
     gpu: &GpuSpec,
@@ -315,7 +324,6 @@ pub fn embedding_and_head_steps(
     gpu: &GpuSpec,
     m: &TransformerSpec,
     p: &ParallelPlan,
-    prec: Precision,
     seq: u32,
 ) -> (LayerSteps, LayerSteps) {
     let tokens = p.micro_batch_size as f64 * seq as f64;
@@ -343,23 +351,13 @@ pub fn embedding_and_head_steps(
         } else {
             CollectiveKind::AllReduce
         };
-        emb_f.push(Step::Tp {
-            kind,
-            bytes: act_bytes,
-            overlap: Overlap::Blocking,
-        });
+        emb_f.push(blocking(kind, act_bytes));
         if sp {
-            emb_b.insert(
-                0,
-                Step::Tp {
-                    kind: CollectiveKind::AllGather,
-                    bytes: act_bytes,
-                    overlap: Overlap::Blocking,
-                },
-            );
+            emb_b.insert(0, blocking(CollectiveKind::AllGather, act_bytes));
         }
     }
-    // output head: final norm, vocab-parallel projection, fused cross-entropy (fp32 logits)
+    // output head: final norm, vocab-parallel projection, fused cross-entropy (fp32 logits);
+    // the output layer stays in BF16 under FP8 recipes (Transformer Engine keeps it out of FP8)
     let fwd_gemm = gemm_time_s(gpu, Precision::Bf16, tokens, v / t, h, 1.0);
     let bwd_gemm = gemm_time_s(gpu, Precision::Bf16, tokens, h, v / t, 1.0)
         + gemm_time_s(gpu, Precision::Bf16, h, v / t, tokens, 1.0);
@@ -367,15 +365,10 @@ pub fn embedding_and_head_steps(
     let f = 2.0 * tokens * v / t * h;
     let ce_fwd = memory_bound_time_s(gpu, 10.0 * logits + 4.0 * act_bytes / if sp { t } else { 1.0 }, 3);
     let ce_bwd = memory_bound_time_s(gpu, 8.0 * logits, 2);
-    let _ = prec;
     let mut head_f = Vec::new();
     let mut head_b = Vec::new();
     if sp {
-        head_f.push(Step::Tp {
-            kind: CollectiveKind::AllGather,
-            bytes: act_bytes,
-            overlap: Overlap::Blocking,
-        });
+        head_f.push(blocking(CollectiveKind::AllGather, act_bytes));
     }
     head_f.push(compute(fwd_gemm + ce_fwd, f, Phase::Forward, "output head"));
     head_b.push(compute(ce_bwd + bwd_gemm, 2.0 * f, Phase::Backward, "output head"));
@@ -385,11 +378,7 @@ pub fn embedding_and_head_steps(
         } else {
             CollectiveKind::AllReduce
         };
-        head_b.push(Step::Tp {
-            kind,
-            bytes: act_bytes,
-            overlap: Overlap::Blocking,
-        });
+        head_b.push(blocking(kind, act_bytes));
     }
     (
         LayerSteps {

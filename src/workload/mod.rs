@@ -307,7 +307,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
     let v = p.virtual_stages;
     let nmb = p.num_microbatches(spec.global_batch_size);
     let layer = costs::layer_steps(spec.gpu, m, p, spec.precision, spec.seq_length, spec.flash_attention);
-    let (emb, head) = costs::embedding_and_head_steps(spec.gpu, m, p, spec.precision, spec.seq_length);
+    let (emb, head) = costs::embedding_and_head_steps(spec.gpu, m, p, spec.seq_length);
     let layers_per_chunk = p.layers_per_chunk(m.num_layers);
     let n_chunks = pp * v;
     let act_p2p_bytes = 2.0 * p.micro_batch_size as f64 * spec.seq_length as f64 * m.hidden_size as f64 / p.tp as f64;
