@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes scenarios/validation/<group>/<id>.toml from shared/validation/published-runs.json.
 
-Only runs trainsim can express today are written (dense, no context parallelism, a
-published iteration time, a complete TP/PP/DP). Values the source does not state are set
+Only runs trainsim can express today are written (dense or MoE, no context parallelism,
+a published iteration time, a complete TP/PP/DP). Values the source does not state are set
 to documented assumptions, each listed in the file's `assumed` comment.
 Usage: python3 tools/gen_validation_scenarios.py ../shared/validation/published-runs.json
 """
@@ -36,7 +36,7 @@ def main(path):
     for e in d["entries"]:
         m, p, h, r = e["model"], e["parallelism"], e["hardware"], e["results"]
         group = next((g for k, g in GROUPS.items() if e["id"].startswith(k)), None)
-        if group is None or m["type"] != "dense" or r["iteration_time_s"] is None:
+        if group is None or m["type"] not in ("dense", "moe") or r["iteration_time_s"] is None:
             continue
         if p["tp"] is None or p["pp"] is None or (p["cp"] or 1) > 1:
             continue
@@ -105,6 +105,17 @@ def main(path):
             f'ffn_type = "{ffn_type}"',
             f"vocab_size = {vocab}",
             f"tied_embeddings = {'true' if ffn_type == 'gelu' else 'false'}",
+        ]
+        moe = m.get("moe")
+        if moe:
+            shared = moe.get("num_shared_experts") or 0
+            lines += [
+                f"num_experts = {moe['num_experts']}",
+                f"top_k = {moe['top_k']}",
+                f"num_shared_experts = {shared}",
+                f"expert_ffn_hidden_size = {moe['expert_ffn_hidden_size']}",
+            ]
+        lines += [
             "",
             "[parallel]",
             f"tp = {tp}",
@@ -118,6 +129,8 @@ def main(path):
             f'recompute = "{rc}"',
             f"tp_comm_overlap = {'true' if tp_overlap else 'false'}",
         ]
+        if moe:
+            lines.append(f"ep = {p['ep'] or 1}")
         layers = m["num_layers"]
         if layers % (pp * vpp) != 0:
             lines.append("pipeline_split_embedding_and_loss = true")
@@ -130,6 +143,11 @@ def main(path):
             # 2022 Megatron (Korthikanti) predates fused flash attention
             f"flash_attention = {'false' if korthikanti else 'true'}",
             "",
+        ]
+        if moe:
+            # the published MoE benchmarks force-balance the tokens over the experts
+            lines += ["[moe]", 'routing = "balanced"', ""]
+        lines += [
             "[measured]",
             f"step_time_s = {r['iteration_time_s']}",
             f'id = "{e["id"]}"',

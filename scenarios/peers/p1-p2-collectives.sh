@@ -9,16 +9,21 @@ T=${TRAINSIM:-./target/release/trainsim}
 for n in 8 64 512 1024 4096; do
   for chunks in 1 4; do
     suffix=""; [ "$chunks" = 4 ] && suffix="-chunks4"
-    "$T" collective --op all_reduce --gpus "$n" --gpus-per-node 1 --nics-per-node 1 \
+    "$T" collective --algo ring --op all_reduce --gpus "$n" --gpus-per-node 1 --nics-per-node 1 \
       --nic-gbit 429.4967296 --scale-out-latency-us 0.5 --scale-out-efficiency 1 \
       --min-bytes 1G --max-bytes 1G --chunks "$chunks" --out "plots/peers/p1-$n$suffix"
   done
 done
-# P2: NVSwitch 300 GiB/s (322.1225472 GB/s) at 500 ns; IB 25 GiB/s per GPU
+# P2 (also with --algo hierarchical, ASTRA-sim's ring-ring: plots/peers/p2-N-hier/):
+# NVSwitch 300 GiB/s (322.1225472 GB/s) at 500 ns; IB 25 GiB/s per GPU
 # (214.7483648 Gbit/s, one NIC per GPU) at 2,000 ns; efficiency 1.
 for n in 64 512 1024 4096; do
-  "$T" collective --op all_reduce --gpus "$n" --gpus-per-node 8 --nics-per-node 8 \
+  "$T" collective --algo ring --op all_reduce --gpus "$n" --gpus-per-node 8 --nics-per-node 8 \
     --nic-gbit 214.7483648 --scale-up-gbyte 322.1225472 --scale-up-latency-us 0.5 \
     --scale-out-latency-us 2 --scale-up-efficiency 1 --scale-out-efficiency 1 \
     --min-bytes 1G --max-bytes 1G --out "plots/peers/p2-$n"
+  "$T" collective --algo hierarchical --op all_reduce --gpus "$n" --gpus-per-node 8 --nics-per-node 8 \
+    --nic-gbit 214.7483648 --scale-up-gbyte 322.1225472 --scale-up-latency-us 0.5 \
+    --scale-out-latency-us 2 --scale-up-efficiency 1 --scale-out-efficiency 1 \
+    --min-bytes 1G --max-bytes 1G --out "plots/peers/p2-$n-hier"
 done

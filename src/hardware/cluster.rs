@@ -1,6 +1,12 @@
 //! A cluster: identical nodes of GPUs joined by a scale-up domain (NVSwitch) inside each
 //! node and NICs into a leaf-spine scale-out fabric between nodes (non-blocking unless
 //! `oversubscription` > 1).
+//!
+//! Owns the hardware description only. [`TopologySpec`] adds what `trainsim collective`
+//! and the collective algorithms of `crate::network::algorithm` use beyond that: a
+//! scale-up domain larger than a node (NVL72), 2- or 3-tier fat trees, rail-optimized
+//! fabrics and 2D/3D tori. Every field has a serde default, so scenarios written before it
+//! keep working and mean what they meant.
 
 use super::gpu::GpuSpec;
 use serde::{Deserialize, Serialize};
@@ -33,6 +39,62 @@ pub struct ClusterSpec {
     /// Nodes under one leaf switch; traffic between leaves crosses the spine.
     #[serde(default = "default_nodes_per_leaf")]
     pub nodes_per_leaf: u32,
+    /// Fabric shape beyond a 2-tier leaf-spine (all defaults: what the fields above say).
+    #[serde(default)]
+    pub topology: TopologySpec,
+}
+
+/// Topology details: each maps to per-link-class bandwidth, latency and hop counts in
+/// `crate::network::topology`. The default is the classic cluster: one scale-up domain
+/// per node, a 2-tier leaf-spine, no rails, no torus.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopologySpec {
+    /// GPUs in one scale-up (NVLink) domain; 0 = `gpus_per_node`. 72 for a GB200 NVL72
+    /// rack of 4-GPU trays: collectives inside the rack stay on NVLink.
+    pub scale_up_domain: u32,
+    /// Fat-tree tiers of the scale-out fabric: 2 (leaf-spine) or 3 (leaf-spine-core).
+    pub fat_tree_tiers: u32,
+    /// 3 tiers: leaves per pod (under one spine group); traffic between pods crosses the
+    /// core. 0 = every leaf in one pod.
+    pub leaves_per_pod: u32,
+    /// 3 tiers: spine-to-core oversubscription (1 = non-blocking): core bandwidth per GPU is
+    /// the spine's divided by this.
+    pub core_oversubscription: f64,
+    /// Rail-optimized: NIC i of every node hangs off rail switch i. A rail switch has a leaf's
+    /// radix, so same-rail traffic (what NCCL's rings and trees send, with PXN moving data to
+    /// the right rail over NVLink) stays under one switch for `nodes_per_leaf * nics_per_node`
+    /// nodes instead of `nodes_per_leaf`.
+    pub rail_optimized: bool,
+    /// Latency added per switch traversed above the leaf, microseconds (a spine crossing
+    /// goes up and down: 2 switches; a core crossing 4).
+    pub switch_latency_us: f64,
+    /// 2D/3D torus dimension sizes (TPU-like pod; empty = none). The whole cluster is then one
+    /// torus of `product(torus)` chips, each with two links per dimension (+ and -) of
+    /// `torus_link_gbyte_per_s`; there is no switched scale-out fabric.
+    pub torus: Vec<u32>,
+    /// Bandwidth of one torus link per direction, GB/s; 0 = the GPU's scale-up bandwidth
+    /// divided over its `2 * dims` links.
+    pub torus_link_gbyte_per_s: f64,
+    /// Fraction of scale-up line rate that NVLink SHARP (NVLS) all-reduce sustains on the
+    /// wire; 0 = the calibrated value for the GPU generation (`crate::network::calibration`).
+    pub nvls_efficiency: f64,
+}
+
+impl Default for TopologySpec {
+    fn default() -> Self {
+        Self {
+            scale_up_domain: 0,
+            fat_tree_tiers: 2,
+            leaves_per_pod: 0,
+            core_oversubscription: 1.0,
+            rail_optimized: false,
+            switch_latency_us: 0.0,
+            torus: Vec::new(),
+            torus_link_gbyte_per_s: 0.0,
+            nvls_efficiency: 0.0,
+        }
+    }
 }
 
 /// Nodes per leaf switch when a scenario does not say.
@@ -56,5 +118,25 @@ impl ClusterSpec {
     pub fn nic_bytes_per_s_per_gpu(&self) -> f64 {
         crate::units::gbit_per_s_to_bytes_per_s(self.nic_gbit_per_s) * self.nics_per_node as f64
             / self.gpus_per_node.max(1) as f64
+    }
+
+    /// GPUs in one scale-up domain (at least 1, at most the cluster).
+    pub fn scale_up_domain(&self) -> u32 {
+        let d = match self.topology.scale_up_domain {
+            0 => self.gpus_per_node,
+            d => d,
+        };
+        d.clamp(1, self.num_gpus.max(1))
+    }
+
+    /// Nodes that reach each other through one leaf (or rail) switch: `nodes_per_leaf`, times
+    /// `nics_per_node` on a rail-optimized fabric.
+    pub fn effective_nodes_per_leaf(&self) -> u32 {
+        let p = self.nodes_per_leaf.max(1);
+        if self.topology.rail_optimized {
+            p.saturating_mul(self.nics_per_node.max(1))
+        } else {
+            p
+        }
     }
 }

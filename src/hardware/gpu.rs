@@ -56,6 +56,14 @@ pub struct GpuSpec {
     pub memory_efficiency: f64,
     /// Fixed cost per kernel (launch, ramp-up, tail), microseconds.
     pub kernel_overhead_us: f64,
+    /// Efficiency of a grouped GEMM (the experts of a MoE layer in one kernel) relative to
+    /// separate GEMMs of each expert's shape, in (0, 1].
+    #[serde(default = "one")]
+    pub grouped_gemm_efficiency: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl GpuSpec {

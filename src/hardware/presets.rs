@@ -13,6 +13,7 @@ struct Calib {
     attn_bwd: f64,
     mem: f64,
     overhead_us: f64,
+    grouped: f64,
 }
 
 /// Ampere: fitted on the Korthikanti 2022 A100 runs.
@@ -24,6 +25,7 @@ const AMPERE: Calib = Calib {
     attn_bwd: 0.45,
     mem: 0.80,
     overhead_us: 4.0,
+    grouped: GROUPED_GEMM_EFFICIENCY,
 };
 
 /// Hopper: fitted on the Megatron-Core r0.8 and NeMo H100 runs.
@@ -35,6 +37,7 @@ const HOPPER: Calib = Calib {
     attn_bwd: 0.42,
     mem: 0.80,
     overhead_us: 3.0,
+    grouped: GROUPED_GEMM_EFFICIENCY,
 };
 
 /// Blackwell: fitted on the Megatron-Bridge B200 runs.
@@ -46,7 +49,12 @@ const BLACKWELL: Calib = Calib {
     attn_bwd: 0.42,
     mem: 0.80,
     overhead_us: 3.0,
+    grouped: GROUPED_GEMM_EFFICIENCY,
 };
+
+/// Grouped (multi-expert) GEMMs relative to one GEMM of the same shape: see
+/// `docs/calibration.md` ("MoE").
+const GROUPED_GEMM_EFFICIENCY: f64 = 0.55;
 
 /// CDNA3: no validation run; Hopper-like constants, flagged in the docs as unvalidated.
 const CDNA3: Calib = HOPPER;
@@ -79,6 +87,7 @@ fn spec(
         attention_bwd_efficiency: c.attn_bwd,
         memory_efficiency: c.mem,
         kernel_overhead_us: c.overhead_us,
+        grouped_gemm_efficiency: c.grouped,
     }
 }
 

@@ -1,10 +1,14 @@
-//! Dense decoder-only transformer architectures: dimensions, parameter counts and the
-//! model-FLOP count used for MFU.
+//! Decoder-only transformer architectures, dense or Mixture-of-Experts: dimensions,
+//! parameter counts (total, active, per layer, expert vs dense) and the model-FLOP count
+//! used for MFU.
 //!
-//! Owns: [`TransformerSpec`] and its presets. Does not own: how the model is split across
-//! GPUs (parallel) or which kernels run (workload).
+//! Owns: [`TransformerSpec`], [`moe::MoeSpec`], [`moe::Attention`] and the presets. Does
+//! not own: how the model is split across GPUs (parallel) or which kernels run (workload).
 
+pub mod moe;
 pub mod presets;
+
+pub use moe::{Attention, MoeSpec};
 
 use serde::{Deserialize, Serialize};
 
@@ -57,17 +61,52 @@ pub struct TransformerSpec {
     pub tied_embeddings: bool,
     /// Published total parameter count, billions (for reference only; 0 when unknown).
     pub published_params_b: f64,
+    /// Attention variant (standard MHA/GQA unless MLA).
+    #[serde(default)]
+    pub attention: Attention,
+    /// Mixture-of-Experts MLP (absent for dense models).
+    #[serde(default)]
+    pub moe: Option<MoeSpec>,
 }
 
 impl TransformerSpec {
-    /// Width of the concatenated query heads.
-    pub fn q_dim(&self) -> f64 {
-        self.num_heads as f64 * self.head_dim as f64
+    /// Per-head query/key width (head_dim, or nope + rope under MLA).
+    pub fn qk_head_dim(&self) -> f64 {
+        match self.attention {
+            Attention::Standard => self.head_dim as f64,
+            Attention::Mla {
+                qk_nope_head_dim,
+                qk_rope_head_dim,
+                ..
+            } => (qk_nope_head_dim + qk_rope_head_dim) as f64,
+        }
     }
 
-    /// Width of the concatenated key (or value) heads.
+    /// Per-head value width.
+    pub fn v_head_dim(&self) -> f64 {
+        match self.attention {
+            Attention::Standard => self.head_dim as f64,
+            Attention::Mla { v_head_dim, .. } => v_head_dim as f64,
+        }
+    }
+
+    /// Width of the concatenated query heads.
+    pub fn q_dim(&self) -> f64 {
+        self.num_heads as f64 * self.qk_head_dim()
+    }
+
+    /// Width of the concatenated key (or value) heads; under MLA the mean of the
+    /// up-projected key and value widths, so that `q_dim + 2 kv_dim` is the Q, K, V width.
     pub fn kv_dim(&self) -> f64 {
-        self.num_kv_heads as f64 * self.head_dim as f64
+        match self.attention {
+            Attention::Standard => self.num_kv_heads as f64 * self.head_dim as f64,
+            Attention::Mla { .. } => self.num_heads as f64 * (self.qk_head_dim() + self.v_head_dim()) / 2.0,
+        }
+    }
+
+    /// Input width of the attention output projection.
+    pub fn attn_out_dim(&self) -> f64 {
+        self.num_heads as f64 * self.v_head_dim()
     }
 
     /// Number of MLP input projections (2 for gated MLPs).
@@ -79,13 +118,81 @@ impl TransformerSpec {
         }
     }
 
-    /// Parameters of one transformer layer (matrices and norm weights; biases ignored).
-    pub fn params_per_layer(&self) -> f64 {
+    /// Attention matrices of one layer.
+    pub fn attention_params(&self) -> f64 {
         let h = self.hidden_size as f64;
-        let f = self.ffn_hidden_size as f64;
-        let attn = h * (self.q_dim() + 2.0 * self.kv_dim()) + self.q_dim() * h;
-        let mlp = (self.ffn_in_projections() + 1.0) * h * f;
-        attn + mlp + 2.0 * h
+        match self.attention {
+            Attention::Standard => h * (self.q_dim() + 2.0 * self.kv_dim()) + self.q_dim() * h,
+            Attention::Mla {
+                q_lora_rank,
+                kv_lora_rank,
+                qk_rope_head_dim,
+                ..
+            } => {
+                let (ql, kvl) = (q_lora_rank as f64, kv_lora_rank as f64);
+                let heads = self.num_heads as f64;
+                let q = if q_lora_rank > 0 {
+                    h * ql + ql + ql * self.q_dim()
+                } else {
+                    h * self.q_dim()
+                };
+                let kv = h * (kvl + qk_rope_head_dim as f64)
+                    + kvl
+                    + kvl * heads * (self.qk_head_dim() - qk_rope_head_dim as f64 + self.v_head_dim());
+                q + kv + self.attn_out_dim() * h
+            }
+        }
+    }
+
+    /// Whether layer `layer` (0-based) has a sparse MoE MLP.
+    pub fn is_moe_layer(&self, layer: u32) -> bool {
+        self.moe.as_ref().is_some_and(|m| layer >= m.first_dense_layers)
+    }
+
+    /// Number of MoE layers.
+    pub fn num_moe_layers(&self) -> u32 {
+        (0..self.num_layers).filter(|&l| self.is_moe_layer(l)).count() as u32
+    }
+
+    /// Parameters of one routed expert (0 for dense models).
+    pub fn expert_params(&self) -> f64 {
+        self.moe.as_ref().map_or(0.0, |m| {
+            (self.ffn_in_projections() + 1.0) * self.hidden_size as f64 * m.expert_ffn_hidden_size as f64
+        })
+    }
+
+    /// Parameters of layer `layer` that every rank of its tensor-parallel group holds a
+    /// slice of (attention, dense MLP or router and shared experts, norms): everything but
+    /// the routed experts.
+    pub fn layer_dense_params(&self, layer: u32) -> f64 {
+        let h = self.hidden_size as f64;
+        let proj = self.ffn_in_projections() + 1.0;
+        let mlp = match &self.moe {
+            Some(m) if self.is_moe_layer(layer) => {
+                h * m.num_experts as f64
+                    + m.num_shared_experts as f64 * proj * h * m.shared_expert_ffn_hidden_size as f64
+            }
+            _ => proj * h * self.ffn_hidden_size as f64,
+        };
+        self.attention_params() + mlp + 2.0 * h
+    }
+
+    /// Routed-expert parameters of layer `layer` (all experts; 0 for dense layers).
+    pub fn layer_expert_params(&self, layer: u32) -> f64 {
+        match &self.moe {
+            Some(m) if self.is_moe_layer(layer) => m.num_experts as f64 * self.expert_params(),
+            _ => 0.0,
+        }
+    }
+
+    /// All parameters of layer `layer`.
+    pub fn layer_params(&self, layer: u32) -> f64 {
+        self.layer_dense_params(layer) + self.layer_expert_params(layer)
+    }
+
+    /// Parameters of an average layer (all layers' parameters over the layer count).
+    pub fn params_per_layer(&self) -> f64 {
+        (0..self.num_layers).map(|l| self.layer_params(l)).sum::<f64>() / self.num_layers.max(1) as f64
     }
 
     /// Parameters of the input embedding (and of the output projection when untied).
@@ -100,27 +207,58 @@ impl TransformerSpec {
 
     /// Total parameters.
     pub fn total_params(&self) -> f64 {
-        self.num_layers as f64 * self.params_per_layer() + self.embedding_params() + self.hidden_size as f64
+        (0..self.num_layers).map(|l| self.layer_params(l)).sum::<f64>()
+            + self.embedding_params()
+            + self.hidden_size as f64
     }
 
-    /// Forward matrix-multiply FLOPs per token of one layer, excluding attention scores.
-    pub fn layer_matmul_flops_per_token(&self) -> f64 {
+    /// Parameters one token passes through (routed experts counted `top_k` times);
+    /// equals [`Self::total_params`] for dense models.
+    pub fn active_params(&self) -> f64 {
+        let k = self.moe.as_ref().map_or(0.0, |m| m.top_k as f64);
+        (0..self.num_layers)
+            .map(|l| {
+                self.layer_dense_params(l)
+                    + if self.is_moe_layer(l) {
+                        k * self.expert_params()
+                    } else {
+                        0.0
+                    }
+            })
+            .sum::<f64>()
+            + self.embedding_params()
+            + self.hidden_size as f64
+    }
+
+    /// Forward matrix-multiply FLOPs per token of layer `layer` (routed experts `top_k`
+    /// times), excluding attention scores.
+    pub fn layer_matmul_flops(&self, layer: u32) -> f64 {
         let h = self.hidden_size as f64;
-        2.0 * (self.params_per_layer() - 2.0 * h)
+        let mut p = self.layer_dense_params(layer) - 2.0 * h;
+        if let (Some(m), true) = (&self.moe, self.is_moe_layer(layer)) {
+            p += m.top_k as f64 * self.expert_params();
+        }
+        2.0 * p
+    }
+
+    /// Forward matrix-multiply FLOPs per token of an average layer, excluding attention scores.
+    pub fn layer_matmul_flops_per_token(&self) -> f64 {
+        (0..self.num_layers).map(|l| self.layer_matmul_flops(l)).sum::<f64>() / self.num_layers.max(1) as f64
     }
 
     /// Forward attention-score FLOPs (QK^T and PV) per token of one layer, causal
     /// (half of the `s x s` matrix is computed).
     pub fn layer_attention_flops_per_token(&self, seq_length: u32) -> f64 {
-        2.0 * 2.0 * seq_length as f64 * self.q_dim() * 0.5
+        2.0 * seq_length as f64 * self.num_heads as f64 * (self.qk_head_dim() + self.v_head_dim()) * 0.5
     }
 
     /// Model FLOPs of one training step on `tokens` tokens: forward + backward (3x forward)
-    /// of all matrix multiplies, causal attention scores and the output projection; no
-    /// recomputation. This is the MFU numerator (documented in docs/results.md).
+    /// of all matrix multiplies (routed experts counted `top_k` times), causal attention
+    /// scores and the output projection; no recomputation. This is the MFU numerator
+    /// (documented in docs/results.md).
     pub fn model_flops(&self, tokens: f64, seq_length: u32) -> f64 {
-        let per_token = self.num_layers as f64
-            * (self.layer_matmul_flops_per_token() + self.layer_attention_flops_per_token(seq_length))
+        let per_token = (0..self.num_layers).map(|l| self.layer_matmul_flops(l)).sum::<f64>()
+            + self.num_layers as f64 * self.layer_attention_flops_per_token(seq_length)
             + 2.0 * self.hidden_size as f64 * self.vocab_size as f64;
         3.0 * per_token * tokens
     }

@@ -1,7 +1,7 @@
 //! Model presets with their published parameter totals (sources in
 //! `shared/validation/published-runs.md`, "Model architectures used above").
 
-use super::{FfnType, TransformerSpec};
+use super::{Attention, FfnType, MoeSpec, TransformerSpec};
 
 #[allow(clippy::too_many_arguments)]
 fn m(
@@ -28,6 +28,31 @@ fn m(
         vocab_size: vocab,
         tied_embeddings: tied,
         published_params_b: published_b,
+        attention: Attention::Standard,
+        moe: None,
+    }
+}
+
+/// A MoE model: `m(...)` with `experts` routed experts of width `expert_ffn`, `top_k`,
+/// `shared` shared experts (same width) and `first_dense` leading dense layers.
+fn moe(
+    dense: TransformerSpec,
+    experts: u32,
+    top_k: u32,
+    shared: u32,
+    expert_ffn: u32,
+    first_dense: u32,
+) -> TransformerSpec {
+    TransformerSpec {
+        moe: Some(MoeSpec {
+            num_experts: experts,
+            top_k,
+            num_shared_experts: shared,
+            expert_ffn_hidden_size: expert_ffn,
+            shared_expert_ffn_hidden_size: expert_ffn,
+            first_dense_layers: first_dense,
+        }),
+        ..dense
     }
 }
 
@@ -44,6 +69,12 @@ pub const MODEL_PRESETS: &[&str] = &[
     "llama3-70b",
     "llama3-405b",
     "nemotron4-340b",
+    "mixtral-8x7b",
+    "mixtral-8x22b",
+    "qwen3-30b-a3b",
+    "qwen3-235b-a22b",
+    "gpt-oss-120b",
+    "deepseek-v3",
 ];
 
 /// Looks up a model preset by name (case-insensitive).
@@ -75,6 +106,81 @@ pub fn model_preset(name: &str) -> Option<TransformerSpec> {
             256000,
             false,
             341.0,
+        ),
+        // Mixtral (Mistral AI 2024): 8 experts, top-2, every layer sparse; 46.7 B and 141 B total.
+        "mixtral-8x7b" => moe(
+            m("mixtral-8x7b", 32, 4096, 32, 8, 14336, Swiglu, 32000, false, 46.7),
+            8,
+            2,
+            0,
+            14336,
+            0,
+        ),
+        "mixtral-8x22b" => moe(
+            m("mixtral-8x22b", 56, 6144, 48, 8, 16384, Swiglu, 32768, false, 140.6),
+            8,
+            2,
+            0,
+            16384,
+            0,
+        ),
+        // Qwen3 MoE (Megatron-Bridge providers, published-runs.md): 128 experts, top-8,
+        // head_dim 128 independent of the width.
+        "qwen3-30b-a3b" => moe(
+            TransformerSpec {
+                head_dim: 128,
+                ..m("qwen3-30b-a3b", 48, 2048, 32, 4, 6144, Swiglu, 151936, false, 30.5)
+            },
+            128,
+            8,
+            0,
+            768,
+            0,
+        ),
+        "qwen3-235b-a22b" => moe(
+            TransformerSpec {
+                head_dim: 128,
+                ..m("qwen3-235b-a22b", 94, 4096, 64, 4, 12288, Swiglu, 151936, false, 235.0)
+            },
+            128,
+            8,
+            0,
+            1536,
+            0,
+        ),
+        // GPT-OSS-120B: 128 experts, top-4, head_dim 64 (attention sinks and the sliding
+        // window are not modelled; the window only shortens half the layers' attention).
+        "gpt-oss-120b" => moe(
+            TransformerSpec {
+                head_dim: 64,
+                ..m("gpt-oss-120b", 36, 2880, 64, 8, 2880, Swiglu, 201088, false, 116.8)
+            },
+            128,
+            4,
+            0,
+            2880,
+            0,
+        ),
+        // DeepSeek-V3 (tech report Sec. 4.2, config_671B.json): MLA, 3 dense layers of FFN
+        // 18,432, then 58 MoE layers of 256 routed experts (top-8) + 1 shared, width 2,048.
+        // 671 B without the multi-token-prediction module.
+        "deepseek-v3" => moe(
+            TransformerSpec {
+                head_dim: 128,
+                attention: Attention::Mla {
+                    q_lora_rank: 1536,
+                    kv_lora_rank: 512,
+                    qk_nope_head_dim: 128,
+                    qk_rope_head_dim: 64,
+                    v_head_dim: 128,
+                },
+                ..m("deepseek-v3", 61, 7168, 128, 128, 18432, Swiglu, 129280, false, 671.0)
+            },
+            256,
+            8,
+            1,
+            2048,
+            3,
         ),
         _ => return None,
     })

@@ -1,11 +1,13 @@
 //! One collective at a time on an idle network, nccl-tests style: the engine behind
 //! `trainsim collective`.
 //!
-//! Each size runs through the same [`FlowNetwork`] and [`ring_cost`] decomposition the
-//! training simulation uses, on one representative rank's links (scale-up, NIC, spine), so
-//! its time is the flow completion plus the ring latency: what a training step would be
-//! charged for that collective on an otherwise idle fabric.
+//! Each size runs through a [`FlowNetwork`] on one representative rank's links: with
+//! [`collective_time`], the [`ring_cost`] decomposition the training simulation charges
+//! (scale-up, NIC, spine); with [`sweep_sizes`], any algorithm of [`super::algorithm`] on
+//! the tiers of [`super::topology`], phases one after another. The time is the flow
+//! completion plus the latency: what that collective takes on an otherwise idle fabric.
 
+use super::algorithm::{self, Algorithm};
 use super::collective::{ring_cost, CollectiveKind, GroupLayout, LinkClass};
 use super::{FlowNetwork, LinkId};
 use crate::hardware::ClusterSpec;
@@ -25,10 +27,12 @@ pub struct BenchRow {
     pub algbw_gbyte_per_s: f64,
     /// Bus bandwidth: algbw times the bus factor ([`bus_factor`]), GB/s.
     pub busbw_gbyte_per_s: f64,
+    /// The algorithm that ran (the choice of `auto` at this size).
+    pub algorithm: Algorithm,
 }
 
-/// nccl-tests' bus-bandwidth factor: `2(n-1)/n` for all-reduce, `(n-1)/n` for all-gather
-/// and reduce-scatter.
+/// nccl-tests' bus-bandwidth factor: `2(n-1)/n` for all-reduce, `(n-1)/n` for all-gather,
+/// reduce-scatter and all-to-all.
 pub fn bus_factor(kind: CollectiveKind, n: u32) -> f64 {
     if n <= 1 {
         return 0.0;
@@ -36,15 +40,16 @@ pub fn bus_factor(kind: CollectiveKind, n: u32) -> f64 {
     let nf = n as f64;
     match kind {
         CollectiveKind::AllReduce => 2.0 * (nf - 1.0) / nf,
-        CollectiveKind::ReduceScatter | CollectiveKind::AllGather => (nf - 1.0) / nf,
+        CollectiveKind::ReduceScatter | CollectiveKind::AllGather | CollectiveKind::AllToAll => (nf - 1.0) / nf,
     }
 }
 
-/// The group of a benchmark: every GPU of the cluster, `gpus_per_node` per node.
+/// The group of a benchmark: every GPU of the cluster, one scale-up domain
+/// (`gpus_per_node` unless `topology.scale_up_domain` says more) per unit.
 pub fn whole_cluster_layout(cluster: &ClusterSpec) -> GroupLayout {
     GroupLayout {
         size: cluster.num_gpus,
-        members_per_node: cluster.gpus_per_node.min(cluster.num_gpus).max(1),
+        members_per_node: cluster.scale_up_domain(),
     }
 }
 
@@ -97,20 +102,32 @@ pub fn collective_time(
     now.as_secs()
 }
 
-/// Runs sizes from `min_bytes` doubling up to `max_bytes` (inclusive).
+/// Runs sizes from `min_bytes` doubling up to `max_bytes` (inclusive) under `algo` (`Auto`:
+/// chosen per size), each split into `chunks` pieces run one after another, pipelined
+/// phases paying one `chunk_bytes` chunk per hop (0: none; see [`super::algorithm`]).
+/// Errors: the algorithm cannot run this collective on this cluster.
 pub fn sweep_sizes(
     kind: CollectiveKind,
+    algo: Algorithm,
     cluster: &ClusterSpec,
     min_bytes: f64,
     max_bytes: f64,
     chunks: u32,
-) -> Vec<BenchRow> {
+    chunk_bytes: f64,
+) -> Result<Vec<BenchRow>, String> {
     let layout = whole_cluster_layout(cluster);
     let factor = bus_factor(kind, layout.size);
+    let chunks = chunks.max(1);
     let mut rows = Vec::new();
     let mut size = min_bytes.max(1.0);
     while size <= max_bytes * (1.0 + 1e-12) {
-        let time_s = collective_time(kind, layout, size, chunks, cluster);
+        let piece = size / chunks as f64;
+        let a = match algo {
+            Algorithm::Auto => algorithm::select(kind, layout, piece, cluster),
+            a => a,
+        };
+        let cost = algorithm::cost(kind, a, layout, piece, cluster)?;
+        let time_s = chunks as f64 * algorithm::idle_time_s(&cost, cluster, chunk_bytes);
         let algbw = if time_s > 0.0 { size / time_s / 1e9 } else { 0.0 };
         rows.push(BenchRow {
             size_bytes: size,
@@ -118,10 +135,11 @@ pub fn sweep_sizes(
             time_s,
             algbw_gbyte_per_s: algbw,
             busbw_gbyte_per_s: algbw * factor,
+            algorithm: cost.algorithm,
         });
         size *= 2.0;
     }
-    rows
+    Ok(rows)
 }
 
 /// Parses a size such as `1024`, `1K`, `8M`, `1G`, `1GiB`, `512KB` (binary multiples, as
@@ -148,14 +166,16 @@ pub fn parse_size(s: &str) -> Result<f64, String> {
     Ok(b)
 }
 
-/// Parses an operation name (`all_reduce`, `all_gather`, `reduce_scatter`; `-` works too).
+/// Parses an operation name (`all_reduce`, `all_gather`, `reduce_scatter`, `all_to_all`;
+/// `-` works too, and nccl-tests' `alltoall`).
 pub fn parse_op(s: &str) -> Result<CollectiveKind, String> {
     match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
         "all_reduce" | "allreduce" => Ok(CollectiveKind::AllReduce),
         "all_gather" | "allgather" => Ok(CollectiveKind::AllGather),
         "reduce_scatter" | "reducescatter" => Ok(CollectiveKind::ReduceScatter),
+        "all_to_all" | "alltoall" => Ok(CollectiveKind::AllToAll),
         _ => Err(format!(
-            "unknown collective '{s}': allowed values are \"all_reduce\", \"all_gather\", \"reduce_scatter\""
+            "unknown collective '{s}': allowed values are \"all_reduce\", \"all_gather\", \"reduce_scatter\", \"all_to_all\""
         )),
     }
 }
@@ -204,7 +224,16 @@ mod tests {
     #[test]
     fn sizes_double_and_busbw_approaches_the_bottleneck() {
         let c = crate::scenario::tests::test_cluster(16, 8);
-        let rows = sweep_sizes(CollectiveKind::AllGather, &c, 1024.0, 1024.0f64.powi(3), 1);
+        let rows = sweep_sizes(
+            CollectiveKind::AllGather,
+            Algorithm::Auto,
+            &c,
+            1024.0,
+            1024.0f64.powi(3),
+            1,
+            0.0,
+        )
+        .unwrap();
         assert_eq!(rows.len(), 21);
         assert!(rows
             .windows(2)

@@ -44,6 +44,24 @@ pub enum CollectiveKind {
     ReduceScatter,
     /// Each rank contributes 1/n, every rank gets all.
     AllGather,
+    /// Each rank sends a distinct 1/n of its buffer to every rank (nccl-tests `alltoall`):
+    /// `(n-1)/n * S` bytes sent per rank, bus factor `(n-1)/n`.
+    AllToAll,
+}
+
+impl CollectiveKind {
+    /// Names as nccl-tests and `trainsim collective --op` spell them.
+    pub const NAMES: &'static [&'static str] = &["all_reduce", "all_gather", "reduce_scatter", "all_to_all"];
+
+    /// The snake_case name (`all_reduce`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            CollectiveKind::AllReduce => "all_reduce",
+            CollectiveKind::AllGather => "all_gather",
+            CollectiveKind::ReduceScatter => "reduce_scatter",
+            CollectiveKind::AllToAll => "all_to_all",
+        }
+    }
 }
 
 /// Which port of a GPU a load crosses.
@@ -85,7 +103,9 @@ pub fn ring_bytes_per_rank(kind: CollectiveKind, n: u32, size_bytes: f64) -> f64
     let nf = n as f64;
     match kind {
         CollectiveKind::AllReduce => 2.0 * (nf - 1.0) / nf * size_bytes,
-        CollectiveKind::ReduceScatter | CollectiveKind::AllGather => (nf - 1.0) / nf * size_bytes,
+        CollectiveKind::ReduceScatter | CollectiveKind::AllGather | CollectiveKind::AllToAll => {
+            (nf - 1.0) / nf * size_bytes
+        }
     }
 }
 
@@ -102,7 +122,13 @@ pub fn ring_steps(kind: CollectiveKind, n: u32) -> u32 {
 
 /// Per-rank loads and latency of a ring collective of `size_bytes` (the full buffer; for
 /// all-gather the gathered output, for reduce-scatter the input).
+///
+/// An all-to-all is no ring: it is charged as NCCL runs it, every peer at once
+/// ([`crate::network::algorithm::Algorithm::Direct`]), folded onto these link classes.
 pub fn ring_cost(kind: CollectiveKind, layout: GroupLayout, size_bytes: f64, cluster: &ClusterSpec) -> CollectiveCost {
+    if kind == CollectiveKind::AllToAll {
+        return super::algorithm::direct_all_to_all(layout, size_bytes, cluster).to_collective_cost(cluster);
+    }
     let n = layout.size;
     let per_rank = ring_bytes_per_rank(kind, n, size_bytes);
     let steps = ring_steps(kind, n) as f64;

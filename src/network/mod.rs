@@ -1,16 +1,26 @@
 //! The network: links with bandwidth, flows that share them max-min fairly, and the
-//! decomposition of collectives into flows ([`collective`]).
+//! decomposition of collectives into flows ([`collective`], [`algorithm`]).
 //!
-//! Owns: [`FlowNetwork`] (the flow-level model) and [`collective`] (which bytes cross which
-//! link class for each collective and algorithm). Does not own: time or events. The
-//! simulation asks when the next flow finishes and tells the network when time advances.
+//! Owns: [`FlowNetwork`] (the flow-level model), [`collective`] (the ring the training
+//! simulation charges, per link class), [`algorithm`] (ring, tree, NVLS, hierarchical,
+//! halving-doubling, direct and pairwise all-to-all, NCCL-like selection), [`topology`]
+//! (link tiers of fat trees, rails, tori), [`calibration`] (achievable bandwidth per link
+//! generation, from published nccl-tests runs), [`nccl`] (those runs as validation cases),
+//! [`fit`] (fitting latency and bandwidth to an nccl-tests log) and [`mod@bench`] (nccl-tests
+//! style tables). Does not own: time or events. The simulation asks when the next flow
+//! finishes and tells the network when time advances. Long notes: docs/network.md.
 //!
 //! Rates are recomputed by progressive filling (water-filling) whenever a flow starts or
 //! ends, on the connected component of links and flows it touches only, so contention
 //! between concurrent collectives emerges from the simulation at low cost.
 
+pub mod algorithm;
 pub mod bench;
+pub mod calibration;
 pub mod collective;
+pub mod fit;
+pub mod nccl;
+pub mod topology;
 
 use crate::units::{SimTime, PS_PER_S};
 use std::cmp::Reverse;
@@ -366,8 +376,18 @@ impl FlowNetwork {
         }
     }
 
+    /// Capacity of `link`, bytes/s.
+    pub fn capacity(&self, link: LinkId) -> f64 {
+        self.links[link as usize].capacity_bytes_per_s
+    }
+
+    /// Current rate of every active flow with its links, in flow-slot order (for property
+    /// tests against a reference solver, and diagnostics).
+    pub fn flow_rates(&mut self) -> Vec<(Vec<LinkId>, f64)> {
+        self.rates()
+    }
+
     /// Current rate of every active flow with its links (for property tests).
-    #[cfg(test)]
     fn rates(&mut self) -> Vec<(Vec<LinkId>, f64)> {
         self.resolve();
         self.flows

@@ -76,6 +76,17 @@ pub struct ParallelPlan {
     pub grad_bucket_params: f64,
     /// Overlap TP collectives with the GEMMs beside them (Megatron `--tp-comm-overlap`).
     pub tp_comm_overlap: bool,
+    /// Expert-parallel degree: the routed experts of each MoE layer are spread over `ep`
+    /// GPUs of a stage's `tp * dp` GPUs (1 for dense models).
+    #[serde(default = "one")]
+    pub ep: u32,
+    /// Expert tensor parallelism (Megatron ETP); only 1 (experts not split) is modelled.
+    #[serde(default = "one")]
+    pub expert_tp: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Why a plan cannot run. Each variant is fatal for that plan only (a sweep marks the
@@ -105,6 +116,12 @@ impl ParallelPlan {
     /// Micro-batches per data-parallel replica per step.
     pub fn num_microbatches(&self, global_batch_size: u32) -> u32 {
         global_batch_size / (self.dp * self.micro_batch_size)
+    }
+
+    /// Expert-data-parallel degree: replicas of each expert within a stage
+    /// (`tp * dp / (ep * expert_tp)`), the group its gradients are reduced over.
+    pub fn expert_dp(&self) -> u32 {
+        (self.tp * self.dp / (self.ep * self.expert_tp).max(1)).max(1)
     }
 
     /// Checks the plan against a model, cluster size and batch; returns the first violation.
@@ -144,6 +161,42 @@ impl ParallelPlan {
                 "tensor parallelism tp={} does not divide ffn_hidden_size={}",
                 self.tp, model.ffn_hidden_size
             ));
+        }
+        match &model.moe {
+            None if self.ep > 1 => {
+                return c(format!(
+                    "expert parallelism ep={} needs a Mixture-of-Experts model; {} is dense (set parallel.ep = 1)",
+                    self.ep, model.name
+                ))
+            }
+            Some(moe) => {
+                if self.ep == 0 || moe.num_experts % self.ep != 0 {
+                    return c(format!(
+                        "expert parallelism ep={} does not divide the {} experts; choose ep among the divisors of {}",
+                        self.ep, moe.num_experts, moe.num_experts
+                    ));
+                }
+                if self.expert_tp != 1 {
+                    return c(format!(
+                        "parallel.expert_tp={} is not modelled yet; only expert_tp = 1 (experts not split) is",
+                        self.expert_tp
+                    ));
+                }
+                if (self.tp * self.dp) % (self.ep * self.expert_tp) != 0 {
+                    return c(format!(
+                        "ep*expert_tp = {} must divide tp*dp = {} (expert-parallel groups are carved out of a stage's tensor- and data-parallel GPUs)",
+                        self.ep * self.expert_tp,
+                        self.tp * self.dp
+                    ));
+                }
+                if moe.top_k == 0 || moe.top_k > moe.num_experts {
+                    return c(format!(
+                        "model.top_k={} must be between 1 and num_experts={}",
+                        moe.top_k, moe.num_experts
+                    ));
+                }
+            }
+            None => {}
         }
         let used = self.tp as u64 * self.pp as u64 * self.dp as u64;
         if used != num_gpus as u64 {
@@ -252,6 +305,13 @@ pub struct Placement {
     pub pp_neighbours_share_node: bool,
     /// Nodes spanned by one DP group.
     pub dp_group_nodes: u32,
+    /// Expert-parallel group members sharing a node (the group is `ep` consecutive
+    /// ranks of a stage's TP x DP block).
+    #[serde(default = "one")]
+    pub ep_members_per_node: u32,
+    /// Expert-data-parallel group members sharing a node (stride `ep * expert_tp`).
+    #[serde(default = "one")]
+    pub expert_dp_members_per_node: u32,
 }
 
 impl Placement {
@@ -265,12 +325,20 @@ impl Placement {
             (gpus_per_node / dp_stride).min(plan.dp)
         };
         let pp_stride = plan.tp * plan.dp;
+        let ep_stride = plan.ep * plan.expert_tp;
+        let edp_in_node = if ep_stride >= gpus_per_node {
+            1
+        } else {
+            (gpus_per_node / ep_stride).min(plan.expert_dp())
+        };
         Placement {
             order: "tp-dp-pp".into(),
             tp_members_per_node: tp_in_node,
             dp_members_per_node: dp_in_node.max(1),
             pp_neighbours_share_node: pp_stride < gpus_per_node,
             dp_group_nodes: plan.dp.div_ceil(dp_in_node.max(1)),
+            ep_members_per_node: plan.ep.min(gpus_per_node / plan.expert_tp.min(gpus_per_node)).max(1),
+            expert_dp_members_per_node: edp_in_node.max(1),
         }
     }
 }
@@ -297,6 +365,8 @@ pub(crate) mod tests_support {
             pipeline_split_embedding_and_loss: false,
             grad_bucket_params: 40e6,
             tp_comm_overlap: false,
+            ep: 1,
+            expert_tp: 1,
         }
     }
 }

@@ -196,6 +196,13 @@ pub fn markdown(r: &RunResult) -> String {
     if r.to_target.is_some() {
         let _ = writeln!(w, "**loss vs wall-clock**\n\n![loss vs wall-clock](loss.png)\n");
     }
+    if super::charts::moe::data(r).is_some() {
+        let _ = writeln!(
+            w,
+            "**expert load per MoE layer (load / mean load)**\n\n\
+             ![expert load per MoE layer](expert_load.png)\n"
+        );
+    }
     let _ = writeln!(
         w,
         "Each chart also exists as SVG beside this file. With `trainsim run --trace`, `trace.json`\n\

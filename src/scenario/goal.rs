@@ -58,8 +58,20 @@ impl Checker<'_> {
             }
             return Ok(None);
         };
-        let (target, loss_law_name, loss_law) = self.target(t, model)?;
+        use crate::training::convergence::{effective_params, EffectiveParamsRule};
+        let rule = match &t.moe_effective_params {
+            Some(s) => self.choice(
+                "target.moe_effective_params",
+                s,
+                EffectiveParamsRule::NAMES,
+                &EffectiveParamsRule::ALL,
+            )?,
+            None => EffectiveParamsRule::default(),
+        };
+        let n = effective_params(model.total_params(), model.active_params(), rule);
+        let (target, loss_law_name, loss_law) = self.target(t, n)?;
         Ok(Some(TrainingGoal {
+            effective_params: rule,
             target,
             loss_law_name,
             loss_law,
@@ -79,7 +91,7 @@ impl Checker<'_> {
         }))
     }
 
-    fn target(&self, t: &RawTarget, model: &TransformerSpec) -> Result<(Target, String, LossLaw), ScenarioError> {
+    fn target(&self, t: &RawTarget, n: f64) -> Result<(Target, String, LossLaw), ScenarioError> {
         let (mut law, mut name) = match &t.loss_law {
             Some(s) => {
                 let law = self.choice("target.loss_law", s, LossLaw::NAMES, &LossLaw::PRESETS)?;
@@ -122,7 +134,6 @@ impl Checker<'_> {
         let v = self.positive(&field, v)?;
         let target = match key {
             "loss" => {
-                let n = model.total_params();
                 let floor = law.floor(n);
                 if v <= floor {
                     return Err(self.invalid(

@@ -14,10 +14,11 @@ pub use error::ScenarioError;
 use crate::hardware::presets::{gpu_preset, GPU_PRESETS};
 use crate::hardware::{ClusterSpec, GpuSpec, Precision};
 use crate::model::presets::{model_preset, MODEL_PRESETS};
-use crate::model::{FfnType, TransformerSpec};
+use crate::model::{Attention, FfnType, MoeSpec, TransformerSpec};
 use crate::parallel::{ParallelPlan, Recompute, Schedule};
 use crate::simulation::RunInput;
 use crate::training::TrainingSpec;
+use crate::workload::routing::{Routing, RoutingSpec};
 use raw::RawScenario;
 use std::path::{Path, PathBuf};
 
@@ -249,6 +250,7 @@ impl Checker<'_> {
         set!(attention_bwd_efficiency, fraction);
         set!(memory_efficiency, fraction);
         set!(kernel_overhead_us, non_negative);
+        set!(grouped_gemm_efficiency, fraction);
         if let Some(v) = g.sm_count {
             spec.sm_count = self.at_least_one(&f("sm_count"), v)?;
         }
@@ -326,7 +328,11 @@ impl Checker<'_> {
             || r.ffn_hidden_size.is_some()
             || r.num_heads.is_some()
             || r.vocab_size.is_some();
+        let attention = self.attention(r, b)?;
+        let moe = self.moe_arch(r, b, ffn_hidden_size, num_layers)?;
         Ok(TransformerSpec {
+            attention,
+            moe,
             name: r
                 .name
                 .clone()
@@ -347,6 +353,297 @@ impl Checker<'_> {
                 b.map(|m| m.published_params_b).unwrap_or(0.0)
             },
         })
+    }
+
+    fn attention(&self, r: &raw::RawModel, b: Option<&TransformerSpec>) -> Result<Attention, ScenarioError> {
+        let mla_fields = [
+            r.q_lora_rank,
+            r.kv_lora_rank,
+            r.qk_nope_head_dim,
+            r.qk_rope_head_dim,
+            r.v_head_dim,
+        ];
+        let kind = match &r.attention {
+            Some(s) => self.choice("model.attention", s, Attention::NAMES, &[false, true])?,
+            None => match b.map(|m| m.attention) {
+                Some(Attention::Mla { .. }) => true,
+                _ => mla_fields.iter().any(|f| f.is_some()),
+            },
+        };
+        if !kind {
+            if let Some(i) = mla_fields.iter().position(|f| f.is_some()) {
+                let names = [
+                    "q_lora_rank",
+                    "kv_lora_rank",
+                    "qk_nope_head_dim",
+                    "qk_rope_head_dim",
+                    "v_head_dim",
+                ];
+                return Err(self.invalid(
+                    &format!("model.{}", names[i]),
+                    mla_fields[i].unwrap_or(0),
+                    "only applies with model.attention = \"mla\"",
+                ));
+            }
+            return Ok(Attention::Standard);
+        }
+        let base = match b.map(|m| m.attention) {
+            Some(Attention::Mla {
+                q_lora_rank,
+                kv_lora_rank,
+                qk_nope_head_dim,
+                qk_rope_head_dim,
+                v_head_dim,
+            }) => [
+                q_lora_rank,
+                kv_lora_rank,
+                qk_nope_head_dim,
+                qk_rope_head_dim,
+                v_head_dim,
+            ],
+            _ => [0, 0, 0, 0, 0],
+        };
+        let need = |v: Option<u32>, base: u32, f: &str, zero_ok: bool| -> Result<u32, ScenarioError> {
+            let v = v.unwrap_or(base);
+            if v == 0 && !zero_ok {
+                return Err(self.invalid(
+                    &format!("model.{f}"),
+                    if base == 0 {
+                        "(missing)".to_string()
+                    } else {
+                        v.to_string()
+                    },
+                    "required (at least 1) with model.attention = \"mla\"",
+                ));
+            }
+            Ok(v)
+        };
+        Ok(Attention::Mla {
+            q_lora_rank: need(r.q_lora_rank, base[0], "q_lora_rank", true)?,
+            kv_lora_rank: need(r.kv_lora_rank, base[1], "kv_lora_rank", false)?,
+            qk_nope_head_dim: need(r.qk_nope_head_dim, base[2], "qk_nope_head_dim", false)?,
+            qk_rope_head_dim: need(r.qk_rope_head_dim, base[3], "qk_rope_head_dim", true)?,
+            v_head_dim: need(r.v_head_dim, base[4], "v_head_dim", false)?,
+        })
+    }
+
+    fn moe_arch(
+        &self,
+        r: &raw::RawModel,
+        b: Option<&TransformerSpec>,
+        ffn_hidden_size: u32,
+        num_layers: u32,
+    ) -> Result<Option<MoeSpec>, ScenarioError> {
+        let base = b.and_then(|m| m.moe.clone());
+        let given = r.num_experts.is_some()
+            || r.top_k.is_some()
+            || r.num_shared_experts.is_some()
+            || r.expert_ffn_hidden_size.is_some()
+            || r.shared_expert_ffn_hidden_size.is_some()
+            || r.first_dense_layers.is_some();
+        if base.is_none() && !given {
+            return Ok(None);
+        }
+        let num_experts = match r.num_experts.or(base.as_ref().map(|m| m.num_experts)) {
+            Some(v) => self.at_least_one("model.num_experts", v)?,
+            None => {
+                return Err(self.invalid(
+                    "model.num_experts",
+                    "(missing)",
+                    "required for a Mixture-of-Experts model (any of top_k, expert_ffn_hidden_size, ... was set)",
+                ))
+            }
+        };
+        let top_k = self.at_least_one("model.top_k", r.top_k.or(base.as_ref().map(|m| m.top_k)).unwrap_or(1))?;
+        if top_k > num_experts {
+            return Err(self.invalid(
+                "model.top_k",
+                top_k,
+                format!("must be at most num_experts = {num_experts}"),
+            ));
+        }
+        let expert_ffn = self.at_least_one(
+            "model.expert_ffn_hidden_size",
+            r.expert_ffn_hidden_size
+                .or(base.as_ref().map(|m| m.expert_ffn_hidden_size))
+                .unwrap_or(ffn_hidden_size),
+        )?;
+        let first_dense = r
+            .first_dense_layers
+            .or(base.as_ref().map(|m| m.first_dense_layers))
+            .unwrap_or(0);
+        if first_dense >= num_layers {
+            return Err(self.invalid(
+                "model.first_dense_layers",
+                first_dense,
+                format!("must be below num_layers = {num_layers} (at least one MoE layer)"),
+            ));
+        }
+        Ok(Some(MoeSpec {
+            num_experts,
+            top_k,
+            num_shared_experts: r
+                .num_shared_experts
+                .or(base.as_ref().map(|m| m.num_shared_experts))
+                .unwrap_or(0),
+            expert_ffn_hidden_size: expert_ffn,
+            shared_expert_ffn_hidden_size: self.at_least_one(
+                "model.shared_expert_ffn_hidden_size",
+                r.shared_expert_ffn_hidden_size
+                    .or(base.as_ref().map(|m| m.shared_expert_ffn_hidden_size))
+                    .unwrap_or(expert_ffn),
+            )?,
+            first_dense_layers: first_dense,
+        }))
+    }
+
+    fn routing(&self, m: Option<&raw::RawMoe>, model: &TransformerSpec) -> Result<RoutingSpec, ScenarioError> {
+        let Some(m) = m else {
+            return Ok(RoutingSpec::default());
+        };
+        let Some(moe) = &model.moe else {
+            return Err(self.invalid(
+                "moe",
+                "[moe]",
+                "only applies to Mixture-of-Experts models (set model.num_experts or a MoE preset)",
+            ));
+        };
+        let name = m.routing.clone().unwrap_or_else(|| "balanced".into());
+        let idx = self.choice("moe.routing", &name, Routing::NAMES, &[0usize, 1, 2, 3, 4, 5, 6])?;
+        // parameters that belong to another distribution are mistakes, not silently ignored
+        let owners: [(&str, bool, &[usize]); 7] = [
+            ("dirichlet_alpha", m.dirichlet_alpha.is_some(), &[1]),
+            ("zipf_exponent", m.zipf_exponent.is_some(), &[2]),
+            ("lognormal_sigma", m.lognormal_sigma.is_some(), &[3]),
+            ("hot_experts", m.hot_experts.is_some(), &[4, 5]),
+            ("hot_fraction", m.hot_fraction.is_some(), &[4, 5]),
+            ("rotate_every_steps", m.rotate_every_steps.is_some(), &[5]),
+            ("loads_csv", m.loads_csv.is_some(), &[6]),
+        ];
+        for (field, set, kinds) in owners {
+            if set && !kinds.contains(&idx) {
+                let wanted: Vec<&str> = kinds.iter().map(|&k| Routing::NAMES[k]).collect();
+                return Err(self.invalid(
+                    &format!("moe.{field}"),
+                    format!("(with routing = \"{name}\")"),
+                    format!("only applies with moe.routing = {}", quote_list(&wanted)),
+                ));
+            }
+        }
+        let hot = |this: &Self| -> Result<(u32, f64), ScenarioError> {
+            let k = this.at_least_one("moe.hot_experts", m.hot_experts.unwrap_or(1))?;
+            if k > moe.num_experts {
+                return Err(this.invalid(
+                    "moe.hot_experts",
+                    k,
+                    format!("must be at most model.num_experts = {}", moe.num_experts),
+                ));
+            }
+            let f = m.hot_fraction.unwrap_or(0.5);
+            if !(0.0..=1.0).contains(&f) || !f.is_finite() {
+                return Err(this.invalid("moe.hot_fraction", f, "must be a probability in [0, 1]"));
+            }
+            Ok((k, f))
+        };
+        let routing = match idx {
+            0 => Routing::Balanced,
+            1 => Routing::Dirichlet {
+                alpha: self.positive("moe.dirichlet_alpha", m.dirichlet_alpha.unwrap_or(1.0))?,
+            },
+            2 => Routing::Zipf {
+                exponent: self.non_negative("moe.zipf_exponent", m.zipf_exponent.unwrap_or(1.0))?,
+            },
+            3 => Routing::LogNormal {
+                sigma: self.non_negative("moe.lognormal_sigma", m.lognormal_sigma.unwrap_or(0.5))?,
+            },
+            4 => {
+                let (experts, fraction) = hot(self)?;
+                Routing::HotSet { experts, fraction }
+            }
+            5 => {
+                let (experts, fraction) = hot(self)?;
+                Routing::Rotating {
+                    experts,
+                    fraction,
+                    every_steps: self.at_least_one("moe.rotate_every_steps", m.rotate_every_steps.unwrap_or(1))?,
+                }
+            }
+            _ => {
+                let Some(rel) = &m.loads_csv else {
+                    return Err(self.invalid(
+                        "moe.loads_csv",
+                        "(missing)",
+                        "required with moe.routing = \"csv\": a file of per-expert loads, one row per step and layer",
+                    ));
+                };
+                let path = self.path.parent().unwrap_or(Path::new(".")).join(rel);
+                Routing::Replay {
+                    rows: self.load_csv(&path, moe.num_experts)?,
+                }
+            }
+        };
+        let capacity_factor = match m.capacity_factor {
+            None => None,
+            Some(v) if v.is_finite() && v >= 1.0 => Some(v),
+            Some(v) => {
+                return Err(self.invalid(
+                    "moe.capacity_factor",
+                    v,
+                    "must be at least 1 (each expert keeps at least its fair share); omit it for dropless routing",
+                ))
+            }
+        };
+        Ok(RoutingSpec {
+            routing,
+            capacity_factor,
+        })
+    }
+
+    /// Per-expert relative loads, one row per line: `num_experts` non-negative numbers
+    /// separated by commas; `#` comments, blank lines and a non-numeric header are skipped.
+    fn load_csv(&self, path: &Path, experts: u32) -> Result<Vec<Vec<f64>>, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            self.invalid(
+                "moe.loads_csv",
+                format!("\"{}\"", path.display()),
+                format!("could not be read ({e})"),
+            )
+        })?;
+        let mut rows = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+            let parsed: Result<Vec<f64>, _> = cells.iter().map(|c| c.parse::<f64>()).collect();
+            let Ok(v) = parsed else {
+                if rows.is_empty() && i == 0 {
+                    continue; // header
+                }
+                return Err(self.invalid(
+                    "moe.loads_csv",
+                    format!("\"{}\" line {}", path.display(), i + 1),
+                    "every cell must be a number (relative expert load)",
+                ));
+            };
+            if v.len() != experts as usize || v.iter().any(|x| !x.is_finite() || *x < 0.0) {
+                return Err(self.invalid(
+                    "moe.loads_csv",
+                    format!("\"{}\" line {} ({} values)", path.display(), i + 1, v.len()),
+                    format!("each row needs model.num_experts = {experts} non-negative numbers"),
+                ));
+            }
+            rows.push(v);
+        }
+        if rows.is_empty() {
+            return Err(self.invalid(
+                "moe.loads_csv",
+                format!("\"{}\"", path.display()),
+                "holds no rows of expert loads",
+            ));
+        }
+        Ok(rows)
     }
 
     fn convert(&self, r: RawScenario) -> Result<Scenario, ScenarioError> {
@@ -396,6 +693,7 @@ impl Checker<'_> {
                 n.nodes_per_leaf
                     .unwrap_or(crate::hardware::cluster::DEFAULT_NODES_PER_LEAF),
             )?,
+            topology: Default::default(),
             gpu,
         };
         let model = self.model(&r.model)?;
@@ -474,6 +772,8 @@ impl Checker<'_> {
             pipeline_split_embedding_and_loss: rp.pipeline_split_embedding_and_loss.unwrap_or(false),
             grad_bucket_params: self.positive("parallel.grad_bucket_params", rp.grad_bucket_params.unwrap_or(40e6))?,
             tp_comm_overlap: rp.tp_comm_overlap.unwrap_or(false),
+            ep: self.at_least_one("parallel.ep", rp.ep.unwrap_or(1))?,
+            expert_tp: self.at_least_one("parallel.expert_tp", rp.expert_tp.unwrap_or(1))?,
         };
         plan.validate(&model, num_gpus, gpus_per_node, training.global_batch_size)
             .map_err(|e| ScenarioError::Plan {
@@ -482,6 +782,7 @@ impl Checker<'_> {
             })?;
 
         let goal = self.goal(r.target.as_ref(), r.reliability.as_ref(), r.energy.as_ref(), &model)?;
+        let routing = self.routing(r.moe.as_ref(), &model)?;
         let sim = r.simulation.unwrap_or_default();
         let warmup_iterations = sim.warmup_iterations.unwrap_or(1);
         let iterations = self.at_least_one("simulation.iterations", sim.iterations.unwrap_or(3))?;
@@ -558,6 +859,7 @@ impl Checker<'_> {
                 warmup_iterations,
                 goal,
                 stragglers,
+                routing,
             },
             measured,
         })
@@ -586,6 +888,7 @@ pub(crate) mod tests {
             scale_out_efficiency: 0.9,
             oversubscription: 1.0,
             nodes_per_leaf: 16,
+            topology: Default::default(),
         }
     }
 

@@ -36,6 +36,8 @@ pub struct RawScenario {
     pub reliability: Option<RawReliability>,
     /// Power, emissions and price.
     pub energy: Option<RawEnergy>,
+    /// MoE routing.
+    pub moe: Option<RawMoe>,
 }
 
 /// `[cluster]`.
@@ -71,6 +73,7 @@ pub struct RawGpu {
     pub attention_bwd_efficiency: Option<f64>,
     pub memory_efficiency: Option<f64>,
     pub kernel_overhead_us: Option<f64>,
+    pub grouped_gemm_efficiency: Option<f64>,
 }
 
 /// `[cluster.network]`.
@@ -102,6 +105,18 @@ pub struct RawModel {
     pub ffn_type: Option<String>,
     pub vocab_size: Option<u32>,
     pub tied_embeddings: Option<bool>,
+    pub attention: Option<String>,
+    pub q_lora_rank: Option<u32>,
+    pub kv_lora_rank: Option<u32>,
+    pub qk_nope_head_dim: Option<u32>,
+    pub qk_rope_head_dim: Option<u32>,
+    pub v_head_dim: Option<u32>,
+    pub num_experts: Option<u32>,
+    pub top_k: Option<u32>,
+    pub num_shared_experts: Option<u32>,
+    pub expert_ffn_hidden_size: Option<u32>,
+    pub shared_expert_ffn_hidden_size: Option<u32>,
+    pub first_dense_layers: Option<u32>,
 }
 
 /// `[parallel]`.
@@ -122,6 +137,23 @@ pub struct RawParallel {
     pub tp_comm_overlap: Option<bool>,
     pub pipeline_split_embedding_and_loss: Option<bool>,
     pub grad_bucket_params: Option<f64>,
+    pub ep: Option<u32>,
+    pub expert_tp: Option<u32>,
+}
+
+/// `[moe]`: routing of a MoE run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMoe {
+    pub routing: Option<String>,
+    pub dirichlet_alpha: Option<f64>,
+    pub zipf_exponent: Option<f64>,
+    pub lognormal_sigma: Option<f64>,
+    pub hot_experts: Option<u32>,
+    pub hot_fraction: Option<f64>,
+    pub rotate_every_steps: Option<u32>,
+    pub loads_csv: Option<String>,
+    pub capacity_factor: Option<f64>,
 }
 
 /// `[training]`.
@@ -168,6 +200,7 @@ pub struct RawTarget {
     pub loss_law_beta: Option<f64>,
     pub critical_batch_scale_tokens: Option<f64>,
     pub critical_batch_exponent: Option<f64>,
+    pub moe_effective_params: Option<String>,
 }
 
 /// `[reliability]`.

@@ -29,6 +29,13 @@ pub struct Breakdown {
     pub exposed_dp_param_comm_s: f64,
     /// Pipeline point-to-point transfers not hidden, s.
     pub exposed_pp_comm_s: f64,
+    /// MoE token all-to-all not hidden, s.
+    #[serde(default)]
+    pub exposed_ep_comm_s: f64,
+    /// Waiting for the slowest expert-parallel rank after the experts (routing
+    /// imbalance), s.
+    #[serde(default)]
+    pub moe_imbalance_s: f64,
     /// Cross-rank synchronisation (gradient-norm all-reduce), s.
     pub sync_s: f64,
     /// Pipeline bubble: idle while waiting on other stages, s.
@@ -41,6 +48,9 @@ pub struct Breakdown {
     pub total_dp_comm_s: f64,
     /// PP communication time including the hidden part, s.
     pub total_pp_comm_s: f64,
+    /// MoE all-to-all time including any hidden part, s.
+    #[serde(default)]
+    pub total_ep_comm_s: f64,
 }
 
 impl Breakdown {
@@ -54,6 +64,8 @@ impl Breakdown {
             + self.exposed_dp_grad_comm_s
             + self.exposed_dp_param_comm_s
             + self.exposed_pp_comm_s
+            + self.exposed_ep_comm_s
+            + self.moe_imbalance_s
             + self.sync_s
             + self.pipeline_bubble_s
             + self.idle_s
@@ -75,6 +87,8 @@ impl Breakdown {
             ("exposed DP grad comm", self.exposed_dp_grad_comm_s),
             ("exposed DP param comm", self.exposed_dp_param_comm_s),
             ("exposed PP comm", self.exposed_pp_comm_s),
+            ("exposed EP all-to-all", self.exposed_ep_comm_s),
+            ("MoE imbalance wait", self.moe_imbalance_s),
             ("sync", self.sync_s),
             ("pipeline bubble", self.pipeline_bubble_s),
             ("idle", self.idle_s),
@@ -91,12 +105,15 @@ impl Breakdown {
             &mut self.exposed_dp_grad_comm_s,
             &mut self.exposed_dp_param_comm_s,
             &mut self.exposed_pp_comm_s,
+            &mut self.exposed_ep_comm_s,
+            &mut self.moe_imbalance_s,
             &mut self.sync_s,
             &mut self.pipeline_bubble_s,
             &mut self.idle_s,
             &mut self.total_tp_comm_s,
             &mut self.total_dp_comm_s,
             &mut self.total_pp_comm_s,
+            &mut self.total_ep_comm_s,
         ];
         let b = [
             o.forward_s,
@@ -107,12 +124,15 @@ impl Breakdown {
             o.exposed_dp_grad_comm_s,
             o.exposed_dp_param_comm_s,
             o.exposed_pp_comm_s,
+            o.exposed_ep_comm_s,
+            o.moe_imbalance_s,
             o.sync_s,
             o.pipeline_bubble_s,
             o.idle_s,
             o.total_tp_comm_s,
             o.total_dp_comm_s,
             o.total_pp_comm_s,
+            o.total_ep_comm_s,
         ];
         for (x, y) in a.into_iter().zip(b) {
             *x += k * y;
@@ -141,9 +161,17 @@ fn category(kind: &OpKind) -> Option<usize> {
         } => 6,
         OpKind::Collective { .. } => 5,
         OpKind::Send { .. } => 7,
-        OpKind::Barrier { .. } => 8,
+        OpKind::AllToAll { .. } => 8,
+        OpKind::Barrier { .. } => 10,
     })
 }
+
+/// Categories: 0-3 compute phases, 4 TP, 5 DP grad, 6 DP param, 7 PP, 8 EP all-to-all,
+/// 9 MoE imbalance wait, 10 sync, then bubble (11) or idle (12) when nothing is active.
+const N_ACTIVE: usize = 11;
+const BUBBLE: usize = 11;
+const IDLE: usize = 12;
+const IMBALANCE: usize = 9;
 
 /// Breakdown of every representative rank over `[from, to)`, per iteration in it.
 pub fn per_rank(
@@ -154,35 +182,49 @@ pub fn per_rank(
     iterations: f64,
     pipeline: bool,
 ) -> Vec<Breakdown> {
-    let n = w.ranks.len();
+    let n = w.stages as usize;
     let mut marks: Vec<Vec<(u64, i32, usize)>> = vec![Vec::new(); n];
-    let mut totals = vec![[0.0f64; 3]; n];
+    let mut totals = vec![[0.0f64; 4]; n];
+    let mut mark = |r: usize, s: SimTime, e: SimTime, cat: usize| -> Option<f64> {
+        let s = s.max(from);
+        let e = e.min(to);
+        if e <= s {
+            return None;
+        }
+        marks[r].push((s.as_ps(), 1, cat));
+        marks[r].push((e.as_ps(), -1, cat));
+        Some((e - s).as_secs())
+    };
     for (i, op) in w.ops.iter().enumerate() {
+        let r = op.rank as usize;
+        if r >= n {
+            continue; // expert lanes: their wait shows on the representative
+        }
         let Some(cat) = category(&op.kind) else {
             continue;
         };
         let (s, e) = out.op_times[i];
-        let s = s.max(from);
-        let e = e.min(to);
-        if e <= s {
-            continue;
+        if let OpKind::AllToAll { table } = op.kind {
+            if let Some(prev) = w.all_to_alls[table as usize].wait_from {
+                mark(r, out.op_times[prev as usize].1, s, IMBALANCE);
+            }
         }
-        let r = op.rank as usize;
-        marks[r].push((s.as_ps(), 1, cat));
-        marks[r].push((e.as_ps(), -1, cat));
-        let d = (e - s).as_secs();
+        let Some(d) = mark(r, s, e, cat) else {
+            continue;
+        };
         match cat {
             4 => totals[r][0] += d,
             5 | 6 => totals[r][1] += d,
             7 => totals[r][2] += d,
+            8 => totals[r][3] += d,
             _ => {}
         }
     }
     let mut result = Vec::with_capacity(n);
     for (r, mut m) in marks.into_iter().enumerate() {
         m.sort_unstable();
-        let mut active = [0i32; 9];
-        let mut acc = [0.0f64; 11];
+        let mut active = [0i32; N_ACTIVE];
+        let mut acc = [0.0f64; IDLE + 1];
         let mut t = from.as_ps();
         let mut i = 0;
         let end = to.as_ps();
@@ -196,7 +238,7 @@ pub fn per_rank(
             let cat = active
                 .iter()
                 .position(|&a| a > 0)
-                .unwrap_or(if pipeline { 9 } else { 10 });
+                .unwrap_or(if pipeline { BUBBLE } else { IDLE });
             acc[cat] += dt;
             t = next;
         }
@@ -210,12 +252,15 @@ pub fn per_rank(
             exposed_dp_grad_comm_s: acc[5] * k,
             exposed_dp_param_comm_s: acc[6] * k,
             exposed_pp_comm_s: acc[7] * k,
-            sync_s: acc[8] * k,
-            pipeline_bubble_s: acc[9] * k,
-            idle_s: acc[10] * k,
+            exposed_ep_comm_s: acc[8] * k,
+            moe_imbalance_s: acc[IMBALANCE] * k,
+            sync_s: acc[10] * k,
+            pipeline_bubble_s: acc[BUBBLE] * k,
+            idle_s: acc[IDLE] * k,
             total_tp_comm_s: totals[r][0] * k,
             total_dp_comm_s: totals[r][1] * k,
             total_pp_comm_s: totals[r][2] * k,
+            total_ep_comm_s: totals[r][3] * k,
         });
     }
     result

@@ -40,6 +40,8 @@ pub struct Layouts {
     pub tp: GroupLayout,
     /// DP group.
     pub dp: GroupLayout,
+    /// Expert-data-parallel group (MoE).
+    pub expert_dp: GroupLayout,
     /// Whether adjacent pipeline stages share a node.
     pub pp_same_node: bool,
 }
@@ -106,6 +108,11 @@ struct Sim<'a> {
     barrier_waiting: Vec<Vec<OpId>>,
     barrier_latency: SimTime,
     iteration_ends: Vec<SimTime>,
+    /// Earliest finish of each op (all-to-alls: the other lanes' ports), else zero.
+    not_before: Vec<SimTime>,
+    /// Scale-up and NIC port bandwidths, bytes/s.
+    up_bw: f64,
+    out_bw: f64,
 }
 
 fn queue_index(op: &crate::workload::Op) -> usize {
@@ -156,7 +163,7 @@ impl<'a> Sim<'a> {
             })
             .collect();
         let barrier_latency =
-            SimTime::from_secs(2.0 * (n_ranks as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
+            SimTime::from_secs(2.0 * (w.stages as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
         let n_queues = queues.len();
         Sim {
             w,
@@ -180,6 +187,13 @@ impl<'a> Sim<'a> {
             barrier_waiting: vec![Vec::new(); w.iterations as usize],
             barrier_latency,
             iteration_ends: vec![SimTime::ZERO; w.iterations as usize],
+            not_before: if w.all_to_alls.is_empty() {
+                Vec::new()
+            } else {
+                vec![SimTime::ZERO; n_ops]
+            },
+            up_bw,
+            out_bw,
         }
     }
 
@@ -217,6 +231,7 @@ impl<'a> Sim<'a> {
                 let layout = match group {
                     Group::Tp => self.layouts.tp,
                     Group::Dp => self.layouts.dp,
+                    Group::ExpertDp => self.layouts.expert_dp,
                 };
                 let cost = ring_cost(*kind, layout, *bytes, self.cluster);
                 let flows: Vec<([LinkId; 4], usize, f64)> = cost
@@ -248,10 +263,39 @@ impl<'a> Sim<'a> {
                 }
                 self.net_changed = true;
             }
+            OpKind::AllToAll { table } => {
+                // the representative's four ports as flows; the other lanes' ports carry
+                // nothing else, so their drain time on idle links is exact and the op
+                // cannot finish before it
+                let a = &self.w.all_to_alls[*table as usize];
+                let lat_us = if a.crosses_nodes {
+                    self.cluster.scale_out_latency_us
+                } else {
+                    self.cluster.scale_up_latency_us
+                };
+                let latency = SimTime::from_secs(lat_us * 1e-6);
+                let others_s = (a.other_lanes_max_bytes[0] / self.up_bw).max(a.other_lanes_max_bytes[1] / self.out_bw);
+                self.not_before[id as usize] = now + SimTime::from_secs(others_s) + latency;
+                let (up_tx, up_rx, out_tx, out_rx) = ([r.up_tx], [r.up_rx], [r.out_tx], [r.out_rx]);
+                let flows: Vec<(&[LinkId], f64)> = [
+                    (&up_tx[..], a.up_send_bytes),
+                    (&up_rx[..], a.up_recv_bytes),
+                    (&out_tx[..], a.out_send_bytes),
+                    (&out_rx[..], a.out_recv_bytes),
+                ]
+                .into_iter()
+                .filter(|(_, b)| *b > 0.0)
+                .collect();
+                if let Some(c) = self.net.start_transfer(now, &flows, latency, id as u64) {
+                    let t = c.ready_at.max(self.not_before[id as usize]);
+                    self.q.schedule(t, Event::OpDone(id));
+                }
+                self.net_changed = true;
+            }
             OpKind::Barrier { iteration } => {
                 let waiting = &mut self.barrier_waiting[*iteration as usize];
                 waiting.push(id);
-                if waiting.len() == self.w.ranks.len() {
+                if waiting.len() == self.w.stages as usize {
                     // the synchronisation itself starts when the last rank arrives; the
                     // wait before that is idle time (pipeline drain), not communication
                     for &o in waiting.iter() {
@@ -312,7 +356,11 @@ impl<'a> Sim<'a> {
                         continue;
                     }
                     for c in self.net.advance(now) {
-                        self.q.schedule(c.ready_at, Event::OpDone(c.tag as OpId));
+                        let t = match self.not_before.get(c.tag as usize) {
+                            Some(&nb) => c.ready_at.max(nb),
+                            None => c.ready_at,
+                        };
+                        self.q.schedule(t, Event::OpDone(c.tag as OpId));
                     }
                     self.net_changed = true;
                 }

@@ -36,6 +36,62 @@ pub struct RunInput {
     pub goal: Option<crate::training::TrainingGoal>,
     /// Slow GPUs and per-step slowdowns (none by default).
     pub stragglers: super::stragglers::StragglerSpec,
+    /// MoE token routing (`[moe]`; balanced and dropless by default).
+    pub routing: crate::workload::routing::RoutingSpec,
+}
+
+/// What routing did in a MoE run. Loads are relative: 1 = the mean expert's load.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MoeResult {
+    /// Routing distribution name.
+    pub routing: String,
+    /// Routed experts per MoE layer.
+    pub num_experts: u32,
+    /// Experts per token.
+    pub top_k: u32,
+    /// Expert-parallel degree.
+    pub ep: u32,
+    /// Expert-data-parallel degree (replicas of each expert).
+    pub expert_dp: u32,
+    /// Capacity factor (absent: dropless).
+    pub capacity_factor: Option<f64>,
+    /// Token-expert assignments per step, per expert-parallel group.
+    pub assignments_per_step_per_ep_group: f64,
+    /// Fraction of assignments dropped by the capacity factor.
+    pub dropped_fraction: f64,
+    /// Mean over layers and micro-batches of max/mean expert load.
+    pub expert_load_max_over_mean: f64,
+    /// Mean Gini coefficient of expert loads.
+    pub expert_load_gini: f64,
+    /// Mean over layers and micro-batches of max/mean load of the expert-parallel ranks.
+    pub rank_load_max_over_mean: f64,
+    /// Mean Gini coefficient of rank loads.
+    pub rank_load_gini: f64,
+    /// Time per step the representative waited for slower expert-parallel ranks, s (stage mean).
+    pub imbalance_wait_s: f64,
+    /// Exposed all-to-all time per step, s (stage mean).
+    pub exposed_all_to_all_s: f64,
+    /// Relative load per MoE layer (rows) and expert (columns), over all simulated steps.
+    pub expert_load_per_layer: Vec<Vec<f64>>,
+    /// Relative load per simulated step (rows) and expert (columns), over all MoE layers.
+    pub expert_load_per_step: Vec<Vec<f64>>,
+}
+
+fn relative(rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    rows.iter()
+        .map(|r| {
+            let mean = r.iter().sum::<f64>() / r.len().max(1) as f64;
+            r.iter()
+                .map(|x| {
+                    if mean > 0.0 {
+                        (x / mean * 1e4).round() / 1e4
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// A span of the timeline (last simulated iteration).
@@ -136,6 +192,9 @@ pub struct RunResult {
     /// Training to the scenario's `[target]`: time, failures, energy, cost (absent without one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_target: Option<crate::training::TrainingOutcome>,
+    /// Routing and expert load (MoE models only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moe: Option<MoeResult>,
 }
 
 /// Stages kept in the timeline at most.
@@ -195,6 +254,9 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
         global_batch_size: t.global_batch_size,
         flash_attention: t.flash_attention,
         iterations,
+        gpus_per_node: c.gpus_per_node,
+        routing: &input.routing,
+        seed: input.seed,
     };
     let w = workload::build(&spec);
     let placement = Placement::megatron(p, c.gpus_per_node);
@@ -206,6 +268,10 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
         dp: GroupLayout {
             size: p.dp,
             members_per_node: placement.dp_members_per_node,
+        },
+        expert_dp: GroupLayout {
+            size: p.expert_dp(),
+            members_per_node: placement.expert_dp_members_per_node,
         },
         pp_same_node: placement.pp_neighbours_share_node,
     };
@@ -248,7 +314,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
     let t0 = starts[last as usize];
     let stages = timeline_stages(p.pp);
     let mut per_stage_ops = vec![0usize; p.pp as usize];
-    for op in w.ops.iter().filter(|op| op.iteration == last) {
+    for op in w.ops.iter().filter(|op| op.iteration == last && op.rank < w.stages) {
         per_stage_ops[op.rank as usize] += 1;
     }
     let mut timeline = Vec::new();
@@ -292,7 +358,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
         timeline.push(span);
     }
 
-    let n_rep = w.ranks.len() as f64;
+    let n_rep = w.stages as f64;
     let iters = iterations as f64;
     let mut result = RunResult {
         name: input.name.clone(),
@@ -321,7 +387,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
         simulation: SimulationStats {
             events: out.events,
             operations: w.ops.len() as u64,
-            representative_ranks: w.ranks.len() as u32,
+            representative_ranks: w.stages,
             gpus_represented: w.ranks.iter().map(|r| r.multiplicity).sum(),
             iterations_simulated: iterations,
             warmup_iterations: input.warmup_iterations,
@@ -335,7 +401,42 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
                 .collect()
         },
         to_target: None,
+        moe: None,
     };
+    if let (Some(loads), Some(moe)) = (&w.moe, &input.model.moe) {
+        let draws = loads.draws.max(1) as f64;
+        let routing = match &input.routing.routing {
+            crate::workload::routing::Routing::Balanced => "balanced",
+            crate::workload::routing::Routing::Dirichlet { .. } => "dirichlet",
+            crate::workload::routing::Routing::Zipf { .. } => "zipf",
+            crate::workload::routing::Routing::LogNormal { .. } => "lognormal",
+            crate::workload::routing::Routing::HotSet { .. } => "hot",
+            crate::workload::routing::Routing::Rotating { .. } => "rotating",
+            crate::workload::routing::Routing::Replay { .. } => "csv",
+        };
+        result.moe = Some(MoeResult {
+            routing: routing.into(),
+            num_experts: moe.num_experts,
+            top_k: moe.top_k,
+            ep: p.ep,
+            expert_dp: p.expert_dp(),
+            capacity_factor: input.routing.capacity_factor,
+            assignments_per_step_per_ep_group: loads.assignments_per_iteration / iters,
+            dropped_fraction: if loads.assignments_per_iteration > 0.0 {
+                loads.dropped_per_iteration / loads.assignments_per_iteration
+            } else {
+                0.0
+            },
+            expert_load_max_over_mean: loads.expert_max_over_mean / draws,
+            expert_load_gini: loads.expert_gini / draws,
+            rank_load_max_over_mean: loads.rank_max_over_mean / draws,
+            rank_load_gini: loads.rank_gini / draws,
+            imbalance_wait_s: result.breakdown.moe_imbalance_s,
+            exposed_all_to_all_s: result.breakdown.exposed_ep_comm_s,
+            expert_load_per_layer: relative(&loads.per_layer_expert),
+            expert_load_per_step: relative(&loads.per_iteration_expert),
+        });
+    }
     result.to_target = input.goal.as_ref().map(|g| crate::training::outcome(&result, input, g));
     let trace = trace.map(|req| super::trace::collect(&w, &out, input.warmup_iterations, req));
     Ok((result, trace))

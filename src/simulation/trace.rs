@@ -95,17 +95,13 @@ pub fn category(kind: &OpKind) -> String {
         OpKind::Collective { .. } => "dp_comm".into(),
         OpKind::Send { .. } => "pp_comm".into(),
         OpKind::Barrier { .. } => "sync".into(),
+        OpKind::AllToAll { .. } => "ep_comm".into(),
     }
 }
 
 /// Collects the spans `req` asks for. Stages or iterations that do not exist are ignored.
 pub(crate) fn collect(w: &Workload, out: &SimOutput, warmup: u32, req: &TraceRequest) -> Trace {
-    let mut stages: Vec<u32> = req
-        .stages
-        .iter()
-        .copied()
-        .filter(|&s| (s as usize) < w.ranks.len())
-        .collect();
+    let mut stages: Vec<u32> = req.stages.iter().copied().filter(|&s| s < w.stages).collect();
     stages.sort_unstable();
     stages.dedup();
     let last = w.iterations.saturating_sub(1);
@@ -134,6 +130,10 @@ pub(crate) fn collect(w: &Workload, out: &SimOutput, warmup: u32, req: &TraceReq
             OpKind::Compute { flops, .. } => (None, Some(*flops)),
             OpKind::Collective { bytes, .. } | OpKind::Send { bytes, .. } => (Some(*bytes), None),
             OpKind::Barrier { .. } => (None, None),
+            OpKind::AllToAll { table } => {
+                let a = &w.all_to_alls[*table as usize];
+                (Some(a.up_send_bytes + a.out_send_bytes), None)
+            }
         };
         spans.push(TraceSpan {
             stage: op.rank,

@@ -7,8 +7,10 @@
 
 pub mod charts;
 pub mod expr;
+pub mod pareto;
 pub mod run;
 pub mod search;
+mod search_bounds;
 pub mod spec;
 
 pub use run::{merge_csv, run_sweep, SweepOptions, SweepOutcome};

@@ -29,8 +29,41 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "memory_gib",
     "fits_in_memory",
     "num_gpus",
+    "gpu_hours_per_step",
+    "time_to_target_days",
+    "cost_usd",
+    "energy_to_target_kwh",
     "plan",
 ];
+
+/// Metric columns that hold numbers (the choices of `--x` / `--y`).
+pub const NUMERIC_COLUMNS: &[&str] = &[
+    "step_time_s",
+    "tokens_per_s",
+    "tokens_per_s_per_gpu",
+    "model_tflops_per_gpu",
+    "mfu_pct",
+    "hfu_pct",
+    "bubble_pct",
+    "exposed_tp_comm_s",
+    "exposed_dp_comm_s",
+    "exposed_pp_comm_s",
+    "memory_gib",
+    "num_gpus",
+    "gpu_hours_per_step",
+    "time_to_target_days",
+    "cost_usd",
+    "energy_to_target_kwh",
+];
+
+/// Columns that need a `[target]` section.
+pub const TARGET_COLUMNS: &[&str] = &["time_to_target_days", "cost_usd", "energy_to_target_kwh"];
+
+fn opt_cell(x: Option<f64>, digits: usize) -> String {
+    x.filter(|v| v.is_finite())
+        .map(|v| format!("{v:.digits$}"))
+        .unwrap_or_default()
+}
 
 /// Outcome of one point.
 #[derive(Clone, Debug, PartialEq)]
@@ -83,6 +116,13 @@ impl Row {
                     format!("{:.3}", r.memory.total_gib),
                     r.memory.fits.to_string(),
                     r.num_gpus.to_string(),
+                    format!("{:.6}", r.step_time_s * r.num_gpus as f64 / 3600.0),
+                ]);
+                let to = r.to_target.as_ref();
+                c.extend([
+                    opt_cell(to.map(|t| t.wall_clock_to_target_days), 4),
+                    opt_cell(to.map(|t| t.energy.cost_usd), 0),
+                    opt_cell(to.map(|t| t.energy.energy_to_target_kwh), 1),
                     r.plan.clone(),
                 ]);
             }
@@ -120,10 +160,16 @@ impl Row {
                 ),
                 ("exposed_pp_comm_s", b.exposed_pp_comm_s),
                 ("memory_gib", r.memory.total_gib),
+                ("gpu_hours_per_step", r.step_time_s * r.num_gpus as f64 / 3600.0),
             ] {
                 m.insert(k.into(), json!(v));
             }
             m.insert("fits_in_memory".into(), json!(r.memory.fits));
+            if let Some(t) = &r.to_target {
+                m.insert("time_to_target_days".into(), json!(t.wall_clock_to_target_days));
+                m.insert("cost_usd".into(), json!(t.energy.cost_usd));
+                m.insert("energy_to_target_kwh".into(), json!(t.energy.energy_to_target_kwh));
+            }
             m.insert("plan".into(), json!(r.plan));
         }
         serde_json::Value::Object(m).to_string()
@@ -173,6 +219,8 @@ pub struct SweepOptions {
     pub restart: bool,
     /// Print progress to stderr.
     pub progress: bool,
+    /// Charts to draw when the sweep ends (unsharded runs).
+    pub charts: super::charts::ChartOptions,
 }
 
 /// What a finished sweep wrote.
@@ -286,7 +334,7 @@ pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> anyhow::Result<SweepO
     std::fs::rename(&csv_part, &csv)?;
     std::fs::rename(&json_part, &jsonl)?;
     let charts = if opts.shard.is_none() {
-        super::charts::draw(spec, &csv)?
+        super::charts::draw(spec, &csv, &opts.charts)?
     } else {
         Vec::new()
     };

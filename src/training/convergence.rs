@@ -23,6 +23,26 @@
 //! * **Compute-optimal allocation** under `C = 6 N D` (Hoffmann Eq. 4 / Appendix D.2):
 //!   `N_opt(C) = G (C/6)^a`, `D_opt(C) = G^-1 (C/6)^b`, with
 //!   `G = (alpha A / (beta B))^(1/(alpha+beta))`, `a = beta/(alpha+beta)`, `b = alpha/(alpha+beta)`.
+//!   This is the default [`Allocation::LossLaw`]. [`Allocation::Approach1`] instead uses
+//!   Hoffmann's Approach 1 power law (Sec. 3.1, Table 2: `N_opt ~ C^a`, `a = 0.50`),
+//!   anchored at the Approach-1 optimum the paper states for `1e21` FLOPs (Appendix D.4:
+//!   2.86B parameters): `N_opt(C) = 2.86e9 (C / 1e21)^0.50`, `D_opt = C / (6 N_opt)`.
+//!   Hoffmann Table 3 is this rule's projection (Approach 1); the Approach 3 laws drift
+//!   from it because their exponent `a` differs (0.46 in Hoffmann's Table 2, 0.45 from the rounded
+//!   constants, 0.513 for Besiroglu's refit; see the tests against Table 3). The loss itself always comes from
+//!   the loss law.
+//! * **Effective parameters of a mixture-of-experts model** ([`effective_params`]): the
+//!   laws above were fitted on dense models, where active = total parameters. Clark et al.
+//!   2022, "Unified Scaling Laws for Routed Language Models", arXiv:2202.01169, derive a
+//!   dense-equivalent "effective parameter count" for routed models: it equals the active
+//!   count for one expert and grows with the expert count, so an MoE's `N` lies above its
+//!   active count and the total count is an optimistic bound. Rules ([`EffectiveParamsRule`]):
+//!   `active` (default; `N` = active parameters, the convention of Ludziejewski et al. 2025,
+//!   "Joint MoE Scaling Laws", arXiv:2502.05172, whose loss takes `N_act` and reduces to the
+//!   Chinchilla form for one expert; pessimistic for an MoE), `total` (optimistic upper
+//!   bound) and `geometric` (`sqrt(active * total)`, a practitioners' rule of thumb for the
+//!   dense-equivalent size, e.g. A. Jiang (Mistral AI), Stanford CS25 lecture on Mixtral,
+//!   2024, given there as rough and only for comparable training data; not a fitted law).
 //! * **Critical batch** (Kaplan et al. 2020, "Scaling Laws for Neural Language Models",
 //!   arXiv:2001.08361, Eq. 5.4 and Table 5): `B_crit(L) = B* / L^(1/alpha_B)`, with
 //!   `B*` = 2e8 tokens (the paper's 2.1e8, quoted as about 2e8 in its introduction) and
@@ -104,6 +124,82 @@ impl LossLaw {
         let g = (self.alpha * self.a / (self.beta * self.b)).powf(1.0 / s);
         let x = c_flops / 6.0;
         (g * x.powf(self.beta / s), x.powf(self.alpha / s) / g)
+    }
+}
+
+/// How a FLOP budget is split into parameters and tokens (`C = 6 N D` in both rules).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Allocation {
+    /// The iso-FLOP minimum of the loss law in use ([`LossLaw::compute_optimal`]).
+    #[default]
+    LossLaw,
+    /// Hoffmann et al. 2022 Approach 1: `N_opt = 2.86e9 (C / 1e21)^0.50`, the rule behind
+    /// their Table 3 (see [`Allocation::APPROACH1_EXPONENT`]).
+    Approach1,
+}
+
+impl Allocation {
+    /// Serde names, in the order of [`Allocation::ALL`].
+    pub const NAMES: &'static [&'static str] = &["loss_law", "approach1"];
+    /// The rules named by [`Allocation::NAMES`].
+    pub const ALL: [Allocation; 2] = [Allocation::LossLaw, Allocation::Approach1];
+    /// Approach 1 exponent `a` of `N_opt ~ C^a`: Hoffmann et al. 2022, Table 2, row
+    /// "1. Minimum over training curves": 0.50 (10th-90th percentile 0.488-0.502); `b` =
+    /// 0.50 too, consistent with `C = 6 N D`.
+    pub const APPROACH1_EXPONENT: f64 = 0.50;
+    /// Approach 1 anchor `(C, N_opt)`: Hoffmann et al. 2022, Appendix D.4 ("From our
+    /// approach 1, we estimate a 2.86 billion parameter model should be optimal" for
+    /// `1e21` FLOPs). Not a row of Table 3.
+    pub const APPROACH1_ANCHOR: (f64, f64) = (1e21, 2.86e9);
+
+    /// Compute-optimal `(N_opt, D_opt)` for `c_flops` training FLOPs; `law` is used only by
+    /// [`Allocation::LossLaw`].
+    pub fn compute_optimal(self, law: &LossLaw, c_flops: f64) -> (f64, f64) {
+        match self {
+            Allocation::LossLaw => law.compute_optimal(c_flops),
+            Allocation::Approach1 => {
+                let (c0, n0) = Self::APPROACH1_ANCHOR;
+                let n = n0 * (c_flops / c0).powf(Self::APPROACH1_EXPONENT);
+                (n, c_flops / (6.0 * n))
+            }
+        }
+    }
+}
+
+/// Which parameter count of a mixture-of-experts model stands for `N` in the loss law
+/// (see the module doc for the sources).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EffectiveParamsRule {
+    /// `N` = active parameters per token (pessimistic for an MoE).
+    #[default]
+    Active,
+    /// `N` = all parameters, every expert counted (optimistic).
+    Total,
+    /// `N = sqrt(active * total)`, the geometric mean (rule of thumb).
+    Geometric,
+}
+
+impl EffectiveParamsRule {
+    /// Serde names, in the order of [`EffectiveParamsRule::ALL`].
+    pub const NAMES: &'static [&'static str] = &["active", "total", "geometric"];
+    /// The rules named by [`EffectiveParamsRule::NAMES`].
+    pub const ALL: [EffectiveParamsRule; 3] = [
+        EffectiveParamsRule::Active,
+        EffectiveParamsRule::Total,
+        EffectiveParamsRule::Geometric,
+    ];
+}
+
+/// `N` to use in the loss law for a model with `total_params` parameters of which
+/// `active_params` are used per token (`0 < active <= total`; equal for a dense model, where
+/// every rule gives the same count).
+pub fn effective_params(total_params: f64, active_params: f64, rule: EffectiveParamsRule) -> f64 {
+    match rule {
+        EffectiveParamsRule::Active => active_params,
+        EffectiveParamsRule::Total => total_params,
+        EffectiveParamsRule::Geometric => (active_params * total_params).sqrt(),
     }
 }
 
@@ -190,6 +286,61 @@ mod tests {
                 assert!(at(n * f) > best, "{law:?} {f}");
             }
         }
+    }
+
+    #[test]
+    fn allocation_rules() {
+        let law = LossLaw::BESIROGLU2024;
+        for c in [1e19, 5.76e23, 1e28] {
+            assert_eq!(Allocation::LossLaw.compute_optimal(&law, c), law.compute_optimal(c));
+            let (n, d) = Allocation::Approach1.compute_optimal(&law, c);
+            assert!(close(6.0 * n * d, c, 1e-12));
+            // the law is unused: same split under the other constants
+            assert_eq!((n, d), Allocation::Approach1.compute_optimal(&LossLaw::HOFFMANN2022, c));
+            // N ~ C^0.5: 4x the FLOPs, 2x the parameters and 2x the tokens
+            let (n4, d4) = Allocation::Approach1.compute_optimal(&law, 4.0 * c);
+            assert!(close(n4, 2.0 * n, 1e-12) && close(d4, 2.0 * d, 1e-12));
+        }
+        // Hoffmann Appendix D.4: 2.86B parameters (so 58.3B tokens) at 1e21 FLOPs ...
+        let (n, d) = Allocation::Approach1.compute_optimal(&law, 1e21);
+        assert!(close(n, 2.86e9, 1e-12) && close(d, 1e21 / (6.0 * 2.86e9), 1e-12));
+        // ... and Chinchilla itself (Hoffmann Sec. 4: 70B parameters, 1.4T tokens at the
+        // Gopher budget of 5.76e23 FLOPs), which the anchor does not use
+        let (n, d) = Allocation::Approach1.compute_optimal(&law, 5.76e23);
+        assert!(close(n, 70e9, 0.03) && close(d, 1.4e12, 0.03), "{n:e} {d:e}");
+        // serde names
+        for (a, name) in Allocation::ALL.iter().zip(Allocation::NAMES) {
+            assert_eq!(serde_json::to_string(a).unwrap(), format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<Allocation>(&format!("\"{name}\"")).unwrap(), *a);
+        }
+        assert_eq!(Allocation::default(), Allocation::LossLaw);
+    }
+
+    #[test]
+    fn effective_params_rules() {
+        use EffectiveParamsRule::*;
+        // Mixtral 8x7B (Jiang et al. 2024, arXiv:2401.04088): 46.7B total, 12.9B active
+        let (total, active) = (46.7e9, 12.9e9);
+        assert_eq!(effective_params(total, active, Active), active);
+        assert_eq!(effective_params(total, active, Total), total);
+        let g = effective_params(total, active, Geometric);
+        assert!(close(g, 24.54e9, 1e-3), "{g:e}");
+        assert!(active < g && g < total);
+        assert!(close(g * g, total * active, 1e-12));
+        // a dense model: every rule gives its parameter count
+        for rule in EffectiveParamsRule::ALL {
+            assert!(close(effective_params(70e9, 70e9, rule), 70e9, 1e-15));
+        }
+        assert_eq!(EffectiveParamsRule::default(), Active);
+        for (r, name) in EffectiveParamsRule::ALL.iter().zip(EffectiveParamsRule::NAMES) {
+            assert_eq!(serde_json::to_string(r).unwrap(), format!("\"{name}\""));
+            let back: EffectiveParamsRule = serde_json::from_str(&format!("\"{name}\"")).unwrap();
+            assert_eq!(back, *r);
+        }
+        // a larger effective N lowers the predicted loss at the same tokens
+        let law = LossLaw::BESIROGLU2024;
+        let at = |rule| law.loss(effective_params(total, active, rule), 1e12);
+        assert!(at(Total) < at(Geometric) && at(Geometric) < at(Active));
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub enum Target {
 /// `[target]`, `[reliability]` and `[energy]` sections).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainingGoal {
+    /// Which parameter count of a MoE model is the loss law's `N`.
+    pub effective_params: super::convergence::EffectiveParamsRule,
     /// The target.
     pub target: Target,
     /// Name of the loss law ("hoffmann2022", "besiroglu2024", or "custom" when overridden).
@@ -122,6 +124,14 @@ fn f64_or_inf<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
 }
 
+impl TrainingGoal {
+    /// The `N` of the loss law for `model` (its total parameters when dense; for MoE by
+    /// [`TrainingGoal::effective_params`]).
+    pub fn loss_law_params(&self, model: &crate::model::TransformerSpec) -> f64 {
+        super::convergence::effective_params(model.total_params(), model.active_params(), self.effective_params)
+    }
+}
+
 /// Default of a field missing from an older results file.
 fn f64_nan() -> f64 {
     f64::NAN
@@ -132,7 +142,7 @@ pub const LOSS_CURVE_POINTS: usize = 50;
 
 /// Scales the simulated step of `r` (run from `input`) up to a run to `goal`.
 pub fn outcome(r: &RunResult, input: &RunInput, goal: &TrainingGoal) -> TrainingOutcome {
-    let n = input.model.total_params();
+    let n = goal.loss_law_params(&input.model);
     let b = r.tokens_per_step;
     let (law, cb) = (&goal.loss_law, &goal.critical_batch);
     let (tokens, target) = match goal.target {

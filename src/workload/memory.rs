@@ -49,8 +49,16 @@ impl MemoryBreakdown {
     }
 }
 
-/// Activation bytes one layer stores for one micro-batch on one GPU.
+/// Activation bytes one dense layer stores for one micro-batch on one GPU.
 pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, t: &TrainingSpec) -> f64 {
+    layer_activation_bytes(m, p, t, 0)
+}
+
+/// Activation bytes layer `layer` stores for one micro-batch on one GPU. A MoE layer
+/// keeps, instead of the dense MLP's tensors, `top_k` copies of its sequence shard's
+/// tokens: the permuted input, the experts' GEMM inputs and activation inputs (plus the
+/// shared experts' tensors).
+pub fn layer_activation_bytes(m: &TransformerSpec, p: &ParallelPlan, t: &TrainingSpec, layer: u32) -> f64 {
     let (seq, flash) = (t.seq_length, t.flash_attention);
     let s = seq as f64;
     let b = p.micro_batch_size as f64;
@@ -63,7 +71,12 @@ pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, t: &Tra
         // only the layer input is kept
         return 2.0 * sbh / if p.sequence_parallel { tp } else { 1.0 };
     }
-    let f_ratio = m.ffn_hidden_size as f64 / h;
+    let moe = m.moe.as_ref().filter(|_| m.is_moe_layer(layer));
+    let f_ratio = if moe.is_some() {
+        0.0
+    } else {
+        m.ffn_hidden_size as f64 / h
+    };
     let qkv = (m.q_dim() + 2.0 * m.kv_dim()) / h; // relative width of Q, K, V
                                                   // replicated across TP ranks unless SP: two norm inputs (2+2), QKV and fc1 inputs
                                                   // (GEMM inputs), two dropout masks (1+1)
@@ -76,6 +89,15 @@ pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, t: &Tra
     } else {
         replicated + split / tp
     };
+    if let Some(moe) = moe {
+        // tokens stay sharded over TP ranks inside the MoE block
+        let proj = m.ffn_in_projections();
+        let fe = moe.expert_ffn_hidden_size as f64 / h;
+        let fs = moe.shared_expert_ffn_hidden_size as f64 * moe.num_shared_experts as f64 / h;
+        let routed = moe.top_k as f64 * (2.0 + gemm_in + 2.0 * fe * proj + gemm_in * fe);
+        let shared = 2.0 * fs * proj + gemm_in * fs;
+        per += (routed + shared) / tp;
+    }
     let scores = if flash || p.recompute == Recompute::Selective {
         0.0
     } else {
@@ -85,19 +107,26 @@ pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, t: &Tra
     sbh * per
 }
 
-/// Memory of the most loaded GPU: the first pipeline stage (most in-flight activations,
-/// input embedding) or the last (output projection and loss), whichever is larger.
+/// Memory of the most loaded GPU: usually the first pipeline stage (most in-flight
+/// activations, input embedding) or the last (output projection and loss); with MoE
+/// models whose first layers are dense, a middle stage may hold more. Every stage is
+/// checked.
 pub fn memory_per_gpu(m: &TransformerSpec, p: &ParallelPlan, tr: &TrainingSpec, capacity_gib: f64) -> MemoryBreakdown {
-    let first = stage_memory(m, p, 0, tr, capacity_gib);
-    if p.pp == 1 {
-        return first;
-    }
-    let last = stage_memory(m, p, p.pp - 1, tr, capacity_gib);
-    if last.total_gib > first.total_gib {
-        last
+    let mut best = stage_memory(m, p, 0, tr, capacity_gib);
+    // a dense middle stage holds no more than the first: the same layers, fewer in-flight
+    // micro-batches and no embedding
+    let stages: Vec<u32> = if m.moe.is_some() {
+        (1..p.pp).collect()
     } else {
-        first
+        (p.pp > 1).then_some(p.pp - 1).into_iter().collect()
+    };
+    for stage in stages {
+        let s = stage_memory(m, p, stage, tr, capacity_gib);
+        if s.total_gib > best.total_gib {
+            best = s;
+        }
     }
+    best
 }
 
 /// Memory of one GPU of pipeline stage `stage`.
@@ -120,7 +149,27 @@ pub fn stage_memory(
         .sum();
     let (first, last) = (stage == 0, stage == p.pp - 1);
     let emb = m.vocab_size as f64 * m.hidden_size as f64;
-    let mut params = stage_layers * m.params_per_layer() / t;
+    let stage_layer_ids: Vec<u32> = {
+        let firsts: Vec<u32> = layers_per_chunk
+            .iter()
+            .scan(0u32, |acc, &n| {
+                let f = *acc;
+                *acc += n;
+                Some(f)
+            })
+            .collect();
+        (0..v)
+            .flat_map(|c| {
+                let g = c * p.pp as usize + stage as usize;
+                firsts[g]..firsts[g] + layers_per_chunk[g]
+            })
+            .collect()
+    };
+    // dense parts split over TP (sharded over DP by ZeRO); routed experts split over EP
+    // (sharded over the expert-data-parallel group)
+    let mut params: f64 = stage_layer_ids.iter().map(|&l| m.layer_dense_params(l)).sum::<f64>() / t;
+    let expert_params: f64 =
+        stage_layer_ids.iter().map(|&l| m.layer_expert_params(l)).sum::<f64>() / (p.ep * p.expert_tp).max(1) as f64;
     if first {
         params += emb / t;
     }
@@ -129,15 +178,21 @@ pub fn stage_memory(
     if last && (!m.tied_embeddings || p.pp > 1) {
         params += emb / t;
     }
-    let shard = |stage_min: u32| if p.zero_stage >= stage_min { dp } else { 1.0 };
-    let weights = 2.0 * params / shard(3);
-    let grads = 4.0 * params / shard(2);
-    let optimizer = 12.0 * params / shard(1);
+    let edp = p.expert_dp() as f64;
+    let shard = |stage_min: u32, group: f64| if p.zero_stage >= stage_min { group } else { 1.0 };
+    let weights = 2.0 * (params / shard(3, dp) + expert_params / shard(3, edp));
+    let grads = 4.0 * (params / shard(2, dp) + expert_params / shard(2, edp));
+    let optimizer = 12.0 * (params / shard(1, dp) + expert_params / shard(1, edp));
+    let params = params + expert_params;
 
     let s = seq as f64;
     let b = p.micro_batch_size as f64;
     let h = m.hidden_size as f64;
-    let per_layer = activation_bytes_per_layer(m, p, tr);
+    let per_layer = stage_layer_ids
+        .iter()
+        .map(|&l| layer_activation_bytes(m, p, tr, l))
+        .sum::<f64>()
+        / stage_layer_ids.len().max(1) as f64;
     // micro-batches in flight on this stage (Megatron's counts for the first stage)
     let depth = pp - stage as f64;
     let in_flight_layers = match p.schedule {

@@ -9,17 +9,26 @@
 //! Each operation runs on one stream of its rank (compute, TP, PP or DP communication);
 //! a stream runs its operations in program order, and an operation also waits for its
 //! explicit dependencies (which may be on other ranks).
+//!
+//! Mixture-of-Experts: routing breaks the symmetry between the expert-parallel ranks of a
+//! stage, so each stage also has `ep - 1` *expert lanes*: ranks that run only the routed
+//! experts' GEMMs of their share of the load. The combine all-to-all after the experts
+//! waits for every lane, so the slowest rank sets the pace through the dependency graph.
+//! Lanes stand for no extra GPUs (multiplicity 0); with balanced routing all ranks are
+//! identical and no lanes are built.
 
 pub mod costs;
 pub mod memory;
+pub mod routing;
 pub mod schedule;
 
 use crate::hardware::{GpuSpec, Precision};
 use crate::model::TransformerSpec;
 use crate::network::collective::CollectiveKind;
-use crate::parallel::ParallelPlan;
+use crate::parallel::{ParallelPlan, Placement};
 use crate::units::SimTime;
-use costs::{LayerSteps, Overlap, Phase, Step};
+use costs::{ExpertTimes, LayerSteps, MoeCost, Overlap, Phase, Step};
+use routing::{DrawKey, RoutingSpec};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -61,6 +70,8 @@ pub enum Group {
     Tp,
     /// Data-parallel group.
     Dp,
+    /// Expert-data-parallel group (replicas of the same experts).
+    ExpertDp,
 }
 
 /// What an operation does.
@@ -98,6 +109,34 @@ pub enum OpKind {
         /// Iteration it closes.
         iteration: u32,
     },
+    /// A MoE token all-to-all over the expert-parallel group: [`Workload::all_to_alls`].
+    AllToAll {
+        /// Index into [`Workload::all_to_alls`].
+        table: u32,
+    },
+}
+
+/// Bytes one MoE all-to-all moves through the ports of the representative rank, and what
+/// the other expert-parallel ranks need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AllToAllSpec {
+    /// Bytes the representative sends to peers in its node (scale-up).
+    pub up_send_bytes: f64,
+    /// Bytes it receives from peers in its node.
+    pub up_recv_bytes: f64,
+    /// Bytes it sends to peers in other nodes (NIC).
+    pub out_send_bytes: f64,
+    /// Bytes it receives from other nodes.
+    pub out_recv_bytes: f64,
+    /// Largest (bytes / port bandwidth) over the other lanes' ports, as
+    /// `[scale-up bytes, NIC bytes]` of the busiest lane: those ports carry nothing but
+    /// this all-to-all, so their drain time on idle ports is exact.
+    pub other_lanes_max_bytes: [f64; 2],
+    /// Whether the group spans nodes (latency of the NIC path) or stays in one.
+    pub crosses_nodes: bool,
+    /// The op after which the compute stream waits for the slowest lane (combine
+    /// direction only), for the breakdown.
+    pub wait_from: Option<OpId>,
 }
 
 /// Why a collective runs, for the breakdown.
@@ -136,8 +175,34 @@ pub struct Op {
 pub struct RankInfo {
     /// Pipeline stage.
     pub stage: u32,
-    /// GPUs it stands for.
+    /// GPUs it stands for (0 for expert lanes).
     pub multiplicity: u32,
+    /// Expert lane (0: the stage's representative).
+    #[serde(default)]
+    pub lane: u32,
+}
+
+/// Routed-load statistics of the run, from the routing draws.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MoeLoads {
+    /// Token-expert assignments routed per iteration (all MoE layers, all micro-batches).
+    pub assignments_per_iteration: f64,
+    /// Assignments dropped per iteration (capacity factor).
+    pub dropped_per_iteration: f64,
+    /// Kept assignments per MoE layer and expert, summed over micro-batches and iterations.
+    pub per_layer_expert: Vec<Vec<f64>>,
+    /// Kept assignments per iteration and expert, summed over layers and micro-batches.
+    pub per_iteration_expert: Vec<Vec<f64>>,
+    /// Mean over draws of (max / mean) expert load.
+    pub expert_max_over_mean: f64,
+    /// Mean over draws of the expert-load Gini coefficient.
+    pub expert_gini: f64,
+    /// Mean over draws of (max / mean) load of the expert-parallel ranks.
+    pub rank_max_over_mean: f64,
+    /// Mean over draws of the rank-load Gini coefficient.
+    pub rank_gini: f64,
+    /// Draws made.
+    pub draws: u64,
 }
 
 /// The operation graph of a run.
@@ -147,10 +212,16 @@ pub struct Workload {
     pub ops: Vec<Op>,
     /// Flattened dependency lists.
     pub deps: Vec<OpId>,
-    /// Representatives.
+    /// Representatives (ranks `0..stages`), then expert lanes.
     pub ranks: Vec<RankInfo>,
+    /// Pipeline stages: the representative ranks.
+    pub stages: u32,
     /// Iterations in the graph.
     pub iterations: u32,
+    /// MoE all-to-alls referenced by [`OpKind::AllToAll`].
+    pub all_to_alls: Vec<AllToAllSpec>,
+    /// Routed loads (MoE models only).
+    pub moe: Option<MoeLoads>,
 }
 
 /// Everything the builder needs.
@@ -171,6 +242,12 @@ pub struct WorkloadSpec<'a> {
     pub flash_attention: bool,
     /// Iterations to build.
     pub iterations: u32,
+    /// GPUs per node (where expert-parallel peers sit).
+    pub gpus_per_node: u32,
+    /// MoE routing.
+    pub routing: &'a RoutingSpec,
+    /// Seed of the routing draws.
+    pub seed: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -191,6 +268,18 @@ struct Builder {
     ops: Vec<Op>,
     pending_deps: Vec<Vec<Dep>>,
     sends: HashMap<SendKey, OpId>,
+    all_to_alls: Vec<AllToAllSpec>,
+}
+
+/// One MoE layer instance (layer, micro-batch): per-lane expert times and the two
+/// all-to-alls' port loads.
+struct MoeInstance<'a> {
+    /// Expert time per lane (lane 0: the representative).
+    lanes: &'a [ExpertTimes],
+    /// Rank of each lane (lane 0: the representative).
+    lane_ranks: &'a [u32],
+    to_experts: AllToAllSpec,
+    from_experts: AllToAllSpec,
 }
 
 impl Builder {
@@ -240,9 +329,87 @@ impl Cursor {
     }
 }
 
-fn emit_steps(b: &mut Builder, rank: u32, it: u32, mb: u32, steps: &[Step], cur: &mut Cursor) {
+fn emit_steps(
+    b: &mut Builder,
+    rank: u32,
+    (it, mb): (u32, u32),
+    steps: &[Step],
+    cur: &mut Cursor,
+    moe: Option<&MoeInstance>,
+) {
     for s in steps {
         match s {
+            Step::AllToAll { to_experts } => {
+                let Some(inst) = moe else { continue };
+                let mut spec = if *to_experts {
+                    inst.to_experts.clone()
+                } else {
+                    inst.from_experts.clone()
+                };
+                let deps = std::mem::take(&mut cur.extra);
+                cur.before_last = deps.clone();
+                cur.before_last.extend(cur.last.map(Dep::Op));
+                // after the experts (the op before is lane 0's), the wait for slower lanes
+                // is the cost of imbalance
+                let after_experts = cur
+                    .last
+                    .is_some_and(|l| b.ops[l as usize].name == "experts" && b.ops[l as usize].rank == rank);
+                spec.wait_from = if after_experts { cur.last } else { None };
+                let table = b.all_to_alls.len() as u32;
+                b.all_to_alls.push(spec);
+                let name = if *to_experts {
+                    "all-to-all to experts"
+                } else {
+                    "all-to-all from experts"
+                };
+                cur.last = Some(b.push(rank, Stream::Compute, OpKind::AllToAll { table }, name, (it, mb), deps));
+                cur.extra.append(&mut cur.join);
+            }
+            Step::Experts { phase } => {
+                let Some(inst) = moe else { continue };
+                let pick = |t: &ExpertTimes| {
+                    if *phase == Phase::Backward {
+                        (t.bwd_s, t.bwd_flops)
+                    } else {
+                        (t.fwd_s, t.fwd_flops)
+                    }
+                };
+                let dispatch = cur.last;
+                let deps = std::mem::take(&mut cur.extra);
+                cur.before_last = deps.clone();
+                cur.before_last.extend(cur.last.map(Dep::Op));
+                let (d, f) = pick(&inst.lanes[0]);
+                let lane0 = b.push(
+                    rank,
+                    Stream::Compute,
+                    OpKind::Compute {
+                        duration: SimTime::from_secs(d),
+                        flops: f,
+                        phase: *phase,
+                    },
+                    "experts",
+                    (it, mb),
+                    deps,
+                );
+                cur.last = Some(lane0);
+                for (t, &lane_rank) in inst.lanes.iter().zip(inst.lane_ranks).skip(1) {
+                    let (d, f) = pick(t);
+                    let id = b.push(
+                        lane_rank,
+                        Stream::Compute,
+                        OpKind::Compute {
+                            duration: SimTime::from_secs(d),
+                            flops: f,
+                            phase: *phase,
+                        },
+                        "experts",
+                        (it, mb),
+                        dispatch.map(Dep::Op).into_iter().collect(),
+                    );
+                    cur.extra.push(Dep::Op(id));
+                }
+                cur.extra.append(&mut cur.join);
+            }
             Step::Compute {
                 time_s,
                 flops,
@@ -306,13 +473,42 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
     let pp = p.pp;
     let v = p.virtual_stages;
     let nmb = p.num_microbatches(spec.global_batch_size);
-    let layer = costs::layer_steps(spec.gpu, m, p, spec.precision, spec.seq_length, spec.flash_attention);
+    let layer = costs::layer_steps(
+        spec.gpu,
+        m,
+        p,
+        spec.precision,
+        spec.seq_length,
+        spec.flash_attention,
+        false,
+    );
+    let moe_layer = costs::layer_steps(
+        spec.gpu,
+        m,
+        p,
+        spec.precision,
+        spec.seq_length,
+        spec.flash_attention,
+        true,
+    );
+    let moe_cost = MoeCost::new(spec.gpu, m, p, spec.precision, spec.seq_length);
     let (emb, head) = costs::embedding_and_head_steps(spec.gpu, m, p, spec.seq_length);
     let layers_per_chunk = p.layers_per_chunk(m.num_layers);
     let n_chunks = pp * v;
+    let first_layer_of_chunk: Vec<u32> = layers_per_chunk
+        .iter()
+        .scan(0u32, |acc, &n| {
+            let first = *acc;
+            *acc += n;
+            Some(first)
+        })
+        .collect();
     let act_p2p_bytes = 2.0 * p.micro_batch_size as f64 * spec.seq_length as f64 * m.hidden_size as f64 / p.tp as f64;
-    let layer_params_local = m.params_per_layer() / p.tp as f64;
+    // parameters one GPU holds of layer `l`: dense part split over TP, routed experts over EP
+    let dense_local = |l: u32| m.layer_dense_params(l) / p.tp as f64;
+    let expert_local = |l: u32| m.layer_expert_params(l) / (p.ep * p.expert_tp).max(1) as f64;
     let emb_params_local = m.vocab_size as f64 * m.hidden_size as f64 / p.tp as f64;
+    let edp = p.expert_dp();
     let dp_grad_kind = if p.zero_stage >= 1 {
         CollectiveKind::ReduceScatter
     } else {
@@ -321,17 +517,39 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
     const GRAD_BYTES: f64 = 2.0; // 16-bit gradient reduction
     const PARAM_BYTES: f64 = 2.0;
 
+    // expert lanes: one per expert-parallel rank when routing makes them differ
+    let lanes = match (&moe_cost, spec.routing.is_balanced()) {
+        (Some(_), false) if p.ep > 1 => p.ep,
+        _ => 1,
+    };
     let mut b = Builder {
         ops: Vec::new(),
         pending_deps: Vec::new(),
         sends: HashMap::new(),
+        all_to_alls: Vec::new(),
     };
-    let ranks: Vec<RankInfo> = (0..pp)
+    let mut ranks: Vec<RankInfo> = (0..pp)
         .map(|s| RankInfo {
             stage: s,
             multiplicity: p.tp * p.dp,
+            lane: 0,
         })
         .collect();
+    let mut lane_ranks: Vec<Vec<u32>> = (0..pp).map(|s| vec![s]).collect();
+    for s in 0..pp {
+        for lane in 1..lanes {
+            lane_ranks[s as usize].push(ranks.len() as u32);
+            ranks.push(RankInfo {
+                stage: s,
+                multiplicity: 0,
+                lane,
+            });
+        }
+    }
+    let placement = Placement::megatron(p, spec.gpus_per_node);
+    let mut moe_router = moe_cost
+        .as_ref()
+        .map(|c| MoeRouter::new(c, m, p, &placement, spec, lanes));
 
     // parameter all-gather ops of the previous iteration, per (rank, chunk)
     let mut param_gathers: Vec<Vec<Vec<OpId>>> = vec![vec![Vec::new(); v as usize]; pp as usize];
@@ -342,15 +560,19 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
             let order = schedule::pass_order(p.schedule, stage, pp, nmb, v);
             let mut grad_ops: Vec<OpId> = Vec::new();
             let mut chunk_started = vec![false; v as usize];
+            let chunk_layers = |g: usize| first_layer_of_chunk[g]..first_layer_of_chunk[g] + layers_per_chunk[g];
             let local_params: f64 = (0..v)
                 .map(|c| {
                     let g = (c * pp + stage) as usize;
-                    let mut x = layers_per_chunk[g] as f64 * layer_params_local;
+                    let mut x: f64 = chunk_layers(g).map(dense_local).sum();
                     if g == 0 || (g == n_chunks as usize - 1 && (pp > 1 || !m.tied_embeddings)) {
                         x += emb_params_local;
                     }
                     x
                 })
+                .sum();
+            let local_expert_params: f64 = (0..v)
+                .map(|c| chunk_layers((c * pp + stage) as usize).map(expert_local).sum::<f64>())
                 .sum();
             for pass in order {
                 let g = pass.chunk * pp + stage; // global model chunk
@@ -382,67 +604,103 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 // gradients of a chunk are final after its last micro-batch's backward
                 let reduce_now = p.zero_stage >= 2 || mb == nmb - 1;
                 let zero3 = p.zero_stage >= 3 && p.dp > 1;
-                let gather = |b: &mut Builder, cur: &mut Cursor| {
-                    let op = OpKind::Collective {
-                        group: Group::Dp,
-                        kind: CollectiveKind::AllGather,
-                        bytes: PARAM_BYTES * layer_params_local,
-                        purpose: CommPurpose::Parameters,
-                    };
-                    let id = b.push(rank, Stream::DpGather, op, "zero-3 param gather", (it, mb), vec![]);
-                    cur.extra.push(Dep::Op(id));
+                let gather = |b: &mut Builder, cur: &mut Cursor, l: u32| {
+                    for (group, bytes) in [(Group::Dp, dense_local(l)), (Group::ExpertDp, expert_local(l))] {
+                        if bytes <= 0.0 || (group == Group::ExpertDp && edp <= 1) {
+                            continue;
+                        }
+                        let op = OpKind::Collective {
+                            group,
+                            kind: CollectiveKind::AllGather,
+                            bytes: PARAM_BYTES * bytes,
+                            purpose: CommPurpose::Parameters,
+                        };
+                        let id = b.push(rank, Stream::DpGather, op, "zero-3 param gather", (it, mb), vec![]);
+                        cur.extra.push(Dep::Op(id));
+                    }
                 };
+                let first_layer = first_layer_of_chunk[g as usize];
                 if pass.forward {
                     if g == 0 {
-                        emit_steps(&mut b, rank, it, mb, &emb.forward, &mut cur);
+                        emit_steps(&mut b, rank, (it, mb), &emb.forward, &mut cur, None);
                     }
-                    for _ in 0..nl {
+                    for l in first_layer..first_layer + nl {
                         if zero3 {
-                            gather(&mut b, &mut cur);
+                            gather(&mut b, &mut cur, l);
                         }
-                        emit_steps(&mut b, rank, it, mb, &layer.forward, &mut cur);
+                        match moe_router.as_mut().filter(|_| m.is_moe_layer(l)) {
+                            Some(r) => {
+                                let inst = r.instance(it, l, mb, &lane_ranks[stage as usize]);
+                                emit_steps(
+                                    &mut b,
+                                    rank,
+                                    (it, mb),
+                                    &moe_layer.forward,
+                                    &mut cur,
+                                    Some(&inst.as_ref()),
+                                );
+                            }
+                            None => emit_steps(&mut b, rank, (it, mb), &layer.forward, &mut cur, None),
+                        }
                     }
                     if g == n_chunks - 1 {
-                        emit_steps(&mut b, rank, it, mb, &head.forward, &mut cur);
+                        emit_steps(&mut b, rank, (it, mb), &head.forward, &mut cur, None);
                     }
                 } else {
-                    let mut bucket = 0.0;
-                    let flush = |b: &mut Builder, cur: &Cursor, bucket: &mut f64, grad_ops: &mut Vec<OpId>| {
-                        if *bucket > 0.0 && p.dp > 1 {
-                            let mut deps = cur.extra.clone();
-                            deps.extend(cur.last.map(Dep::Op));
-                            let op = OpKind::Collective {
-                                group: Group::Dp,
-                                kind: dp_grad_kind,
-                                bytes: GRAD_BYTES * *bucket,
-                                purpose: CommPurpose::Gradients,
-                            };
-                            grad_ops.push(b.push(rank, Stream::Dp, op, "gradient reduce", (it, mb), deps));
+                    // gradient buckets: dense parameters over DP, routed experts over expert-DP
+                    let mut bucket = [0.0f64; 2];
+                    let flush = |b: &mut Builder, cur: &Cursor, bucket: &mut [f64; 2], grad_ops: &mut Vec<OpId>| {
+                        for (i, group, size) in [(0, Group::Dp, p.dp), (1, Group::ExpertDp, edp)] {
+                            if bucket[i] > 0.0 && size > 1 {
+                                let mut deps = cur.extra.clone();
+                                deps.extend(cur.last.map(Dep::Op));
+                                let op = OpKind::Collective {
+                                    group,
+                                    kind: dp_grad_kind,
+                                    bytes: GRAD_BYTES * bucket[i],
+                                    purpose: CommPurpose::Gradients,
+                                };
+                                grad_ops.push(b.push(rank, Stream::Dp, op, "gradient reduce", (it, mb), deps));
+                            }
+                            bucket[i] = 0.0;
                         }
-                        *bucket = 0.0;
                     };
                     if g == n_chunks - 1 {
-                        emit_steps(&mut b, rank, it, mb, &head.backward, &mut cur);
+                        emit_steps(&mut b, rank, (it, mb), &head.backward, &mut cur, None);
                         if pp > 1 || !m.tied_embeddings {
-                            bucket += emb_params_local;
+                            bucket[0] += emb_params_local;
                         }
                     }
-                    for _ in 0..nl {
+                    for l in (first_layer..first_layer + nl).rev() {
                         if zero3 {
-                            gather(&mut b, &mut cur);
+                            gather(&mut b, &mut cur, l);
                         }
-                        emit_steps(&mut b, rank, it, mb, &layer.backward, &mut cur);
+                        match moe_router.as_mut().filter(|_| m.is_moe_layer(l)) {
+                            Some(r) => {
+                                let inst = r.instance(it, l, mb, &lane_ranks[stage as usize]);
+                                emit_steps(
+                                    &mut b,
+                                    rank,
+                                    (it, mb),
+                                    &moe_layer.backward,
+                                    &mut cur,
+                                    Some(&inst.as_ref()),
+                                );
+                            }
+                            None => emit_steps(&mut b, rank, (it, mb), &layer.backward, &mut cur, None),
+                        }
                         if reduce_now {
-                            bucket += layer_params_local;
-                            if p.overlap_grad_reduce && bucket >= p.grad_bucket_params {
+                            bucket[0] += dense_local(l);
+                            bucket[1] += expert_local(l);
+                            if p.overlap_grad_reduce && bucket[0] + bucket[1] >= p.grad_bucket_params {
                                 flush(&mut b, &cur, &mut bucket, &mut grad_ops);
                             }
                         }
                     }
                     if g == 0 {
-                        emit_steps(&mut b, rank, it, mb, &emb.backward, &mut cur);
+                        emit_steps(&mut b, rank, (it, mb), &emb.backward, &mut cur, None);
                         if reduce_now {
-                            bucket += emb_params_local;
+                            bucket[0] += emb_params_local;
                         }
                     }
                     if reduce_now {
@@ -513,9 +771,9 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 grad_ops.iter().map(|&o| Dep::Op(o)).collect(),
             );
             let local_opt_params = if p.zero_stage >= 1 {
-                local_params / p.dp as f64
+                local_params / p.dp as f64 + local_expert_params / edp as f64
             } else {
-                local_params
+                local_params + local_expert_params
             };
             let opt = b.push(
                 rank,
@@ -532,25 +790,31 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
             // sharded optimizer: gather the updated parameters, one collective per chunk
             for c in 0..v {
                 param_gathers[rank as usize][c as usize].clear();
-                if p.zero_stage >= 1 && p.zero_stage < 3 && p.dp > 1 {
-                    let gch = (c * pp + stage) as usize;
-                    let params = layers_per_chunk[gch] as f64 * layer_params_local
+                if p.zero_stage >= 1 && p.zero_stage < 3 {
+                    let gch = c * pp + stage;
+                    let dense: f64 = chunk_layers(gch as usize).map(dense_local).sum::<f64>()
                         + if gch == 0 { emb_params_local } else { 0.0 };
-                    let op = OpKind::Collective {
-                        group: Group::Dp,
-                        kind: CollectiveKind::AllGather,
-                        bytes: PARAM_BYTES * params,
-                        purpose: CommPurpose::Parameters,
-                    };
-                    let id = b.push(
-                        rank,
-                        Stream::Dp,
-                        op,
-                        "parameter all-gather",
-                        (it, u32::MAX),
-                        vec![Dep::Op(opt)],
-                    );
-                    param_gathers[rank as usize][c as usize].push(id);
+                    let experts: f64 = chunk_layers(gch as usize).map(expert_local).sum();
+                    for (group, size, params) in [(Group::Dp, p.dp, dense), (Group::ExpertDp, edp, experts)] {
+                        if size <= 1 || params <= 0.0 {
+                            continue;
+                        }
+                        let op = OpKind::Collective {
+                            group,
+                            kind: CollectiveKind::AllGather,
+                            bytes: PARAM_BYTES * params,
+                            purpose: CommPurpose::Parameters,
+                        };
+                        let id = b.push(
+                            rank,
+                            Stream::Dp,
+                            op,
+                            "parameter all-gather",
+                            (it, u32::MAX),
+                            vec![Dep::Op(opt)],
+                        );
+                        param_gathers[rank as usize][c as usize].push(id);
+                    }
                 }
             }
         }
@@ -577,11 +841,193 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
         ops: b.ops,
         deps,
         ranks,
+        stages: pp,
         iterations: spec.iterations,
+        all_to_alls: b.all_to_alls,
+        moe: moe_router.map(|r| r.loads),
     }
 }
 
-/// Steps of one layer, exposed for reports and tests.
+/// Draws the routing of each MoE layer instance and turns it into lane times and
+/// all-to-all port loads.
+struct MoeRouter<'a> {
+    cost: &'a MoeCost,
+    routing: &'a RoutingSpec,
+    seed: u64,
+    experts: u32,
+    ep: u32,
+    lanes: u32,
+    /// Assignments per EP group and micro-batch.
+    assignments: f64,
+    /// Bytes per token-expert assignment moved by the all-to-all.
+    bytes_per_assignment: f64,
+    /// EP peers per node.
+    peers_per_node: u32,
+    first_dense: u32,
+    loads: MoeLoads,
+    /// Draws of the current (iteration, layer, micro-batch), reused by the backward.
+    cache: HashMap<(u32, u32, u32), DrawnInstance>,
+}
+
+/// Lane times and the two all-to-alls of one drawn MoE layer instance.
+type DrawnInstance = (Vec<ExpertTimes>, AllToAllSpec, AllToAllSpec);
+
+/// An owned [`MoeInstance`].
+struct OwnedInstance<'a> {
+    lanes: Vec<ExpertTimes>,
+    lane_ranks: &'a [u32],
+    to_experts: AllToAllSpec,
+    from_experts: AllToAllSpec,
+}
+
+impl OwnedInstance<'_> {
+    fn as_ref(&self) -> MoeInstance<'_> {
+        MoeInstance {
+            lanes: &self.lanes,
+            lane_ranks: self.lane_ranks,
+            to_experts: self.to_experts.clone(),
+            from_experts: self.from_experts.clone(),
+        }
+    }
+}
+
+impl<'a> MoeRouter<'a> {
+    fn new(
+        cost: &'a MoeCost,
+        m: &TransformerSpec,
+        p: &ParallelPlan,
+        placement: &Placement,
+        spec: &'a WorkloadSpec,
+        lanes: u32,
+    ) -> Self {
+        let moe = m.moe.as_ref().expect("MoeCost exists only for MoE models");
+        let n_moe = m.num_moe_layers() as usize;
+        MoeRouter {
+            cost,
+            routing: spec.routing,
+            seed: spec.seed,
+            experts: moe.num_experts,
+            ep: p.ep.max(1),
+            lanes,
+            assignments: cost.tokens_per_rank * p.ep.max(1) as f64 * moe.top_k as f64,
+            bytes_per_assignment: 2.0 * m.hidden_size as f64,
+            peers_per_node: placement.ep_members_per_node.clamp(1, p.ep.max(1)),
+            first_dense: moe.first_dense_layers,
+            loads: MoeLoads {
+                per_layer_expert: vec![vec![0.0; moe.num_experts as usize]; n_moe],
+                per_iteration_expert: vec![vec![0.0; moe.num_experts as usize]; spec.iterations as usize],
+                ..MoeLoads::default()
+            },
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The instance of MoE layer `layer` (model layer index) for micro-batch `mb`.
+    fn instance<'r>(&mut self, it: u32, layer: u32, mb: u32, lane_ranks: &'r [u32]) -> OwnedInstance<'r> {
+        let key = (it, layer, mb);
+        if let Some((lanes, to, from)) = self.cache.remove(&key) {
+            // second use (the backward): done with this draw
+            return OwnedInstance {
+                lanes,
+                lane_ranks,
+                to_experts: to,
+                from_experts: from,
+            };
+        }
+        let moe_layer = layer - self.first_dense;
+        let d = routing::draw(
+            self.routing,
+            self.experts,
+            self.assignments,
+            self.seed,
+            DrawKey {
+                iteration: it,
+                moe_layer,
+                microbatch: mb,
+            },
+        );
+        let per_rank = (self.experts / self.ep).max(1) as usize;
+        let rank_loads: Vec<f64> = d.kept.chunks(per_rank).map(|c| c.iter().sum()).collect();
+        // statistics
+        let l = &mut self.loads;
+        l.assignments_per_iteration += self.assignments;
+        l.dropped_per_iteration += d.dropped;
+        for (e, &c) in d.kept.iter().enumerate() {
+            l.per_layer_expert[moe_layer as usize][e] += c;
+            l.per_iteration_expert[it as usize][e] += c;
+        }
+        let (em, eg) = routing::imbalance(&d.kept);
+        let (rm, rg) = routing::imbalance(&rank_loads);
+        l.expert_max_over_mean += em;
+        l.expert_gini += eg;
+        l.rank_max_over_mean += rm;
+        l.rank_gini += rg;
+        l.draws += 1;
+        // lane times
+        let lanes: Vec<ExpertTimes> = if self.lanes == 1 {
+            vec![self.cost.experts(&d.kept[..per_rank])]
+        } else {
+            d.kept.chunks(per_rank).map(|c| self.cost.experts(c)).collect()
+        };
+        // all-to-all port loads of every EP rank; lane 0 is the representative
+        let ep = self.ep as usize;
+        let g = self.peers_per_node as usize;
+        let total: f64 = rank_loads.iter().sum();
+        let bpa = self.bytes_per_assignment;
+        let port = |r: usize| -> [f64; 4] {
+            let node = r / g;
+            let same_node: f64 = rank_loads
+                .iter()
+                .enumerate()
+                .filter(|&(q, _)| q != r && q / g == node)
+                .map(|(_, x)| x)
+                .sum();
+            let peers_here = ((node + 1) * g).min(ep) - node * g;
+            let other_nodes = total - same_node - rank_loads[r];
+            let own = rank_loads[r];
+            [
+                same_node / ep as f64 * bpa,
+                own * (peers_here - 1) as f64 / ep as f64 * bpa,
+                other_nodes / ep as f64 * bpa,
+                own * (ep - peers_here) as f64 / ep as f64 * bpa,
+            ]
+        };
+        let ports: Vec<[f64; 4]> = (0..if self.lanes == 1 { 1 } else { ep }).map(port).collect();
+        let busiest = |f: fn(&[f64; 4]) -> [f64; 2]| -> [f64; 2] {
+            ports
+                .iter()
+                .skip(1)
+                .map(f)
+                .fold([0.0, 0.0], |a, x| [a[0].max(x[0]), a[1].max(x[1])])
+        };
+        let crosses_nodes = ep > g;
+        let to = AllToAllSpec {
+            up_send_bytes: ports[0][0],
+            up_recv_bytes: ports[0][1],
+            out_send_bytes: ports[0][2],
+            out_recv_bytes: ports[0][3],
+            other_lanes_max_bytes: busiest(|x| [x[0].max(x[1]), x[2].max(x[3])]),
+            crosses_nodes,
+            wait_from: None,
+        };
+        let from = AllToAllSpec {
+            up_send_bytes: ports[0][1],
+            up_recv_bytes: ports[0][0],
+            out_send_bytes: ports[0][3],
+            out_recv_bytes: ports[0][2],
+            ..to.clone()
+        };
+        self.cache.insert(key, (lanes.clone(), to.clone(), from.clone()));
+        OwnedInstance {
+            lanes,
+            lane_ranks,
+            to_experts: to,
+            from_experts: from,
+        }
+    }
+}
+
+/// Steps of one (dense) layer, exposed for reports and tests.
 pub fn layer_steps_for(spec: &WorkloadSpec) -> LayerSteps {
     costs::layer_steps(
         spec.gpu,
@@ -590,5 +1036,6 @@ pub fn layer_steps_for(spec: &WorkloadSpec) -> LayerSteps {
         spec.precision,
         spec.seq_length,
         spec.flash_attention,
+        false,
     )
 }

@@ -8,7 +8,11 @@ mod closed_forms;
 mod determinism;
 /// results.json byte-for-byte against a committed golden file.
 mod golden;
-/// Leaf-spine oversubscription and `trainsim collective` (nccl-tests style).
+/// Mixture-of-Experts: routing, all-to-all bytes, imbalance, published MoE runs.
+mod moe;
+/// Published nccl-tests bus bandwidths, calibration provenance, fitting nccl-tests logs.
+mod nccl;
+/// Collective algorithms, topologies, max-min fairness, and `trainsim collective` (nccl-tests style).
 mod network;
 /// Properties that must hold as inputs change (monotonicity, conservation).
 mod properties;

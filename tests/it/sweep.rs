@@ -1,5 +1,7 @@
 use crate::repo;
 use std::path::{Path, PathBuf};
+use trainsim::sweep::charts::{pareto_data, ChartOptions};
+use trainsim::sweep::pareto::{front, Better};
 use trainsim::sweep::{merge_csv, run_sweep, SweepOptions, SweepSpec};
 
 fn sweep_file(dir: &Path) -> PathBuf {
@@ -37,6 +39,7 @@ fn run(spec: &SweepSpec, out: &Path, shard: Option<(usize, usize)>, threads: usi
         shard,
         restart: false,
         progress: false,
+        charts: Default::default(),
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let o = pool.install(|| run_sweep(spec, &opts)).unwrap();
@@ -152,5 +155,212 @@ fn bad_sweep_files_give_clear_errors() {
             err.contains("bad.toml") && err.contains(want),
             "{to}: expected {want:?} in {err}"
         );
+    }
+}
+
+fn trainsim(args: &[&str], extra: &[&Path]) -> (Option<i32>, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainsim"))
+        .args(args)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The Pareto chart's data: every feasible point with metrics is plotted, infeasible ones
+/// (out of memory) apart, and the front is exactly the non-dominated feasible points.
+#[test]
+fn pareto_chart_data_is_the_non_dominated_set() {
+    let d = tmp("pareto");
+    let spec = SweepSpec::load(&sweep_file(&d)).unwrap();
+    let out = d.join("out");
+    let (csv, _) = run(&spec, &out, None, 2);
+    assert!(out.join("pareto.png").exists());
+    let opts = ChartOptions {
+        kinds: vec![],
+        x: Some("memory_gib".into()),
+        y: Some("step_time_s".into()),
+    };
+    let data = pareto_data(&spec, &out.join("sweep.csv"), &opts).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let (f, m, st) = (col("feasible"), col("memory_gib"), col("step_time_s"));
+    let mut feasible = Vec::new();
+    let mut infeasible = 0;
+    for l in csv.lines().skip(1) {
+        let c: Vec<&str> = l.split(',').collect();
+        let (Ok(x), Ok(y)) = (c[m].parse::<f64>(), c[st].parse::<f64>()) else {
+            continue;
+        };
+        if c[f] == "true" {
+            feasible.push((x, y));
+        } else {
+            infeasible += 1;
+        }
+    }
+    assert_eq!(data.feasible, feasible);
+    assert_eq!(data.infeasible.len(), infeasible);
+    assert!(data.x_label.contains("GiB") && data.y_label.contains("step_time_s (s"));
+    let on_front: Vec<(f64, f64)> = data.front.iter().map(|p| (p.0, p.1)).collect();
+    for p in &feasible {
+        let dominated = feasible
+            .iter()
+            .any(|q| q.0 <= p.0 && q.1 <= p.1 && (q.0 < p.0 || q.1 < p.1));
+        assert_eq!(on_front.contains(p), !dominated, "{p:?}");
+    }
+    assert!(on_front.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 >= w[1].1));
+    assert!(!on_front.is_empty() && on_front.len() < feasible.len());
+    let idx = front(&feasible, Better::Lower, Better::Lower);
+    assert_eq!(idx.len(), on_front.len());
+    // default axes without a [target]: GPU-hours per step vs step time
+    let dflt = pareto_data(&spec, &out.join("sweep.csv"), &ChartOptions::default()).unwrap();
+    assert!(
+        dflt.title.contains("step_time_s vs gpu_hours_per_step"),
+        "{}",
+        dflt.title
+    );
+}
+
+/// Bad chart flags of `trainsim sweep`: located errors and exit status 2, before any point runs.
+#[test]
+fn bad_sweep_chart_flags_give_clear_errors() {
+    let d = tmp("badchart");
+    let f = sweep_file(&d);
+    let o = d.join("o");
+    let cases: [(&[&str], &str); 6] = [
+        (&["--chart", "pie"], "invalid value 'pie'"),
+        (&["--chart", "pareto", "--x", ""], "--x is empty"),
+        (
+            &["--chart", "pareto", "--y", "speed"],
+            "--y speed: not a numeric column",
+        ),
+        (&["--chart", "pareto", "--x", "cost_usd"], "needs a [target] section"),
+        (&["--chart", "scaling", "--x", "memory_gib"], "add --chart pareto"),
+        (&["--x", "memory_gib", "--y", "memory_gib"], "same column"),
+    ];
+    for (flags, want) in cases {
+        let mut args = vec!["sweep", "--quiet", "--out", o.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let (code, _, err) = trainsim(&args, &[&f]);
+        assert_eq!(code, Some(2), "{flags:?}: {err}");
+        assert!(err.contains(want), "{flags:?}: expected {want:?} in {err}");
+        if !want.starts_with("invalid value") {
+            assert!(err.contains("sweep.toml"), "{flags:?}: not located: {err}");
+        }
+    }
+    assert!(
+        !o.join("sweep.csv").exists(),
+        "a bad flag must stop the sweep before it runs"
+    );
+}
+
+/// `trainsim search`: the same table on 1 and 4 threads, units in the column names, the
+/// best plan first with its breakdown, and a Pareto chart.
+#[test]
+fn search_is_identical_on_any_thread_count() {
+    let d = tmp("search");
+    let sc = repo("scenarios/llama3-8b-h100-64.toml");
+    let mut tables = Vec::new();
+    for j in ["1", "4"] {
+        let o = d.join(j);
+        let (code, stdout, err) = trainsim(
+            &[
+                "search",
+                "--zero",
+                "1,3",
+                "--top",
+                "3",
+                "-j",
+                j,
+                "--out",
+                o.to_str().unwrap(),
+            ],
+            &[&sc],
+        );
+        assert_eq!(code, Some(0), "{err}");
+        assert!(stdout.contains("why: vs #2") && stdout.contains("TP exp"), "{stdout}");
+        assert!(o.join("pareto.png").exists());
+        tables.push(std::fs::read_to_string(o.join("search.csv")).unwrap());
+    }
+    assert_eq!(tables[0], tables[1]);
+    let header = tables[0].lines().next().unwrap();
+    for c in [
+        "step_time_s",
+        "exposed_tp_comm_s",
+        "pipeline_bubble_s",
+        "memory_headroom_gib",
+        "cost_usd",
+    ] {
+        assert!(header.split(',').any(|h| h == c), "{c} missing from {header}");
+    }
+    let first = tables[0].lines().nth(1).unwrap();
+    assert!(
+        first.starts_with("1,") && first.contains(",simulated,throughput,"),
+        "{first}"
+    );
+}
+
+/// Objectives: time to target ranks by the wall-clock to the scenario's [target].
+#[test]
+fn search_ranks_by_the_chosen_objective() {
+    let d = tmp("objective");
+    let sc = d.join("t.toml");
+    std::fs::create_dir_all(&d).unwrap();
+    let base = std::fs::read_to_string(repo("scenarios/llama3-8b-h100-64.toml")).unwrap();
+    std::fs::write(&sc, format!("{base}\n[target]\ntokens = 1e12\n")).unwrap();
+    let o = d.join("out");
+    let (code, stdout, err) = trainsim(
+        &[
+            "search",
+            "--objective",
+            "time_to_target",
+            "--top",
+            "2",
+            "--out",
+            o.to_str().unwrap(),
+        ],
+        &[&sc],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        stdout.contains("objective: time_to_target (time_to_target_days)"),
+        "{stdout}"
+    );
+    let t = std::fs::read_to_string(o.join("search.csv")).unwrap();
+    let header: Vec<&str> = t.lines().next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let rows: Vec<Vec<&str>> = t.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let sim: Vec<&Vec<&str>> = rows.iter().filter(|r| r[col("status")] == "simulated").collect();
+    assert!(sim.len() >= 2);
+    let v = |r: &Vec<&str>| r[col("objective_value")].parse::<f64>().unwrap();
+    assert!(sim.windows(2).all(|w| v(w[0]) <= v(w[1])));
+    let days: f64 = sim[0][col("time_to_target_days")].parse().unwrap();
+    assert!((v(sim[0]) - days).abs() < 1e-3, "{} vs {days}", v(sim[0]));
+}
+
+/// Bad search flags: clear errors and exit status 2.
+#[test]
+fn bad_search_flags_give_clear_errors() {
+    let sc = repo("scenarios/llama3-8b-h100-64.toml");
+    let o = tmp("badsearch");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--objective", "speed"], "invalid value 'speed' for '--objective"),
+        (&["--top", "0"], "--top 0"),
+        (&["--zero", "5"], "--zero 5"),
+        (&["--objective", "cost"], "needs a [target] section"),
+    ];
+    for (flags, want) in cases {
+        let mut args = vec!["search", "--out", o.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let (code, _, err) = trainsim(&args, &[&sc]);
+        assert_eq!(code, Some(2), "{flags:?}: {err}");
+        assert!(err.contains(want), "{flags:?}: expected {want:?} in {err}");
+        if !want.starts_with("invalid value") {
+            assert!(err.contains("llama3-8b-h100-64.toml"), "{flags:?}: not located: {err}");
+        }
     }
 }

@@ -102,6 +102,9 @@ fn ops_in_graph(input: &RunInput, stages: &[u32], iterations: &[u32]) -> usize {
         global_batch_size: t.global_batch_size,
         flash_attention: t.flash_attention,
         iterations: input.iterations,
+        gpus_per_node: input.cluster.gpus_per_node,
+        routing: &input.routing,
+        seed: input.seed,
     });
     w.ops
         .iter()

@@ -2,7 +2,7 @@ use crate::{repo, scenario};
 use std::process::Command;
 use trainsim::scenario::Scenario;
 use trainsim::simulation::{run, RunResult};
-use trainsim::training::convergence::LossLaw;
+use trainsim::training::convergence::{Allocation, LossLaw};
 use trainsim::training::TrainingOutcome;
 
 fn run_file(rel: &str) -> RunResult {
@@ -14,8 +14,9 @@ fn to_target(r: &RunResult) -> &TrainingOutcome {
     r.to_target.as_ref().expect("the scenario has a [target]")
 }
 
-/// Hoffmann et al. 2022, Table 3 ("Estimated optimal training FLOPs and training tokens
-/// for various model sizes", from Approach 1): (parameters, FLOPs, tokens).
+/// Hoffmann et al. 2022, "Training Compute-Optimal Large Language Models" (arXiv:2203.15556),
+/// Table 3 ("Estimated optimal training FLOPs and training tokens for various model sizes",
+/// the projections of Approach 1): (parameters, FLOPs, tokens). The FLOPs are `6 N D`.
 const HOFFMANN_TABLE_3: [(f64, f64, f64); 9] = [
     (400e6, 1.92e19, 8.0e9),
     (1e9, 1.21e20, 20.2e9),
@@ -28,15 +29,35 @@ const HOFFMANN_TABLE_3: [(f64, f64, f64); 9] = [
     (10e12, 1.30e28, 216.2e12),
 ];
 
-/// The compute-optimal allocation against Hoffmann Table 3.
+/// Relative errors `(N_opt / N - 1, D_opt / D - 1)` of an allocation against each Table 3 row.
+fn table_3_errors(alloc: Allocation, law: &LossLaw) -> Vec<(f64, f64, f64)> {
+    HOFFMANN_TABLE_3
+        .iter()
+        .map(|&(n, c, d)| {
+            let (n_opt, d_opt) = alloc.compute_optimal(law, c);
+            (n, n_opt / n - 1.0, d_opt / d - 1.0)
+        })
+        .collect()
+}
+
+/// Issue #5: the compute-optimal allocation against Hoffmann Table 3, every row within 15%
+/// on parameters and on tokens.
 ///
-/// * `besiroglu2024` (the Approach 3 refit) is within 15% on parameters and tokens for
-///   every row from 400M to 1T parameters (worst: +14.8% params, -13.1% tokens at 1T). The
-///   10T row is off by +23% / -19%: an extrapolation two decades past the fitted runs,
-///   where the refit's exponent (0.513) and Approach 1's (0.50) part ways.
-/// * `hoffmann2022` (Approach 3 constants as printed, rounded) cannot reach 15% against
-///   Table 3, which is Approach 1: its exponent `beta/(alpha+beta)` = 0.45 instead of 0.50
-///   gives models 24% (400M) to 70% (10T) smaller and 31% to 237% more tokens (e.g. 32B
+/// * `allocation = approach1` reproduces the rule Table 3 was made with: Hoffmann's
+///   Approach 1 power law with its published exponent (Table 2: `a` = 0.50) through the
+///   Approach-1 optimum the paper states at 1e21 FLOPs (Appendix D.4: 2.86B parameters),
+///   `D = C / 6N`. No constant is fitted to Table 3. Worst row: 67B, -6.8% tokens (the
+///   table's 1.5T is rounded: 6 x 67B x 1.5T = 6.03e23, not 5.76e23); the 10T row is +3.1% /
+///   -2.8%. Within the paper's 10th-90th percentile of `a` (0.488-0.502) the 10T row would
+///   move between -15% and +7% on parameters.
+/// * `allocation = loss_law` with `besiroglu2024` (the Approach 3 refit, the default law) is
+///   within 15% for every row from 400M to 1T parameters (worst: +14.8% params, -13.1%
+///   tokens at 1T). The 10T row is off by +23% / -19%: an extrapolation far past the fitted
+///   runs (at most 16B parameters), where the refit's exponent (0.513) and Approach 1's
+///   (0.50) part ways. Asserted as such, so the documented gap stays true.
+/// * `allocation = loss_law` with `hoffmann2022` (Approach 3 constants as printed, rounded)
+///   cannot reach 15% against Table 3: its exponent `beta/(alpha+beta)` = 0.45 instead of
+///   0.50 gives models 24% (400M) to 70% (10T) smaller and 31% to 237% more tokens (e.g. 32B
 ///   params and 3.0T tokens for Gopher's 5.76e23 FLOPs against 67B and 1.5T). This is the
 ///   known inconsistency of the rounded constants that Besiroglu et al. 2024 point out. For
 ///   it we test what the constants imply: the closed form is the iso-FLOP minimum of
@@ -44,17 +65,31 @@ const HOFFMANN_TABLE_3: [(f64, f64, f64); 9] = [
 #[test]
 fn chinchilla_compute_optimal_allocation_vs_hoffmann_table_3() {
     let law = LossLaw::BESIROGLU2024;
-    for (n, c, d) in HOFFMANN_TABLE_3.iter().take(8) {
-        let (n_opt, d_opt) = law.compute_optimal(*c);
-        let (en, ed) = (n_opt / n - 1.0, d_opt / d - 1.0);
+    let approach1 = table_3_errors(Allocation::Approach1, &law);
+    let loss_law = table_3_errors(Allocation::LossLaw, &law);
+    eprintln!("Hoffmann Table 3: params, then (N, D) errors of approach1 and of loss_law besiroglu2024");
+    for ((n, en, ed), (_, ln, ld)) in approach1.iter().zip(&loss_law) {
+        eprintln!("{n:9.3e}  approach1 {en:+.3} {ed:+.3}  loss_law {ln:+.3} {ld:+.3}");
+    }
+    assert_eq!(approach1.len(), 9);
+    for (n, en, ed) in &approach1 {
         assert!(
             en.abs() < 0.15 && ed.abs() < 0.15,
-            "{n:e} params: {en:+.3} params, {ed:+.3} tokens"
+            "approach1, {n:e} params: {en:+.3} params, {ed:+.3} tokens"
         );
     }
+    for (n, en, ed) in &loss_law[..8] {
+        assert!(
+            en.abs() < 0.15 && ed.abs() < 0.15,
+            "loss_law besiroglu2024, {n:e} params: {en:+.3} params, {ed:+.3} tokens"
+        );
+    }
+    let (_, en, ed) = loss_law[8];
+    assert!(en > 0.15 && ed < -0.15, "10T row: {en:+.3} {ed:+.3}");
+
     let law = LossLaw::HOFFMANN2022;
     for (n, c, _) in HOFFMANN_TABLE_3 {
-        let (n_opt, d_opt) = law.compute_optimal(c);
+        let (n_opt, d_opt) = Allocation::LossLaw.compute_optimal(&law, c);
         assert!((6.0 * n_opt * d_opt / c - 1.0).abs() < 1e-9);
         // brute force over log N, 0.05% steps
         let mut best = (f64::INFINITY, 0.0);

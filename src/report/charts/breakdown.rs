@@ -209,7 +209,7 @@ mod tests {
             assert_eq!(b.label, format!("stage {i}"));
         }
         assert_eq!(d.bars[4].label, "mean");
-        assert_eq!(d.categories.len(), 11);
+        assert_eq!(d.categories.len(), r.breakdown.categories().len());
         let (unit, k) = crate::report::charts::time_unit(r.step_time_s);
         assert_eq!(d.unit, unit);
         assert!(d.x_label.contains(unit));

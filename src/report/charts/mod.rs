@@ -5,6 +5,7 @@
 pub mod breakdown;
 pub mod loss;
 pub mod memory;
+pub mod moe;
 pub mod sweep;
 pub mod timeline;
 
@@ -97,6 +98,11 @@ pub fn draw_all(r: &RunResult, dir: &Path) -> Result<Vec<PathBuf>, ReportError> 
             loss::draw(&d, &p)?;
             out.push(p);
         }
+        if let Some(d) = moe::data(r) {
+            let p = dir.join(format!("expert_load.{ext}"));
+            moe::draw(&d, &p)?;
+            out.push(p);
+        }
     }
     Ok(out)
 }
@@ -124,6 +130,8 @@ pub fn category_colour(category: &str) -> RGBColor {
         "exposed DP param comm" => RGBColor(152, 223, 138),
         "exposed PP comm" | "pp_comm" => RGBColor(227, 119, 194),
         "sync" => RGBColor(23, 190, 207),
+        "exposed EP all-to-all" | "ep_comm" => RGBColor(255, 187, 120),
+        "MoE imbalance wait" => RGBColor(188, 189, 34),
         "pipeline bubble" => RGBColor(199, 199, 199),
         "idle" => RGBColor(150, 150, 150),
         _ => RGBColor(188, 189, 34),

@@ -1,5 +1,7 @@
 //! Sweep charts: a metric against one axis with one line per value of the other axes (the
-//! scaling chart), and a heatmap of a metric over two axes (infeasible cells marked).
+//! scaling chart), a heatmap of a metric over two axes (infeasible cells marked), and a
+//! Pareto chart of two metrics (feasible and infeasible points, the non-dominated front
+//! drawn as a line).
 //! The sweep module prepares the data; this file only draws it.
 
 use super::{Chart, Swatch};
@@ -45,6 +47,25 @@ pub struct HeatmapData {
     pub rows: Vec<String>,
     /// Cell values, or the reason the cell is infeasible.
     pub cells: Vec<Vec<Result<f64, String>>>,
+}
+
+/// Pareto chart data: every point of two metrics, and the non-dominated front.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParetoData {
+    /// Title.
+    pub title: String,
+    /// Subtitle.
+    pub subtitle: String,
+    /// x-axis description with unit (and which way is better).
+    pub x_label: String,
+    /// y-axis description with unit.
+    pub y_label: String,
+    /// Feasible points (x, y).
+    pub feasible: Vec<(f64, f64)>,
+    /// Infeasible points with metrics (e.g. plans that do not fit in memory).
+    pub infeasible: Vec<(f64, f64)>,
+    /// The non-dominated feasible points, in x order, with a short label each.
+    pub front: Vec<(f64, f64, String)>,
 }
 
 const PALETTE: [RGBColor; 8] = [
@@ -124,6 +145,78 @@ impl Chart for LineData {
             entries.push((label.clone(), Swatch::Line(c)));
         }
         super::legend(&side, "Series", &entries)
+    }
+}
+
+/// Draws a Pareto chart (PNG or SVG by extension).
+pub fn draw_pareto(d: &ParetoData, path: &Path) -> Result<(), ReportError> {
+    super::draw_chart(d, path)
+}
+
+/// Axis range with a margin, never empty.
+fn span(v: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for x in v.filter(|x| x.is_finite()) {
+        lo = lo.min(x);
+        hi = hi.max(x);
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo {
+        (hi - lo) * 0.06
+    } else {
+        lo.abs().max(1.0) * 0.05
+    };
+    (lo - pad, hi + pad)
+}
+
+impl Chart for ParetoData {
+    fn size(&self) -> (u32, u32) {
+        (super::WIDTH, 700)
+    }
+
+    fn render<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let body = super::header(root, &self.title, &self.subtitle)?;
+        let (plot, side) = body.split_horizontally(super::WIDTH - 300);
+        let all = || self.feasible.iter().chain(&self.infeasible);
+        let (x0, x1) = span(all().map(|p| p.0));
+        let (y0, y1) = span(all().map(|p| p.1));
+        let mut chart = ChartBuilder::on(&plot)
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(90)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart
+            .configure_mesh()
+            .x_desc(self.x_label.as_str())
+            .y_desc(self.y_label.as_str())
+            .axis_desc_style(super::font(super::LABEL_PX))
+            .label_style(super::font(super::TICK_PX))
+            .x_label_formatter(&|x| super::short(*x))
+            .y_label_formatter(&|y| super::short(*y))
+            .draw()?;
+        let grey = RGBColor(190, 190, 190);
+        let blue = PALETTE[0];
+        let red = PALETTE[3];
+        chart.draw_series(self.infeasible.iter().map(|&p| Cross::new(p, 5, grey.stroke_width(2))))?;
+        chart.draw_series(self.feasible.iter().map(|&p| Circle::new(p, 4, blue.mix(0.6).filled())))?;
+        let line: Vec<(f64, f64)> = self.front.iter().map(|p| (p.0, p.1)).collect();
+        chart.draw_series(LineSeries::new(line.clone(), red.stroke_width(3)))?;
+        chart.draw_series(line.iter().map(|&p| Circle::new(p, 7, red.stroke_width(3))))?;
+        let label_style = super::font(super::TICK_PX - 3).pos(Pos::new(HPos::Left, VPos::Bottom));
+        for p in self.front.iter().take(12) {
+            chart.draw_series(std::iter::once(Text::new(p.2.clone(), (p.0, p.1), label_style.clone())))?;
+        }
+        let entries = vec![
+            (format!("feasible ({})", self.feasible.len()), Swatch::Fill(blue)),
+            (format!("infeasible ({})", self.infeasible.len()), Swatch::Fill(grey)),
+            (format!("Pareto front ({})", self.front.len()), Swatch::Line(red)),
+        ];
+        super::legend(&side, "Points", &entries)
     }
 }
 

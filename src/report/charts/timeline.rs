@@ -26,12 +26,13 @@ pub const BINS: usize = 1000;
 pub const TOUCH_S: f64 = 1e-9;
 
 /// Categories in legend order.
-const CATEGORIES: [&str; 8] = [
+const CATEGORIES: [&str; 9] = [
     "forward",
     "backward",
     "recompute",
     "optimizer",
     "tp_comm",
+    "ep_comm",
     "dp_comm",
     "pp_comm",
     "sync",
@@ -108,6 +109,7 @@ fn stream_name(s: Stream) -> &'static str {
 pub fn category_label(c: &str) -> &str {
     match c {
         "tp_comm" => "TP comm",
+        "ep_comm" => "EP all-to-all",
         "dp_comm" => "DP comm",
         "pp_comm" => "PP comm",
         other => other,

@@ -1,0 +1,288 @@
+//! Lower bounds on the steady-state step time of a plan, for the plan search.
+//!
+//! * [`lower_bound_s`] (cheap, from the per-layer costs only): a pipeline stage runs its
+//!   compute and its blocking tensor-parallel collectives for every micro-batch, and the
+//!   pipeline must fill and drain: `T >= w_max * m + w_min * (p - 1) / v + optimizer`,
+//!   with `w_max` and `w_min` the work (compute plus blocking TP collectives on an idle
+//!   network) of one micro-batch on the busiest and the lightest stage.
+//! * [`contention_free_step_s`] (about a tenth of a simulation): the operation graph the
+//!   simulation runs, timed as a longest path with every collective and transfer at its
+//!   idle-network duration. The simulation obeys the same dependencies and stream orders
+//!   with durations at least as long (contention only slows flows), so this bounds the
+//!   simulated step time from below while capturing the pipeline bubble, blocking and
+//!   overlapped TP collectives, the exposed gradient reduction and parameter gathers.
+//!
+//! Both bound the steady-state iteration: barrier release to barrier release, which is
+//! what the simulation measures after one warm-up iteration (`end_1 - end_0`, the
+//! optimizer steps being the same in both iterations).
+
+use crate::hardware::ClusterSpec;
+use crate::network::collective::{ring_cost, CollectiveKind, GroupLayout, LinkClass};
+use crate::parallel::{ParallelPlan, Placement};
+use crate::simulation::RunInput;
+use crate::workload::costs::{compute_time_s, embedding_and_head_steps, layer_steps, optimizer_time_s, Overlap, Step};
+use crate::workload::{self, Group, OpKind, Stream, WorkloadSpec};
+
+/// Link capacities the simulation gives one representative rank, bytes/s.
+#[derive(Clone, Copy, Debug)]
+struct Caps {
+    up: f64,
+    out: f64,
+    spine: f64,
+}
+
+impl Caps {
+    fn of(c: &ClusterSpec) -> Caps {
+        let up = crate::units::gbyte_per_s_to_bytes_per_s(c.gpu.scale_up_gbyte_per_s) * c.scale_up_efficiency;
+        let out = c.nic_bytes_per_s_per_gpu() * c.scale_out_efficiency;
+        Caps {
+            up,
+            out,
+            spine: out / c.oversubscription.max(1.0),
+        }
+    }
+}
+
+/// Seconds of a ring collective alone on the network: latency plus the busiest link's
+/// bytes at its full capacity (a lower bound of any max-min fair share of it).
+fn collective_idle_s(kind: CollectiveKind, layout: GroupLayout, bytes: f64, c: &ClusterSpec, caps: Caps) -> f64 {
+    let cost = ring_cost(kind, layout, bytes, c);
+    let (mut up, mut out, mut spine) = (0.0, 0.0, 0.0);
+    for (class, b) in &cost.loads {
+        #[allow(unreachable_patterns)]
+        match class {
+            LinkClass::ScaleUp => up += b,
+            LinkClass::ScaleOut => out += b,
+            LinkClass::CrossLeaf => {
+                out += b;
+                spine += b;
+            }
+            _ => {}
+        }
+    }
+    cost.latency_s + (up / caps.up).max(out / caps.out).max(spine / caps.spine)
+}
+
+fn layouts(plan: &ParallelPlan, c: &ClusterSpec) -> (GroupLayout, GroupLayout, bool) {
+    let placement = Placement::megatron(plan, c.gpus_per_node);
+    (
+        GroupLayout {
+            size: plan.tp,
+            members_per_node: placement.tp_members_per_node,
+        },
+        GroupLayout {
+            size: plan.dp,
+            members_per_node: placement.dp_members_per_node,
+        },
+        placement.pp_neighbours_share_node,
+    )
+}
+
+/// Compute plus blocking TP collectives (idle network) of `steps`, seconds.
+fn blocking_work_s(steps: &[Step], tp: GroupLayout, c: &ClusterSpec, caps: Caps) -> f64 {
+    let comm: f64 = steps
+        .iter()
+        .map(|s| match s {
+            Step::Tp {
+                kind,
+                bytes,
+                overlap: Overlap::Blocking,
+            } => collective_idle_s(*kind, tp, *bytes, c, caps),
+            _ => 0.0,
+        })
+        .sum();
+    compute_time_s(steps) + comm
+}
+
+/// Cheap lower bound on the steady-state step time of `plan`, seconds (see the module
+/// docs).
+pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
+    let c = &base.cluster;
+    let g = &c.gpu;
+    let m = &base.model;
+    let t = &base.training;
+    let caps = Caps::of(c);
+    let (tp, _, _) = layouts(plan, c);
+    let (emb, head) = embedding_and_head_steps(g, m, plan, t.seq_length);
+    let work = |s: &[Step]| blocking_work_s(s, tp, c, caps);
+    let layer_work = |moe: bool| {
+        let l = layer_steps(g, m, plan, t.precision, t.seq_length, t.flash_attention, moe);
+        work(&l.forward) + work(&l.backward)
+    };
+    // a MoE layer's expert and all-to-all steps are not counted: the lighter of the dense
+    // and the MoE layer bounds every layer
+    let per_layer = if m.moe.is_some() {
+        layer_work(false).min(layer_work(true))
+    } else {
+        layer_work(false)
+    };
+    let chunks = plan.layers_per_chunk(m.num_layers);
+    let pp = plan.pp as usize;
+    let mut busiest = 0.0f64;
+    let mut lightest = f64::INFINITY;
+    for s in 0..pp {
+        let mut w: f64 = (0..plan.virtual_stages as usize)
+            .map(|v| chunks[v * pp + s] as f64 * per_layer)
+            .sum();
+        if s == 0 {
+            w += work(&emb.forward) + work(&emb.backward);
+        }
+        if s == pp - 1 {
+            w += work(&head.forward) + work(&head.backward);
+        }
+        busiest = busiest.max(w);
+        lightest = lightest.min(w);
+    }
+    let nmb = plan.num_microbatches(t.global_batch_size) as f64;
+    let fill = (plan.pp as f64 - 1.0) / plan.virtual_stages as f64;
+    let params_local =
+        m.total_params() / (plan.tp * plan.pp) as f64 / if plan.zero_stage >= 1 { plan.dp as f64 } else { 1.0 };
+    busiest * nmb + lightest * fill + optimizer_time_s(g, params_local)
+}
+
+/// The workload the simulation builds for `plan` over `iterations`.
+fn workload_of(base: &RunInput, plan: &ParallelPlan, iterations: u32) -> workload::Workload {
+    let c = &base.cluster;
+    let t = &base.training;
+    workload::build(&WorkloadSpec {
+        gpu: &c.gpu,
+        model: &base.model,
+        plan,
+        precision: t.precision,
+        seq_length: t.seq_length,
+        global_batch_size: t.global_batch_size,
+        flash_attention: t.flash_attention,
+        iterations,
+        gpus_per_node: c.gpus_per_node,
+        routing: &base.routing,
+        seed: base.seed,
+    })
+}
+
+/// Steady-state step time of `plan` with every collective and transfer at its idle-network
+/// duration, seconds: a lower bound on the simulated step time (see the module docs).
+/// Returns 0 (no information) if the graph has no second barrier.
+pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
+    let c = &base.cluster;
+    let caps = Caps::of(c);
+    let (tp, dp, pp_same_node) = layouts(plan, c);
+    let w = workload_of(base, plan, 2);
+    let n = w.ops.len();
+    let n_ranks = w.ranks.len();
+    // edges: explicit dependencies and each stream's program order (CSR)
+    let mut stream_pred = vec![u32::MAX; n];
+    let mut last = vec![u32::MAX; n_ranks * Stream::COUNT];
+    let mut indeg = vec![0u32; n];
+    let mut succ_start = vec![0u32; n + 1];
+    for (i, op) in w.ops.iter().enumerate() {
+        let q = op.rank as usize * Stream::COUNT + op.stream.index();
+        stream_pred[i] = last[q];
+        last[q] = i as u32;
+        for &d in &w.deps[op.deps.0 as usize..op.deps.1 as usize] {
+            succ_start[d as usize + 1] += 1;
+            indeg[i] += 1;
+        }
+        if stream_pred[i] != u32::MAX {
+            succ_start[stream_pred[i] as usize + 1] += 1;
+            indeg[i] += 1;
+        }
+    }
+    for i in 0..n {
+        succ_start[i + 1] += succ_start[i];
+    }
+    let mut succ = vec![0u32; succ_start[n] as usize];
+    let mut fill = succ_start.clone();
+    for (i, op) in w.ops.iter().enumerate() {
+        for &d in &w.deps[op.deps.0 as usize..op.deps.1 as usize] {
+            succ[fill[d as usize] as usize] = i as u32;
+            fill[d as usize] += 1;
+        }
+        if stream_pred[i] != u32::MAX {
+            let p = stream_pred[i] as usize;
+            succ[fill[p] as usize] = i as u32;
+            fill[p] += 1;
+        }
+    }
+    // durations of collectives by (group, kind, bytes), few distinct ones per plan
+    let mut cache: Vec<(Group, CollectiveKind, u64, f64)> = Vec::new();
+    let (send_cap, send_lat_s) = if pp_same_node {
+        (caps.up, c.scale_up_latency_us * 1e-6)
+    } else {
+        (caps.out, c.scale_out_latency_us * 1e-6)
+    };
+    // times relative to the release of the first barrier; work that does not follow it
+    // is unconstrained (-inf)
+    let mut start = vec![f64::NEG_INFINITY; n];
+    let mut end = vec![f64::NEG_INFINITY; n];
+    let mut ready: Vec<u32> = (0..n as u32).filter(|&i| indeg[i as usize] == 0).collect();
+    let mut arrived: Vec<Vec<u32>> = vec![Vec::new(); w.iterations as usize];
+    let mut release = vec![f64::NEG_INFINITY; w.iterations as usize];
+    let mut done: Vec<u32> = Vec::new();
+    while let Some(i) = ready.pop() {
+        let op = &w.ops[i as usize];
+        #[allow(unreachable_patterns)]
+        let d = match &op.kind {
+            OpKind::Compute { duration, .. } => duration.as_secs(),
+            OpKind::Collective { group, kind, bytes, .. } => {
+                #[allow(unreachable_patterns)]
+                let layout = match group {
+                    Group::Tp => Some(tp),
+                    Group::Dp => Some(dp),
+                    _ => None,
+                };
+                match layout {
+                    None => 0.0,
+                    Some(layout) => {
+                        let key = (*group, *kind, bytes.to_bits());
+                        match cache.iter().find(|e| (e.0, e.1, e.2) == key) {
+                            Some(e) => e.3,
+                            None => {
+                                let s = collective_idle_s(*kind, layout, *bytes, c, caps);
+                                cache.push((key.0, key.1, key.2, s));
+                                s
+                            }
+                        }
+                    }
+                }
+            }
+            OpKind::Send { bytes, .. } => bytes / send_cap + send_lat_s,
+            OpKind::Barrier { iteration } => {
+                let it = *iteration as usize;
+                if it == 0 {
+                    end[i as usize] = 0.0;
+                    done.push(i);
+                } else {
+                    arrived[it].push(i);
+                    release[it] = release[it].max(start[i as usize]);
+                    if arrived[it].len() == n_ranks {
+                        for &o in &arrived[it] {
+                            end[o as usize] = release[it];
+                        }
+                        done.extend(arrived[it].iter().copied());
+                    }
+                }
+                f64::NAN
+            }
+            _ => 0.0,
+        };
+        if !d.is_nan() {
+            end[i as usize] = start[i as usize] + d;
+            done.push(i);
+        }
+        while let Some(o) = done.pop() {
+            let e = end[o as usize];
+            for k in succ_start[o as usize]..succ_start[o as usize + 1] {
+                let s = succ[k as usize] as usize;
+                start[s] = start[s].max(e);
+                indeg[s] -= 1;
+                if indeg[s] == 0 {
+                    ready.push(s as u32);
+                }
+            }
+        }
+    }
+    match release.get(1) {
+        Some(r) if r.is_finite() && arrived[1].len() == n_ranks => *r,
+        _ => 0.0,
+    }
+}
