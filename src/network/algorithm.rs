@@ -567,6 +567,61 @@ pub fn select(kind: CollectiveKind, layout: GroupLayout, size_bytes: f64, cluste
     best.0
 }
 
+/// The algorithm a training run uses for each collective kind (scenario keys
+/// `[cluster.network] all_reduce_algorithm` etc.). All-to-all is always `direct`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlgorithmChoice {
+    /// All-reduce (TP without SP, DP gradients without ZeRO).
+    pub all_reduce: Algorithm,
+    /// All-gather (SP, ZeRO parameter gathers).
+    pub all_gather: Algorithm,
+    /// Reduce-scatter (SP, ZeRO gradient reduction).
+    pub reduce_scatter: Algorithm,
+}
+
+impl Default for AlgorithmChoice {
+    /// Rings everywhere: what the compute calibration was fitted with (docs/calibration.md).
+    fn default() -> Self {
+        AlgorithmChoice {
+            all_reduce: Algorithm::Ring,
+            all_gather: Algorithm::Ring,
+            reduce_scatter: Algorithm::Ring,
+        }
+    }
+}
+
+impl AlgorithmChoice {
+    /// The algorithm for `kind`.
+    pub fn for_kind(&self, kind: CollectiveKind) -> Algorithm {
+        match kind {
+            CollectiveKind::AllReduce => self.all_reduce,
+            CollectiveKind::AllGather => self.all_gather,
+            CollectiveKind::ReduceScatter => self.reduce_scatter,
+            CollectiveKind::AllToAll => Algorithm::Direct,
+        }
+    }
+}
+
+/// Per-rank link-class loads and latency of one collective under `choice`, the way the
+/// training simulation charges it: the chosen algorithm's decomposition, or the ring's when
+/// the algorithm cannot run this collective on this topology.
+pub fn collective_cost(
+    kind: CollectiveKind,
+    layout: GroupLayout,
+    size_bytes: f64,
+    cluster: &ClusterSpec,
+    choice: &AlgorithmChoice,
+) -> CollectiveCost {
+    let algo = choice.for_kind(kind);
+    if algo == Algorithm::Ring && cluster.topology == crate::hardware::cluster::TopologySpec::default() {
+        return super::collective::ring_cost(kind, layout, size_bytes, cluster);
+    }
+    match cost(kind, algo, layout, size_bytes, cluster) {
+        Ok(c) => c.to_collective_cost(cluster),
+        Err(_) => super::collective::ring_cost(kind, layout, size_bytes, cluster),
+    }
+}
+
 /// Seconds for one collective of cost `c` on an idle network: each phase's loads run as
 /// concurrent flows over their tiers' links ([`Tier::path`]) of a fresh [`FlowNetwork`], then
 /// its latency, phases one after another; with `chunk_bytes > 0` pipelined phases also pay

@@ -646,6 +646,89 @@ impl Checker<'_> {
         Ok(rows)
     }
 
+    fn topology(&self, n: &raw::RawNetwork) -> Result<crate::hardware::cluster::TopologySpec, ScenarioError> {
+        let mut t = crate::hardware::cluster::TopologySpec::default();
+        if let Some(v) = n.scale_up_domain {
+            t.scale_up_domain = self.at_least_one("cluster.network.scale_up_domain", v)?;
+        }
+        if let Some(v) = n.fat_tree_tiers {
+            if v != 2 && v != 3 {
+                return Err(self.invalid(
+                    "cluster.network.fat_tree_tiers",
+                    v,
+                    "allowed values are 2 (leaf-spine) and 3 (leaf-spine-core)",
+                ));
+            }
+            t.fat_tree_tiers = v;
+        }
+        if let Some(v) = n.leaves_per_pod {
+            t.leaves_per_pod = self.at_least_one("cluster.network.leaves_per_pod", v)?;
+        }
+        if let Some(v) = n.core_oversubscription {
+            t.core_oversubscription = self.at_least_one_ratio("cluster.network.core_oversubscription", v)?;
+        }
+        if let Some(v) = n.rail_optimized {
+            t.rail_optimized = v;
+        }
+        if let Some(v) = n.switch_latency_us {
+            t.switch_latency_us = self.non_negative("cluster.network.switch_latency_us", v)?;
+        }
+        Ok(t)
+    }
+
+    fn algorithms(&self, n: &raw::RawNetwork) -> Result<crate::network::algorithm::AlgorithmChoice, ScenarioError> {
+        use crate::network::algorithm::{Algorithm, AlgorithmChoice};
+        let mut c = AlgorithmChoice::default();
+        let allowed: [(&str, &[Algorithm]); 3] = [
+            (
+                "all_reduce_algorithm",
+                &[
+                    Algorithm::Auto,
+                    Algorithm::Ring,
+                    Algorithm::Tree,
+                    Algorithm::Nvls,
+                    Algorithm::Hierarchical,
+                    Algorithm::HalvingDoubling,
+                ],
+            ),
+            (
+                "all_gather_algorithm",
+                &[
+                    Algorithm::Auto,
+                    Algorithm::Ring,
+                    Algorithm::Hierarchical,
+                    Algorithm::HalvingDoubling,
+                ],
+            ),
+            (
+                "reduce_scatter_algorithm",
+                &[
+                    Algorithm::Auto,
+                    Algorithm::Ring,
+                    Algorithm::Hierarchical,
+                    Algorithm::HalvingDoubling,
+                ],
+            ),
+        ];
+        for (i, (key, algos)) in allowed.iter().enumerate() {
+            let given = [
+                &n.all_reduce_algorithm,
+                &n.all_gather_algorithm,
+                &n.reduce_scatter_algorithm,
+            ][i];
+            if let Some(s) = given {
+                let names: Vec<&str> = algos.iter().map(|a| a.name()).collect();
+                let a = self.choice(&format!("cluster.network.{key}"), s, &names, algos)?;
+                match i {
+                    0 => c.all_reduce = a,
+                    1 => c.all_gather = a,
+                    _ => c.reduce_scatter = a,
+                }
+            }
+        }
+        Ok(c)
+    }
+
     fn convert(&self, r: RawScenario) -> Result<Scenario, ScenarioError> {
         let gpu = self.gpu(&r.cluster.gpu)?;
         let num_gpus = self.at_least_one("cluster.num_gpus", r.cluster.num_gpus)?;
@@ -693,9 +776,10 @@ impl Checker<'_> {
                 n.nodes_per_leaf
                     .unwrap_or(crate::hardware::cluster::DEFAULT_NODES_PER_LEAF),
             )?,
-            topology: Default::default(),
+            topology: self.topology(&n)?,
             gpu,
         };
+        let collectives = self.algorithms(&n)?;
         let model = self.model(&r.model)?;
 
         let t = &r.training;
@@ -860,6 +944,7 @@ impl Checker<'_> {
                 goal,
                 stragglers,
                 routing,
+                collectives,
             },
             measured,
         })

@@ -88,6 +88,15 @@ pub struct RawNetwork {
     pub scale_out_efficiency: Option<f64>,
     pub oversubscription: Option<f64>,
     pub nodes_per_leaf: Option<u32>,
+    pub all_reduce_algorithm: Option<String>,
+    pub all_gather_algorithm: Option<String>,
+    pub reduce_scatter_algorithm: Option<String>,
+    pub scale_up_domain: Option<u32>,
+    pub fat_tree_tiers: Option<u32>,
+    pub leaves_per_pod: Option<u32>,
+    pub core_oversubscription: Option<f64>,
+    pub rail_optimized: Option<bool>,
+    pub switch_latency_us: Option<f64>,
 }
 
 /// `[model]`: a preset and/or explicit fields.

@@ -10,7 +10,8 @@ pub mod trace;
 
 use crate::engine::EventQueue;
 use crate::hardware::ClusterSpec;
-use crate::network::collective::{ring_cost, GroupLayout, LinkClass};
+use crate::network::algorithm::{collective_cost, AlgorithmChoice};
+use crate::network::collective::{CollectiveCost, GroupLayout, LinkClass};
 use crate::network::{FlowNetwork, LinkId};
 use crate::units::SimTime;
 use crate::workload::costs::Phase;
@@ -44,6 +45,11 @@ pub struct Layouts {
     pub expert_dp: GroupLayout,
     /// Whether adjacent pipeline stages share a node.
     pub pp_same_node: bool,
+    /// Whether adjacent pipeline stages sit under different leaf switches (their sends
+    /// cross the spine).
+    pub pp_crosses_spine: bool,
+    /// Collective algorithm per kind.
+    pub algorithms: AlgorithmChoice,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -67,6 +73,9 @@ pub struct SimOutput {
     pub bytes_scale_out: f64,
     /// Of those, bytes that crossed the spine (leaf to leaf), summed over representative ranks.
     pub bytes_spine: f64,
+    /// Bytes sent per communication kind (TP, DP gradients, DP parameters, PP, EP
+    /// all-to-all), summed over representative ranks and all link classes.
+    pub bytes_by_kind: [f64; 5],
 }
 
 struct RankLinks {
@@ -113,6 +122,9 @@ struct Sim<'a> {
     /// Scale-up and NIC port bandwidths, bytes/s.
     up_bw: f64,
     out_bw: f64,
+    /// Collective costs by (group, kind, bytes): a run has few distinct collectives.
+    cost_cache: std::collections::HashMap<(u8, u8, u64), CollectiveCost>,
+    bytes_by_kind: [f64; 5],
 }
 
 fn queue_index(op: &crate::workload::Op) -> usize {
@@ -194,6 +206,8 @@ impl<'a> Sim<'a> {
             },
             up_bw,
             out_bw,
+            cost_cache: std::collections::HashMap::new(),
+            bytes_by_kind: [0.0; 5],
         }
     }
 
@@ -227,13 +241,30 @@ impl<'a> Sim<'a> {
                 };
                 self.q.schedule(now + d, Event::OpDone(id))
             }
-            OpKind::Collective { group, kind, bytes, .. } => {
+            OpKind::Collective {
+                group,
+                kind,
+                bytes,
+                purpose,
+            } => {
                 let layout = match group {
                     Group::Tp => self.layouts.tp,
                     Group::Dp => self.layouts.dp,
                     Group::ExpertDp => self.layouts.expert_dp,
                 };
-                let cost = ring_cost(*kind, layout, *bytes, self.cluster);
+                let key = (*group as u8, *kind as u8, bytes.to_bits());
+                let (cluster, algorithms) = (self.cluster, self.layouts.algorithms);
+                let cost = self
+                    .cost_cache
+                    .entry(key)
+                    .or_insert_with(|| collective_cost(*kind, layout, *bytes, cluster, &algorithms));
+                let sent: f64 = cost.loads.iter().map(|(_, b)| b).sum();
+                let slot = match (group, purpose) {
+                    (Group::Tp, _) => 0,
+                    (_, crate::workload::CommPurpose::Parameters) => 2,
+                    _ => 1,
+                };
+                self.bytes_by_kind[slot] += sent;
                 let flows: Vec<([LinkId; 4], usize, f64)> = cost
                     .loads
                     .iter()
@@ -252,13 +283,19 @@ impl<'a> Sim<'a> {
             }
             OpKind::Send { to, bytes } => {
                 let dst = &self.links[*to as usize];
-                let (tx, rx, lat_us) = if self.layouts.pp_same_node {
-                    (r.up_tx, dst.up_rx, self.cluster.scale_up_latency_us)
+                self.bytes_by_kind[3] += *bytes;
+                let (path, lat_us): (Vec<LinkId>, f64) = if self.layouts.pp_same_node {
+                    (vec![r.up_tx, dst.up_rx], self.cluster.scale_up_latency_us)
+                } else if self.layouts.pp_crosses_spine {
+                    (
+                        vec![r.out_tx, r.spine_tx, dst.spine_rx, dst.out_rx],
+                        self.cluster.scale_out_latency_us + 2.0 * self.cluster.topology.switch_latency_us,
+                    )
                 } else {
-                    (r.out_tx, dst.out_rx, self.cluster.scale_out_latency_us)
+                    (vec![r.out_tx, dst.out_rx], self.cluster.scale_out_latency_us)
                 };
                 let latency = SimTime::from_secs(lat_us * 1e-6);
-                if let Some(c) = self.net.start_transfer(now, &[(&[tx, rx], *bytes)], latency, id as u64) {
+                if let Some(c) = self.net.start_transfer(now, &[(&path[..], *bytes)], latency, id as u64) {
                     self.q.schedule(c.ready_at, Event::OpDone(id));
                 }
                 self.net_changed = true;
@@ -268,6 +305,7 @@ impl<'a> Sim<'a> {
                 // nothing else, so their drain time on idle links is exact and the op
                 // cannot finish before it
                 let a = &self.w.all_to_alls[*table as usize];
+                self.bytes_by_kind[4] += a.up_send_bytes + a.out_send_bytes;
                 let lat_us = if a.crosses_nodes {
                     self.cluster.scale_out_latency_us
                 } else {
@@ -388,6 +426,7 @@ impl<'a> Sim<'a> {
             bytes_scale_up: carried(|l| l.up_tx),
             bytes_scale_out: carried(|l| l.out_tx),
             bytes_spine: carried(|l| l.spine_tx),
+            bytes_by_kind: self.bytes_by_kind,
             events: self.q.events_processed(),
             op_times: self.op_times,
             iteration_ends: self.iteration_ends,

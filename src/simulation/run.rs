@@ -38,6 +38,38 @@ pub struct RunInput {
     pub stragglers: super::stragglers::StragglerSpec,
     /// MoE token routing (`[moe]`; balanced and dropless by default).
     pub routing: crate::workload::routing::RoutingSpec,
+    /// Collective algorithm per kind (`[cluster.network] *_algorithm`; rings by default).
+    pub collectives: crate::network::algorithm::AlgorithmChoice,
+}
+
+/// Where the bytes went: per link class and per communication kind, per GPU and step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetworkUsage {
+    /// Bytes a GPU sends over its scale-up (NVLink) port per step.
+    pub scale_up_bytes_per_step_per_gpu: f64,
+    /// Bytes a GPU sends over its NIC per step.
+    pub scale_out_bytes_per_step_per_gpu: f64,
+    /// Of those, bytes that cross the spine (leaf to leaf) per step.
+    pub spine_bytes_per_step_per_gpu: f64,
+    /// Mean utilisation of a GPU's scale-up port over the step (sent bytes / (sustained
+    /// rate x step time)), fraction.
+    pub scale_up_utilisation: f64,
+    /// The same for its NIC, fraction.
+    pub scale_out_utilisation: f64,
+    /// The same for its share of the spine, fraction (0 on a non-blocking fabric).
+    pub spine_utilisation: f64,
+    /// Bytes per GPU per step of tensor-parallel collectives (all link classes).
+    pub tp_bytes_per_step_per_gpu: f64,
+    /// Data-parallel (and expert-data-parallel) gradient reduction.
+    pub dp_grad_bytes_per_step_per_gpu: f64,
+    /// Data-parallel parameter all-gathers (ZeRO).
+    pub dp_param_bytes_per_step_per_gpu: f64,
+    /// Pipeline sends.
+    pub pp_bytes_per_step_per_gpu: f64,
+    /// MoE all-to-all.
+    pub ep_bytes_per_step_per_gpu: f64,
+    /// Collective algorithm per kind, as run.
+    pub algorithms: crate::network::algorithm::AlgorithmChoice,
 }
 
 /// What routing did in a MoE run. Loads are relative: 1 = the mean expert's load.
@@ -195,6 +227,9 @@ pub struct RunResult {
     /// Routing and expert load (MoE models only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moe: Option<MoeResult>,
+    /// Bytes per link class and per communication kind, link utilisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkUsage>,
 }
 
 /// Stages kept in the timeline at most.
@@ -274,6 +309,13 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
             members_per_node: placement.expert_dp_members_per_node,
         },
         pp_same_node: placement.pp_neighbours_share_node,
+        pp_crosses_spine: {
+            // adjacent stages are tp * dp GPUs apart; under different leaves once that
+            // stride spans a leaf's nodes
+            let stride_nodes = (p.tp * p.dp) / c.gpus_per_node.max(1);
+            c.oversubscription > 1.0 && p.pp > 1 && stride_nodes >= c.effective_nodes_per_leaf()
+        },
+        algorithms: input.collectives,
     };
     let factors = super::stragglers::stage_factors(&input.stragglers, input.seed, p.pp, p.tp * p.dp, iterations);
     let out = simulate(&w, c, layouts, &factors)?;
@@ -402,7 +444,40 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
         },
         to_target: None,
         moe: None,
+        network: None,
     };
+    {
+        let per = |x: f64| x / n_rep / iters;
+        let up_bw = crate::units::gbyte_per_s_to_bytes_per_s(c.gpu.scale_up_gbyte_per_s) * c.scale_up_efficiency;
+        let out_bw = c.nic_bytes_per_s_per_gpu() * c.scale_out_efficiency;
+        let spine_bw = out_bw / c.oversubscription.max(1.0);
+        let util = |bytes: f64, bw: f64| {
+            if bw > 0.0 && mean > 0.0 {
+                per(bytes) / (bw * mean)
+            } else {
+                0.0
+            }
+        };
+        let k = &out.bytes_by_kind;
+        result.network = Some(NetworkUsage {
+            scale_up_bytes_per_step_per_gpu: per(out.bytes_scale_up),
+            scale_out_bytes_per_step_per_gpu: per(out.bytes_scale_out),
+            spine_bytes_per_step_per_gpu: per(out.bytes_spine),
+            scale_up_utilisation: util(out.bytes_scale_up, up_bw),
+            scale_out_utilisation: util(out.bytes_scale_out, out_bw),
+            spine_utilisation: if c.oversubscription > 1.0 {
+                util(out.bytes_spine, spine_bw)
+            } else {
+                0.0
+            },
+            tp_bytes_per_step_per_gpu: per(k[0]),
+            dp_grad_bytes_per_step_per_gpu: per(k[1]),
+            dp_param_bytes_per_step_per_gpu: per(k[2]),
+            pp_bytes_per_step_per_gpu: per(k[3]),
+            ep_bytes_per_step_per_gpu: per(k[4]),
+            algorithms: input.collectives,
+        });
+    }
     if let (Some(loads), Some(moe)) = (&w.moe, &input.model.moe) {
         let draws = loads.draws.max(1) as f64;
         let routing = match &input.routing.routing {

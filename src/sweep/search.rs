@@ -5,8 +5,10 @@
 //! for the objective).
 //!
 //! Space: TP in the divisors of the node size, PP up to 64 dividing the layers (or the
-//! layers + 2 with Megatron's embedding/loss split), DP derived, micro-batch 1/2/4,
-//! virtual stages 1/2/3/4/6, recomputation none/selective/full, ZeRO stages as asked.
+//! layers + 2 with Megatron's embedding/loss split), DP derived, expert parallelism EP
+//! (Mixture-of-Experts models: the divisors of the expert count that divide `tp * dp`;
+//! 1 for dense models), micro-batch 1/2/4, virtual stages 1/2/3/4/6, recomputation
+//! none/selective/full, ZeRO stages as asked.
 //!
 //! Two bounds on the steady-state step time ([`super::search_bounds`]): a cheap one from
 //! the per-layer costs (compute and blocking TP collectives of the busiest stage, pipeline
@@ -216,6 +218,14 @@ pub fn enumerate(base: &RunInput, zero_stages: &[u32]) -> Vec<ParallelPlan> {
                 continue;
             }
             let dp = c.num_gpus / (tp * pp);
+            let eps = match &m.moe {
+                Some(moe) => divisors_up_to(moe.num_experts, moe.num_experts)
+                    .into_iter()
+                    .filter(|ep| (tp * dp) % ep == 0)
+                    .collect(),
+                None => vec![1],
+            };
+            for ep in eps {
             for split in [false, true] {
                 if split && (pp == 1 || (m.num_layers) % pp == 0) {
                     continue; // the split only helps where an even split fails
@@ -242,12 +252,15 @@ pub fn enumerate(base: &RunInput, zero_stages: &[u32]) -> Vec<ParallelPlan> {
                                     zero_stage: zero,
                                     recompute,
                                     pipeline_split_embedding_and_loss: split,
+                                    ep,
+                                    expert_tp: 1,
                                     ..base.plan.clone()
                                 });
                             }
                         }
                     }
                 }
+            }
             }
         }
     }

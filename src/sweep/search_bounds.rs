@@ -12,12 +12,22 @@
 //!   simulated step time from below while capturing the pipeline bubble, blocking and
 //!   overlapped TP collectives, the exposed gradient reduction and parameter gathers.
 //!
+//! Mixture-of-Experts: the cheap bound counts no routed-expert compute and no token
+//! all-to-all (it takes, per layer, the lighter of a dense and a MoE layer without them;
+//! the optimizer of the lightest stage). The contention-free bound runs the expert steps
+//! of every expert-parallel lane as the simulation builds them, each all-to-all at the
+//! idle-port time of its busiest port (the representative's four ports and the other
+//! lanes', latency included) and the expert-data-parallel gradient reductions at their
+//! idle-network time, so it includes the expert compute, the imbalance wait and the
+//! unhidden all-to-all time.
+//!
 //! Both bound the steady-state iteration: barrier release to barrier release, which is
 //! what the simulation measures after one warm-up iteration (`end_1 - end_0`, the
 //! optimizer steps being the same in both iterations).
 
 use crate::hardware::ClusterSpec;
-use crate::network::collective::{ring_cost, CollectiveKind, GroupLayout, LinkClass};
+use crate::network::algorithm::{collective_cost, AlgorithmChoice};
+use crate::network::collective::{CollectiveKind, GroupLayout, LinkClass};
 use crate::parallel::{ParallelPlan, Placement};
 use crate::simulation::RunInput;
 use crate::workload::costs::{compute_time_s, embedding_and_head_steps, layer_steps, optimizer_time_s, Overlap, Step};
@@ -43,10 +53,18 @@ impl Caps {
     }
 }
 
-/// Seconds of a ring collective alone on the network: latency plus the busiest link's
-/// bytes at its full capacity (a lower bound of any max-min fair share of it).
-fn collective_idle_s(kind: CollectiveKind, layout: GroupLayout, bytes: f64, c: &ClusterSpec, caps: Caps) -> f64 {
-    let cost = ring_cost(kind, layout, bytes, c);
+/// Seconds of a collective alone on the network, decomposed by the algorithm the
+/// simulation uses for it: latency plus the busiest link's bytes at its full capacity (a
+/// lower bound of any max-min fair share of it).
+fn collective_idle_s(
+    kind: CollectiveKind,
+    layout: GroupLayout,
+    bytes: f64,
+    c: &ClusterSpec,
+    algorithms: &AlgorithmChoice,
+    caps: Caps,
+) -> f64 {
+    let cost = collective_cost(kind, layout, bytes, c, algorithms);
     let (mut up, mut out, mut spine) = (0.0, 0.0, 0.0);
     for (class, b) in &cost.loads {
         #[allow(unreachable_patterns)]
@@ -63,7 +81,8 @@ fn collective_idle_s(kind: CollectiveKind, layout: GroupLayout, bytes: f64, c: &
     cost.latency_s + (up / caps.up).max(out / caps.out).max(spine / caps.spine)
 }
 
-fn layouts(plan: &ParallelPlan, c: &ClusterSpec) -> (GroupLayout, GroupLayout, bool) {
+/// TP, DP and expert-DP group layouts, and whether adjacent stages share a node.
+fn layouts(plan: &ParallelPlan, c: &ClusterSpec) -> (GroupLayout, GroupLayout, GroupLayout, bool) {
     let placement = Placement::megatron(plan, c.gpus_per_node);
     (
         GroupLayout {
@@ -74,12 +93,16 @@ fn layouts(plan: &ParallelPlan, c: &ClusterSpec) -> (GroupLayout, GroupLayout, b
             size: plan.dp,
             members_per_node: placement.dp_members_per_node,
         },
+        GroupLayout {
+            size: plan.expert_dp(),
+            members_per_node: placement.expert_dp_members_per_node,
+        },
         placement.pp_neighbours_share_node,
     )
 }
 
 /// Compute plus blocking TP collectives (idle network) of `steps`, seconds.
-fn blocking_work_s(steps: &[Step], tp: GroupLayout, c: &ClusterSpec, caps: Caps) -> f64 {
+fn blocking_work_s(steps: &[Step], tp: GroupLayout, c: &ClusterSpec, algorithms: &AlgorithmChoice, caps: Caps) -> f64 {
     let comm: f64 = steps
         .iter()
         .map(|s| match s {
@@ -87,7 +110,7 @@ fn blocking_work_s(steps: &[Step], tp: GroupLayout, c: &ClusterSpec, caps: Caps)
                 kind,
                 bytes,
                 overlap: Overlap::Blocking,
-            } => collective_idle_s(*kind, tp, *bytes, c, caps),
+            } => collective_idle_s(*kind, tp, *bytes, c, algorithms, caps),
             _ => 0.0,
         })
         .sum();
@@ -102,9 +125,9 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let m = &base.model;
     let t = &base.training;
     let caps = Caps::of(c);
-    let (tp, _, _) = layouts(plan, c);
+    let (tp, _, _, _) = layouts(plan, c);
     let (emb, head) = embedding_and_head_steps(g, m, plan, t.seq_length);
-    let work = |s: &[Step]| blocking_work_s(s, tp, c, caps);
+    let work = |s: &[Step]| blocking_work_s(s, tp, c, &base.collectives, caps);
     let layer_work = |moe: bool| {
         let l = layer_steps(g, m, plan, t.precision, t.seq_length, t.flash_attention, moe);
         work(&l.forward) + work(&l.backward)
@@ -135,9 +158,48 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     }
     let nmb = plan.num_microbatches(t.global_batch_size) as f64;
     let fill = (plan.pp as f64 - 1.0) / plan.virtual_stages as f64;
-    let params_local =
-        m.total_params() / (plan.tp * plan.pp) as f64 / if plan.zero_stage >= 1 { plan.dp as f64 } else { 1.0 };
+    let params_local = if m.moe.is_some() {
+        moe_min_optimizer_params(m, plan, &chunks)
+    } else {
+        m.total_params() / (plan.tp * plan.pp) as f64 / if plan.zero_stage >= 1 { plan.dp as f64 } else { 1.0 }
+    };
     busiest * nmb + lightest * fill + optimizer_time_s(g, params_local)
+}
+
+/// Parameters the optimizer of the lightest pipeline stage updates, for a MoE model: the
+/// dense part (attention, router, shared experts, norms) split over TP, the routed experts
+/// over EP, each sharded over its data-parallel group with ZeRO (as the workload counts
+/// them, without the embedding and head, which only add to the first and last stage).
+/// The mean over stages would not do: with EP above TP the routed experts are spread
+/// wider than the dense part, and the average of the whole model over `tp * pp` GPUs can
+/// exceed what a stage holds.
+fn moe_min_optimizer_params(m: &crate::model::TransformerSpec, plan: &ParallelPlan, chunks: &[u32]) -> f64 {
+    let pp = plan.pp as usize;
+    let (dp_shard, edp_shard) = if plan.zero_stage >= 1 {
+        (plan.dp as f64, plan.expert_dp() as f64)
+    } else {
+        (1.0, 1.0)
+    };
+    let ep = (plan.ep * plan.expert_tp).max(1) as f64;
+    let mut first = vec![0u32; chunks.len()];
+    for g in 1..chunks.len() {
+        first[g] = first[g - 1] + chunks[g - 1];
+    }
+    (0..pp)
+        .map(|s| {
+            (0..plan.virtual_stages as usize)
+                .map(|v| {
+                    let g = v * pp + s;
+                    (first[g]..first[g] + chunks[g])
+                        .map(|l| {
+                            m.layer_dense_params(l) / plan.tp as f64 / dp_shard
+                                + m.layer_expert_params(l) / ep / edp_shard
+                        })
+                        .sum::<f64>()
+                })
+                .sum::<f64>()
+        })
+        .fold(f64::INFINITY, f64::min)
 }
 
 /// The workload the simulation builds for `plan` over `iterations`.
@@ -165,10 +227,20 @@ fn workload_of(base: &RunInput, plan: &ParallelPlan, iterations: u32) -> workloa
 pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let c = &base.cluster;
     let caps = Caps::of(c);
-    let (tp, dp, pp_same_node) = layouts(plan, c);
+    let (tp, dp, edp, pp_same_node) = layouts(plan, c);
     let w = workload_of(base, plan, 2);
     let n = w.ops.len();
     let n_ranks = w.ranks.len();
+    // ranks that close an iteration at its barrier: the pipeline stages (expert lanes
+    // have none)
+    let barrier_ranks = w.stages as usize;
+    let a2a_lat_s = |crosses_nodes: bool| {
+        if crosses_nodes {
+            c.scale_out_latency_us * 1e-6
+        } else {
+            c.scale_up_latency_us * 1e-6
+        }
+    };
     // edges: explicit dependencies and each stream's program order (CSR)
     let mut stream_pred = vec![u32::MAX; n];
     let mut last = vec![u32::MAX; n_ranks * Stream::COUNT];
@@ -228,6 +300,7 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
                 let layout = match group {
                     Group::Tp => Some(tp),
                     Group::Dp => Some(dp),
+                    Group::ExpertDp => Some(edp),
                     _ => None,
                 };
                 match layout {
@@ -237,7 +310,7 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
                         match cache.iter().find(|e| (e.0, e.1, e.2) == key) {
                             Some(e) => e.3,
                             None => {
-                                let s = collective_idle_s(*kind, layout, *bytes, c, caps);
+                                let s = collective_idle_s(*kind, layout, *bytes, c, &base.collectives, caps);
                                 cache.push((key.0, key.1, key.2, s));
                                 s
                             }
@@ -246,6 +319,20 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
                 }
             }
             OpKind::Send { bytes, .. } => bytes / send_cap + send_lat_s,
+            // each port alone at its capacity (the simulation's flows can only share
+            // them), and the other lanes' busiest port, which the op also waits for
+            OpKind::AllToAll { table } => {
+                let a = &w.all_to_alls[*table as usize];
+                let ports = [
+                    a.up_send_bytes / caps.up,
+                    a.up_recv_bytes / caps.up,
+                    a.out_send_bytes / caps.out,
+                    a.out_recv_bytes / caps.out,
+                    a.other_lanes_max_bytes[0] / caps.up,
+                    a.other_lanes_max_bytes[1] / caps.out,
+                ];
+                ports.into_iter().fold(0.0, f64::max) + a2a_lat_s(a.crosses_nodes)
+            }
             OpKind::Barrier { iteration } => {
                 let it = *iteration as usize;
                 if it == 0 {
@@ -254,7 +341,7 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
                 } else {
                     arrived[it].push(i);
                     release[it] = release[it].max(start[i as usize]);
-                    if arrived[it].len() == n_ranks {
+                    if arrived[it].len() == barrier_ranks {
                         for &o in &arrived[it] {
                             end[o as usize] = release[it];
                         }
@@ -282,7 +369,7 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
         }
     }
     match release.get(1) {
-        Some(r) if r.is_finite() && arrived[1].len() == n_ranks => *r,
+        Some(r) if r.is_finite() && arrived[1].len() == barrier_ranks => *r,
         _ => 0.0,
     }
 }

@@ -61,6 +61,31 @@ fn bad_scenarios_give_located_errors_and_exit_2() {
             &["syntax.toml:1:", "error:"],
         ),
         (
+            "algorithm",
+            "scale_out_efficiency = 0.9",
+            "scale_out_efficiency = 0.9\nall_reduce_algorithm = \"butterfly\"",
+            &[
+                "cluster.network.all_reduce_algorithm",
+                "\"butterfly\"",
+                "\"ring\", \"tree\", \"nvls\"",
+            ],
+        ),
+        (
+            "algorithm-kind",
+            "scale_out_efficiency = 0.9",
+            "scale_out_efficiency = 0.9\nall_gather_algorithm = \"nvls\"",
+            &[
+                "cluster.network.all_gather_algorithm",
+                "\"auto\", \"ring\", \"hierarchical\"",
+            ],
+        ),
+        (
+            "fat-tree-tiers",
+            "scale_out_efficiency = 0.9",
+            "scale_out_efficiency = 0.9\nfat_tree_tiers = 4",
+            &["cluster.network.fat_tree_tiers", "2 (leaf-spine) and 3"],
+        ),
+        (
             "unknown-key",
             "recompute = \"selective\"",
             "recompute = \"selective\"\nrecomput = \"full\"",

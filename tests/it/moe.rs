@@ -374,3 +374,38 @@ fn bad_moe_input_gives_located_errors() {
         }
     }
 }
+
+/// A MoE run draws the expert-load heatmap (PNG and SVG) beside the other charts, with
+/// the same public function `trainsim run` and `trainsim plot` use; report.md links it.
+#[test]
+fn moe_run_draws_the_expert_load_heatmap() {
+    let r = simulate(&moe_src(16, 64, 2, "[moe]\nrouting = \"zipf\"\nzipf_exponent = 1.0"));
+    let d = trainsim::report::charts::moe::data(&r).expect("a MoE run has the expert-load chart");
+    assert_eq!(d.loads, r.moe.as_ref().unwrap().expert_load_per_layer);
+    assert!(
+        d.title.contains("expert load") && d.title.contains("routing zipf"),
+        "{}",
+        d.title
+    );
+    let dir = std::env::temp_dir().join(format!("trainsim-moe-charts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let written = trainsim::report::charts::draw_all(&r, &dir).unwrap();
+    for name in ["expert_load.png", "expert_load.svg"] {
+        assert!(written.contains(&dir.join(name)), "{name} not in {written:?}");
+    }
+    let png = std::fs::read(dir.join("expert_load.png")).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "PNG of {} bytes",
+        png.len()
+    );
+    let svg = std::fs::read_to_string(dir.join("expert_load.svg")).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains(&d.title),
+        "SVG lacks the title {:?}",
+        d.title
+    );
+    assert!(svg.contains("load / mean load") && svg.contains("MoE layer"));
+    assert!(trainsim::report::markdown::markdown(&r).contains("](expert_load.png)"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -140,3 +140,85 @@ fn stragglers_emerge_in_the_step_time() {
     ));
     assert_ne!(a.step_times_s, b.step_times_s);
 }
+
+/// Llama-3-8B data parallel over 64 nodes, one node per leaf, plain all-reduce of the
+/// gradients at the end of the backward: every ring edge between nodes crosses the spine.
+const SPINE: &str = r#"name = "spine"
+[cluster]
+num_gpus = 512
+gpus_per_node = 8
+[cluster.gpu]
+preset = "H100-SXM"
+[cluster.network]
+nodes_per_leaf = 1
+[model]
+preset = "llama3-8b"
+[parallel]
+tp = 1
+pp = 1
+dp = 512
+zero_stage = 0
+overlap_grad_reduce = false
+[training]
+global_batch_size = 512
+seq_length = 4096
+"#;
+
+/// Training traffic travels over the same links as the collectives: a 4:1 oversubscribed
+/// spine slows the step (the DP all-reduce crosses it), monotonically; a rail-optimized
+/// fabric keeps same-rail ring traffic under the rail switch and recovers the
+/// non-blocking step; the bytes per kind follow the ring's 2(n-1)/n S.
+#[test]
+fn oversubscribed_spine_slows_training_and_rails_recover_it() {
+    let with = |extra: &str| step(&SPINE.replace("nodes_per_leaf = 1", &format!("nodes_per_leaf = 1\n{extra}")));
+    let flat = with("");
+    let mut last = flat.step_time_s;
+    for over in [2.0, 4.0, 8.0] {
+        let r = with(&format!("oversubscription = {over}"));
+        assert!(r.step_time_s > last, "{over}:1 spine: {} <= {last}", r.step_time_s);
+        last = r.step_time_s;
+    }
+    let four = with("oversubscription = 4");
+    assert!(
+        four.step_time_s > 1.2 * flat.step_time_s,
+        "visible: {} vs {}",
+        four.step_time_s,
+        flat.step_time_s
+    );
+    let rails = with("oversubscription = 4\nrail_optimized = true");
+    assert!(rails.step_time_s < four.step_time_s);
+    assert!((rails.step_time_s / flat.step_time_s - 1.0).abs() < 0.02);
+    let n = four.network.as_ref().expect("network usage");
+    assert!(n.spine_bytes_per_step_per_gpu > 0.0 && n.spine_utilisation > 0.0);
+    assert_eq!(flat.network.as_ref().unwrap().spine_utilisation, 0.0);
+    // 16-bit gradients of every parameter, ring all-reduce over 512 ranks
+    let model = trainsim::model::presets::model_preset("llama3-8b").unwrap();
+    let want = 2.0 * 511.0 / 512.0 * 2.0 * model.total_params();
+    let got = n.dp_grad_bytes_per_step_per_gpu;
+    assert!((got / want - 1.0).abs() < 1e-6, "{got} vs {want}");
+    assert_eq!(
+        n.tp_bytes_per_step_per_gpu + n.pp_bytes_per_step_per_gpu + n.ep_bytes_per_step_per_gpu,
+        0.0
+    );
+}
+
+/// The collective algorithm is a scenario choice: NCCL-like `auto` never picks something
+/// slower than the ring on the idle network, and tree all-reduce moves the same bytes.
+#[test]
+fn collective_algorithm_choice_is_honoured() {
+    let ring = step(SPINE);
+    let auto = step(&SPINE.replace(
+        "nodes_per_leaf = 1",
+        "nodes_per_leaf = 1\nall_reduce_algorithm = \"auto\"",
+    ));
+    let tree = step(&SPINE.replace(
+        "nodes_per_leaf = 1",
+        "nodes_per_leaf = 1\nall_reduce_algorithm = \"tree\"",
+    ));
+    assert!(auto.step_time_s <= ring.step_time_s * 1.001);
+    assert_eq!(
+        tree.network.as_ref().unwrap().algorithms.all_reduce,
+        trainsim::network::algorithm::Algorithm::Tree
+    );
+    assert_ne!(tree.step_time_s, ring.step_time_s);
+}
