@@ -1,7 +1,8 @@
 //! Plan-search benchmark (PEERS.md P6): candidate plans evaluated per second.
 //!
 //! ```sh
-//! cargo run --release --example bench_search                 # P6 searches, all cores
+//! cargo run --release --example bench_search                 # P4, P6 and Mixtral 8x7B (MoE)
+//!                                                             # searches, all cores
 //! cargo run --release --example bench_search -- --verify     # also simulate every feasible
 //!                                                             # plan and check the top 5 and bounds
 //! cargo run --release --example bench_search -- my.toml -j 2
@@ -18,11 +19,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 use trainsim::scenario::Scenario;
-use trainsim::sweep::search::{search, table_csv, SearchOptions, SearchOutcome, Status};
+use trainsim::sweep::search::{plan_label, search, table_csv, SearchOptions, SearchOutcome, Status};
 
 fn best(o: &SearchOutcome) -> String {
     match o.candidates.first().map(|c| &c.status) {
-        Some(Status::Simulated(r)) => format!("{}: {:.3} s", r.plan, r.step_time_s),
+        Some(Status::Simulated(r)) => format!("{}: {:.3} s", plan_label(r), r.step_time_s),
         _ => "none".into(),
     }
 }
@@ -53,6 +54,7 @@ fn main() {
         files = vec![
             "scenarios/peers/p4-gpt3-175b-a100-1024.toml".into(),
             "scenarios/peers/p6-mt-nlg-530b-a100-5128.toml".into(),
+            "scenarios/mixtral-8x7b-h100-64.toml".into(),
         ];
     }
     let threads = if threads == 0 {
@@ -121,7 +123,7 @@ fn main() {
                     .iter()
                     .take(5)
                     .filter_map(|c| match &c.status {
-                        Status::Simulated(r) => Some(format!("{} {:.6}", r.plan, r.step_time_s)),
+                        Status::Simulated(r) => Some(format!("{} {:.6}", plan_label(r), r.step_time_s)),
                         _ => None,
                     })
                     .collect()

@@ -18,7 +18,7 @@ use crate::model::{Attention, FfnType, MoeSpec, TransformerSpec};
 use crate::parallel::{ParallelPlan, Recompute, Schedule};
 use crate::simulation::RunInput;
 use crate::training::TrainingSpec;
-use crate::workload::routing::{Routing, RoutingSpec};
+use crate::workload::routing::{Dispatcher, Routing, RoutingSpec};
 use raw::RawScenario;
 use std::path::{Path, PathBuf};
 
@@ -593,9 +593,19 @@ impl Checker<'_> {
                 ))
             }
         };
+        let dispatcher = match &m.dispatcher {
+            Some(s) => self.choice(
+                "moe.dispatcher",
+                s,
+                Dispatcher::NAMES,
+                &[Dispatcher::Direct, Dispatcher::Hierarchical],
+            )?,
+            None => Dispatcher::Direct,
+        };
         Ok(RoutingSpec {
             routing,
             capacity_factor,
+            dispatcher,
         })
     }
 

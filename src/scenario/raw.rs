@@ -163,6 +163,7 @@ pub struct RawMoe {
     pub rotate_every_steps: Option<u32>,
     pub loads_csv: Option<String>,
     pub capacity_factor: Option<f64>,
+    pub dispatcher: Option<String>,
 }
 
 /// `[training]`.

@@ -33,6 +33,10 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "time_to_target_days",
     "cost_usd",
     "energy_to_target_kwh",
+    "exposed_ep_comm_s",
+    "moe_imbalance_s",
+    "moe_dropped_fraction",
+    "moe_rank_load_max_over_mean",
     "plan",
 ];
 
@@ -54,10 +58,37 @@ pub const NUMERIC_COLUMNS: &[&str] = &[
     "time_to_target_days",
     "cost_usd",
     "energy_to_target_kwh",
+    "exposed_ep_comm_s",
+    "moe_imbalance_s",
+    "moe_dropped_fraction",
+    "moe_rank_load_max_over_mean",
 ];
 
 /// Columns that need a `[target]` section.
 pub const TARGET_COLUMNS: &[&str] = &["time_to_target_days", "cost_usd", "energy_to_target_kwh"];
+
+/// Columns only Mixture-of-Experts runs fill (empty for dense models): exposed
+/// expert-parallel all-to-all time and time waiting for slower expert-parallel ranks per
+/// step, the fraction of token-expert assignments dropped by the capacity factor, and
+/// the mean max/mean load of the expert-parallel ranks.
+pub const MOE_COLUMNS: &[&str] = &[
+    "exposed_ep_comm_s",
+    "moe_imbalance_s",
+    "moe_dropped_fraction",
+    "moe_rank_load_max_over_mean",
+];
+
+/// The [`MOE_COLUMNS`] values of a run (`None` for a dense model), in that order.
+fn moe_values(r: &RunResult) -> Option<[f64; 4]> {
+    let m = r.moe.as_ref()?;
+    let b = &r.breakdown;
+    Some([
+        b.exposed_ep_comm_s,
+        b.moe_imbalance_s,
+        m.dropped_fraction,
+        m.rank_load_max_over_mean,
+    ])
+}
 
 fn opt_cell(x: Option<f64>, digits: usize) -> String {
     x.filter(|v| v.is_finite())
@@ -123,8 +154,15 @@ impl Row {
                     opt_cell(to.map(|t| t.wall_clock_to_target_days), 4),
                     opt_cell(to.map(|t| t.energy.cost_usd), 0),
                     opt_cell(to.map(|t| t.energy.energy_to_target_kwh), 1),
-                    r.plan.clone(),
                 ]);
+                let moe = moe_values(r);
+                c.extend(
+                    [6, 6, 6, 4]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &d)| opt_cell(moe.map(|v| v[i]), d)),
+                );
+                c.push(r.plan.clone());
             }
             Err(_) => c.extend(std::iter::repeat_n(String::new(), METRIC_COLUMNS.len() - 2)),
         }
@@ -169,6 +207,11 @@ impl Row {
                 m.insert("time_to_target_days".into(), json!(t.wall_clock_to_target_days));
                 m.insert("cost_usd".into(), json!(t.energy.cost_usd));
                 m.insert("energy_to_target_kwh".into(), json!(t.energy.energy_to_target_kwh));
+            }
+            if let Some(v) = moe_values(r) {
+                for (k, x) in MOE_COLUMNS.iter().zip(v) {
+                    m.insert((*k).into(), json!(x));
+                }
             }
             m.insert("plan".into(), json!(r.plan));
         }

@@ -226,41 +226,41 @@ pub fn enumerate(base: &RunInput, zero_stages: &[u32]) -> Vec<ParallelPlan> {
                 None => vec![1],
             };
             for ep in eps {
-            for split in [false, true] {
-                if split && (pp == 1 || (m.num_layers) % pp == 0) {
-                    continue; // the split only helps where an even split fails
-                }
-                for v in [1u32, 2, 3, 4, 6] {
-                    if v > 1 && pp == 1 {
-                        continue;
+                for split in [false, true] {
+                    if split && (pp == 1 || (m.num_layers) % pp == 0) {
+                        continue; // the split only helps where an even split fails
                     }
-                    for mbs in [1u32, 2, 4] {
-                        for recompute in [Recompute::None, Recompute::Selective, Recompute::Full] {
-                            for &zero in zero_stages {
-                                out.push(ParallelPlan {
-                                    tp,
-                                    pp,
-                                    dp,
-                                    sequence_parallel: tp > 1,
-                                    schedule: if v > 1 {
-                                        Schedule::Interleaved
-                                    } else {
-                                        Schedule::OneFOneB
-                                    },
-                                    virtual_stages: v,
-                                    micro_batch_size: mbs,
-                                    zero_stage: zero,
-                                    recompute,
-                                    pipeline_split_embedding_and_loss: split,
-                                    ep,
-                                    expert_tp: 1,
-                                    ..base.plan.clone()
-                                });
+                    for v in [1u32, 2, 3, 4, 6] {
+                        if v > 1 && pp == 1 {
+                            continue;
+                        }
+                        for mbs in [1u32, 2, 4] {
+                            for recompute in [Recompute::None, Recompute::Selective, Recompute::Full] {
+                                for &zero in zero_stages {
+                                    out.push(ParallelPlan {
+                                        tp,
+                                        pp,
+                                        dp,
+                                        sequence_parallel: tp > 1,
+                                        schedule: if v > 1 {
+                                            Schedule::Interleaved
+                                        } else {
+                                            Schedule::OneFOneB
+                                        },
+                                        virtual_stages: v,
+                                        micro_batch_size: mbs,
+                                        zero_stage: zero,
+                                        recompute,
+                                        pipeline_split_embedding_and_loss: split,
+                                        ep,
+                                        expert_tp: 1,
+                                        ..base.plan.clone()
+                                    });
+                                }
                             }
                         }
                     }
                 }
-            }
             }
         }
     }
@@ -434,6 +434,7 @@ pub const TABLE_COLUMNS: &[&str] = &[
     "tp",
     "pp",
     "dp",
+    "ep",
     "virtual_stages",
     "micro_batch_size",
     "recompute",
@@ -453,6 +454,8 @@ pub const TABLE_COLUMNS: &[&str] = &[
     "exposed_dp_param_comm_s",
     "exposed_pp_comm_s",
     "pipeline_bubble_s",
+    "exposed_ep_comm_s",
+    "moe_imbalance_s",
     "memory_gib",
     "memory_headroom_gib",
     "time_to_target_days",
@@ -478,6 +481,8 @@ pub fn table_csv(o: &SearchOutcome) -> String {
             _ => None,
         };
         let b = r.map(|r| &r.breakdown);
+        // MoE breakdown columns: empty for dense models
+        let moe = r.filter(|r| r.moe.is_some()).map(|r| &r.breakdown);
         let to = r.and_then(|r| r.to_target.as_ref());
         let bound = match c.status {
             Status::Invalid(_) | Status::OutOfMemory(_) => None,
@@ -496,6 +501,7 @@ pub fn table_csv(o: &SearchOutcome) -> String {
             p.tp.to_string(),
             p.pp.to_string(),
             p.dp.to_string(),
+            p.ep.to_string(),
             p.virtual_stages.to_string(),
             p.micro_batch_size.to_string(),
             Recompute::NAMES[p.recompute as usize].to_string(),
@@ -515,6 +521,8 @@ pub fn table_csv(o: &SearchOutcome) -> String {
             opt(b.map(|b| b.exposed_dp_param_comm_s), 6),
             opt(b.map(|b| b.exposed_pp_comm_s), 6),
             opt(b.map(|b| b.pipeline_bubble_s), 6),
+            opt(moe.map(|b| b.exposed_ep_comm_s), 6),
+            opt(moe.map(|b| b.moe_imbalance_s), 6),
             opt(c.memory_gib.map(|m| m.0), 3),
             opt(c.memory_gib.map(|m| m.1 - m.0), 3),
             opt(to.map(|t| t.wall_clock_to_target_days), 4),
@@ -526,6 +534,15 @@ pub fn table_csv(o: &SearchOutcome) -> String {
         s.push('\n');
     }
     s
+}
+
+/// The plan of a simulated result as printed: its label, with the expert-parallel degree
+/// for MoE runs (e.g. "TP2 PP4 DP8 SP ... EP8").
+pub fn plan_label(r: &RunResult) -> String {
+    match &r.moe {
+        Some(m) if !r.plan.contains(" EP") => format!("{} EP{}", r.plan, m.ep),
+        _ => r.plan.clone(),
+    }
 }
 
 /// Why `r` ranks above `next` (the plan ranked just below it): the breakdown categories
@@ -544,6 +561,8 @@ pub fn why(r: &RunResult, next: Option<(usize, &RunResult)>) -> String {
         ),
         ("exposed PP", a.exposed_pp_comm_s - b.exposed_pp_comm_s),
         ("bubble", a.pipeline_bubble_s - b.pipeline_bubble_s),
+        ("exposed EP all-to-all", a.exposed_ep_comm_s - b.exposed_ep_comm_s),
+        ("MoE imbalance wait", a.moe_imbalance_s - b.moe_imbalance_s),
     ];
     diffs.sort_by(|x, y| y.1.abs().total_cmp(&x.1.abs()));
     let mut s = format!("vs #{rank}: step {:+.3} s (", r.step_time_s - n.step_time_s);

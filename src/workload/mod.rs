@@ -864,6 +864,10 @@ struct MoeRouter<'a> {
     /// EP peers per node.
     peers_per_node: u32,
     first_dense: u32,
+    /// Hierarchical (node-deduplicated) dispatch.
+    hierarchical: bool,
+    /// Experts per token, as a float.
+    top_k: f64,
     loads: MoeLoads,
     /// Draws of the current (iteration, layer, micro-batch), reused by the backward.
     cache: HashMap<(u32, u32, u32), DrawnInstance>,
@@ -913,6 +917,8 @@ impl<'a> MoeRouter<'a> {
             bytes_per_assignment: 2.0 * m.hidden_size as f64,
             peers_per_node: placement.ep_members_per_node.clamp(1, p.ep.max(1)),
             first_dense: moe.first_dense_layers,
+            hierarchical: spec.routing.dispatcher == routing::Dispatcher::Hierarchical,
+            top_k: moe.top_k as f64,
             loads: MoeLoads {
                 per_layer_expert: vec![vec![0.0; moe.num_experts as usize]; n_moe],
                 per_iteration_expert: vec![vec![0.0; moe.num_experts as usize]; spec.iterations as usize],
@@ -985,11 +991,34 @@ impl<'a> MoeRouter<'a> {
             let peers_here = ((node + 1) * g).min(ep) - node * g;
             let other_nodes = total - same_node - rank_loads[r];
             let own = rank_loads[r];
-            [
+            let direct = [
                 same_node / ep as f64 * bpa,
                 own * (peers_here - 1) as f64 / ep as f64 * bpa,
                 other_nodes / ep as f64 * bpa,
                 own * (ep - peers_here) as f64 / ep as f64 * bpa,
+            ];
+            if !self.hierarchical || ep <= g || total <= 0.0 {
+                return direct;
+            }
+            // hierarchical (DeepEP/Tutel): a token crosses the NIC once per remote node
+            // holding any of its experts, to the same-rail GPU there, which forwards the
+            // copies to the experts' GPUs over NVLink
+            let nodes = ep.div_ceil(g);
+            let node_load = |j: usize| -> f64 { rank_loads[j * g..((j + 1) * g).min(ep)].iter().sum() };
+            let hit = |j: usize| 1.0 - (1.0 - node_load(j) / total).max(0.0).powf(self.top_k);
+            let t = self.cost.tokens_per_rank;
+            let nic_send: f64 = (0..nodes).filter(|&j| j != node).map(|j| t * hit(j)).sum();
+            let nic_recv = (ep - peers_here) as f64 * t * hit(node) / peers_here as f64;
+            // remote copies for this node, shared over its GPUs, of which (g-1)/g move on
+            let remote_in = node_load(node) * (ep - peers_here) as f64 / ep as f64;
+            let forward = remote_in / peers_here as f64 * (peers_here - 1) as f64 / peers_here as f64;
+            let forwarded_to_me =
+                own * (ep - peers_here) as f64 / ep as f64 * (peers_here - 1) as f64 / peers_here as f64;
+            [
+                direct[0] + forward * bpa,
+                direct[1] + forwarded_to_me * bpa,
+                nic_send * bpa,
+                nic_recv * bpa,
             ]
         };
         let ports: Vec<[f64; 4]> = (0..if self.lanes == 1 { 1 } else { ep }).map(port).collect();

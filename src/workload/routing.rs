@@ -64,6 +64,24 @@ impl Routing {
         &["balanced", "dirichlet", "zipf", "lognormal", "hot", "rotating", "csv"];
 }
 
+/// How the dispatch and combine all-to-alls move tokens between nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dispatcher {
+    /// Every token-expert copy goes straight to its expert's GPU (NCCL all-to-all,
+    /// Megatron's `alltoall` dispatcher).
+    #[default]
+    Direct,
+    /// A token crosses the NIC once per remote node holding any of its experts, then is
+    /// forwarded inside that node over NVLink (DeepEP, Tutel's 2D all-to-all).
+    Hierarchical,
+}
+
+impl Dispatcher {
+    /// Names accepted in scenario files.
+    pub const NAMES: &'static [&'static str] = &["direct", "hierarchical"];
+}
+
 /// Routing of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoutingSpec {
@@ -72,6 +90,9 @@ pub struct RoutingSpec {
     /// Capacity factor: an expert keeps at most `capacity_factor * assignments / experts`
     /// tokens and drops the rest; `None` is dropless.
     pub capacity_factor: Option<f64>,
+    /// All-to-all variant.
+    #[serde(default)]
+    pub dispatcher: Dispatcher,
 }
 
 impl Default for RoutingSpec {
@@ -79,6 +100,7 @@ impl Default for RoutingSpec {
         RoutingSpec {
             routing: Routing::Balanced,
             capacity_factor: None,
+            dispatcher: Dispatcher::Direct,
         }
     }
 }
@@ -318,6 +340,7 @@ mod tests {
                 let spec = RoutingSpec {
                     routing: routing.clone(),
                     capacity_factor: cf,
+                    ..RoutingSpec::default()
                 };
                 for m in 0..5 {
                     let a = 65536.0;
@@ -347,6 +370,7 @@ mod tests {
         let spec = RoutingSpec {
             routing: Routing::Dirichlet { alpha: 1.0 },
             capacity_factor: None,
+            ..RoutingSpec::default()
         };
         assert_eq!(
             draw(&spec, 32, 1e4, 9, key(2, 1, 0)),
@@ -364,6 +388,7 @@ mod tests {
             let spec = RoutingSpec {
                 routing,
                 capacity_factor: None,
+                ..RoutingSpec::default()
             };
             (0..20)
                 .map(|l| imbalance(&draw(&spec, 64, 1e6, 3, key(0, l, 0)).kept).0)

@@ -364,3 +364,133 @@ fn bad_search_flags_give_clear_errors() {
         }
     }
 }
+
+/// A small MoE model (64 experts, top-2, skewed routing) on 16 H100 in two nodes.
+const MOE_SEARCH_SRC: &str = r#"name = "moe-search"
+[cluster]
+num_gpus = 16
+gpus_per_node = 8
+[cluster.gpu]
+preset = "H100-SXM"
+[model]
+name = "tiny-moe"
+num_layers = 4
+hidden_size = 1024
+num_heads = 8
+ffn_hidden_size = 4096
+ffn_type = "swiglu"
+vocab_size = 32000
+num_experts = 64
+top_k = 2
+expert_ffn_hidden_size = 1024
+[parallel]
+tp = 1
+pp = 1
+dp = 16
+ep = 16
+[training]
+global_batch_size = 64
+seq_length = 2048
+[moe]
+routing = "zipf"
+zipf_exponent = 0.5
+"#;
+
+/// `trainsim search` on a MoE model enumerates expert parallelism (the divisors of the
+/// expert count that divide tp*dp), keeps both bounds below every simulated step time
+/// (all-to-all, expert lanes and imbalance included), finds the same best plans as
+/// simulating every feasible candidate, and writes the same table on any thread count.
+#[test]
+fn moe_search_covers_expert_parallelism_and_keeps_the_optimum() {
+    use trainsim::sweep::search::{search, table_csv, SearchOptions, SearchOutcome, Status};
+    let base = crate::scenario(MOE_SEARCH_SRC).input;
+    let opts = |top: usize| SearchOptions {
+        top,
+        zero_stages: vec![0, 1],
+        ..SearchOptions::default()
+    };
+    let on = |threads: usize, top: usize| -> SearchOutcome {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| search(&base, &opts(top))).unwrap()
+    };
+    let pruned = on(1, 3);
+    assert_eq!(
+        table_csv(&pruned),
+        table_csv(&on(4, 3)),
+        "table differs between thread counts"
+    );
+    let all = on(4, usize::MAX);
+    assert_eq!(
+        all.simulated, all.feasible,
+        "the exhaustive search simulates every feasible plan"
+    );
+    assert!(
+        pruned.simulated < all.simulated,
+        "{} vs {}",
+        pruned.simulated,
+        all.simulated
+    );
+
+    // the space: ep over the divisors of 64 that divide tp*dp, all of them tried
+    let mut eps: Vec<u32> = all.candidates.iter().map(|c| c.plan.ep).collect();
+    eps.sort_unstable();
+    eps.dedup();
+    assert_eq!(eps, [1, 2, 4, 8, 16]);
+    assert!(all
+        .candidates
+        .iter()
+        .all(|c| 64 % c.plan.ep == 0 && (c.plan.tp * c.plan.dp) % c.plan.ep == 0));
+    let mut feasible_eps: Vec<u32> = all
+        .candidates
+        .iter()
+        .filter(|c| matches!(c.status, Status::Simulated(_)))
+        .map(|c| c.plan.ep)
+        .collect();
+    feasible_eps.sort_unstable();
+    feasible_eps.dedup();
+    assert!(feasible_eps.len() >= 4, "feasible ep values: {feasible_eps:?}");
+
+    // both bounds are lower bounds of every simulated step
+    let mut moe_steps = 0;
+    for c in &all.candidates {
+        let Status::Simulated(r) = &c.status else { continue };
+        let ep = c.plan.ep;
+        assert!(
+            c.bound_s <= r.step_time_s * (1.0 + 1e-9),
+            "{} EP{ep}: cheap bound {} > simulated {}",
+            r.plan,
+            c.bound_s,
+            r.step_time_s
+        );
+        let cf = c.contention_free_s.expect("computed for every simulated plan");
+        assert!(
+            cf <= r.step_time_s * (1.0 + 1e-6),
+            "{} EP{ep}: contention-free {cf} > simulated {}",
+            r.plan,
+            r.step_time_s
+        );
+        // the contention-free bound sees the all-to-all and the expert lanes: it is
+        // more than the cheap bound, and close to the simulation
+        assert!(cf > c.bound_s, "{} EP{ep}: {cf} <= {}", r.plan, c.bound_s);
+        if ep > 1 && r.breakdown.exposed_ep_comm_s > 0.0 {
+            moe_steps += 1;
+        }
+    }
+    assert!(moe_steps > 20, "{moe_steps} simulated plans with an exposed all-to-all");
+
+    // the pruned search's best plans are the exhaustive search's
+    let top = |o: &SearchOutcome| -> Vec<(u32, String, f64)> {
+        o.candidates[..3]
+            .iter()
+            .map(|c| match &c.status {
+                Status::Simulated(r) => (c.plan.ep, r.plan.clone(), r.step_time_s),
+                s => panic!("not simulated: {s:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(top(&pruned), top(&all));
+    let csv = table_csv(&pruned);
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    assert_eq!(&header[1..5], ["tp", "pp", "dp", "ep"]);
+    assert!(header.contains(&"exposed_ep_comm_s") && header.contains(&"moe_imbalance_s"));
+}
