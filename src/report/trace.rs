@@ -15,12 +15,14 @@ use serde::Serialize;
 use std::path::Path;
 
 /// Streams in `tid` order with their thread names.
-pub const STREAMS: [(Stream, &str); 5] = [
+pub const STREAMS: [(Stream, &str); 7] = [
     (Stream::Compute, "compute"),
     (Stream::Tp, "TP comm"),
     (Stream::Pp, "PP comm"),
     (Stream::Dp, "DP comm"),
     (Stream::DpGather, "DP param gather"),
+    (Stream::Compute2, "compute (second queue)"),
+    (Stream::Ep, "EP all-to-all"),
 ];
 
 #[derive(Serialize)]

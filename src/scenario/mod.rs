@@ -606,6 +606,7 @@ impl Checker<'_> {
             routing,
             capacity_factor,
             dispatcher,
+            overlap_all_to_all: m.overlap_all_to_all.unwrap_or(false),
         })
     }
 

@@ -164,6 +164,7 @@ pub struct RawMoe {
     pub loads_csv: Option<String>,
     pub capacity_factor: Option<f64>,
     pub dispatcher: Option<String>,
+    pub overlap_all_to_all: Option<bool>,
 }
 
 /// `[training]`.

@@ -105,6 +105,8 @@ struct Sim<'a> {
     queues: Vec<Vec<OpId>>,
     head: Vec<usize>,
     busy: Vec<bool>,
+    /// Per rank: a compute op (of either compute queue) is running.
+    compute_busy: Vec<bool>,
     net: FlowNetwork,
     links: Vec<RankLinks>,
     /// Generation of the pending network tick (older ticks are stale).
@@ -188,6 +190,7 @@ impl<'a> Sim<'a> {
             queues,
             head: vec![0; n_queues],
             busy: vec![false; n_queues],
+            compute_busy: vec![false; n_ranks],
             net,
             links,
             net_gen: 0,
@@ -220,6 +223,14 @@ impl<'a> Sim<'a> {
         let id = self.queues[qi][self.head[qi]];
         if self.remaining[id as usize] != 0 {
             return;
+        }
+        let op = &self.w.ops[id as usize];
+        if op.stream.is_compute() {
+            // the GPU runs one compute op at a time, whichever compute queue it is on
+            if self.compute_busy[op.rank as usize] {
+                return;
+            }
+            self.compute_busy[op.rank as usize] = true;
         }
         self.busy[qi] = true;
         let now = self.q.now();
@@ -370,6 +381,10 @@ impl<'a> Sim<'a> {
         let qi = queue_index(op);
         self.busy[qi] = false;
         self.head[qi] += 1;
+        let freed_compute = op.stream.is_compute().then_some(op.rank as usize);
+        if let Some(r) = freed_compute {
+            self.compute_busy[r] = false;
+        }
         for k in self.succ_start[id as usize]..self.succ_start[id as usize + 1] {
             let s = self.succ[k as usize] as usize;
             self.remaining[s] -= 1;
@@ -378,6 +393,12 @@ impl<'a> Sim<'a> {
             }
         }
         self.try_start(qi);
+        if let Some(r) = freed_compute {
+            // the other compute queue may have been waiting for the GPU
+            for s in [Stream::Compute, Stream::Compute2] {
+                self.try_start(r * Stream::COUNT + s.index());
+            }
+        }
     }
 
     fn run(mut self) -> Result<SimOutput, SimError> {

@@ -50,11 +50,22 @@ pub enum Stream {
     /// ZeRO-3 / FSDP parameter all-gathers, prefetched ahead of the compute on their own
     /// stream (so they never queue behind gradient reductions).
     DpGather,
+    /// A second compute queue: the backward passes when MoE all-to-alls overlap with
+    /// another micro-batch's compute. It shares the GPU with [`Stream::Compute`]: one
+    /// compute op at a time per rank.
+    Compute2,
+    /// MoE all-to-alls when they overlap with compute.
+    Ep,
 }
 
 impl Stream {
     /// Number of streams per rank.
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 7;
+
+    /// Whether ops of this stream occupy the GPU's compute units (one at a time per rank).
+    pub fn is_compute(self) -> bool {
+        matches!(self, Stream::Compute | Stream::Compute2)
+    }
 
     /// Dense index.
     pub fn index(self) -> usize {
@@ -308,6 +319,10 @@ impl Builder {
 
 /// Where a pass's dependencies stand while its steps are emitted.
 struct Cursor {
+    /// The compute stream this pass runs on.
+    stream: Stream,
+    /// All-to-alls go to [`Stream::Ep`] instead of blocking the compute stream.
+    overlap_a2a: bool,
     /// Dependencies the next compute-stream op must wait for.
     extra: Vec<Dep>,
     /// Overlapped collectives to join after the next compute step.
@@ -319,8 +334,10 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn new(extra: Vec<Dep>) -> Self {
+    fn new(extra: Vec<Dep>, stream: Stream, overlap_a2a: bool) -> Self {
         Cursor {
+            stream,
+            overlap_a2a,
             extra,
             join: Vec::new(),
             last: None,
@@ -362,7 +379,17 @@ fn emit_steps(
                 } else {
                     "all-to-all from experts"
                 };
-                cur.last = Some(b.push(rank, Stream::Compute, OpKind::AllToAll { table }, name, (it, mb), deps));
+                if cur.overlap_a2a {
+                    // on its own stream: the GPU may run another micro-batch's compute
+                    // meanwhile; this pass's next compute waits for it
+                    let mut deps = deps;
+                    deps.extend(cur.last.map(Dep::Op));
+                    let id = b.push(rank, Stream::Ep, OpKind::AllToAll { table }, name, (it, mb), deps);
+                    cur.last = Some(id);
+                    cur.extra.push(Dep::Op(id));
+                } else {
+                    cur.last = Some(b.push(rank, cur.stream, OpKind::AllToAll { table }, name, (it, mb), deps));
+                }
                 cur.extra.append(&mut cur.join);
             }
             Step::Experts { phase } => {
@@ -381,7 +408,7 @@ fn emit_steps(
                 let (d, f) = pick(&inst.lanes[0]);
                 let lane0 = b.push(
                     rank,
-                    Stream::Compute,
+                    cur.stream,
                     OpKind::Compute {
                         duration: SimTime::from_secs(d),
                         flops: f,
@@ -421,7 +448,7 @@ fn emit_steps(
                 cur.before_last.extend(cur.last.map(Dep::Op));
                 let id = b.push(
                     rank,
-                    Stream::Compute,
+                    cur.stream,
                     OpKind::Compute {
                         duration: SimTime::from_secs(*time_s),
                         flops: *flops,
@@ -446,7 +473,7 @@ fn emit_steps(
                         let deps = std::mem::take(&mut cur.extra);
                         cur.before_last = deps.clone();
                         cur.before_last.extend(cur.last.map(Dep::Op));
-                        cur.last = Some(b.push(rank, Stream::Compute, op, "tp collective", (it, mb), deps));
+                        cur.last = Some(b.push(rank, cur.stream, op, "tp collective", (it, mb), deps));
                         cur.extra.append(&mut cur.join);
                     }
                     Overlap::WithNext => {
@@ -550,6 +577,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
     let mut moe_router = moe_cost
         .as_ref()
         .map(|c| MoeRouter::new(c, m, p, &placement, spec, lanes));
+    let overlap_a2a = moe_cost.is_some() && spec.routing.overlap_all_to_all;
 
     // parameter all-gather ops of the previous iteration, per (rank, chunk)
     let mut param_gathers: Vec<Vec<Vec<OpId>>> = vec![vec![Vec::new(); v as usize]; pp as usize];
@@ -574,9 +602,27 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
             let local_expert_params: f64 = (0..v)
                 .map(|c| chunk_layers((c * pp + stage) as usize).map(expert_local).sum::<f64>())
                 .sum();
+            // with overlapped all-to-alls, backward passes run on a second compute queue and
+            // each pass may overlap only its neighbour in the schedule: it waits for the
+            // passes two and three before it
+            let mut pass_ends: Vec<OpId> = Vec::new();
             for pass in order {
                 let g = pass.chunk * pp + stage; // global model chunk
                 let mut deps = Vec::new();
+                if overlap_a2a {
+                    let k = pass_ends.len();
+                    deps.extend(
+                        [k.checked_sub(2), k.checked_sub(3)]
+                            .into_iter()
+                            .flatten()
+                            .map(|i| Dep::Op(pass_ends[i])),
+                    );
+                }
+                let pass_stream = if overlap_a2a && !pass.forward {
+                    Stream::Compute2
+                } else {
+                    Stream::Compute
+                };
                 let upstream = if pass.forward { g > 0 } else { g + 1 < n_chunks };
                 if upstream {
                     deps.push(Dep::Recv(SendKey {
@@ -598,7 +644,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         deps.extend(param_gathers[rank as usize].iter().flatten().map(|&o| Dep::Op(o)));
                     }
                 }
-                let mut cur = Cursor::new(deps);
+                let mut cur = Cursor::new(deps, pass_stream, overlap_a2a);
                 let mb = pass.microbatch;
                 let nl = layers_per_chunk[g as usize];
                 // gradients of a chunk are final after its last micro-batch's backward
@@ -747,9 +793,9 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     // for overlapped collectives; a zero-time marker carries the join
                     let mut deps = std::mem::take(&mut cur.extra);
                     deps.append(&mut cur.join);
-                    b.push(
+                    cur.last = Some(b.push(
                         rank,
-                        Stream::Compute,
+                        cur.stream,
                         OpKind::Compute {
                             duration: SimTime::ZERO,
                             flops: 0.0,
@@ -758,7 +804,10 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         "join",
                         (it, mb),
                         deps,
-                    );
+                    ));
+                }
+                if let Some(last) = cur.last {
+                    pass_ends.push(last);
                 }
             }
             // every gradient reduced, then all ranks agree on the gradient norm
@@ -768,7 +817,8 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 OpKind::Barrier { iteration: it },
                 "gradient-norm sync",
                 (it, u32::MAX),
-                grad_ops.iter().map(|&o| Dep::Op(o)).collect(),
+                // the last pass may run on the second compute queue
+                grad_ops.iter().chain(pass_ends.last()).map(|&o| Dep::Op(o)).collect(),
             );
             let local_opt_params = if p.zero_stage >= 1 {
                 local_params / p.dp as f64 + local_expert_params / edp as f64

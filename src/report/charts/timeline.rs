@@ -102,6 +102,8 @@ fn stream_name(s: Stream) -> &'static str {
         Stream::Pp => "pp",
         Stream::Dp => "dp",
         Stream::DpGather => "dp gather",
+        Stream::Compute2 => "compute 2",
+        Stream::Ep => "ep",
     }
 }
 
@@ -205,7 +207,15 @@ pub fn data(r: &RunResult) -> Data {
         .collect();
 
     // group spans by (stage, stream)
-    let streams = [Stream::Compute, Stream::Tp, Stream::Pp, Stream::Dp, Stream::DpGather];
+    let streams = [
+        Stream::Compute,
+        Stream::Tp,
+        Stream::Pp,
+        Stream::Dp,
+        Stream::DpGather,
+        Stream::Compute2,
+        Stream::Ep,
+    ];
     let mut groups: Vec<Vec<&TimelineSpan>> = vec![Vec::new(); shown.len() * streams.len()];
     for s in &r.timeline {
         if let Ok(i) = shown.binary_search(&s.stage) {
