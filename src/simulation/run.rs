@@ -253,6 +253,9 @@ fn plan_label(p: &ParallelPlan) -> String {
     if p.sequence_parallel && p.tp > 1 {
         s.push_str(" SP");
     }
+    if p.ep > 1 {
+        s.push_str(&format!(" EP{}", p.ep));
+    }
     if p.virtual_stages > 1 {
         s.push_str(&format!(" VPP{}", p.virtual_stages));
     }

@@ -399,11 +399,17 @@ zipf_exponent = 0.5
 /// `trainsim search` on a MoE model enumerates expert parallelism (the divisors of the
 /// expert count that divide tp*dp), keeps both bounds below every simulated step time
 /// (all-to-all, expert lanes and imbalance included), finds the same best plans as
-/// simulating every feasible candidate, and writes the same table on any thread count.
+/// simulating every feasible candidate, and writes the same table on any thread count;
+/// with and without the all-to-all overlap.
 #[test]
 fn moe_search_covers_expert_parallelism_and_keeps_the_optimum() {
+    moe_search_case("");
+    moe_search_case("overlap_all_to_all = true\n");
+}
+
+fn moe_search_case(moe_extra: &str) {
     use trainsim::sweep::search::{search, table_csv, SearchOptions, SearchOutcome, Status};
-    let base = crate::scenario(MOE_SEARCH_SRC).input;
+    let base = crate::scenario(&format!("{MOE_SEARCH_SRC}{moe_extra}")).input;
     let opts = |top: usize| SearchOptions {
         top,
         zero_stages: vec![0, 1],
@@ -493,4 +499,61 @@ fn moe_search_covers_expert_parallelism_and_keeps_the_optimum() {
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     assert_eq!(&header[1..5], ["tp", "pp", "dp", "ep"]);
     assert!(header.contains(&"exposed_ep_comm_s") && header.contains(&"moe_imbalance_s"));
+}
+
+/// The MoE columns close the numeric block (before `plan`): filled for a MoE model, empty
+/// for a dense one, and in the JSON Lines records only for MoE.
+#[test]
+fn moe_columns_are_filled_for_moe_runs_only() {
+    let d = tmp("moecols");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("moe.toml"), MOE_SEARCH_SRC).unwrap();
+    let f = d.join("sweep.toml");
+    std::fs::write(
+        &f,
+        "base = \"moe.toml\"\n[[axis]]\nfield = \"parallel.ep\"\nvalues = [1, 4, 16]\n\
+         [[axis]]\nfield = \"moe.capacity_factor\"\nvalues = [1.0, 2.0]\n",
+    )
+    .unwrap();
+    let spec = SweepSpec::load(&f).unwrap();
+    let (csv, jsonl) = run(&spec, &d.join("out"), None, 2);
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let moe = [
+        "exposed_ep_comm_s",
+        "moe_imbalance_s",
+        "moe_dropped_fraction",
+        "moe_rank_load_max_over_mean",
+    ];
+    let n = header.len();
+    assert_eq!(header[n - 6..n - 5], ["energy_to_target_kwh"]);
+    assert_eq!(header[n - 5..n - 1], moe);
+    assert_eq!(header[n - 1], "plan");
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 6);
+    for r in &rows {
+        let v: Vec<f64> = r[n - 5..n - 1].iter().map(|c| c.parse().unwrap()).collect();
+        assert!(
+            v[0] >= 0.0 && v[1] >= 0.0 && (0.0..1.0).contains(&v[2]) && v[3] >= 1.0,
+            "{r:?}"
+        );
+        // ep = 1: one expert-parallel rank, so no rank imbalance
+        if r[1] == "1" {
+            assert_eq!(v[3], 1.0, "{r:?}");
+        }
+    }
+    assert!(jsonl.lines().all(|l| l.contains("\"moe_dropped_fraction\":")));
+    // a dense sweep leaves them empty
+    let dd = tmp("moecols-dense");
+    let (dense, _) = run(&SweepSpec::load(&sweep_file(&dd)).unwrap(), &dd.join("o"), None, 2);
+    let dh: Vec<&str> = dense.lines().next().unwrap().split(',').collect();
+    assert_eq!(dh[dh.len() - 5..dh.len() - 1], moe);
+    let row: Vec<&str> = dense
+        .lines()
+        .skip(1)
+        .find(|l| l.contains(",true,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    assert!(row[dh.len() - 5..dh.len() - 1].iter().all(|c| c.is_empty()), "{row:?}");
+    assert!(!row[dh.len() - 1].is_empty());
 }
