@@ -85,6 +85,39 @@ pub fn summary(r: &RunResult) -> String {
             "on different nodes"
         }
     );
+    if let Some(n) = &r.network {
+        let gb = |x: f64| x / 1e9;
+        let _ = writeln!(
+            w,
+            "network per GPU per step: NVLink {:.2} GB ({:.0}% busy), NIC {:.2} GB ({:.0}% busy), spine {:.2} GB; by kind: TP {:.2}, DP grad {:.2}, DP param {:.2}, PP {:.2}, EP {:.2} GB",
+            gb(n.scale_up_bytes_per_step_per_gpu),
+            100.0 * n.scale_up_utilisation,
+            gb(n.scale_out_bytes_per_step_per_gpu),
+            100.0 * n.scale_out_utilisation,
+            gb(n.spine_bytes_per_step_per_gpu),
+            gb(n.tp_bytes_per_step_per_gpu),
+            gb(n.dp_grad_bytes_per_step_per_gpu),
+            gb(n.dp_param_bytes_per_step_per_gpu),
+            gb(n.pp_bytes_per_step_per_gpu),
+            gb(n.ep_bytes_per_step_per_gpu),
+        );
+    }
+    if let Some(m) = &r.moe {
+        let _ = writeln!(
+            w,
+            "MoE ({} experts, top-{}, EP{}, routing {}): expert load max/mean {:.2} (Gini {:.3}), rank load max/mean {:.2}, dropped {:.1}%, imbalance wait {:.3} s, exposed all-to-all {:.3} s",
+            m.num_experts,
+            m.top_k,
+            m.ep,
+            m.routing,
+            m.expert_load_max_over_mean,
+            m.expert_load_gini,
+            m.rank_load_max_over_mean,
+            100.0 * m.dropped_fraction,
+            m.imbalance_wait_s,
+            m.exposed_all_to_all_s,
+        );
+    }
     let sim = &r.simulation;
     let _ = writeln!(
         w,

@@ -322,7 +322,9 @@ pub(crate) fn text_px(text: &str, px: u32) -> u32 {
 /// Short number: three significant digits, no exponent for ordinary magnitudes.
 pub(crate) fn short(x: f64) -> String {
     let a = x.abs();
-    if a >= 100.0 {
+    if a < 1e-12 {
+        "0".into()
+    } else if a >= 100.0 {
         format!("{x:.0}")
     } else if a >= 10.0 {
         format!("{x:.1}")

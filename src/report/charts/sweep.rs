@@ -127,9 +127,24 @@ impl Chart for LineData {
             .y_desc(self.y_label.as_str())
             .axis_desc_style(super::font(super::LABEL_PX))
             .label_style(super::font(super::TICK_PX))
+            // a doubling axis is labelled at its powers of two only
+            .x_labels(if log_x {
+                ((x1 - x0).ceil() as usize + 1).max(2)
+            } else {
+                10
+            })
             .x_label_formatter(&|x| {
                 if log_x {
-                    super::short(2f64.powf(*x))
+                    if (x - x.round()).abs() < 0.05 {
+                        let v = 2f64.powf(x.round());
+                        if v >= 1.0 {
+                            format!("{v:.0}")
+                        } else {
+                            super::short(v)
+                        }
+                    } else {
+                        String::new()
+                    }
                 } else {
                     super::short(*x)
                 }
