@@ -83,6 +83,12 @@ pub struct ParallelPlan {
     /// Expert tensor parallelism (Megatron ETP); only 1 (experts not split) is modelled.
     #[serde(default = "one")]
     pub expert_tp: u32,
+    /// MoE all-to-all overlap (`[moe] overlap_all_to_all`, Megatron's EP communication
+    /// overlap): all-to-alls on their own stream, backward passes on a second compute queue
+    /// sharing the GPU, and one more warm-up forward so that a forward and a backward are
+    /// ready together in the steady state (one more micro-batch of activations in flight).
+    #[serde(default)]
+    pub moe_overlap: bool,
 }
 
 fn one() -> u32 {
@@ -367,6 +373,7 @@ pub(crate) mod tests_support {
             tp_comm_overlap: false,
             ep: 1,
             expert_tp: 1,
+            moe_overlap: false,
         }
     }
 }

@@ -15,7 +15,7 @@ use serde::Serialize;
 use std::path::Path;
 
 /// Streams in `tid` order with their thread names.
-pub const STREAMS: [(Stream, &str); 7] = [
+pub const STREAMS: [(Stream, &str); 8] = [
     (Stream::Compute, "compute"),
     (Stream::Tp, "TP comm"),
     (Stream::Pp, "PP comm"),
@@ -23,6 +23,7 @@ pub const STREAMS: [(Stream, &str); 7] = [
     (Stream::DpGather, "DP param gather"),
     (Stream::Compute2, "compute (second queue)"),
     (Stream::Ep, "EP all-to-all"),
+    (Stream::Ep2, "EP all-to-all (backward)"),
 ];
 
 #[derive(Serialize)]

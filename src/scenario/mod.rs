@@ -606,7 +606,6 @@ impl Checker<'_> {
             routing,
             capacity_factor,
             dispatcher,
-            overlap_all_to_all: m.overlap_all_to_all.unwrap_or(false),
         })
     }
 
@@ -869,6 +868,7 @@ impl Checker<'_> {
             tp_comm_overlap: rp.tp_comm_overlap.unwrap_or(false),
             ep: self.at_least_one("parallel.ep", rp.ep.unwrap_or(1))?,
             expert_tp: self.at_least_one("parallel.expert_tp", rp.expert_tp.unwrap_or(1))?,
+            moe_overlap: r.moe.as_ref().and_then(|m| m.overlap_all_to_all).unwrap_or(false),
         };
         plan.validate(&model, num_gpus, gpus_per_node, training.global_batch_size)
             .map_err(|e| ScenarioError::Plan {

@@ -203,6 +203,13 @@ pub fn stage_memory(
             (depth * stage_layers * penalty).min(nmb * stage_layers)
         }
     };
+    // the MoE all-to-all overlap runs one more warm-up forward: one more micro-batch (one
+    // more model chunk when interleaved) in flight
+    let in_flight_layers = if p.moe_overlap && m.moe.is_some() && p.schedule != Schedule::Gpipe {
+        (in_flight_layers + stage_layers / v as f64).min(nmb * stage_layers)
+    } else {
+        in_flight_layers
+    };
     let mut act = per_layer * in_flight_layers;
     if p.recompute == Recompute::Full {
         // one layer's full activations live during its recomputation

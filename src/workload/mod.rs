@@ -54,13 +54,17 @@ pub enum Stream {
     /// another micro-batch's compute. It shares the GPU with [`Stream::Compute`]: one
     /// compute op at a time per rank.
     Compute2,
-    /// MoE all-to-alls when they overlap with compute.
+    /// MoE all-to-alls of forward passes when they overlap with compute.
     Ep,
+    /// MoE all-to-alls of backward passes when they overlap with compute (a queue of its
+    /// own, so the two passes' all-to-alls do not wait for each other in program order;
+    /// on the wire they share the links).
+    Ep2,
 }
 
 impl Stream {
     /// Number of streams per rank.
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
 
     /// Whether ops of this stream occupy the GPU's compute units (one at a time per rank).
     pub fn is_compute(self) -> bool {
@@ -384,7 +388,12 @@ fn emit_steps(
                     // meanwhile; this pass's next compute waits for it
                     let mut deps = deps;
                     deps.extend(cur.last.map(Dep::Op));
-                    let id = b.push(rank, Stream::Ep, OpKind::AllToAll { table }, name, (it, mb), deps);
+                    let a2a_stream = if cur.stream == Stream::Compute2 {
+                        Stream::Ep2
+                    } else {
+                        Stream::Ep
+                    };
+                    let id = b.push(rank, a2a_stream, OpKind::AllToAll { table }, name, (it, mb), deps);
                     cur.last = Some(id);
                     cur.extra.push(Dep::Op(id));
                 } else {
@@ -421,9 +430,11 @@ fn emit_steps(
                 cur.last = Some(lane0);
                 for (t, &lane_rank) in inst.lanes.iter().zip(inst.lane_ranks).skip(1) {
                     let (d, f) = pick(t);
+                    // the lane's queue matches the pass's, so overlapped passes do not
+                    // wait for each other in program order on the lanes either
                     let id = b.push(
                         lane_rank,
-                        Stream::Compute,
+                        cur.stream,
                         OpKind::Compute {
                             duration: SimTime::from_secs(d),
                             flops: f,
@@ -577,7 +588,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
     let mut moe_router = moe_cost
         .as_ref()
         .map(|c| MoeRouter::new(c, m, p, &placement, spec, lanes));
-    let overlap_a2a = moe_cost.is_some() && spec.routing.overlap_all_to_all;
+    let overlap_a2a = moe_cost.is_some() && p.moe_overlap;
 
     // parameter all-gather ops of the previous iteration, per (rank, chunk)
     let mut param_gathers: Vec<Vec<Vec<OpId>>> = vec![vec![Vec::new(); v as usize]; pp as usize];
@@ -585,7 +596,9 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
     for it in 0..spec.iterations {
         for stage in 0..pp {
             let rank = stage;
-            let order = schedule::pass_order(p.schedule, stage, pp, nmb, v);
+            // overlap: one more warm-up forward, so that in the steady state the next
+            // forward's input has arrived while the backward runs (Megatron's combined 1F1B)
+            let order = schedule::pass_order_with_warmup(p.schedule, stage, pp, nmb, v, u32::from(overlap_a2a));
             let mut grad_ops: Vec<OpId> = Vec::new();
             let mut chunk_started = vec![false; v as usize];
             let chunk_layers = |g: usize| first_layer_of_chunk[g]..first_layer_of_chunk[g] + layers_per_chunk[g];

@@ -93,11 +93,6 @@ pub struct RoutingSpec {
     /// All-to-all variant.
     #[serde(default)]
     pub dispatcher: Dispatcher,
-    /// Run the all-to-alls on their own stream and each backward pass on a second compute
-    /// queue, so that one micro-batch's all-to-all overlaps another's compute (Megatron's
-    /// EP communication overlap, DualPipe-like); the GPU still runs one compute op at a time.
-    #[serde(default)]
-    pub overlap_all_to_all: bool,
 }
 
 impl Default for RoutingSpec {
@@ -106,7 +101,6 @@ impl Default for RoutingSpec {
             routing: Routing::Balanced,
             capacity_factor: None,
             dispatcher: Dispatcher::Direct,
-            overlap_all_to_all: false,
         }
     }
 }

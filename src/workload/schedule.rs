@@ -16,6 +16,12 @@ pub struct Pass {
 
 /// The pass order of pipeline rank `stage` of `pp`, with `m` micro-batches and `v` chunks.
 pub fn pass_order(schedule: Schedule, stage: u32, pp: u32, m: u32, v: u32) -> Vec<Pass> {
+    pass_order_with_warmup(schedule, stage, pp, m, v, 0)
+}
+
+/// [`pass_order`] with `extra` more warm-up forwards for 1F1B and interleaved schedules
+/// (one more micro-batch in flight per extra forward).
+pub fn pass_order_with_warmup(schedule: Schedule, stage: u32, pp: u32, m: u32, v: u32, extra: u32) -> Vec<Pass> {
     match schedule {
         Schedule::Gpipe => {
             let mut out: Vec<Pass> = (0..m)
@@ -33,7 +39,7 @@ pub fn pass_order(schedule: Schedule, stage: u32, pp: u32, m: u32, v: u32) -> Ve
             out
         }
         Schedule::OneFOneB => {
-            let warmup = (pp - stage - 1).min(m);
+            let warmup = (pp - stage - 1 + extra).min(m);
             let mut out = Vec::with_capacity(2 * m as usize);
             let (mut f, mut b) = (0, 0);
             for _ in 0..warmup {
@@ -68,16 +74,16 @@ pub fn pass_order(schedule: Schedule, stage: u32, pp: u32, m: u32, v: u32) -> Ve
             }
             out
         }
-        Schedule::Interleaved => interleaved(stage, pp, m, v),
+        Schedule::Interleaved => interleaved(stage, pp, m, v, extra),
     }
 }
 
 /// Megatron's interleaved schedule (Narayanan et al. 2021): virtual micro-batch `k` runs
 /// chunk `(k / pp) % v` on micro-batch `(k / (pp v)) pp + k % pp`; backward chunks run in
 /// reverse. Warm-up is `2 (pp - stage - 1) + (v - 1) pp` forwards.
-fn interleaved(stage: u32, pp: u32, m: u32, v: u32) -> Vec<Pass> {
+fn interleaved(stage: u32, pp: u32, m: u32, v: u32, extra: u32) -> Vec<Pass> {
     let total = m * v;
-    let warmup = ((pp - stage - 1) * 2 + (v - 1) * pp).min(total);
+    let warmup = ((pp - stage - 1) * 2 + (v - 1) * pp + extra).min(total);
     let fwd = |k: u32| Pass {
         microbatch: (k / (pp * v)) * pp + k % pp,
         chunk: (k / pp) % v,

@@ -476,8 +476,12 @@ fn moe_search_case(moe_extra: &str) {
             r.step_time_s
         );
         // the contention-free bound sees the all-to-all and the expert lanes: it is
-        // more than the cheap bound, and close to the simulation
-        assert!(cf > c.bound_s, "{} EP{ep}: {cf} <= {}", r.plan, c.bound_s);
+        // more than the cheap bound, and close to the simulation. With the all-to-all
+        // overlap its longest path lets the two compute queues run side by side (it
+        // ignores that they share the GPU), so it is only sound, not tighter.
+        if !base.plan.moe_overlap {
+            assert!(cf > c.bound_s, "{} EP{ep}: {cf} <= {}", r.plan, c.bound_s);
+        }
         if ep > 1 && r.breakdown.exposed_ep_comm_s > 0.0 {
             moe_steps += 1;
         }

@@ -104,6 +104,7 @@ fn stream_name(s: Stream) -> &'static str {
         Stream::DpGather => "dp gather",
         Stream::Compute2 => "compute 2",
         Stream::Ep => "ep",
+        Stream::Ep2 => "ep 2",
     }
 }
 
@@ -215,6 +216,7 @@ pub fn data(r: &RunResult) -> Data {
         Stream::DpGather,
         Stream::Compute2,
         Stream::Ep,
+        Stream::Ep2,
     ];
     let mut groups: Vec<Vec<&TimelineSpan>> = vec![Vec::new(); shown.len() * streams.len()];
     for s in &r.timeline {
