@@ -295,18 +295,22 @@ impl<'a> Sim<'a> {
             OpKind::Send { to, bytes } => {
                 let dst = &self.links[*to as usize];
                 self.bytes_by_kind[3] += *bytes;
-                let (path, lat_us): (Vec<LinkId>, f64) = if self.layouts.pp_same_node {
-                    (vec![r.up_tx, dst.up_rx], self.cluster.scale_up_latency_us)
+                let (path, n, lat_us): ([LinkId; 4], usize, f64) = if self.layouts.pp_same_node {
+                    ([r.up_tx, dst.up_rx, 0, 0], 2, self.cluster.scale_up_latency_us)
                 } else if self.layouts.pp_crosses_spine {
                     (
-                        vec![r.out_tx, r.spine_tx, dst.spine_rx, dst.out_rx],
+                        [r.out_tx, r.spine_tx, dst.spine_rx, dst.out_rx],
+                        4,
                         self.cluster.scale_out_latency_us + 2.0 * self.cluster.topology.switch_latency_us,
                     )
                 } else {
-                    (vec![r.out_tx, dst.out_rx], self.cluster.scale_out_latency_us)
+                    ([r.out_tx, dst.out_rx, 0, 0], 2, self.cluster.scale_out_latency_us)
                 };
                 let latency = SimTime::from_secs(lat_us * 1e-6);
-                if let Some(c) = self.net.start_transfer(now, &[(&path[..], *bytes)], latency, id as u64) {
+                if let Some(c) = self
+                    .net
+                    .start_transfer(now, &[(&path[..n], *bytes)], latency, id as u64)
+                {
                     self.q.schedule(c.ready_at, Event::OpDone(id));
                 }
                 self.net_changed = true;

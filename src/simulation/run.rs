@@ -53,11 +53,11 @@ pub struct NetworkUsage {
     pub spine_bytes_per_step_per_gpu: f64,
     /// Mean utilisation of a GPU's scale-up port over the step (sent bytes / (sustained
     /// rate x step time)), fraction.
-    pub scale_up_utilisation: f64,
+    pub scale_up_utilisation_fraction: f64,
     /// The same for its NIC, fraction.
-    pub scale_out_utilisation: f64,
+    pub scale_out_utilisation_fraction: f64,
     /// The same for its share of the spine, fraction (0 on a non-blocking fabric).
-    pub spine_utilisation: f64,
+    pub spine_utilisation_fraction: f64,
     /// Bytes per GPU per step of tensor-parallel collectives (all link classes).
     pub tp_bytes_per_step_per_gpu: f64,
     /// Data-parallel (and expert-data-parallel) gradient reduction.
@@ -466,9 +466,9 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
             scale_up_bytes_per_step_per_gpu: per(out.bytes_scale_up),
             scale_out_bytes_per_step_per_gpu: per(out.bytes_scale_out),
             spine_bytes_per_step_per_gpu: per(out.bytes_spine),
-            scale_up_utilisation: util(out.bytes_scale_up, up_bw),
-            scale_out_utilisation: util(out.bytes_scale_out, out_bw),
-            spine_utilisation: if c.oversubscription > 1.0 {
+            scale_up_utilisation_fraction: util(out.bytes_scale_up, up_bw),
+            scale_out_utilisation_fraction: util(out.bytes_scale_out, out_bw),
+            spine_utilisation_fraction: if c.oversubscription > 1.0 {
                 util(out.bytes_spine, spine_bw)
             } else {
                 0.0
@@ -483,15 +483,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
     }
     if let (Some(loads), Some(moe)) = (&w.moe, &input.model.moe) {
         let draws = loads.draws.max(1) as f64;
-        let routing = match &input.routing.routing {
-            crate::workload::routing::Routing::Balanced => "balanced",
-            crate::workload::routing::Routing::Dirichlet { .. } => "dirichlet",
-            crate::workload::routing::Routing::Zipf { .. } => "zipf",
-            crate::workload::routing::Routing::LogNormal { .. } => "lognormal",
-            crate::workload::routing::Routing::HotSet { .. } => "hot",
-            crate::workload::routing::Routing::Rotating { .. } => "rotating",
-            crate::workload::routing::Routing::Replay { .. } => "csv",
-        };
+        let routing = input.routing.routing.name();
         result.moe = Some(MoeResult {
             routing: routing.into(),
             num_experts: moe.num_experts,

@@ -5,7 +5,7 @@
 //! Also the Pareto chart of a plan search.
 
 use super::pareto::{front, Better};
-use super::run::{NUMERIC_COLUMNS, TARGET_COLUMNS};
+use super::run::{numeric_columns, TARGET_COLUMNS};
 use super::spec::{SweepError, SweepSpec};
 use crate::report::charts::sweep::{draw_heatmap, draw_lines, draw_pareto, HeatmapData, LineData, ParetoData};
 use crate::report::ReportError;
@@ -58,10 +58,10 @@ impl ChartOptions {
                 return Err(bad(format!("{flag} is empty: name a column, e.g. {flag} cost_usd")));
             }
             let axis = spec.axes.iter().any(|a| a.field == *v);
-            if !axis && !NUMERIC_COLUMNS.contains(&v.as_str()) {
+            if !axis && !numeric_columns().any(|c| c == v.as_str()) {
                 return Err(bad(format!(
                     "{flag} {v}: not a numeric column of the sweep; choose one of {} or an axis field",
-                    NUMERIC_COLUMNS.join(", ")
+                    numeric_columns().collect::<Vec<_>>().join(", ")
                 )));
             }
             if TARGET_COLUMNS.contains(&v.as_str()) && !has_target {

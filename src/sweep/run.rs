@@ -40,29 +40,16 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "plan",
 ];
 
+/// Metric columns that hold text or booleans; every other metric column is a number.
+const NON_NUMERIC_COLUMNS: &[&str] = &["feasible", "reason", "fits_in_memory", "plan"];
+
 /// Metric columns that hold numbers (the choices of `--x` / `--y`).
-pub const NUMERIC_COLUMNS: &[&str] = &[
-    "step_time_s",
-    "tokens_per_s",
-    "tokens_per_s_per_gpu",
-    "model_tflops_per_gpu",
-    "mfu_pct",
-    "hfu_pct",
-    "bubble_pct",
-    "exposed_tp_comm_s",
-    "exposed_dp_comm_s",
-    "exposed_pp_comm_s",
-    "memory_gib",
-    "num_gpus",
-    "gpu_hours_per_step",
-    "time_to_target_days",
-    "cost_usd",
-    "energy_to_target_kwh",
-    "exposed_ep_comm_s",
-    "moe_imbalance_s",
-    "moe_dropped_fraction",
-    "moe_rank_load_max_over_mean",
-];
+pub fn numeric_columns() -> impl Iterator<Item = &'static str> {
+    METRIC_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !NON_NUMERIC_COLUMNS.contains(c))
+}
 
 /// Columns that need a `[target]` section.
 pub const TARGET_COLUMNS: &[&str] = &["time_to_target_days", "cost_usd", "energy_to_target_kwh"];

@@ -286,13 +286,12 @@ struct Builder {
     all_to_alls: Vec<AllToAllSpec>,
 }
 
-/// One MoE layer instance (layer, micro-batch): per-lane expert times and the two
+/// One drawn MoE layer instance (layer, micro-batch): per-lane expert times and the two
 /// all-to-alls' port loads.
-struct MoeInstance<'a> {
+#[derive(Clone)]
+struct MoeInstance {
     /// Expert time per lane (lane 0: the representative).
-    lanes: &'a [ExpertTimes],
-    /// Rank of each lane (lane 0: the representative).
-    lane_ranks: &'a [u32],
+    lanes: Vec<ExpertTimes>,
     to_experts: AllToAllSpec,
     from_experts: AllToAllSpec,
 }
@@ -356,12 +355,12 @@ fn emit_steps(
     (it, mb): (u32, u32),
     steps: &[Step],
     cur: &mut Cursor,
-    moe: Option<&MoeInstance>,
+    moe: Option<(&MoeInstance, &[u32])>,
 ) {
     for s in steps {
         match s {
             Step::AllToAll { to_experts } => {
-                let Some(inst) = moe else { continue };
+                let Some((inst, _)) = moe else { continue };
                 let mut spec = if *to_experts {
                     inst.to_experts.clone()
                 } else {
@@ -402,7 +401,7 @@ fn emit_steps(
                 cur.extra.append(&mut cur.join);
             }
             Step::Experts { phase } => {
-                let Some(inst) = moe else { continue };
+                let Some((inst, lane_ranks)) = moe else { continue };
                 let pick = |t: &ExpertTimes| {
                     if *phase == Phase::Backward {
                         (t.bwd_s, t.bwd_flops)
@@ -428,7 +427,7 @@ fn emit_steps(
                     deps,
                 );
                 cur.last = Some(lane0);
-                for (t, &lane_rank) in inst.lanes.iter().zip(inst.lane_ranks).skip(1) {
+                for (t, &lane_rank) in inst.lanes.iter().zip(lane_ranks).skip(1) {
                     let (d, f) = pick(t);
                     // the lane's queue matches the pass's, so overlapped passes do not
                     // wait for each other in program order on the lanes either
@@ -689,14 +688,14 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         }
                         match moe_router.as_mut().filter(|_| m.is_moe_layer(l)) {
                             Some(r) => {
-                                let inst = r.instance(it, l, mb, &lane_ranks[stage as usize]);
+                                let inst = r.instance(it, l, mb);
                                 emit_steps(
                                     &mut b,
                                     rank,
                                     (it, mb),
                                     &moe_layer.forward,
                                     &mut cur,
-                                    Some(&inst.as_ref()),
+                                    Some((&inst, &lane_ranks[stage as usize])),
                                 );
                             }
                             None => emit_steps(&mut b, rank, (it, mb), &layer.forward, &mut cur, None),
@@ -736,14 +735,14 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         }
                         match moe_router.as_mut().filter(|_| m.is_moe_layer(l)) {
                             Some(r) => {
-                                let inst = r.instance(it, l, mb, &lane_ranks[stage as usize]);
+                                let inst = r.instance(it, l, mb);
                                 emit_steps(
                                     &mut b,
                                     rank,
                                     (it, mb),
                                     &moe_layer.backward,
                                     &mut cur,
-                                    Some(&inst.as_ref()),
+                                    Some((&inst, &lane_ranks[stage as usize])),
                                 );
                             }
                             None => emit_steps(&mut b, rank, (it, mb), &layer.backward, &mut cur, None),
@@ -927,35 +926,15 @@ struct MoeRouter<'a> {
     /// EP peers per node.
     peers_per_node: u32,
     first_dense: u32,
+    /// MoE layers in the model.
+    moe_layers: u32,
     /// Hierarchical (node-deduplicated) dispatch.
     hierarchical: bool,
     /// Experts per token, as a float.
     top_k: f64,
     loads: MoeLoads,
     /// Draws of the current (iteration, layer, micro-batch), reused by the backward.
-    cache: HashMap<(u32, u32, u32), DrawnInstance>,
-}
-
-/// Lane times and the two all-to-alls of one drawn MoE layer instance.
-type DrawnInstance = (Vec<ExpertTimes>, AllToAllSpec, AllToAllSpec);
-
-/// An owned [`MoeInstance`].
-struct OwnedInstance<'a> {
-    lanes: Vec<ExpertTimes>,
-    lane_ranks: &'a [u32],
-    to_experts: AllToAllSpec,
-    from_experts: AllToAllSpec,
-}
-
-impl OwnedInstance<'_> {
-    fn as_ref(&self) -> MoeInstance<'_> {
-        MoeInstance {
-            lanes: &self.lanes,
-            lane_ranks: self.lane_ranks,
-            to_experts: self.to_experts.clone(),
-            from_experts: self.from_experts.clone(),
-        }
-    }
+    cache: HashMap<(u32, u32, u32), MoeInstance>,
 }
 
 impl<'a> MoeRouter<'a> {
@@ -980,6 +959,7 @@ impl<'a> MoeRouter<'a> {
             bytes_per_assignment: 2.0 * m.hidden_size as f64,
             peers_per_node: placement.ep_members_per_node.clamp(1, p.ep.max(1)),
             first_dense: moe.first_dense_layers,
+            moe_layers: n_moe as u32,
             hierarchical: spec.routing.dispatcher == routing::Dispatcher::Hierarchical,
             top_k: moe.top_k as f64,
             loads: MoeLoads {
@@ -992,16 +972,11 @@ impl<'a> MoeRouter<'a> {
     }
 
     /// The instance of MoE layer `layer` (model layer index) for micro-batch `mb`.
-    fn instance<'r>(&mut self, it: u32, layer: u32, mb: u32, lane_ranks: &'r [u32]) -> OwnedInstance<'r> {
+    fn instance(&mut self, it: u32, layer: u32, mb: u32) -> MoeInstance {
         let key = (it, layer, mb);
-        if let Some((lanes, to, from)) = self.cache.remove(&key) {
+        if let Some(inst) = self.cache.remove(&key) {
             // second use (the backward): done with this draw
-            return OwnedInstance {
-                lanes,
-                lane_ranks,
-                to_experts: to,
-                from_experts: from,
-            };
+            return inst;
         }
         let moe_layer = layer - self.first_dense;
         let d = routing::draw(
@@ -1013,6 +988,7 @@ impl<'a> MoeRouter<'a> {
                 iteration: it,
                 moe_layer,
                 microbatch: mb,
+                moe_layers: self.moe_layers,
             },
         );
         let per_rank = (self.experts / self.ep).max(1) as usize;
@@ -1109,13 +1085,13 @@ impl<'a> MoeRouter<'a> {
             out_recv_bytes: ports[0][2],
             ..to.clone()
         };
-        self.cache.insert(key, (lanes.clone(), to.clone(), from.clone()));
-        OwnedInstance {
+        let inst = MoeInstance {
             lanes,
-            lane_ranks,
             to_experts: to,
             from_experts: from,
-        }
+        };
+        self.cache.insert(key, inst.clone());
+        inst
     }
 }
 

@@ -62,6 +62,19 @@ impl Routing {
     /// Names accepted in scenario files.
     pub const NAMES: &'static [&'static str] =
         &["balanced", "dirichlet", "zipf", "lognormal", "hot", "rotating", "csv"];
+
+    /// The scenario-file name of this distribution (one of [`Routing::NAMES`]).
+    pub fn name(&self) -> &'static str {
+        Self::NAMES[match self {
+            Routing::Balanced => 0,
+            Routing::Dirichlet { .. } => 1,
+            Routing::Zipf { .. } => 2,
+            Routing::LogNormal { .. } => 3,
+            Routing::HotSet { .. } => 4,
+            Routing::Rotating { .. } => 5,
+            Routing::Replay { .. } => 6,
+        }]
+    }
 }
 
 /// How the dispatch and combine all-to-alls move tokens between nodes.
@@ -122,6 +135,8 @@ pub struct DrawKey {
     pub moe_layer: u32,
     /// Micro-batch.
     pub microbatch: u32,
+    /// MoE layers in the model (a replayed row is chosen per (iteration, MoE layer)).
+    pub moe_layers: u32,
 }
 
 /// Token assignments per expert for one MoE layer and micro-batch of one EP group.
@@ -220,7 +235,9 @@ fn shares(spec: &RoutingSpec, e: usize, seed: u64, key: DrawKey) -> Vec<f64> {
             if rows.is_empty() {
                 return vec![1.0 / e as f64; e];
             }
-            let row = &rows[(key.iteration as usize * 7919 + key.moe_layer as usize) % rows.len()];
+            // rows in (iteration, MoE layer) order, cycling
+            let r = key.iteration as usize * key.moe_layers.max(1) as usize + key.moe_layer as usize;
+            let row = &rows[r % rows.len()];
             normalise((0..e).map(|i| row.get(i).copied().unwrap_or(0.0).max(0.0)).collect())
         }
     }
@@ -309,6 +326,30 @@ mod tests {
             iteration: i,
             moe_layer: l,
             microbatch: m,
+            moe_layers: 20,
+        }
+    }
+
+    #[test]
+    fn replayed_rows_follow_iteration_then_layer() {
+        // 2 MoE layers: rows 0, 1 are iteration 0's layers, rows 2, 3 iteration 1's
+        let rows: Vec<Vec<f64>> = (0..4)
+            .map(|r| (0..4).map(|e| if e == r { 1.0 } else { 0.0 }).collect())
+            .collect();
+        let spec = RoutingSpec {
+            routing: Routing::Replay { rows },
+            capacity_factor: None,
+            ..RoutingSpec::default()
+        };
+        for (it, layer) in [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0)] {
+            let k = DrawKey {
+                iteration: it,
+                moe_layer: layer,
+                microbatch: 0,
+                moe_layers: 2,
+            };
+            let want = ((it * 2 + layer) % 4) as usize;
+            assert_eq!(shares(&spec, 4, 1, k)[want], 1.0, "iteration {it}, layer {layer}");
         }
     }
 

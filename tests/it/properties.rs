@@ -178,6 +178,9 @@ fn oversubscribed_spine_slows_training_and_rails_recover_it() {
         assert!(r.step_time_s > last, "{over}:1 spine: {} <= {last}", r.step_time_s);
         last = r.step_time_s;
     }
+    // one node per leaf: every NIC byte of the ring crosses the spine, whose share per GPU
+    // at 4:1 is a quarter of the NIC, so the exposed all-reduce (about 0.09 s of a 0.55 s
+    // step) takes about 4x as long: a step at least 20% longer
     let four = with("oversubscription = 4");
     assert!(
         four.step_time_s > 1.2 * flat.step_time_s,
@@ -189,8 +192,8 @@ fn oversubscribed_spine_slows_training_and_rails_recover_it() {
     assert!(rails.step_time_s < four.step_time_s);
     assert!((rails.step_time_s / flat.step_time_s - 1.0).abs() < 0.02);
     let n = four.network.as_ref().expect("network usage");
-    assert!(n.spine_bytes_per_step_per_gpu > 0.0 && n.spine_utilisation > 0.0);
-    assert_eq!(flat.network.as_ref().unwrap().spine_utilisation, 0.0);
+    assert!(n.spine_bytes_per_step_per_gpu > 0.0 && n.spine_utilisation_fraction > 0.0);
+    assert_eq!(flat.network.as_ref().unwrap().spine_utilisation_fraction, 0.0);
     // 16-bit gradients of every parameter, ring all-reduce over 512 ranks
     let model = trainsim::model::presets::model_preset("llama3-8b").unwrap();
     let want = 2.0 * 511.0 / 512.0 * 2.0 * model.total_params();
