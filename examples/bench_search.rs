@@ -19,11 +19,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 use trainsim::scenario::Scenario;
-use trainsim::sweep::search::{plan_label, search, table_csv, SearchOptions, SearchOutcome, Status};
+use trainsim::sweep::search::{search, table_csv, SearchOptions, SearchOutcome, Status};
 
 fn best(o: &SearchOutcome) -> String {
     match o.candidates.first().map(|c| &c.status) {
-        Some(Status::Simulated(r)) => format!("{}: {:.3} s", plan_label(r), r.step_time_s),
+        Some(Status::Simulated(r)) => format!("{}: {:.3} s", r.plan, r.step_time_s),
         _ => "none".into(),
     }
 }
@@ -123,7 +123,7 @@ fn main() {
                     .iter()
                     .take(5)
                     .filter_map(|c| match &c.status {
-                        Status::Simulated(r) => Some(format!("{} {:.6}", plan_label(r), r.step_time_s)),
+                        Status::Simulated(r) => Some(format!("{} {:.6}", r.plan, r.step_time_s)),
                         _ => None,
                     })
                     .collect()

@@ -425,7 +425,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn search(path: &Path, a: SearchArgs) -> anyhow::Result<i32> {
-    use crate::sweep::search::{plan_label, search, table_csv, why, SearchOptions, Status};
+    use crate::sweep::search::{search, table_csv, why, SearchOptions, Status};
     let usage = |message: String| crate::sweep::SweepError::Invalid {
         path: path.to_path_buf(),
         location: String::new(),
@@ -487,7 +487,7 @@ fn search(path: &Path, a: SearchArgs) -> anyhow::Result<i32> {
         println!(
             "{:<4} {:<66} {:>12.4} {:>9.3} {:>6.1} {:>9.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>9.1}",
             i + 1,
-            plan_label(r),
+            r.plan.clone(),
             o.objective.value(r),
             r.step_time_s,
             100.0 * r.mfu_fraction,

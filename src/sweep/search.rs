@@ -536,15 +536,6 @@ pub fn table_csv(o: &SearchOutcome) -> String {
     s
 }
 
-/// The plan of a simulated result as printed: its label, with the expert-parallel degree
-/// for MoE runs (e.g. "TP2 PP4 DP8 SP ... EP8").
-pub fn plan_label(r: &RunResult) -> String {
-    match &r.moe {
-        Some(m) if !r.plan.contains(" EP") => format!("{} EP{}", r.plan, m.ep),
-        _ => r.plan.clone(),
-    }
-}
-
 /// Why `r` ranks above `next` (the plan ranked just below it): the breakdown categories
 /// that differ most, e.g. "vs #2: bubble -0.21 s, exposed TP +0.05 s".
 pub fn why(r: &RunResult, next: Option<(usize, &RunResult)>) -> String {

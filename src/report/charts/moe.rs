@@ -80,14 +80,13 @@ pub fn data(r: &RunResult) -> Option<Data> {
         scenario: r.name.clone(),
         title,
         subtitle: format!(
-            "{} on {} x {}, {}; {} experts, top-{}, EP {}; over {steps} simulated step{}",
+            "{} on {} x {}, {}; {} experts, top-{}; over {steps} simulated step{}",
             r.model,
             r.num_gpus,
             r.gpu,
             r.plan,
             m.num_experts,
             m.top_k,
-            m.ep,
             if steps == 1 { "" } else { "s" }
         ),
         x_label: "expert".into(),
