@@ -6,6 +6,7 @@ pub mod validate;
 use crate::report;
 use crate::scenario::Scenario;
 use crate::simulation;
+use crate::workload::CommKind;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -492,10 +493,10 @@ fn search(path: &Path, a: SearchArgs) -> anyhow::Result<i32> {
             r.step_time_s,
             100.0 * r.mfu_fraction,
             b.compute_s(),
-            b.exposed_tp_comm_s,
-            b.exposed_dp_grad_comm_s + b.exposed_dp_param_comm_s,
-            b.exposed_pp_comm_s,
-            b.pipeline_bubble_s,
+            b.exposed(CommKind::Tp),
+            b.exposed(CommKind::DpGrad) + b.exposed(CommKind::DpParam),
+            b.exposed(CommKind::Pp),
+            b.pipeline_bubble_s(),
             r.memory.capacity_gib - r.memory.total_gib
         );
         println!("     why: {}", why(r, sims.get(i + 1).map(|n| (i + 2, *n))));

@@ -1,30 +1,19 @@
-//! The parallelism plan (data, tensor, sequence, pipeline parallelism; ZeRO; recompute;
-//! micro-batching), its feasibility checks, and the rank-to-GPU placement.
-//!
-//! Placement follows Megatron's default order: TP ranks are adjacent (inside a node), then
-//! DP, then PP outermost. Owns [`ParallelPlan`], [`PlanError`] and [`Placement`].
+//! The parallelism plan (data, tensor, sequence, context, expert and pipeline parallelism;
+//! ZeRO; recompute; micro-batching) and its feasibility checks. Owns [`ParallelPlan`] and
+//! [`PlanError`]; the dimensions are [`Dim`], where their groups sit is [`placement`], the
+//! pipeline schedules are [`schedule`].
+
+mod dim;
+pub mod placement;
+pub mod schedule;
+
+pub use dim::{Dim, PerDim};
+pub use placement::{Placement, PlacementSummary};
+pub use schedule::{PipelineShape, Schedule};
 
 use crate::model::TransformerSpec;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-
-/// Pipeline schedule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Schedule {
-    /// All forwards, then all backwards.
-    Gpipe,
-    /// One-forward-one-backward (PipeDream-flush), Megatron's default.
-    #[serde(rename = "1f1b")]
-    OneFOneB,
-    /// Interleaved 1F1B with `virtual_stages` model chunks per GPU.
-    Interleaved,
-}
-
-impl Schedule {
-    /// Names accepted in scenario files.
-    pub const NAMES: &'static [&'static str] = &["gpipe", "1f1b", "interleaved"];
-}
 
 /// Activation recomputation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +41,9 @@ pub struct ParallelPlan {
     pub pp: u32,
     /// Data-parallel degree.
     pub dp: u32,
+    /// Context-parallel degree (the sequence split across ranks); only 1 is modelled yet.
+    #[serde(default = "one")]
+    pub cp: u32,
     /// Sequence parallelism: TP all-reduces become reduce-scatter + all-gather.
     pub sequence_parallel: bool,
     /// Pipeline schedule.
@@ -119,6 +111,35 @@ pub enum PlanError {
 }
 
 impl ParallelPlan {
+    /// The size of the process group of `dim`.
+    pub fn degree(&self, dim: Dim) -> u32 {
+        match dim {
+            Dim::Tp => self.tp,
+            Dim::Cp => self.cp,
+            Dim::Dp => self.dp,
+            Dim::Ep => self.ep,
+            Dim::ExpertDp => self.expert_dp(),
+            Dim::Pp => self.pp,
+        }
+    }
+
+    /// The pipeline shape the schedule fills for a step of `global_batch_size` sequences;
+    /// `extra_warmup` more forwards in flight (MoE all-to-all overlap).
+    pub fn pipeline_shape(&self, global_batch_size: u32, extra_warmup: u32) -> PipelineShape {
+        PipelineShape {
+            pp: self.pp,
+            microbatches: self.num_microbatches(global_batch_size),
+            virtual_stages: self.virtual_stages,
+            extra_warmup,
+        }
+    }
+
+    /// Forwards the schedule runs ahead of its own warm-up: one with the MoE all-to-all
+    /// overlap (so that a forward and a backward are ready together in the steady state).
+    pub fn extra_warmup(&self, model: &TransformerSpec) -> u32 {
+        u32::from(self.moe_overlap && model.moe.is_some())
+    }
+
     /// Micro-batches per data-parallel replica per step.
     pub fn num_microbatches(&self, global_batch_size: u32) -> u32 {
         global_batch_size / (self.dp * self.micro_batch_size)
@@ -228,20 +249,11 @@ impl ParallelPlan {
                 self.zero_stage
             ));
         }
-        match self.schedule {
-            Schedule::Interleaved if self.virtual_stages < 2 => {
-                return c("the interleaved schedule needs parallel.virtual_stages >= 2".into());
-            }
-            Schedule::Interleaved if self.pp < 2 => {
-                return c("the interleaved schedule needs pp >= 2".into());
-            }
-            Schedule::Gpipe | Schedule::OneFOneB if self.virtual_stages != 1 => {
-                return c(format!(
-                    "virtual_stages={} needs schedule = \"interleaved\"",
-                    self.virtual_stages
-                ));
-            }
-            _ => {}
+        if self.cp != 1 {
+            return c(format!(
+                "parallel.cp={} is not modelled yet; only cp = 1 (no context parallelism) is",
+                self.cp
+            ));
         }
         let chunks = self.pp * self.virtual_stages;
         let layers = model.num_layers + if self.pipeline_split_embedding_and_loss { 2 } else { 0 };
@@ -265,13 +277,8 @@ impl ParallelPlan {
                 global_batch_size, self.dp, self.micro_batch_size, per_step
             ));
         }
-        let m = self.num_microbatches(global_batch_size);
-        if self.schedule == Schedule::Interleaved && m % self.pp != 0 {
-            return c(format!(
-                "the interleaved schedule needs the micro-batch count ({m}) to be a multiple of pp ({})",
-                self.pp
-            ));
-        }
+        let shape = self.pipeline_shape(global_batch_size, 0);
+        self.schedule.get().check(&shape).map_err(PlanError::Constraint)?;
         Ok(())
     }
 
@@ -298,57 +305,6 @@ impl ParallelPlan {
     }
 }
 
-/// Where ranks sit: how each process group maps onto nodes.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Placement {
-    /// Rank order, fastest-varying first.
-    pub order: String,
-    /// TP group members sharing a node.
-    pub tp_members_per_node: u32,
-    /// DP group members sharing a node.
-    pub dp_members_per_node: u32,
-    /// Whether adjacent pipeline stages sit in the same node.
-    pub pp_neighbours_share_node: bool,
-    /// Nodes spanned by one DP group.
-    pub dp_group_nodes: u32,
-    /// Expert-parallel group members sharing a node (the group is `ep` consecutive
-    /// ranks of a stage's TP x DP block).
-    #[serde(default = "one")]
-    pub ep_members_per_node: u32,
-    /// Expert-data-parallel group members sharing a node (stride `ep * expert_tp`).
-    #[serde(default = "one")]
-    pub expert_dp_members_per_node: u32,
-}
-
-impl Placement {
-    /// Megatron placement: TP fastest, then DP, then PP.
-    pub fn megatron(plan: &ParallelPlan, gpus_per_node: u32) -> Placement {
-        let tp_in_node = plan.tp.min(gpus_per_node);
-        let dp_stride = plan.tp;
-        let dp_in_node = if dp_stride >= gpus_per_node {
-            1
-        } else {
-            (gpus_per_node / dp_stride).min(plan.dp)
-        };
-        let pp_stride = plan.tp * plan.dp;
-        let ep_stride = plan.ep * plan.expert_tp;
-        let edp_in_node = if ep_stride >= gpus_per_node {
-            1
-        } else {
-            (gpus_per_node / ep_stride).min(plan.expert_dp())
-        };
-        Placement {
-            order: "tp-dp-pp".into(),
-            tp_members_per_node: tp_in_node,
-            dp_members_per_node: dp_in_node.max(1),
-            pp_neighbours_share_node: pp_stride < gpus_per_node,
-            dp_group_nodes: plan.dp.div_ceil(dp_in_node.max(1)),
-            ep_members_per_node: plan.ep.min(gpus_per_node / plan.expert_tp.min(gpus_per_node)).max(1),
-            expert_dp_members_per_node: edp_in_node.max(1),
-        }
-    }
-}
-
 /// Plans for unit tests elsewhere in the crate.
 #[cfg(test)]
 pub(crate) mod tests_support {
@@ -360,8 +316,9 @@ pub(crate) mod tests_support {
             tp,
             pp,
             dp,
+            cp: 1,
             sequence_parallel: true,
-            schedule: Schedule::OneFOneB,
+            schedule: Schedule::ONE_F_ONE_B,
             virtual_stages: 1,
             micro_batch_size: 1,
             zero_stage: 1,
@@ -413,19 +370,5 @@ mod tests {
         let l = p.layers_per_chunk(m.num_layers);
         assert_eq!(l.iter().sum::<u32>(), 126);
         assert_eq!((l[0], l[1], l[15]), (7, 8, 7));
-    }
-
-    #[test]
-    fn megatron_placement_keeps_tp_in_node_and_spreads_dp() {
-        let p = Placement::megatron(&plan(8, 8, 16), 8);
-        assert_eq!(
-            (p.tp_members_per_node, p.dp_members_per_node, p.pp_neighbours_share_node),
-            (8, 1, false)
-        );
-        let p = Placement::megatron(&plan(2, 1, 48), 8);
-        assert_eq!(
-            (p.tp_members_per_node, p.dp_members_per_node, p.dp_group_nodes),
-            (2, 4, 12)
-        );
     }
 }

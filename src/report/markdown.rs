@@ -1,7 +1,9 @@
 //! `report.md`: a self-contained Markdown report of one run, with summary tables and the
 //! charts embedded as relative links to the PNGs written beside it.
 
+use crate::simulation::breakdown::Category;
 use crate::simulation::RunResult;
+use crate::workload::Phase;
 use std::fmt::Write;
 
 /// Chart files the report links to, with their captions (written by
@@ -83,11 +85,10 @@ pub fn markdown(r: &RunResult) -> String {
         }
     }
     let _ = writeln!(w, "| **step** | **{:.3}** | **100.0%** |", r.step_time_s);
-    let b = &r.breakdown;
     let _ = writeln!(
         w,
-        "\nCommunication including the hidden part, s per step: TP {:.3}, DP {:.3}, PP {:.3}.\n",
-        b.total_tp_comm_s, b.total_dp_comm_s, b.total_pp_comm_s
+        "\nCommunication including the hidden part, per step: {}.\n",
+        super::comm_totals_text(&r.breakdown)
     );
     if r.breakdown_per_stage.len() > 1 {
         let _ = writeln!(w, "Per pipeline stage, s per step:\n");
@@ -97,18 +98,20 @@ pub fn markdown(r: &RunResult) -> String {
         );
         let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|");
         for (i, st) in r.breakdown_per_stage.iter().enumerate() {
-            let comm = st.exposed_tp_comm_s
-                + st.exposed_dp_grad_comm_s
-                + st.exposed_dp_param_comm_s
-                + st.exposed_pp_comm_s
-                + st.sync_s;
+            let comm = st.exposed_comm_s() + st.get(Category::Sync);
+            let phase = |p: Phase| st.get(Category::Compute(p));
             let _ = writeln!(
                 w,
                 "| {i} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |",
-                st.forward_s, st.backward_s, st.recompute_s, st.optimizer_s, comm, st.pipeline_bubble_s
+                phase(Phase::Forward),
+                phase(Phase::Backward) + phase(Phase::BackwardWeight),
+                phase(Phase::Recompute),
+                phase(Phase::Optimizer),
+                comm,
+                st.pipeline_bubble_s()
             );
         }
-        let _ = writeln!(w, "\n(exposed comm = TP + DP + PP + synchronisation)\n");
+        let _ = writeln!(w, "\n(exposed comm = every kind of communication + synchronisation)\n");
     }
 
     let _ = writeln!(w, "## Memory per GPU (stage {})\n", m.stage);

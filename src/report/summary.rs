@@ -1,6 +1,7 @@
 //! The human-readable summary printed by `trainsim run`.
 
 use crate::simulation::RunResult;
+use crate::workload::CommKind;
 use std::fmt::Write;
 
 fn pct(x: f64) -> String {
@@ -50,11 +51,10 @@ pub fn summary(r: &RunResult) -> String {
             let _ = writeln!(w, "  {:<22} {:>10.3} s  {:>6}", label, secs, pct(secs / r.step_time_s));
         }
     }
-    let b = &r.breakdown;
     let _ = writeln!(
         w,
-        "  (communication incl. hidden: TP {:.3} s, DP {:.3} s, PP {:.3} s)",
-        b.total_tp_comm_s, b.total_dp_comm_s, b.total_pp_comm_s
+        "  (communication incl. hidden: {})",
+        super::comm_totals_text(&r.breakdown)
     );
     let _ = writeln!(w);
     let m = &r.memory;
@@ -87,19 +87,20 @@ pub fn summary(r: &RunResult) -> String {
     );
     if let Some(n) = &r.network {
         let gb = |x: f64| x / 1e9;
+        let by_kind: Vec<String> = CommKind::ALL
+            .iter()
+            .filter(|&&k| k != CommKind::Cp || n.bytes_by_kind.get(k) > 0.0)
+            .map(|&k| format!("{} {:.2}", k.short_label(), gb(n.bytes_by_kind.get(k))))
+            .collect();
         let _ = writeln!(
             w,
-            "network per GPU per step: NVLink {:.2} GB ({:.0}% busy), NIC {:.2} GB ({:.0}% busy), spine {:.2} GB; by kind: TP {:.2}, DP grad {:.2}, DP param {:.2}, PP {:.2}, EP {:.2} GB",
+            "network per GPU per step: NVLink {:.2} GB ({:.0}% busy), NIC {:.2} GB ({:.0}% busy), spine {:.2} GB; by kind: {} GB",
             gb(n.scale_up_bytes_per_step_per_gpu),
             100.0 * n.scale_up_utilisation_fraction,
             gb(n.scale_out_bytes_per_step_per_gpu),
             100.0 * n.scale_out_utilisation_fraction,
             gb(n.spine_bytes_per_step_per_gpu),
-            gb(n.tp_bytes_per_step_per_gpu),
-            gb(n.dp_grad_bytes_per_step_per_gpu),
-            gb(n.dp_param_bytes_per_step_per_gpu),
-            gb(n.pp_bytes_per_step_per_gpu),
-            gb(n.ep_bytes_per_step_per_gpu),
+            by_kind.join(", "),
         );
     }
     if let Some(m) = &r.moe {

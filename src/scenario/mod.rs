@@ -829,14 +829,9 @@ impl Checker<'_> {
         };
         let virtual_stages = self.at_least_one("parallel.virtual_stages", rp.virtual_stages.unwrap_or(1))?;
         let schedule = match &rp.schedule {
-            Some(s) => self.choice(
-                "parallel.schedule",
-                s,
-                Schedule::NAMES,
-                &[Schedule::Gpipe, Schedule::OneFOneB, Schedule::Interleaved],
-            )?,
-            None if virtual_stages > 1 => Schedule::Interleaved,
-            None => Schedule::OneFOneB,
+            Some(s) => self.choice("parallel.schedule", s, &Schedule::names(), Schedule::ALL)?,
+            None if virtual_stages > 1 => Schedule::INTERLEAVED,
+            None => Schedule::ONE_F_ONE_B,
         };
         let recompute = match &rp.recompute {
             Some(s) => self.choice(
@@ -855,6 +850,7 @@ impl Checker<'_> {
             tp,
             pp,
             dp,
+            cp: 1,
             sequence_parallel: rp.sequence_parallel.unwrap_or(tp > 1),
             schedule,
             virtual_stages,

@@ -1,177 +1,240 @@
 //! Where time goes: each instant of a rank's measured window is attributed to exactly one
-//! category, by priority: compute (by phase) first, then exposed communication (TP, DP,
-//! PP, synchronisation), else pipeline bubble (pp > 1) or idle. The categories therefore
-//! sum to the window length.
+//! [`Category`], by priority: compute (by phase) first, then exposed communication (by
+//! [`CommKind`], in its order), the wait for slower expert-parallel ranks, synchronisation,
+//! else pipeline bubble (pp > 1) or idle. The categories therefore sum to the window length.
+//!
+//! Owns [`Category`] (the one table of breakdown categories: their JSON keys, labels and
+//! priority, all derived from the phases and communication kinds) and [`Breakdown`].
 
 use super::SimOutput;
 use crate::units::SimTime;
-use crate::workload::costs::Phase;
-use crate::workload::{CommPurpose, Group, OpKind, Workload};
+use crate::workload::{CommKind, OpKind, Phase, Workload};
+use serde::de::Deserializer;
+use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// An exclusive category of the time breakdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// Compute of a phase.
+    Compute(Phase),
+    /// Communication of a kind not hidden behind compute.
+    Comm(CommKind),
+    /// Waiting for the slowest expert-parallel rank after the experts (routing imbalance).
+    MoeImbalance,
+    /// Cross-rank synchronisation (gradient-norm all-reduce).
+    Sync,
+    /// Idle while waiting on other pipeline stages.
+    Bubble,
+    /// Other idle time.
+    Idle,
+}
+
+impl Category {
+    /// Number of categories.
+    pub const COUNT: usize = 15;
+
+    /// Every category, in priority order (lower index wins when several are active).
+    pub const ALL: [Category; Category::COUNT] = [
+        Category::Compute(Phase::Forward),
+        Category::Compute(Phase::Backward),
+        Category::Compute(Phase::BackwardWeight),
+        Category::Compute(Phase::Recompute),
+        Category::Compute(Phase::Optimizer),
+        Category::Comm(CommKind::Tp),
+        Category::Comm(CommKind::Cp),
+        Category::Comm(CommKind::DpGrad),
+        Category::Comm(CommKind::DpParam),
+        Category::Comm(CommKind::Pp),
+        Category::Comm(CommKind::Ep),
+        Category::MoeImbalance,
+        Category::Sync,
+        Category::Bubble,
+        Category::Idle,
+    ];
+
+    /// Dense index (priority order).
+    pub fn index(self) -> usize {
+        match self {
+            Category::Compute(p) => match p {
+                Phase::Forward => 0,
+                Phase::Backward => 1,
+                Phase::BackwardWeight => 2,
+                Phase::Recompute => 3,
+                Phase::Optimizer => 4,
+            },
+            Category::Comm(k) => 5 + k.index(),
+            Category::MoeImbalance => 11,
+            Category::Sync => 12,
+            Category::Bubble => 13,
+            Category::Idle => 14,
+        }
+    }
+
+    /// JSON key, with its unit: `forward_s`, `exposed_tp_comm_s`, `pipeline_bubble_s`, ...
+    pub fn key(self) -> String {
+        match self {
+            Category::Compute(p) => format!("{}_s", p.name()),
+            Category::Comm(k) => format!("exposed_{}_comm_s", k.name()),
+            Category::MoeImbalance => "moe_imbalance_s".into(),
+            Category::Sync => "sync_s".into(),
+            Category::Bubble => "pipeline_bubble_s".into(),
+            Category::Idle => "idle_s".into(),
+        }
+    }
+
+    /// Label of tables and legends: `forward`, `exposed TP comm`, `pipeline bubble`, ...
+    pub fn label(self) -> String {
+        match self {
+            Category::Compute(Phase::BackwardWeight) => "backward (weight)".into(),
+            Category::Compute(p) => p.name().into(),
+            Category::Comm(k) => format!("exposed {}", k.label()),
+            Category::MoeImbalance => "MoE imbalance wait".into(),
+            Category::Sync => "sync".into(),
+            Category::Bubble => "pipeline bubble".into(),
+            Category::Idle => "idle".into(),
+        }
+    }
+
+    /// Whether this is GPU compute.
+    pub fn is_compute(self) -> bool {
+        matches!(self, Category::Compute(_))
+    }
+}
+
+/// The dimensions communication totals are reported per (`total_{name}_comm_s`): each
+/// [`CommKind`] counts towards its dimension's total.
+const TOTAL_DIMS: [&str; 5] = ["tp", "cp", "dp", "pp", "ep"];
+
+fn total_slot(k: CommKind) -> usize {
+    TOTAL_DIMS
+        .iter()
+        .position(|d| *d == k.dim().name())
+        .unwrap_or(0)
+}
 
 /// Seconds per category for one rank over the measured iterations, divided by their count
-/// (so the fields sum to the mean step time).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// (so the categories sum to the mean step time), and communication time per kind
+/// including its hidden part.
+///
+/// In JSON it is one object: every category's [`Category::key`], then
+/// `total_{tp,cp,dp,pp,ep}_comm_s`.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Breakdown {
-    /// Forward compute, s.
-    pub forward_s: f64,
-    /// Backward compute, s.
-    pub backward_s: f64,
-    /// Recomputation, s.
-    pub recompute_s: f64,
-    /// Optimizer step, s.
-    pub optimizer_s: f64,
-    /// Tensor-parallel communication not hidden behind compute, s.
-    pub exposed_tp_comm_s: f64,
-    /// Data-parallel gradient reduction not hidden, s.
-    pub exposed_dp_grad_comm_s: f64,
-    /// Data-parallel parameter all-gather not hidden, s.
-    pub exposed_dp_param_comm_s: f64,
-    /// Pipeline point-to-point transfers not hidden, s.
-    pub exposed_pp_comm_s: f64,
-    /// MoE token all-to-all not hidden, s.
-    #[serde(default)]
-    pub exposed_ep_comm_s: f64,
-    /// Waiting for the slowest expert-parallel rank after the experts (routing
-    /// imbalance), s.
-    #[serde(default)]
-    pub moe_imbalance_s: f64,
-    /// Cross-rank synchronisation (gradient-norm all-reduce), s.
-    pub sync_s: f64,
-    /// Pipeline bubble: idle while waiting on other stages, s.
-    pub pipeline_bubble_s: f64,
-    /// Other idle time, s.
-    pub idle_s: f64,
-    /// TP communication time including the hidden part, s.
-    pub total_tp_comm_s: f64,
-    /// DP communication time including the hidden part, s.
-    pub total_dp_comm_s: f64,
-    /// PP communication time including the hidden part, s.
-    pub total_pp_comm_s: f64,
-    /// MoE all-to-all time including any hidden part, s.
-    #[serde(default)]
-    pub total_ep_comm_s: f64,
+    /// Seconds per exclusive category ([`Category::index`]).
+    pub seconds: [f64; Category::COUNT],
+    /// Communication seconds per kind ([`CommKind::index`]), hidden parts included.
+    pub comm_total_s: [f64; CommKind::COUNT],
 }
 
 impl Breakdown {
+    /// Seconds of `c`.
+    pub fn get(&self, c: Category) -> f64 {
+        self.seconds[c.index()]
+    }
+
+    /// Exposed seconds of communication kind `k`.
+    pub fn exposed(&self, k: CommKind) -> f64 {
+        self.get(Category::Comm(k))
+    }
+
+    /// Exposed communication of every kind, s.
+    pub fn exposed_comm_s(&self) -> f64 {
+        CommKind::ALL.iter().map(|&k| self.exposed(k)).sum()
+    }
+
+    /// Communication time of kind `k` including the hidden part, s.
+    pub fn total_comm(&self, k: CommKind) -> f64 {
+        self.comm_total_s[k.index()]
+    }
+
+    /// Communication time of the group of `dim` (e.g. "dp": gradients and parameters)
+    /// including hidden parts, s.
+    pub fn total_comm_of_dim(&self, dim: crate::parallel::Dim) -> f64 {
+        CommKind::ALL
+            .iter()
+            .filter(|k| k.dim() == dim)
+            .map(|&k| self.total_comm(k))
+            .sum()
+    }
+
     /// Sum of the exclusive categories (equals the window per iteration).
     pub fn exclusive_total_s(&self) -> f64 {
-        self.forward_s
-            + self.backward_s
-            + self.recompute_s
-            + self.optimizer_s
-            + self.exposed_tp_comm_s
-            + self.exposed_dp_grad_comm_s
-            + self.exposed_dp_param_comm_s
-            + self.exposed_pp_comm_s
-            + self.exposed_ep_comm_s
-            + self.moe_imbalance_s
-            + self.sync_s
-            + self.pipeline_bubble_s
-            + self.idle_s
+        self.seconds.iter().sum()
     }
 
     /// Compute time of every phase, s.
     pub fn compute_s(&self) -> f64 {
-        self.forward_s + self.backward_s + self.recompute_s + self.optimizer_s
+        Category::ALL
+            .iter()
+            .filter(|c| c.is_compute())
+            .map(|&c| self.get(c))
+            .sum()
+    }
+
+    /// Pipeline bubble, s.
+    pub fn pipeline_bubble_s(&self) -> f64 {
+        self.get(Category::Bubble)
     }
 
     /// (label, seconds) of the exclusive categories, for tables and charts.
-    pub fn categories(&self) -> Vec<(&'static str, f64)> {
-        vec![
-            ("forward", self.forward_s),
-            ("backward", self.backward_s),
-            ("recompute", self.recompute_s),
-            ("optimizer", self.optimizer_s),
-            ("exposed TP comm", self.exposed_tp_comm_s),
-            ("exposed DP grad comm", self.exposed_dp_grad_comm_s),
-            ("exposed DP param comm", self.exposed_dp_param_comm_s),
-            ("exposed PP comm", self.exposed_pp_comm_s),
-            ("exposed EP all-to-all", self.exposed_ep_comm_s),
-            ("MoE imbalance wait", self.moe_imbalance_s),
-            ("sync", self.sync_s),
-            ("pipeline bubble", self.pipeline_bubble_s),
-            ("idle", self.idle_s),
-        ]
+    pub fn categories(&self) -> Vec<(String, f64)> {
+        Category::ALL.iter().map(|&c| (c.label(), self.get(c))).collect()
     }
 
     fn add_scaled(&mut self, o: &Breakdown, k: f64) {
-        let a = [
-            &mut self.forward_s,
-            &mut self.backward_s,
-            &mut self.recompute_s,
-            &mut self.optimizer_s,
-            &mut self.exposed_tp_comm_s,
-            &mut self.exposed_dp_grad_comm_s,
-            &mut self.exposed_dp_param_comm_s,
-            &mut self.exposed_pp_comm_s,
-            &mut self.exposed_ep_comm_s,
-            &mut self.moe_imbalance_s,
-            &mut self.sync_s,
-            &mut self.pipeline_bubble_s,
-            &mut self.idle_s,
-            &mut self.total_tp_comm_s,
-            &mut self.total_dp_comm_s,
-            &mut self.total_pp_comm_s,
-            &mut self.total_ep_comm_s,
-        ];
-        let b = [
-            o.forward_s,
-            o.backward_s,
-            o.recompute_s,
-            o.optimizer_s,
-            o.exposed_tp_comm_s,
-            o.exposed_dp_grad_comm_s,
-            o.exposed_dp_param_comm_s,
-            o.exposed_pp_comm_s,
-            o.exposed_ep_comm_s,
-            o.moe_imbalance_s,
-            o.sync_s,
-            o.pipeline_bubble_s,
-            o.idle_s,
-            o.total_tp_comm_s,
-            o.total_dp_comm_s,
-            o.total_pp_comm_s,
-            o.total_ep_comm_s,
-        ];
-        for (x, y) in a.into_iter().zip(b) {
+        for (x, y) in self.seconds.iter_mut().zip(o.seconds) {
+            *x += k * y;
+        }
+        for (x, y) in self.comm_total_s.iter_mut().zip(o.comm_total_s) {
             *x += k * y;
         }
     }
 }
 
-/// Category index by priority (lower wins).
-fn category(kind: &OpKind) -> Option<usize> {
-    Some(match kind {
-        OpKind::Compute { duration, phase, .. } => {
-            if duration.as_ps() == 0 {
-                return None;
-            }
-            match phase {
-                Phase::Forward => 0,
-                Phase::Backward => 1,
-                Phase::Recompute => 2,
-                Phase::Optimizer => 3,
-            }
+impl Serialize for Breakdown {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(Category::COUNT + TOTAL_DIMS.len()))?;
+        for c in Category::ALL {
+            m.serialize_entry(&c.key(), &self.get(c))?;
         }
-        OpKind::Collective { group: Group::Tp, .. } => 4,
-        OpKind::Collective {
-            purpose: CommPurpose::Parameters,
-            ..
-        } => 6,
-        OpKind::Collective { .. } => 5,
-        OpKind::Send { .. } => 7,
-        OpKind::AllToAll { .. } => 8,
-        OpKind::Barrier { .. } => 10,
-    })
+        let mut totals = [0.0f64; TOTAL_DIMS.len()];
+        for k in CommKind::ALL {
+            totals[total_slot(k)] += self.total_comm(k);
+        }
+        for (d, t) in TOTAL_DIMS.iter().zip(totals) {
+            m.serialize_entry(&format!("total_{d}_comm_s"), &t)?;
+        }
+        m.end()
+    }
 }
 
-/// Categories: 0-3 compute phases, 4 TP, 5 DP grad, 6 DP param, 7 PP, 8 EP all-to-all,
-/// 9 MoE imbalance wait, 10 sync, then bubble (11) or idle (12) when nothing is active.
-const N_ACTIVE: usize = 11;
-const BUBBLE: usize = 11;
-const IDLE: usize = 12;
-const IMBALANCE: usize = 9;
+impl<'de> Deserialize<'de> for Breakdown {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Breakdown, D::Error> {
+        let map = HashMap::<String, f64>::deserialize(d)?;
+        let mut b = Breakdown::default();
+        for c in Category::ALL {
+            b.seconds[c.index()] = map.get(&c.key()).copied().unwrap_or(0.0);
+        }
+        for (slot, dim) in TOTAL_DIMS.iter().enumerate() {
+            // a dimension's total is kept on its first kind
+            if let Some(k) = CommKind::ALL.iter().find(|k| total_slot(**k) == slot) {
+                b.comm_total_s[k.index()] = map.get(&format!("total_{dim}_comm_s")).copied().unwrap_or(0.0);
+            }
+        }
+        Ok(b)
+    }
+}
+
+/// The category of an op while it runs (`None`: zero-length compute markers).
+fn category(kind: &OpKind) -> Option<Category> {
+    match kind {
+        OpKind::Compute { duration, phase, .. } => (duration.as_ps() != 0).then_some(Category::Compute(*phase)),
+        OpKind::Barrier { .. } => Some(Category::Sync),
+        other => other.comm_kind().map(Category::Comm),
+    }
+}
 
 /// Breakdown of every representative rank over `[from, to)`, per iteration in it.
 pub fn per_rank(
@@ -184,15 +247,15 @@ pub fn per_rank(
 ) -> Vec<Breakdown> {
     let n = w.stages as usize;
     let mut marks: Vec<Vec<(u64, i32, usize)>> = vec![Vec::new(); n];
-    let mut totals = vec![[0.0f64; 4]; n];
-    let mut mark = |r: usize, s: SimTime, e: SimTime, cat: usize| -> Option<f64> {
+    let mut totals = vec![[0.0f64; CommKind::COUNT]; n];
+    let mut mark = |r: usize, s: SimTime, e: SimTime, cat: Category| -> Option<f64> {
         let s = s.max(from);
         let e = e.min(to);
         if e <= s {
             return None;
         }
-        marks[r].push((s.as_ps(), 1, cat));
-        marks[r].push((e.as_ps(), -1, cat));
+        marks[r].push((s.as_ps(), 1, cat.index()));
+        marks[r].push((e.as_ps(), -1, cat.index()));
         Some((e - s).as_secs())
     };
     for (i, op) in w.ops.iter().enumerate() {
@@ -206,25 +269,22 @@ pub fn per_rank(
         let (s, e) = out.op_times[i];
         if let OpKind::AllToAll { table } = op.kind {
             if let Some(prev) = w.all_to_alls[table as usize].wait_from {
-                mark(r, out.op_times[prev as usize].1, s, IMBALANCE);
+                mark(r, out.op_times[prev as usize].1, s, Category::MoeImbalance);
             }
         }
         let Some(d) = mark(r, s, e, cat) else {
             continue;
         };
-        match cat {
-            4 => totals[r][0] += d,
-            5 | 6 => totals[r][1] += d,
-            7 => totals[r][2] += d,
-            8 => totals[r][3] += d,
-            _ => {}
+        if let Category::Comm(k) = cat {
+            totals[r][k.index()] += d;
         }
     }
+    let idle = if pipeline { Category::Bubble } else { Category::Idle };
     let mut result = Vec::with_capacity(n);
     for (r, mut m) in marks.into_iter().enumerate() {
         m.sort_unstable();
-        let mut active = [0i32; N_ACTIVE];
-        let mut acc = [0.0f64; IDLE + 1];
+        let mut active = [0i32; Category::COUNT];
+        let mut acc = [0.0f64; Category::COUNT];
         let mut t = from.as_ps();
         let mut i = 0;
         let end = to.as_ps();
@@ -235,32 +295,14 @@ pub fn per_rank(
             }
             let next = if i < m.len() { m[i].0.min(end) } else { end };
             let dt = (next - t) as f64 / crate::units::PS_PER_S;
-            let cat = active
-                .iter()
-                .position(|&a| a > 0)
-                .unwrap_or(if pipeline { BUBBLE } else { IDLE });
+            let cat = active.iter().position(|&a| a > 0).unwrap_or(idle.index());
             acc[cat] += dt;
             t = next;
         }
         let k = 1.0 / iterations;
         result.push(Breakdown {
-            forward_s: acc[0] * k,
-            backward_s: acc[1] * k,
-            recompute_s: acc[2] * k,
-            optimizer_s: acc[3] * k,
-            exposed_tp_comm_s: acc[4] * k,
-            exposed_dp_grad_comm_s: acc[5] * k,
-            exposed_dp_param_comm_s: acc[6] * k,
-            exposed_pp_comm_s: acc[7] * k,
-            exposed_ep_comm_s: acc[8] * k,
-            moe_imbalance_s: acc[IMBALANCE] * k,
-            sync_s: acc[10] * k,
-            pipeline_bubble_s: acc[BUBBLE] * k,
-            idle_s: acc[IDLE] * k,
-            total_tp_comm_s: totals[r][0] * k,
-            total_dp_comm_s: totals[r][1] * k,
-            total_pp_comm_s: totals[r][2] * k,
-            total_ep_comm_s: totals[r][3] * k,
+            seconds: acc.map(|x| x * k),
+            comm_total_s: totals[r].map(|x| x * k),
         });
     }
     result
@@ -274,4 +316,39 @@ pub fn mean(per_rank: &[Breakdown]) -> Breakdown {
         m.add_scaled(b, k);
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn categories_index_in_priority_order_with_distinct_keys() {
+        for (i, c) in Category::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i);
+        }
+        let mut keys: Vec<String> = Category::ALL.iter().map(|c| c.key()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), Category::COUNT);
+        assert_eq!(Category::Comm(CommKind::DpGrad).key(), "exposed_dp_grad_comm_s");
+        assert_eq!(Category::Comm(CommKind::Ep).label(), "exposed EP all-to-all");
+    }
+
+    #[test]
+    fn json_round_trip_keeps_every_category_and_dimension_total() {
+        let mut b = Breakdown::default();
+        for (i, x) in b.seconds.iter_mut().enumerate() {
+            *x = i as f64 + 0.5;
+        }
+        b.comm_total_s[CommKind::Tp.index()] = 3.0;
+        b.comm_total_s[CommKind::DpGrad.index()] = 1.0;
+        b.comm_total_s[CommKind::DpParam.index()] = 2.0;
+        let json = serde_json::to_value(&b).unwrap();
+        assert_eq!(json["total_dp_comm_s"], 3.0);
+        assert_eq!(json["pipeline_bubble_s"], 13.5);
+        let back: Breakdown = serde_json::from_value(json).unwrap();
+        assert_eq!(back.seconds, b.seconds);
+        assert_eq!(back.total_comm_of_dim(crate::parallel::Dim::Dp), 3.0);
+    }
 }

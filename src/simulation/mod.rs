@@ -11,11 +11,11 @@ pub mod trace;
 use crate::engine::EventQueue;
 use crate::hardware::ClusterSpec;
 use crate::network::algorithm::{collective_cost, AlgorithmChoice};
-use crate::network::collective::{CollectiveCost, GroupLayout, LinkClass};
+use crate::network::collective::{CollectiveCost, LinkClass};
 use crate::network::{FlowNetwork, LinkId};
+use crate::parallel::Placement;
 use crate::units::SimTime;
-use crate::workload::costs::Phase;
-use crate::workload::{Group, OpId, OpKind, Stream, Workload};
+use crate::workload::{CommKind, OpId, OpKind, Phase, Stream, Workload};
 use thiserror::Error;
 
 /// A simulation that could not finish.
@@ -34,15 +34,11 @@ pub enum SimError {
     },
 }
 
-/// Process-group layouts the network needs.
+/// Where the plan's groups sit, as the network needs it.
 #[derive(Clone, Copy, Debug)]
 pub struct Layouts {
-    /// TP group.
-    pub tp: GroupLayout,
-    /// DP group.
-    pub dp: GroupLayout,
-    /// Expert-data-parallel group (MoE).
-    pub expert_dp: GroupLayout,
+    /// Every group's layout.
+    pub placement: Placement,
     /// Whether adjacent pipeline stages share a node.
     pub pp_same_node: bool,
     /// Whether adjacent pipeline stages sit under different leaf switches (their sends
@@ -73,9 +69,9 @@ pub struct SimOutput {
     pub bytes_scale_out: f64,
     /// Of those, bytes that crossed the spine (leaf to leaf), summed over representative ranks.
     pub bytes_spine: f64,
-    /// Bytes sent per communication kind (TP, DP gradients, DP parameters, PP, EP
-    /// all-to-all), summed over representative ranks and all link classes.
-    pub bytes_by_kind: [f64; 5],
+    /// Bytes sent per communication kind ([`CommKind`] index), summed over representative
+    /// ranks and all link classes.
+    pub bytes_by_kind: [f64; CommKind::COUNT],
 }
 
 struct RankLinks {
@@ -126,7 +122,7 @@ struct Sim<'a> {
     out_bw: f64,
     /// Collective costs by (group, kind, bytes): a run has few distinct collectives.
     cost_cache: std::collections::HashMap<(u8, u8, u64), CollectiveCost>,
-    bytes_by_kind: [f64; 5],
+    bytes_by_kind: [f64; CommKind::COUNT],
 }
 
 fn queue_index(op: &crate::workload::Op) -> usize {
@@ -210,7 +206,7 @@ impl<'a> Sim<'a> {
             up_bw,
             out_bw,
             cost_cache: std::collections::HashMap::new(),
-            bytes_by_kind: [0.0; 5],
+            bytes_by_kind: [0.0; CommKind::COUNT],
         }
     }
 
@@ -253,29 +249,20 @@ impl<'a> Sim<'a> {
                 self.q.schedule(now + d, Event::OpDone(id))
             }
             OpKind::Collective {
-                group,
+                dim,
                 kind,
                 bytes,
                 purpose,
             } => {
-                let layout = match group {
-                    Group::Tp => self.layouts.tp,
-                    Group::Dp => self.layouts.dp,
-                    Group::ExpertDp => self.layouts.expert_dp,
-                };
-                let key = (*group as u8, *kind as u8, bytes.to_bits());
+                let layout = self.layouts.placement.layout(*dim);
+                let key = (*dim as u8, *kind as u8, bytes.to_bits());
                 let (cluster, algorithms) = (self.cluster, self.layouts.algorithms);
                 let cost = self
                     .cost_cache
                     .entry(key)
                     .or_insert_with(|| collective_cost(*kind, layout, *bytes, cluster, &algorithms));
                 let sent: f64 = cost.loads.iter().map(|(_, b)| b).sum();
-                let slot = match (group, purpose) {
-                    (Group::Tp, _) => 0,
-                    (_, crate::workload::CommPurpose::Parameters) => 2,
-                    _ => 1,
-                };
-                self.bytes_by_kind[slot] += sent;
+                self.bytes_by_kind[CommKind::of(*dim, *purpose).index()] += sent;
                 let flows: Vec<([LinkId; 4], usize, f64)> = cost
                     .loads
                     .iter()
@@ -294,7 +281,7 @@ impl<'a> Sim<'a> {
             }
             OpKind::Send { to, bytes } => {
                 let dst = &self.links[*to as usize];
-                self.bytes_by_kind[3] += *bytes;
+                self.bytes_by_kind[CommKind::Pp.index()] += *bytes;
                 let (path, n, lat_us): ([LinkId; 4], usize, f64) = if self.layouts.pp_same_node {
                     ([r.up_tx, dst.up_rx, 0, 0], 2, self.cluster.scale_up_latency_us)
                 } else if self.layouts.pp_crosses_spine {
@@ -320,7 +307,7 @@ impl<'a> Sim<'a> {
                 // nothing else, so their drain time on idle links is exact and the op
                 // cannot finish before it
                 let a = &self.w.all_to_alls[*table as usize];
-                self.bytes_by_kind[4] += a.up_send_bytes + a.out_send_bytes;
+                self.bytes_by_kind[CommKind::Ep.index()] += a.up_send_bytes + a.out_send_bytes;
                 let lat_us = if a.crosses_nodes {
                     self.cluster.scale_out_latency_us
                 } else {

@@ -1,16 +1,17 @@
 //! One simulated training run, from typed inputs to a [`RunResult`].
 
-use super::breakdown::{self, Breakdown};
+use super::breakdown::{self, Breakdown, Category};
 use super::trace::{Trace, TraceRequest};
 use super::{simulate, Layouts, SimError};
 use crate::hardware::ClusterSpec;
 use crate::model::TransformerSpec;
-use crate::network::collective::GroupLayout;
-use crate::parallel::{ParallelPlan, Placement, Recompute, Schedule};
+use crate::parallel::{Dim, ParallelPlan, Placement, PlacementSummary, Recompute};
 use crate::training::TrainingSpec;
 use crate::units::{tflops_to_flops_per_s, SimTime};
 use crate::workload::memory::{memory_per_gpu, MemoryBreakdown};
-use crate::workload::{self, OpKind, Stream, WorkloadSpec};
+use crate::workload::{self, CommKind, OpKind, Stream, WorkloadSpec};
+use serde::de::Deserializer;
+use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 /// Typed inputs of one run.
@@ -42,6 +43,27 @@ pub struct RunInput {
     pub collectives: crate::network::algorithm::AlgorithmChoice,
 }
 
+impl RunInput {
+    /// Where the plan's groups sit on this cluster.
+    pub fn placement(&self) -> Placement {
+        Placement::megatron(&self.plan, self.cluster.gpus_per_node)
+    }
+
+    /// The operation graph this input simulates, over `iterations` iterations.
+    pub fn workload(&self, placement: &Placement, iterations: u32) -> workload::Workload {
+        workload::build(&WorkloadSpec {
+            stage_gpus: std::slice::from_ref(&self.cluster.gpu),
+            model: &self.model,
+            plan: &self.plan,
+            training: &self.training,
+            placement,
+            iterations,
+            routing: &self.routing,
+            seed: self.seed,
+        })
+    }
+}
+
 /// Where the bytes went: per link class and per communication kind, per GPU and step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetworkUsage {
@@ -58,18 +80,48 @@ pub struct NetworkUsage {
     pub scale_out_utilisation_fraction: f64,
     /// The same for its share of the spine, fraction (0 on a non-blocking fabric).
     pub spine_utilisation_fraction: f64,
-    /// Bytes per GPU per step of tensor-parallel collectives (all link classes).
-    pub tp_bytes_per_step_per_gpu: f64,
-    /// Data-parallel (and expert-data-parallel) gradient reduction.
-    pub dp_grad_bytes_per_step_per_gpu: f64,
-    /// Data-parallel parameter all-gathers (ZeRO).
-    pub dp_param_bytes_per_step_per_gpu: f64,
-    /// Pipeline sends.
-    pub pp_bytes_per_step_per_gpu: f64,
-    /// MoE all-to-all.
-    pub ep_bytes_per_step_per_gpu: f64,
+    /// Bytes per GPU per step of each communication kind, all link classes
+    /// (`{kind}_bytes_per_step_per_gpu` in JSON: tp, cp, dp_grad, dp_param, pp, ep).
+    #[serde(flatten)]
+    pub bytes_by_kind: BytesByKind,
     /// Collective algorithm per kind, as run.
     pub algorithms: crate::network::algorithm::AlgorithmChoice,
+}
+
+/// Bytes per GPU per step of each [`CommKind`] ([`CommKind::index`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BytesByKind(pub [f64; CommKind::COUNT]);
+
+impl BytesByKind {
+    /// Bytes of kind `k`.
+    pub fn get(&self, k: CommKind) -> f64 {
+        self.0[k.index()]
+    }
+
+    fn key(k: CommKind) -> String {
+        format!("{}_bytes_per_step_per_gpu", k.name())
+    }
+}
+
+impl Serialize for BytesByKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(CommKind::COUNT))?;
+        for k in CommKind::ALL {
+            m.serialize_entry(&Self::key(k), &self.get(k))?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for BytesByKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<BytesByKind, D::Error> {
+        let map = std::collections::HashMap::<String, serde_json::Value>::deserialize(d)?;
+        let mut b = BytesByKind::default();
+        for k in CommKind::ALL {
+            b.0[k.index()] = map.get(&Self::key(k)).and_then(|v| v.as_f64()).unwrap_or(0.0);
+        }
+        Ok(b)
+    }
 }
 
 /// What routing did in a MoE run. Loads are relative: 1 = the mean expert's load.
@@ -206,7 +258,7 @@ pub struct RunResult {
     /// Memory of the most loaded GPU.
     pub memory: MemoryBreakdown,
     /// Rank placement.
-    pub placement: Placement,
+    pub placement: PlacementSummary,
     /// Bytes sent over scale-up ports per step, per GPU.
     pub scale_up_bytes_per_step_per_gpu: f64,
     /// Bytes sent over NICs per step, per GPU.
@@ -248,13 +300,17 @@ pub fn timeline_stages(pp: u32) -> Vec<u32> {
         .collect()
 }
 
-fn plan_label(p: &ParallelPlan) -> String {
+/// The plan in short form, e.g. "TP8 PP8 DP16 SP VPP3 MBS1 ZeRO-1 recompute=selective
+/// schedule=interleaved".
+pub fn plan_label(p: &ParallelPlan) -> String {
     let mut s = format!("TP{} PP{} DP{}", p.tp, p.pp, p.dp);
     if p.sequence_parallel && p.tp > 1 {
         s.push_str(" SP");
     }
-    if p.ep > 1 {
-        s.push_str(&format!(" EP{}", p.ep));
+    for d in [Dim::Cp, Dim::Ep] {
+        if p.degree(d) > 1 {
+            s.push_str(&format!(" {}{}", d.label(), p.degree(d)));
+        }
     }
     if p.virtual_stages > 1 {
         s.push_str(&format!(" VPP{}", p.virtual_stages));
@@ -265,8 +321,7 @@ fn plan_label(p: &ParallelPlan) -> String {
         p.micro_batch_size, p.zero_stage
     ));
     if p.pp > 1 {
-        let schedule = Schedule::NAMES[p.schedule as usize];
-        s.push_str(&format!(" schedule={schedule}"));
+        s.push_str(&format!(" schedule={}", p.schedule.name()));
     }
     s
 }
@@ -283,39 +338,15 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
     let p = &input.plan;
     let t = &input.training;
     let iterations = input.iterations.max(input.warmup_iterations + 1);
-    let spec = WorkloadSpec {
-        gpu: &c.gpu,
-        model: &input.model,
-        plan: p,
-        precision: t.precision,
-        seq_length: t.seq_length,
-        global_batch_size: t.global_batch_size,
-        flash_attention: t.flash_attention,
-        iterations,
-        gpus_per_node: c.gpus_per_node,
-        routing: &input.routing,
-        seed: input.seed,
-    };
-    let w = workload::build(&spec);
-    let placement = Placement::megatron(p, c.gpus_per_node);
+    let placement = input.placement();
+    let w = input.workload(&placement, iterations);
     let layouts = Layouts {
-        tp: GroupLayout {
-            size: p.tp,
-            members_per_node: placement.tp_members_per_node,
-        },
-        dp: GroupLayout {
-            size: p.dp,
-            members_per_node: placement.dp_members_per_node,
-        },
-        expert_dp: GroupLayout {
-            size: p.expert_dp(),
-            members_per_node: placement.expert_dp_members_per_node,
-        },
-        pp_same_node: placement.pp_neighbours_share_node,
+        placement,
+        pp_same_node: placement.pp_neighbours_share_node(),
         pp_crosses_spine: {
-            // adjacent stages are tp * dp GPUs apart; under different leaves once that
+            // adjacent stages are `stride` GPUs apart; under different leaves once that
             // stride spans a leaf's nodes
-            let stride_nodes = (p.tp * p.dp) / c.gpus_per_node.max(1);
+            let stride_nodes = placement.stride_gpus[Dim::Pp] / c.gpus_per_node.max(1);
             c.oversubscription > 1.0 && p.pp > 1 && stride_nodes >= c.effective_nodes_per_leaf()
         },
         algorithms: input.collectives,
@@ -352,7 +383,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
     }
     let hfu = hw_flops / nmeas / (mean * gpus * peak);
 
-    let memory = memory_per_gpu(&input.model, p, t, c.gpu.hbm_capacity_gib);
+    let memory = memory_per_gpu(&input.model, p, t, &[c.gpu.hbm_capacity_gib]);
 
     // timeline of the last iteration, for at most MAX_TIMELINE_STAGES stages
     let last = iterations - 1;
@@ -393,7 +424,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
                 .find(|t: &&mut TimelineSpan| t.stage == span.stage && t.stream == span.stream)
             {
                 let same_pass = prev.microbatch == span.microbatch
-                    && (prev.category == span.category || span.category == "tp_comm");
+                    && (prev.category == span.category || span.category == CommKind::Tp.trace_name());
                 if same_pass && span.start_s - prev.end_s < 1e-9 {
                     prev.end_s = span.end_s;
                     continue;
@@ -422,11 +453,11 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
         model_tflops_per_gpu: model_flops / mean / gpus / 1e12,
         mfu_fraction: mfu,
         hfu_fraction: hfu,
-        bubble_fraction: bd.pipeline_bubble_s / mean,
+        bubble_fraction: bd.pipeline_bubble_s() / mean,
         breakdown: bd,
         breakdown_per_stage: per_stage,
         memory,
-        placement,
+        placement: placement.summary(),
         scale_up_bytes_per_step_per_gpu: out.bytes_scale_up / n_rep / iters,
         scale_out_bytes_per_step_per_gpu: out.bytes_scale_out / n_rep / iters,
         simulation: SimulationStats {
@@ -461,7 +492,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
                 0.0
             }
         };
-        let k = &out.bytes_by_kind;
+
         result.network = Some(NetworkUsage {
             scale_up_bytes_per_step_per_gpu: per(out.bytes_scale_up),
             scale_out_bytes_per_step_per_gpu: per(out.bytes_scale_out),
@@ -473,11 +504,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
             } else {
                 0.0
             },
-            tp_bytes_per_step_per_gpu: per(k[0]),
-            dp_grad_bytes_per_step_per_gpu: per(k[1]),
-            dp_param_bytes_per_step_per_gpu: per(k[2]),
-            pp_bytes_per_step_per_gpu: per(k[3]),
-            ep_bytes_per_step_per_gpu: per(k[4]),
+            bytes_by_kind: BytesByKind(out.bytes_by_kind.map(per)),
             algorithms: input.collectives,
         });
     }
@@ -501,13 +528,21 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
             expert_load_gini: loads.expert_gini / draws,
             rank_load_max_over_mean: loads.rank_max_over_mean / draws,
             rank_load_gini: loads.rank_gini / draws,
-            imbalance_wait_s: result.breakdown.moe_imbalance_s,
-            exposed_all_to_all_s: result.breakdown.exposed_ep_comm_s,
+            imbalance_wait_s: result.breakdown.get(Category::MoeImbalance),
+            exposed_all_to_all_s: result.breakdown.exposed(CommKind::Ep),
             expert_load_per_layer: relative(&loads.per_layer_expert),
             expert_load_per_step: relative(&loads.per_iteration_expert),
         });
     }
-    result.to_target = input.goal.as_ref().map(|g| crate::training::outcome(&result, input, g));
+    result.to_target = input.goal.as_ref().map(|g| {
+        let step = crate::training::SimulatedStep {
+            step_time_s: result.step_time_s,
+            tokens_per_step: result.tokens_per_step,
+            compute_s: result.breakdown.compute_s(),
+            exposed_comm_s: result.breakdown.exposed_comm_s() + result.breakdown.get(Category::Sync),
+        };
+        crate::training::outcome(&step, &input.model, &input.cluster, input.seed, g)
+    });
     let trace = trace.map(|req| super::trace::collect(&w, &out, input.warmup_iterations, req));
     Ok((result, trace))
 }

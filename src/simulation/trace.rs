@@ -6,7 +6,7 @@
 //! nothing is simulated twice.
 
 use super::SimOutput;
-use crate::workload::{Group, OpKind, Stream, Workload};
+use crate::workload::{OpKind, Stream, Workload};
 use serde::{Deserialize, Serialize};
 
 /// Which part of a run to trace.
@@ -87,16 +87,10 @@ pub struct Trace {
     pub spans: Vec<TraceSpan>,
 }
 
-/// Category of an operation, shared by the timeline and the trace.
+/// Category of an operation, shared by the timeline and the trace
+/// ([`OpKind::trace_category`]).
 pub fn category(kind: &OpKind) -> String {
-    match kind {
-        OpKind::Compute { phase, .. } => format!("{phase:?}").to_lowercase(),
-        OpKind::Collective { group: Group::Tp, .. } => "tp_comm".into(),
-        OpKind::Collective { .. } => "dp_comm".into(),
-        OpKind::Send { .. } => "pp_comm".into(),
-        OpKind::Barrier { .. } => "sync".into(),
-        OpKind::AllToAll { .. } => "ep_comm".into(),
-    }
+    kind.trace_category().into()
 }
 
 /// Collects the spans `req` asks for. Stages or iterations that do not exist are ignored.

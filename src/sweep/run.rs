@@ -5,7 +5,9 @@
 
 use super::spec::{value_text, Point, SweepSpec};
 use crate::scenario::Scenario;
+use crate::simulation::breakdown::Category;
 use crate::simulation::{self, RunResult};
+use crate::workload::CommKind;
 use rayon::prelude::*;
 use serde_json::json;
 use std::io::Write;
@@ -70,8 +72,8 @@ fn moe_values(r: &RunResult) -> Option<[f64; 4]> {
     let m = r.moe.as_ref()?;
     let b = &r.breakdown;
     Some([
-        b.exposed_ep_comm_s,
-        b.moe_imbalance_s,
+        b.exposed(CommKind::Ep),
+        b.get(Category::MoeImbalance),
         m.dropped_fraction,
         m.rank_load_max_over_mean,
     ])
@@ -128,9 +130,9 @@ impl Row {
                     format!("{:.3}", 100.0 * r.mfu_fraction),
                     format!("{:.3}", 100.0 * r.hfu_fraction),
                     format!("{:.3}", 100.0 * r.bubble_fraction),
-                    format!("{:.6}", b.exposed_tp_comm_s),
-                    format!("{:.6}", b.exposed_dp_grad_comm_s + b.exposed_dp_param_comm_s),
-                    format!("{:.6}", b.exposed_pp_comm_s),
+                    format!("{:.6}", b.exposed(CommKind::Tp)),
+                    format!("{:.6}", b.exposed(CommKind::DpGrad) + b.exposed(CommKind::DpParam)),
+                    format!("{:.6}", b.exposed(CommKind::Pp)),
                     format!("{:.3}", r.memory.total_gib),
                     r.memory.fits.to_string(),
                     r.num_gpus.to_string(),
@@ -178,12 +180,12 @@ impl Row {
                 ("mfu_fraction", r.mfu_fraction),
                 ("hfu_fraction", r.hfu_fraction),
                 ("bubble_fraction", r.bubble_fraction),
-                ("exposed_tp_comm_s", b.exposed_tp_comm_s),
+                ("exposed_tp_comm_s", b.exposed(CommKind::Tp)),
                 (
                     "exposed_dp_comm_s",
-                    b.exposed_dp_grad_comm_s + b.exposed_dp_param_comm_s,
+                    b.exposed(CommKind::DpGrad) + b.exposed(CommKind::DpParam),
                 ),
-                ("exposed_pp_comm_s", b.exposed_pp_comm_s),
+                ("exposed_pp_comm_s", b.exposed(CommKind::Pp)),
                 ("memory_gib", r.memory.total_gib),
                 ("gpu_hours_per_step", r.step_time_s * r.num_gpus as f64 / 3600.0),
             ] {

@@ -26,7 +26,9 @@
 
 pub use super::search_bounds::{contention_free_step_s, lower_bound_s};
 use crate::parallel::{ParallelPlan, Recompute, Schedule};
+use crate::simulation::breakdown::Category;
 use crate::simulation::{self, RunInput, RunResult};
+use crate::workload::CommKind;
 use crate::workload::memory::memory_per_gpu;
 use rayon::prelude::*;
 use std::fmt::Write as _;
@@ -241,11 +243,12 @@ pub fn enumerate(base: &RunInput, zero_stages: &[u32]) -> Vec<ParallelPlan> {
                                         tp,
                                         pp,
                                         dp,
+                                        cp: 1,
                                         sequence_parallel: tp > 1,
                                         schedule: if v > 1 {
-                                            Schedule::Interleaved
+                                            Schedule::INTERLEAVED
                                         } else {
-                                            Schedule::OneFOneB
+                                            Schedule::ONE_F_ONE_B
                                         },
                                         virtual_stages: v,
                                         micro_batch_size: mbs,
@@ -322,7 +325,7 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, Se
                     status: Status::Invalid(e.to_string()),
                 };
             }
-            let mem = memory_per_gpu(&base.model, &plan, t, c.gpu.hbm_capacity_gib);
+            let mem = memory_per_gpu(&base.model, &plan, t, &[c.gpu.hbm_capacity_gib]);
             let memory_gib = Some((mem.total_gib, mem.capacity_gib));
             if !mem.fits {
                 return Candidate {
@@ -516,13 +519,13 @@ pub fn table_csv(o: &SearchOutcome) -> String {
             opt(r.map(|r| r.tokens_per_s), 1),
             opt(r.map(|r| 100.0 * r.mfu_fraction), 3),
             opt(b.map(|b| b.compute_s()), 6),
-            opt(b.map(|b| b.exposed_tp_comm_s), 6),
-            opt(b.map(|b| b.exposed_dp_grad_comm_s), 6),
-            opt(b.map(|b| b.exposed_dp_param_comm_s), 6),
-            opt(b.map(|b| b.exposed_pp_comm_s), 6),
-            opt(b.map(|b| b.pipeline_bubble_s), 6),
-            opt(moe.map(|b| b.exposed_ep_comm_s), 6),
-            opt(moe.map(|b| b.moe_imbalance_s), 6),
+            opt(b.map(|b| b.exposed(CommKind::Tp)), 6),
+            opt(b.map(|b| b.exposed(CommKind::DpGrad)), 6),
+            opt(b.map(|b| b.exposed(CommKind::DpParam)), 6),
+            opt(b.map(|b| b.exposed(CommKind::Pp)), 6),
+            opt(b.map(|b| b.pipeline_bubble_s()), 6),
+            opt(moe.map(|b| b.exposed(CommKind::Ep)), 6),
+            opt(moe.map(|b| b.get(Category::MoeImbalance)), 6),
             opt(c.memory_gib.map(|m| m.0), 3),
             opt(c.memory_gib.map(|m| m.1 - m.0), 3),
             opt(to.map(|t| t.wall_clock_to_target_days), 4),
@@ -545,15 +548,20 @@ pub fn why(r: &RunResult, next: Option<(usize, &RunResult)>) -> String {
     let (a, b) = (&r.breakdown, &n.breakdown);
     let mut diffs = [
         ("compute", a.compute_s() - b.compute_s()),
-        ("exposed TP", a.exposed_tp_comm_s - b.exposed_tp_comm_s),
+        ("exposed TP", a.exposed(CommKind::Tp) - b.exposed(CommKind::Tp)),
         (
             "exposed DP",
-            a.exposed_dp_grad_comm_s + a.exposed_dp_param_comm_s - b.exposed_dp_grad_comm_s - b.exposed_dp_param_comm_s,
+            a.exposed(CommKind::DpGrad) + a.exposed(CommKind::DpParam)
+                - b.exposed(CommKind::DpGrad)
+                - b.exposed(CommKind::DpParam),
         ),
-        ("exposed PP", a.exposed_pp_comm_s - b.exposed_pp_comm_s),
-        ("bubble", a.pipeline_bubble_s - b.pipeline_bubble_s),
-        ("exposed EP all-to-all", a.exposed_ep_comm_s - b.exposed_ep_comm_s),
-        ("MoE imbalance wait", a.moe_imbalance_s - b.moe_imbalance_s),
+        ("exposed PP", a.exposed(CommKind::Pp) - b.exposed(CommKind::Pp)),
+        ("bubble", a.pipeline_bubble_s() - b.pipeline_bubble_s()),
+        ("exposed EP all-to-all", a.exposed(CommKind::Ep) - b.exposed(CommKind::Ep)),
+        (
+            "MoE imbalance wait",
+            a.get(Category::MoeImbalance) - b.get(Category::MoeImbalance),
+        ),
     ];
     diffs.sort_by(|x, y| y.1.abs().total_cmp(&x.1.abs()));
     let mut s = format!("vs #{rank}: step {:+.3} s (", r.step_time_s - n.step_time_s);

@@ -28,10 +28,12 @@
 use crate::hardware::ClusterSpec;
 use crate::network::algorithm::{collective_cost, AlgorithmChoice};
 use crate::network::collective::{CollectiveKind, GroupLayout, LinkClass};
-use crate::parallel::{ParallelPlan, Placement};
+use crate::parallel::{Dim, ParallelPlan, Placement};
 use crate::simulation::RunInput;
-use crate::workload::costs::{compute_time_s, embedding_and_head_steps, layer_steps, optimizer_time_s, Overlap, Step};
-use crate::workload::{self, Group, OpKind, Stream, WorkloadSpec};
+use crate::workload::costs::{embedding_and_head_steps, optimizer_time_s, LayerContext, MoeCost};
+use crate::workload::layer::{compute_time_s, Overlap, Step};
+use crate::workload::passes::layer_steps;
+use crate::workload::{self, OpKind, Stream, WorkloadSpec};
 
 /// Link capacities the simulation gives one representative rank, bytes/s.
 #[derive(Clone, Copy, Debug)]
@@ -81,32 +83,13 @@ fn collective_idle_s(
     cost.latency_s + (up / caps.up).max(out / caps.out).max(spine / caps.spine)
 }
 
-/// TP, DP and expert-DP group layouts, and whether adjacent stages share a node.
-fn layouts(plan: &ParallelPlan, c: &ClusterSpec) -> (GroupLayout, GroupLayout, GroupLayout, bool) {
-    let placement = Placement::megatron(plan, c.gpus_per_node);
-    (
-        GroupLayout {
-            size: plan.tp,
-            members_per_node: placement.tp_members_per_node,
-        },
-        GroupLayout {
-            size: plan.dp,
-            members_per_node: placement.dp_members_per_node,
-        },
-        GroupLayout {
-            size: plan.expert_dp(),
-            members_per_node: placement.expert_dp_members_per_node,
-        },
-        placement.pp_neighbours_share_node,
-    )
-}
-
 /// Compute plus blocking TP collectives (idle network) of `steps`, seconds.
 fn blocking_work_s(steps: &[Step], tp: GroupLayout, c: &ClusterSpec, algorithms: &AlgorithmChoice, caps: Caps) -> f64 {
     let comm: f64 = steps
         .iter()
         .map(|s| match s {
-            Step::Tp {
+            Step::Comm {
+                dim: Dim::Tp,
                 kind,
                 bytes,
                 overlap: Overlap::Blocking,
@@ -125,11 +108,13 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let m = &base.model;
     let t = &base.training;
     let caps = Caps::of(c);
-    let (tp, _, _, _) = layouts(plan, c);
-    let (emb, head) = embedding_and_head_steps(g, m, plan, t.seq_length);
+    let tp = Placement::megatron(plan, c.gpus_per_node).layout(Dim::Tp);
+    let cx = LayerContext::new(g, m, plan, t);
+    let (emb, head) = embedding_and_head_steps(&cx);
     let work = |s: &[Step]| blocking_work_s(s, tp, c, &base.collectives, caps);
+    let moe_cost = MoeCost::new(g, m, plan, t.precision, t.seq_length);
     let layer_work = |moe: bool| {
-        let l = layer_steps(g, m, plan, t.precision, t.seq_length, t.flash_attention, moe);
+        let l = layer_steps(&cx, moe_cost.as_ref().filter(|_| moe));
         work(&l.forward) + work(&l.backward)
     };
     // a MoE layer's expert and all-to-all steps are not counted: the lighter of the dense
@@ -140,17 +125,18 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
         layer_work(false)
     };
     let chunks = plan.layers_per_chunk(m.num_layers);
-    let pp = plan.pp as usize;
+    let schedule = plan.schedule.get();
+    let shape = plan.pipeline_shape(t.global_batch_size, plan.extra_warmup(m));
+    let v = schedule.chunks_per_stage(&shape);
     let mut busiest = 0.0f64;
     let mut lightest = f64::INFINITY;
-    for s in 0..pp {
-        let mut w: f64 = (0..plan.virtual_stages as usize)
-            .map(|v| chunks[v * pp + s] as f64 * per_layer)
-            .sum();
-        if s == 0 {
+    for s in 0..plan.pp {
+        let global: Vec<u32> = (0..v).map(|c| schedule.global_chunk(s, c, &shape)).collect();
+        let mut w: f64 = global.iter().map(|&g| chunks[g as usize] as f64 * per_layer).sum();
+        if global.contains(&0) {
             w += work(&emb.forward) + work(&emb.backward);
         }
-        if s == pp - 1 {
+        if global.contains(&(chunks.len() as u32 - 1)) {
             w += work(&head.forward) + work(&head.backward);
         }
         busiest = busiest.max(w);
@@ -159,7 +145,7 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let nmb = plan.num_microbatches(t.global_batch_size) as f64;
     let fill = (plan.pp as f64 - 1.0) / plan.virtual_stages as f64;
     let params_local = if m.moe.is_some() {
-        moe_min_optimizer_params(m, plan, &chunks)
+        moe_min_optimizer_params(m, plan, &chunks, |s, c| schedule.global_chunk(s, c, &shape) as usize, v)
     } else {
         m.total_params() / (plan.tp * plan.pp) as f64 / if plan.zero_stage >= 1 { plan.dp as f64 } else { 1.0 }
     };
@@ -173,8 +159,13 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
 /// The mean over stages would not do: with EP above TP the routed experts are spread
 /// wider than the dense part, and the average of the whole model over `tp * pp` GPUs can
 /// exceed what a stage holds.
-fn moe_min_optimizer_params(m: &crate::model::TransformerSpec, plan: &ParallelPlan, chunks: &[u32]) -> f64 {
-    let pp = plan.pp as usize;
+fn moe_min_optimizer_params(
+    m: &crate::model::TransformerSpec,
+    plan: &ParallelPlan,
+    chunks: &[u32],
+    global: impl Fn(u32, u32) -> usize,
+    chunks_per_stage: u32,
+) -> f64 {
     let (dp_shard, edp_shard) = if plan.zero_stage >= 1 {
         (plan.dp as f64, plan.expert_dp() as f64)
     } else {
@@ -185,11 +176,11 @@ fn moe_min_optimizer_params(m: &crate::model::TransformerSpec, plan: &ParallelPl
     for g in 1..chunks.len() {
         first[g] = first[g - 1] + chunks[g - 1];
     }
-    (0..pp)
+    (0..plan.pp)
         .map(|s| {
-            (0..plan.virtual_stages as usize)
-                .map(|v| {
-                    let g = v * pp + s;
+            (0..chunks_per_stage)
+                .map(|c| {
+                    let g = global(s, c);
                     (first[g]..first[g] + chunks[g])
                         .map(|l| {
                             m.layer_dense_params(l) / plan.tp as f64 / dp_shard
@@ -203,19 +194,15 @@ fn moe_min_optimizer_params(m: &crate::model::TransformerSpec, plan: &ParallelPl
 }
 
 /// The workload the simulation builds for `plan` over `iterations`.
-fn workload_of(base: &RunInput, plan: &ParallelPlan, iterations: u32) -> workload::Workload {
+fn workload_of(base: &RunInput, plan: &ParallelPlan, placement: &Placement, iterations: u32) -> workload::Workload {
     let c = &base.cluster;
-    let t = &base.training;
     workload::build(&WorkloadSpec {
-        gpu: &c.gpu,
+        stage_gpus: std::slice::from_ref(&c.gpu),
         model: &base.model,
         plan,
-        precision: t.precision,
-        seq_length: t.seq_length,
-        global_batch_size: t.global_batch_size,
-        flash_attention: t.flash_attention,
+        training: &base.training,
+        placement,
         iterations,
-        gpus_per_node: c.gpus_per_node,
         routing: &base.routing,
         seed: base.seed,
     })
@@ -227,8 +214,9 @@ fn workload_of(base: &RunInput, plan: &ParallelPlan, iterations: u32) -> workloa
 pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let c = &base.cluster;
     let caps = Caps::of(c);
-    let (tp, dp, edp, pp_same_node) = layouts(plan, c);
-    let w = workload_of(base, plan, 2);
+    let placement = Placement::megatron(plan, c.gpus_per_node);
+    let pp_same_node = placement.pp_neighbours_share_node();
+    let w = workload_of(base, plan, &placement, 2);
     let n = w.ops.len();
     let n_ranks = w.ranks.len();
     // ranks that close an iteration at its barrier: the pipeline stages (expert lanes
@@ -276,7 +264,7 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
         }
     }
     // durations of collectives by (group, kind, bytes), few distinct ones per plan
-    let mut cache: Vec<(Group, CollectiveKind, u64, f64)> = Vec::new();
+    let mut cache: Vec<(Dim, CollectiveKind, u64, f64)> = Vec::new();
     let (send_cap, send_lat_s) = if pp_same_node {
         (caps.up, c.scale_up_latency_us * 1e-6)
     } else {
@@ -295,26 +283,15 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
         #[allow(unreachable_patterns)]
         let d = match &op.kind {
             OpKind::Compute { duration, .. } => duration.as_secs(),
-            OpKind::Collective { group, kind, bytes, .. } => {
-                #[allow(unreachable_patterns)]
-                let layout = match group {
-                    Group::Tp => Some(tp),
-                    Group::Dp => Some(dp),
-                    Group::ExpertDp => Some(edp),
-                    _ => None,
-                };
-                match layout {
-                    None => 0.0,
-                    Some(layout) => {
-                        let key = (*group, *kind, bytes.to_bits());
-                        match cache.iter().find(|e| (e.0, e.1, e.2) == key) {
-                            Some(e) => e.3,
-                            None => {
-                                let s = collective_idle_s(*kind, layout, *bytes, c, &base.collectives, caps);
-                                cache.push((key.0, key.1, key.2, s));
-                                s
-                            }
-                        }
+            OpKind::Collective { dim, kind, bytes, .. } => {
+                let key = (*dim, *kind, bytes.to_bits());
+                match cache.iter().find(|e| (e.0, e.1, e.2) == key) {
+                    Some(e) => e.3,
+                    None => {
+                        let layout = placement.layout(*dim);
+                        let s = collective_idle_s(*kind, layout, *bytes, c, &base.collectives, caps);
+                        cache.push((key.0, key.1, key.2, s));
+                        s
                     }
                 }
             }

@@ -26,7 +26,6 @@
 //!   grid; set your site's). **Cost** = GPU-hours x `gpu_hour_usd` (default 2.0 $/GPU-hour,
 //!   a rental price that includes power).
 
-use crate::simulation::breakdown::Breakdown;
 use serde::{Deserialize, Serialize};
 
 /// Power, emission and price parameters.
@@ -68,11 +67,9 @@ impl Default for EnergySpec {
     }
 }
 
-/// Mean GPU power over a step, W.
-pub fn gpu_power_w(spec: &EnergySpec, tdp_w: f64, b: &Breakdown, step_time_s: f64) -> f64 {
-    let compute = b.compute_s();
-    let comm =
-        b.exposed_tp_comm_s + b.exposed_dp_grad_comm_s + b.exposed_dp_param_comm_s + b.exposed_pp_comm_s + b.sync_s;
+/// Mean GPU power over a step of `s`, W.
+pub fn gpu_power_w(spec: &EnergySpec, tdp_w: f64, s: &super::SimulatedStep) -> f64 {
+    let (compute, comm, step_time_s) = (s.compute_s, s.exposed_comm_s, s.step_time_s);
     let idle = (step_time_s - compute - comm).max(0.0);
     tdp_w * (spec.compute_power_fraction * compute + spec.comm_power_fraction * comm + spec.idle_power_fraction * idle)
         / step_time_s
@@ -140,15 +137,14 @@ mod tests {
     #[test]
     fn energy_is_power_times_time_by_hand() {
         // 10 s step: 6 s compute, 2 s exposed TP comm, 2 s bubble; TDP 700 W
-        let b = Breakdown {
-            forward_s: 2.0,
-            backward_s: 4.0,
-            exposed_tp_comm_s: 2.0,
-            pipeline_bubble_s: 2.0,
-            ..Breakdown::default()
+        let step = crate::training::SimulatedStep {
+            step_time_s: 10.0,
+            tokens_per_step: 1.0,
+            compute_s: 6.0,
+            exposed_comm_s: 2.0,
         };
         let spec = EnergySpec::default();
-        let p = gpu_power_w(&spec, 700.0, &b, 10.0);
+        let p = gpu_power_w(&spec, 700.0, &step);
         // 700 * (0.9*6 + 0.5*2 + 0.3*2) / 10 = 700 * 0.70 = 490 W
         assert!((p - 490.0).abs() < 1e-9, "{p}");
         // 2 nodes x 8 GPUs x 8 NICs: hosts 2000 W, NICs+switch 16 x 75 = 1200 W

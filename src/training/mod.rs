@@ -29,6 +29,20 @@ pub struct TrainingSpec {
     pub flash_attention: bool,
 }
 
+/// A simulated step, as training to a target needs it (stage means, s per step).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SimulatedStep {
+    /// Step time, s.
+    pub step_time_s: f64,
+    /// Tokens per step.
+    pub tokens_per_step: f64,
+    /// GPU compute of every phase, s.
+    pub compute_s: f64,
+    /// Communication not hidden behind compute, synchronisation included, s (the rest of
+    /// the step is idle).
+    pub exposed_comm_s: f64,
+}
+
 impl TrainingSpec {
     /// Tokens per optimizer step.
     pub fn tokens_per_step(&self) -> f64 {

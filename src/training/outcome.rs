@@ -12,7 +12,9 @@ use super::convergence::{loss_after_tokens, tokens_to_loss, CriticalBatch, LossL
 use super::energy::{self, EnergyOutcome, EnergySpec};
 use super::montecarlo::{self, Percentiles};
 use super::reliability::{self, ReliabilityOutcome, ReliabilitySpec};
-use crate::simulation::{RunInput, RunResult};
+use super::SimulatedStep;
+use crate::hardware::ClusterSpec;
+use crate::model::TransformerSpec;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// What the run trains to.
@@ -140,9 +142,16 @@ fn f64_nan() -> f64 {
 /// Points of the loss curve.
 pub const LOSS_CURVE_POINTS: usize = 50;
 
-/// Scales the simulated step of `r` (run from `input`) up to a run to `goal`.
-pub fn outcome(r: &RunResult, input: &RunInput, goal: &TrainingGoal) -> TrainingOutcome {
-    let n = goal.loss_law_params(&input.model);
+/// Scales the simulated step `r` of `model` on `cluster` up to a run to `goal`; `seed`
+/// seeds the failure process's random runs.
+pub fn outcome(
+    r: &SimulatedStep,
+    model: &TransformerSpec,
+    cluster: &ClusterSpec,
+    seed: u64,
+    goal: &TrainingGoal,
+) -> TrainingOutcome {
+    let n = goal.loss_law_params(model);
     let b = r.tokens_per_step;
     let (law, cb) = (&goal.loss_law, &goal.critical_batch);
     let (tokens, target) = match goal.target {
@@ -163,7 +172,7 @@ pub fn outcome(r: &RunResult, input: &RunInput, goal: &TrainingGoal) -> Training
     let bc = cb.tokens(loss);
     let compute_s = steps * r.step_time_s;
 
-    let c = &input.cluster;
+    let c = cluster;
     let nodes = c.num_nodes();
     let rel = goal
         .reliability
@@ -186,7 +195,7 @@ pub fn outcome(r: &RunResult, input: &RunInput, goal: &TrainingGoal) -> Training
     // randomness (no [reliability]) or too many interruptions to draw
     let spread = match (&goal.reliability, &rel) {
         (Some(spec), Some(o)) => {
-            montecarlo::wall_clock_samples_s(spec, o, compute_s, input.seed, montecarlo::DEFAULT_RUNS)
+            montecarlo::wall_clock_samples_s(spec, o, compute_s, seed, montecarlo::DEFAULT_RUNS)
                 .and_then(|s| Percentiles::of(&s))
         }
         _ => None,
@@ -194,7 +203,7 @@ pub fn outcome(r: &RunResult, input: &RunInput, goal: &TrainingGoal) -> Training
     .unwrap_or(Percentiles::constant(wall_s));
     let gpu_hours = wall_s / 3600.0 * c.num_gpus as f64;
     let e = &goal.energy;
-    let p_gpu = energy::gpu_power_w(e, c.gpu.tdp_w, &r.breakdown, r.step_time_s);
+    let p_gpu = energy::gpu_power_w(e, c.gpu.tdp_w, r);
     let other = energy::other_it_power_w(e, nodes, c.nics_per_node);
     let stalled_s = stalled_s.min(wall_s);
     let en = energy::evaluate(

@@ -1,92 +1,56 @@
-//! Per-layer kernel costs: the forward and backward of one transformer layer (and of the
-//! embedding and output head) as a short list of [`Step`]s, compute segments separated by
-//! tensor-parallel collectives, each compute segment timed by the hardware kernel model.
+//! Kernel costs of one rank's shard of a layer, timed by the hardware kernel model: the
+//! modules of [`super::layer::base_layer`]'s graph (GEMMs, attention, element-wise
+//! traffic), the MoE router, shared and routed experts ([`MoeCost`]), the embedding and
+//! output head, and the optimizer step.
 
+use super::layer::{compute, Cost, Item, LayerSteps, Module, ModuleKind, Overlap, Step};
+use super::op::Phase;
 use crate::hardware::kernel::{attention_time_s, gemm_time_s, memory_bound_time_s};
 use crate::hardware::{GpuSpec, Precision};
 use crate::model::{FfnType, TransformerSpec};
 use crate::network::collective::CollectiveKind;
-use crate::parallel::{ParallelPlan, Recompute as RecomputeMode};
+use crate::parallel::{Dim, ParallelPlan};
+use crate::training::TrainingSpec;
 
-/// What a compute step is doing, for the time breakdown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Phase {
-    /// Forward pass.
-    Forward,
-    /// Backward pass.
-    Backward,
-    /// Re-run forward work (activation recomputation).
-    Recompute,
-    /// Optimizer step.
-    Optimizer,
-}
-
-/// How a TP collective relates to the compute around it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Overlap {
-    /// Runs on the compute stream: compute waits for it.
-    Blocking,
-    /// Runs on the TP stream beside the next compute step; the step after waits for it.
-    WithNext,
-    /// Runs on the TP stream beside the previous compute step (chunked GEMM + collective
-    /// pipelining, e.g. a reduce-scatter fed by the GEMM producing it); the next compute
-    /// step waits for it.
-    WithPrev,
-}
-
-/// One element of a layer's pass.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Step {
-    /// A fused segment of kernels on the compute stream.
-    Compute {
-        /// Duration, seconds.
-        time_s: f64,
-        /// FLOPs executed (matrix multiplies and attention).
-        flops: f64,
-        /// Breakdown phase.
-        phase: Phase,
-        /// Short label for traces.
-        name: &'static str,
-    },
-    /// A tensor-parallel collective over `bytes` (full buffer).
-    Tp {
-        /// The collective.
-        kind: CollectiveKind,
-        /// Buffer size, bytes.
-        bytes: f64,
-        /// Relation to compute.
-        overlap: Overlap,
-    },
-    /// The token all-to-all of a MoE layer over the expert-parallel group, towards the
-    /// experts (forward dispatch, backward gradient of the combine) or back from them. Its
-    /// per-rank bytes depend on the routed load of the micro-batch.
-    AllToAll {
-        /// Towards the ranks holding the experts.
-        to_experts: bool,
-    },
-    /// The routed experts' grouped GEMMs on every expert-parallel rank; each rank's time
-    /// depends on the load routed to it ([`MoeCost::experts`]).
-    Experts {
-        /// Breakdown phase.
-        phase: Phase,
-    },
-}
-
-/// Shapes shared by the cost functions.
-struct Ctx<'a> {
-    gpu: &'a GpuSpec,
-    m: &'a TransformerSpec,
-    p: &'a ParallelPlan,
-    prec: Precision,
+/// What the cost functions and the layer passes know about one rank's shard of a layer:
+/// the GPU that runs it, the model, the plan and the micro-batch shape.
+pub struct LayerContext<'a> {
+    /// The GPU of the stage that runs the layer.
+    pub gpu: &'a GpuSpec,
+    /// The model.
+    pub m: &'a TransformerSpec,
+    /// The plan.
+    pub p: &'a ParallelPlan,
+    /// GEMM precision.
+    pub prec: Precision,
     /// Tokens per micro-batch.
-    tokens: f64,
-    seq: f64,
-    mbs: f64,
-    tp: f64,
-    flash: bool,
+    pub tokens: f64,
+    /// Sequence length, tokens.
+    pub seq: f64,
+    /// Sequences per micro-batch.
+    pub mbs: f64,
+    /// Tensor-parallel degree.
+    pub tp: f64,
+    /// Fused (flash) attention.
+    pub flash: bool,
 }
 
-impl Ctx<'_> {
+impl<'a> LayerContext<'a> {
+    /// The shard of a layer of `m` under `p` on `gpu`, for `training`'s micro-batch shape.
+    pub fn new(gpu: &'a GpuSpec, m: &'a TransformerSpec, p: &'a ParallelPlan, training: &TrainingSpec) -> Self {
+        LayerContext {
+            gpu,
+            m,
+            p,
+            prec: training.precision,
+            tokens: p.micro_batch_size as f64 * training.seq_length as f64,
+            seq: training.seq_length as f64,
+            mbs: p.micro_batch_size as f64,
+            tp: p.tp as f64,
+            flash: training.flash_attention,
+        }
+    }
+
     /// (time, flops) of a forward GEMM and of its backward (dgrad + wgrad).
     fn gemm(&self, n: f64, k: f64) -> ((f64, f64), (f64, f64)) {
         let m = self.tokens;
@@ -195,255 +159,94 @@ impl Ctx<'_> {
     }
 }
 
-/// The steps of one layer's forward and backward (backward includes recomputation).
-#[derive(Clone, Debug, PartialEq)]
-pub struct LayerSteps {
-    /// Forward pass.
-    pub forward: Vec<Step>,
-    /// Backward pass, with any recomputation first.
-    pub backward: Vec<Step>,
-}
-
-fn compute(time_s: f64, flops: f64, phase: Phase, name: &'static str) -> Step {
-    Step::Compute {
-        time_s,
-        flops,
-        phase,
-        name,
-    }
-}
-
-/// A TP collective the compute stream waits for.
-fn blocking(kind: CollectiveKind, bytes: f64) -> Step {
-    Step::Tp {
-        kind,
-        bytes,
-        overlap: Overlap::Blocking,
-    }
-}
-
-/// Builds one transformer layer's steps for this plan on this GPU: a dense layer, or with
-/// `moe` a layer whose MLP is the router, the token all-to-alls, the routed experts and
-/// the shared experts.
-pub fn layer_steps(
-    gpu: &GpuSpec,
-    m: &TransformerSpec,
-    p: &ParallelPlan,
-    prec: Precision,
-    seq: u32,
-    flash: bool,
-    moe: bool,
-) -> LayerSteps {
-    let cx = Ctx {
-        gpu,
-        m,
-        p,
-        prec,
-        tokens: p.micro_batch_size as f64 * seq as f64,
-        seq: seq as f64,
-        mbs: p.micro_batch_size as f64,
-        tp: p.tp as f64,
-        flash,
-    };
+/// The modules of one transformer layer on this rank's shard, in forward order, before
+/// any dimension's pass: a dense layer, or with `moe` a layer whose MLP is the router and
+/// the shared experts (the EP pass adds the routed experts and their all-to-alls).
+///
+/// Element-wise traffic sits where the fused kernels run it: the attention half's norm,
+/// residual and dropout forward before the QKV projection and its backward (twice the
+/// forward's bytes) between the MLP and the attention; the MLP half's forward (norm,
+/// residual, dropout, activation) before fc1 and its backward at the activation. A
+/// column-parallel GEMM's backward is split evenly into input and weight gradients; a
+/// row-parallel GEMM's weight gradient runs with its input gradient.
+pub fn base_layer(cx: &LayerContext, moe: Option<&MoeCost>) -> Vec<Item> {
+    let m = cx.m;
     let h = m.hidden_size as f64;
     let t = cx.tp;
     let (qkv_f, qkv_b) = cx.attention_in();
     let (core_f, core_b) = cx.attention_core();
     let (out_f, out_b) = cx.gemm(h, m.attn_out_dim() / t);
-    let (fc1_f, fc1_b) = cx.gemm(m.ffn_in_projections() * m.ffn_hidden_size as f64 / t, h);
-    let (fc2_f, fc2_b) = cx.gemm(h, m.ffn_hidden_size as f64 / t);
     let (ew_attn, ew_mlp) = cx.elementwise_fwd_s();
-
-    let act_bytes = 2.0 * cx.tokens * h; // one full activation tensor, 16-bit
-    let tp_on = p.tp > 1;
-    let sp = p.sequence_parallel && tp_on;
-    let tp = |kind, overlap| Step::Tp {
-        kind,
-        bytes: act_bytes,
-        overlap,
-    };
-    use CollectiveKind::*;
-    use Overlap::*;
-    use Phase::*;
-
-    let attn_f = (qkv_f.0 + core_f.0 + out_f.0, qkv_f.1 + core_f.1 + out_f.1);
-    let mlp_f = (fc1_f.0 + fc2_f.0, fc1_f.1 + fc2_f.1);
-    // MoE MLP (tokens stay sharded over TP ranks): router + permute before the dispatch,
-    // unpermute + shared experts after the combine
-    let moe_cost = if moe { MoeCost::new(gpu, m, p, prec, seq) } else { None };
-    let (pre_f, post_f, pre_b, post_b) = moe_cost
-        .as_ref()
-        .map(|c| (c.pre_fwd, c.post_fwd, c.pre_bwd, c.post_bwd))
-        .unwrap_or_default();
-    let moe_block = |phase: Phase, lead_s: f64| -> Vec<Step> {
-        vec![
-            compute(lead_s + pre_f.0, pre_f.1, phase, "router"),
-            Step::AllToAll { to_experts: true },
-            Step::Experts { phase },
-            Step::AllToAll { to_experts: false },
-            compute(post_f.0, post_f.1, phase, "shared experts"),
-        ]
-    };
-    let moe_on = moe_cost.is_some();
-    let ew_moe = ew_attn; // norm + residual only: the activation runs inside the experts
-    let forward_of = |phase: Phase| -> Vec<Step> {
-        if moe_on {
-            let mut v = if !tp_on {
-                vec![]
-            } else if sp {
-                vec![
-                    compute(ew_attn, 0.0, phase, "norm"),
-                    tp(AllGather, Blocking),
-                    compute(attn_f.0, attn_f.1, phase, "attention"),
-                    tp(ReduceScatter, Blocking),
-                ]
-            } else {
-                vec![
-                    compute(ew_attn + attn_f.0, attn_f.1, phase, "attention"),
-                    tp(AllReduce, Blocking),
-                ]
-            };
-            if !tp_on {
-                let mut b = moe_block(phase, ew_attn + attn_f.0 + ew_moe);
-                if let Step::Compute { flops, name, .. } = &mut b[0] {
-                    *flops += attn_f.1;
-                    *name = "attention + router";
-                }
-                v.extend(b);
-            } else {
-                v.extend(moe_block(phase, ew_moe));
-            }
-            return v;
-        }
-        if !tp_on {
-            return vec![compute(
-                ew_attn + attn_f.0 + ew_mlp + mlp_f.0,
-                attn_f.1 + mlp_f.1,
-                phase,
-                "layer",
-            )];
-        }
-        if sp {
-            vec![
-                compute(ew_attn, 0.0, phase, "norm"),
-                tp(AllGather, Blocking),
-                compute(attn_f.0, attn_f.1, phase, "attention"),
-                tp(ReduceScatter, Blocking),
-                compute(ew_mlp, 0.0, phase, "norm"),
-                tp(AllGather, Blocking),
-                compute(mlp_f.0, mlp_f.1, phase, "mlp"),
-                tp(ReduceScatter, Blocking),
-            ]
-        } else {
-            vec![
-                compute(ew_attn + attn_f.0, attn_f.1, phase, "attention"),
-                tp(AllReduce, Blocking),
-                compute(ew_mlp + mlp_f.0, mlp_f.1, phase, "mlp"),
-                tp(AllReduce, Blocking),
-            ]
-        }
-    };
-    let forward = forward_of(Forward);
-
-    // backward: the row-parallel GEMM (fc2, out-proj), the activation / attention core and
-    // the column-parallel dgrad first; then the column-parallel input-gradient collective
-    // overlapped with its wgrad GEMM (Megatron's async TP all-reduce / reduce-scatter).
     let ew_scale = 2.0; // backward element-wise traffic is about twice the forward's
-    let core_bwd = core_b;
-    let mut backward = Vec::new();
-    match p.recompute {
-        RecomputeMode::Full => backward.extend(forward_of(Phase::Recompute)),
-        // the checkpointed attention core is re-run when the layer's backward begins
-        RecomputeMode::Selective => backward.push(compute(core_f.0, core_f.1, Recompute, "attention recompute")),
-        RecomputeMode::None => {}
-    }
-    // split each column-parallel backward into dgrad and wgrad halves
-    let half = |x: (f64, f64)| (x.0 / 2.0, x.1 / 2.0);
-    let (fc1_d, fc1_w) = (half(fc1_b), half(fc1_b));
-    let (qkv_d, qkv_w) = (half(qkv_b), half(qkv_b));
-    let mlp_first = (fc2_b.0 + ew_scale * ew_mlp + fc1_d.0, fc2_b.1 + fc1_d.1);
-    let attn_first = (out_b.0 + core_bwd.0 + qkv_d.0, out_b.1 + core_bwd.1 + qkv_d.1);
-    if moe_on {
-        // shared experts and unpermute, the expert block, router and permute; then the
-        // attention as in a dense layer
-        backward.extend([
-            compute(post_b.0 + ew_scale * ew_moe, post_b.1, Backward, "shared experts"),
-            Step::AllToAll { to_experts: true },
-            Step::Experts { phase: Backward },
-            Step::AllToAll { to_experts: false },
-            compute(pre_b.0, pre_b.1, Backward, "router"),
-        ]);
-        if !tp_on {
-            backward.push(compute(
-                attn_first.0 + qkv_w.0 + ew_scale * ew_attn,
-                attn_first.1 + qkv_w.1,
-                Backward,
-                "attention",
-            ));
-        } else if sp {
-            backward.extend([
-                compute(ew_scale * ew_attn, 0.0, Backward, "norm"),
-                tp(AllGather, Blocking),
-                compute(attn_first.0, attn_first.1, Backward, "attention"),
-                tp(ReduceScatter, WithNext),
-                compute(qkv_w.0, qkv_w.1, Backward, "attention wgrad"),
-            ]);
-        } else {
-            backward.extend([
-                compute(ew_scale * ew_attn + attn_first.0, attn_first.1, Backward, "attention"),
-                tp(AllReduce, WithNext),
-                compute(qkv_w.0, qkv_w.1, Backward, "attention wgrad"),
+    let module = |kind, fwd: Cost, bwd_input: Cost, bwd_weight: Cost| {
+        Item::Module(Module {
+            kind,
+            fwd,
+            bwd_input,
+            bwd_weight,
+        })
+    };
+    let none = Cost::default();
+    let ew = |s: f64| Cost::new(s, 0.0);
+    let (qkv_f, qkv_b, core_f, core_b, out_f, out_b) = (
+        Cost::of(qkv_f),
+        Cost::of(qkv_b),
+        Cost::of(core_f),
+        Cost::of(core_b),
+        Cost::of(out_f),
+        Cost::of(out_b),
+    );
+    let mut items = vec![
+        module(ModuleKind::AttnNorm, ew(ew_attn), none, none),
+        module(ModuleKind::Qkv, qkv_f, qkv_b.half(), qkv_b.half()),
+        module(ModuleKind::CoreAttn, core_f, core_b, none),
+        module(ModuleKind::AttnOut, out_f, out_b, none),
+    ];
+    match moe {
+        Some(c) => {
+            // the activation runs inside the experts: norm and residual traffic only
+            let ew_moe = ew_attn;
+            items.extend([
+                module(ModuleKind::MlpNorm, ew(ew_moe), ew(ew_scale * ew_attn), none),
+                module(ModuleKind::Router, Cost::of(c.pre_fwd), Cost::of(c.pre_bwd), none),
+                module(ModuleKind::SharedExperts, Cost::of(c.post_fwd), Cost::of(c.post_bwd), none),
+                module(ModuleKind::Act, none, ew(ew_scale * ew_moe), none),
             ]);
         }
-    } else if !tp_on {
-        backward.push(compute(
-            mlp_first.0 + fc1_w.0 + attn_first.0 + qkv_w.0 + ew_scale * ew_attn,
-            mlp_first.1 + fc1_w.1 + attn_first.1 + qkv_w.1,
-            Backward,
-            "layer",
-        ));
-    } else if sp {
-        backward.extend([
-            tp(AllGather, Blocking),
-            compute(mlp_first.0, mlp_first.1, Backward, "mlp"),
-            tp(ReduceScatter, WithNext),
-            compute(fc1_w.0, fc1_w.1, Backward, "mlp wgrad"),
-            compute(ew_scale * ew_attn, 0.0, Backward, "norm"),
-            tp(AllGather, Blocking),
-            compute(attn_first.0, attn_first.1, Backward, "attention"),
-            tp(ReduceScatter, WithNext),
-            compute(qkv_w.0, qkv_w.1, Backward, "attention wgrad"),
-        ]);
-    } else {
-        backward.extend([
-            compute(mlp_first.0, mlp_first.1, Backward, "mlp"),
-            tp(AllReduce, WithNext),
-            compute(fc1_w.0, fc1_w.1, Backward, "mlp wgrad"),
-            compute(ew_scale * ew_attn + attn_first.0, attn_first.1, Backward, "attention"),
-            tp(AllReduce, WithNext),
-            compute(qkv_w.0, qkv_w.1, Backward, "attention wgrad"),
-        ]);
-    }
-    let mut forward = forward;
-    if p.tp_comm_overlap && tp_on {
-        // Megatron --tp-comm-overlap: all-gathers pipeline with the GEMM that consumes
-        // them, reduce-scatters with the GEMM that produces them
-        for s in forward.iter_mut() {
-            if let Step::Tp { kind, overlap, .. } = s {
-                *overlap = if *kind == ReduceScatter || *kind == AllReduce {
-                    WithPrev
-                } else {
-                    WithNext
-                };
-            }
-        }
-        for s in backward.iter_mut() {
-            if let Step::Tp { overlap, .. } = s {
-                *overlap = WithNext;
-            }
+        None => {
+            let (fc1_f, fc1_b) = cx.gemm(m.ffn_in_projections() * m.ffn_hidden_size as f64 / t, h);
+            let (fc2_f, fc2_b) = cx.gemm(h, m.ffn_hidden_size as f64 / t);
+            let (fc1_b, fc2_b) = (Cost::of(fc1_b), Cost::of(fc2_b));
+            items.extend([
+                module(ModuleKind::MlpNorm, ew(ew_mlp), ew(ew_scale * ew_attn), none),
+                module(ModuleKind::Fc1, Cost::of(fc1_f), fc1_b.half(), fc1_b.half()),
+                module(ModuleKind::Act, none, ew(ew_scale * ew_mlp), none),
+                module(ModuleKind::Fc2, Cost::of(fc2_f), fc2_b, none),
+            ]);
         }
     }
-    LayerSteps { forward, backward }
+    items
+}
+
+/// Cost of the attention core's forward (what selective recomputation reruns).
+pub fn core_attention_fwd(items: &[Item]) -> Cost {
+    items
+        .iter()
+        .find_map(|i| match i {
+            Item::Module(m) if m.kind == ModuleKind::CoreAttn => Some(m.fwd),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// A TP collective the compute stream waits for.
+fn blocking(kind: CollectiveKind, bytes: f64) -> Step {
+    Step::Comm {
+        dim: Dim::Tp,
+        kind,
+        bytes,
+        overlap: Overlap::Blocking,
+    }
 }
 
 /// Kernel costs of a MoE layer's sparse MLP on one GPU.
@@ -588,13 +391,9 @@ impl MoeCost {
 
 /// Steps of the input embedding (first model chunk) and of the output head and loss
 /// (last model chunk).
-pub fn embedding_and_head_steps(
-    gpu: &GpuSpec,
-    m: &TransformerSpec,
-    p: &ParallelPlan,
-    seq: u32,
-) -> (LayerSteps, LayerSteps) {
-    let tokens = p.micro_batch_size as f64 * seq as f64;
+pub fn embedding_and_head_steps(cx: &LayerContext) -> (LayerSteps, LayerSteps) {
+    let (gpu, m, p) = (cx.gpu, cx.m, cx.p);
+    let tokens = cx.tokens;
     let h = m.hidden_size as f64;
     let v = m.vocab_size as f64;
     let t = p.tp as f64;
@@ -648,16 +447,14 @@ pub fn embedding_and_head_steps(
         };
         head_b.push(blocking(kind, act_bytes));
     }
-    (
-        LayerSteps {
-            forward: emb_f,
-            backward: emb_b,
-        },
-        LayerSteps {
-            forward: head_f,
-            backward: head_b,
-        },
-    )
+    // the embedding's and the head's weight gradients run with their input gradients
+    let steps = |forward, backward: Vec<Step>| LayerSteps {
+        forward,
+        backward_input: backward.clone(),
+        backward,
+        weight: Vec::new(),
+    };
+    (steps(emb_f, emb_b), steps(head_f, head_b))
 }
 
 /// Optimizer step time for `params_local` parameters held (sharded) on one GPU: Adam over
@@ -665,96 +462,4 @@ pub fn embedding_and_head_steps(
 /// the 16-bit copy (about 30 bytes per parameter).
 pub fn optimizer_time_s(gpu: &GpuSpec, params_local: f64) -> f64 {
     memory_bound_time_s(gpu, 30.0 * params_local, 4)
-}
-
-/// Sum of compute time in `steps`, seconds.
-pub fn compute_time_s(steps: &[Step]) -> f64 {
-    steps
-        .iter()
-        .map(|s| match s {
-            Step::Compute { time_s, .. } => *time_s,
-            _ => 0.0,
-        })
-        .sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::hardware::presets::gpu_preset;
-    use crate::model::presets::model_preset;
-
-    use crate::parallel::Recompute;
-
-    fn plan(tp: u32, sp: bool, rc: Recompute) -> ParallelPlan {
-        let mut p = crate::parallel::tests_support::plan(tp, 1, 1);
-        p.sequence_parallel = sp;
-        p.recompute = rc;
-        p
-    }
-
-    #[test]
-    fn backward_costs_about_twice_forward_and_recompute_adds_a_forward() {
-        let g = gpu_preset("A100-80GB").unwrap();
-        let m = model_preset("gpt3-175b").unwrap();
-        let none = layer_steps(
-            &g,
-            &m,
-            &plan(8, true, Recompute::None),
-            Precision::Bf16,
-            2048,
-            true,
-            false,
-        );
-        let full = layer_steps(
-            &g,
-            &m,
-            &plan(8, true, Recompute::Full),
-            Precision::Bf16,
-            2048,
-            true,
-            false,
-        );
-        let (f, b) = (compute_time_s(&none.forward), compute_time_s(&none.backward));
-        assert!(b / f > 1.8 && b / f < 2.6, "bwd/fwd = {}", b / f);
-        let bf = compute_time_s(&full.backward);
-        assert!((bf - b - f).abs() < 1e-12);
-    }
-
-    #[test]
-    fn sequence_parallel_swaps_all_reduce_for_reduce_scatter_and_all_gather() {
-        let g = gpu_preset("A100-80GB").unwrap();
-        let m = model_preset("gpt3-175b").unwrap();
-        let kinds = |sp| -> Vec<CollectiveKind> {
-            layer_steps(
-                &g,
-                &m,
-                &plan(8, sp, Recompute::None),
-                Precision::Bf16,
-                2048,
-                true,
-                false,
-            )
-            .forward
-            .iter()
-            .filter_map(|s| {
-                if let Step::Tp { kind, .. } = s {
-                    Some(*kind)
-                } else {
-                    None
-                }
-            })
-            .collect()
-        };
-        assert_eq!(kinds(false), vec![CollectiveKind::AllReduce; 2]);
-        assert_eq!(
-            kinds(true),
-            vec![
-                CollectiveKind::AllGather,
-                CollectiveKind::ReduceScatter,
-                CollectiveKind::AllGather,
-                CollectiveKind::ReduceScatter
-            ]
-        );
-    }
 }

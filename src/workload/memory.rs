@@ -2,11 +2,14 @@
 //! recomputation mode and pipeline in-flight micro-batches) and communication buffers.
 //!
 //! Activation sizes follow Korthikanti et al. 2022 (Table 2), generalised to GQA and gated
-//! MLPs; with fused (flash) attention the `5 a s / h` score term is absent.
+//! MLPs; with fused (flash) attention the `5 a s / h` score term is absent. How many
+//! micro-batches' activations a stage holds is read off the schedule's program
+//! ([`crate::parallel::schedule::peak_in_flight`]), not from a per-schedule formula.
 
 use crate::hardware::Precision;
 use crate::model::TransformerSpec;
-use crate::parallel::{ParallelPlan, Recompute, Schedule};
+use crate::parallel::schedule::peak_in_flight;
+use crate::parallel::{ParallelPlan, Recompute};
 use crate::training::TrainingSpec;
 use crate::units::BYTES_PER_GIB;
 use serde::{Deserialize, Serialize};
@@ -107,22 +110,28 @@ pub fn layer_activation_bytes(m: &TransformerSpec, p: &ParallelPlan, t: &Trainin
     sbh * per
 }
 
-/// Memory of the most loaded GPU: usually the first pipeline stage (most in-flight
-/// activations, input embedding) or the last (output projection and loss); with MoE
-/// models whose first layers are dense, a middle stage may hold more. Every stage is
-/// checked.
-pub fn memory_per_gpu(m: &TransformerSpec, p: &ParallelPlan, tr: &TrainingSpec, capacity_gib: f64) -> MemoryBreakdown {
-    let mut best = stage_memory(m, p, 0, tr, capacity_gib);
-    // a dense middle stage holds no more than the first: the same layers, fewer in-flight
-    // micro-batches and no embedding
-    let stages: Vec<u32> = if m.moe.is_some() {
-        (1..p.pp).collect()
-    } else {
-        (p.pp > 1).then_some(p.pp - 1).into_iter().collect()
+/// Memory of the most loaded GPU (the highest share of its HBM used): usually the first
+/// pipeline stage (most in-flight activations, input embedding) or the last (output
+/// projection and loss); uneven splits, MoE models whose first layers are dense, or other
+/// schedules may load another stage more, so every stage is checked.
+/// `stage_capacity_gib` holds each stage's HBM capacity; a single entry stands for all.
+pub fn memory_per_gpu(
+    m: &TransformerSpec,
+    p: &ParallelPlan,
+    tr: &TrainingSpec,
+    stage_capacity_gib: &[f64],
+) -> MemoryBreakdown {
+    let capacity = |s: u32| {
+        stage_capacity_gib
+            .get(s as usize)
+            .or(stage_capacity_gib.last())
+            .copied()
+            .unwrap_or(0.0)
     };
-    for stage in stages {
-        let s = stage_memory(m, p, stage, tr, capacity_gib);
-        if s.total_gib > best.total_gib {
+    let mut best = stage_memory(m, p, 0, tr, capacity(0));
+    for stage in 1..p.pp {
+        let s = stage_memory(m, p, stage, tr, capacity(stage));
+        if s.total_gib / s.capacity_gib > best.total_gib / best.capacity_gib {
             best = s;
         }
     }
@@ -140,14 +149,15 @@ pub fn stage_memory(
     let (seq, global_batch) = (tr.seq_length, tr.global_batch_size);
     let t = p.tp as f64;
     let dp = p.dp as f64;
-    let pp = p.pp as f64;
-    let nmb = p.num_microbatches(global_batch) as f64;
     let layers_per_chunk = p.layers_per_chunk(m.num_layers);
-    let v = p.virtual_stages as usize;
-    let stage_layers: f64 = (0..v)
-        .map(|c| layers_per_chunk[c * p.pp as usize + stage as usize] as f64)
-        .sum();
-    let (first, last) = (stage == 0, stage == p.pp - 1);
+    let schedule = p.schedule.get();
+    let shape = p.pipeline_shape(global_batch, p.extra_warmup(m));
+    let v = schedule.chunks_per_stage(&shape);
+    let n_chunks = (p.pp * v) as usize;
+    let chunk = |c: u32| schedule.global_chunk(stage, c, &shape) as usize;
+    let chunks: Vec<usize> = (0..v).map(chunk).collect();
+    // the stages holding the embedding and the output head
+    let (first, last) = (chunks.contains(&0), chunks.contains(&(n_chunks - 1)));
     let emb = m.vocab_size as f64 * m.hidden_size as f64;
     let stage_layer_ids: Vec<u32> = {
         let firsts: Vec<u32> = layers_per_chunk
@@ -158,11 +168,9 @@ pub fn stage_memory(
                 Some(f)
             })
             .collect();
-        (0..v)
-            .flat_map(|c| {
-                let g = c * p.pp as usize + stage as usize;
-                firsts[g]..firsts[g] + layers_per_chunk[g]
-            })
+        chunks
+            .iter()
+            .flat_map(|&g| firsts[g]..firsts[g] + layers_per_chunk[g])
             .collect()
     };
     // dense parts split over TP (sharded over DP by ZeRO); routed experts split over EP
@@ -193,23 +201,11 @@ pub fn stage_memory(
         .map(|&l| layer_activation_bytes(m, p, tr, l))
         .sum::<f64>()
         / stage_layer_ids.len().max(1) as f64;
-    // micro-batches in flight on this stage (Megatron's counts for the first stage)
-    let depth = pp - stage as f64;
-    let in_flight_layers = match p.schedule {
-        Schedule::Gpipe => nmb * stage_layers,
-        Schedule::OneFOneB => depth.min(nmb) * stage_layers,
-        Schedule::Interleaved => {
-            let penalty = 1.0 + (pp - 1.0) / (pp * v as f64);
-            (depth * stage_layers * penalty).min(nmb * stage_layers)
-        }
-    };
-    // the MoE all-to-all overlap runs one more warm-up forward: one more micro-batch (one
-    // more model chunk when interleaved) in flight
-    let in_flight_layers = if p.moe_overlap && m.moe.is_some() && p.schedule != Schedule::Gpipe {
-        (in_flight_layers + stage_layers / v as f64).min(nmb * stage_layers)
-    } else {
-        in_flight_layers
-    };
+    // layers' worth of activations in flight on this stage, walking its program
+    let passes = schedule.passes(stage, &shape);
+    let in_flight_layers = peak_in_flight(&passes, |ps| layers_per_chunk[chunk(ps.chunk)] as f64);
+    // micro-batches whose embedding output is still held (the chunk holding the embedding)
+    let embedding_in_flight = peak_in_flight(&passes, |ps| if chunk(ps.chunk) == 0 { 1.0 } else { 0.0 });
     let mut act = per_layer * in_flight_layers;
     if p.recompute == Recompute::Full {
         // one layer's full activations live during its recomputation
@@ -226,7 +222,7 @@ pub fn stage_memory(
     }
     if first {
         // embedding input and dropout for in-flight micro-batches
-        act += depth.min(nmb.max(1.0)) * (8.0 * s * b + s * b * h) / t;
+        act += embedding_in_flight * (8.0 * s * b + s * b * h) / t;
     }
     if last {
         // output-layer input and fp32 logits for the loss (one micro-batch)
@@ -292,7 +288,7 @@ mod tests {
     fn matches_megatron_theoretical_memory_within_five_percent() {
         let m = model_preset("gpt3-175b").unwrap();
         let mut p = plan(8, 8, 16);
-        p.schedule = crate::parallel::Schedule::Interleaved;
+        p.schedule = crate::parallel::Schedule::INTERLEAVED;
         p.virtual_stages = 3;
         let (s, gbs) = (2048u32, 1536u32);
         let ours = stage_memory(&m, &p, 0, &training(s, gbs, true), 80.0);
@@ -323,7 +319,7 @@ mod tests {
         let mut p = plan(8, 4, 4);
         p.zero_stage = 0;
         p.recompute = Recompute::None;
-        let mem = |p: &ParallelPlan| memory_per_gpu(&m, p, &training(8192, 128, true), 80.0).total_gib;
+        let mem = |p: &ParallelPlan| memory_per_gpu(&m, p, &training(8192, 128, true), &[80.0]).total_gib;
         let base = mem(&p);
         p.recompute = Recompute::Full;
         let full = mem(&p);

@@ -1,6 +1,8 @@
 use crate::scenario;
 use trainsim::network::collective::{ring_cost, CollectiveKind, GroupLayout};
 use trainsim::network::FlowNetwork;
+use trainsim::simulation::breakdown::Category;
+use trainsim::workload::Phase;
 use trainsim::units::SimTime;
 
 /// A pipeline-only scenario whose communication is free (links 1e9 GB/s, zero latency)
@@ -50,7 +52,7 @@ const TOL: f64 = 0.03;
 /// every stage runs at the same time after the pipeline drains) are taken out.
 fn pipeline_bubble(r: &trainsim::simulation::RunResult) -> f64 {
     let b = &r.breakdown;
-    b.pipeline_bubble_s / (r.step_time_s - b.optimizer_s - b.sync_s)
+    b.pipeline_bubble_s() / (r.step_time_s - b.get(Category::Compute(Phase::Optimizer)) - b.get(Category::Sync))
 }
 
 fn bubble(pp: u32, m: u32, v: u32) -> f64 {

@@ -1,4 +1,5 @@
 use crate::scenario;
+use trainsim::parallel::Dim;
 use std::process::Command;
 
 /// DP-heavy: TP8 inside a node, DP32 over 32 nodes (one member per node).
@@ -39,20 +40,20 @@ fn oversubscription_slows_cross_leaf_dp_and_conserves_bytes() {
         let r = with(ratio, 2);
         assert!(r.step_time_s >= last_step * (1.0 - 1e-9), "ratio {ratio}: step shrank");
         assert!(
-            r.breakdown.total_dp_comm_s >= last_dp * (1.0 - 1e-9),
+            r.breakdown.total_comm_of_dim(Dim::Dp) >= last_dp * (1.0 - 1e-9),
             "ratio {ratio}: DP comm shrank"
         );
         let rel = (r.scale_out_bytes_per_step_per_gpu - base.scale_out_bytes_per_step_per_gpu).abs()
             / base.scale_out_bytes_per_step_per_gpu;
         assert!(rel < 1e-9, "ratio {ratio}: NIC bytes changed by {rel}");
         last_step = r.step_time_s;
-        last_dp = r.breakdown.total_dp_comm_s;
+        last_dp = r.breakdown.total_comm_of_dim(Dim::Dp);
     }
     // at 8:1 half of the NIC bytes cross the spine at 1/8 of NIC rate: 4x the NIC time
     assert!(
-        last_dp > 2.0 * base.breakdown.total_dp_comm_s,
+        last_dp > 2.0 * base.breakdown.total_comm_of_dim(Dim::Dp),
         "{last_dp} vs {}",
-        base.breakdown.total_dp_comm_s
+        base.breakdown.total_comm_of_dim(Dim::Dp)
     );
     assert!(last_step > base.step_time_s);
 }
@@ -63,7 +64,7 @@ fn oversubscription_is_invisible_within_one_leaf() {
     let a = with(1.0, 32);
     let b = with(8.0, 32);
     assert_eq!(a.step_time_s, b.step_time_s);
-    assert_eq!(a.breakdown.total_dp_comm_s, b.breakdown.total_dp_comm_s);
+    assert_eq!(a.breakdown.total_comm_of_dim(Dim::Dp), b.breakdown.total_comm_of_dim(Dim::Dp));
 }
 
 fn trainsim(args: &[&str]) -> (i32, String, String) {

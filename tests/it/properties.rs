@@ -1,4 +1,6 @@
 use crate::scenario;
+use trainsim::parallel::Dim;
+use trainsim::workload::CommKind;
 
 const BASE: &str = r#"
 [cluster]
@@ -35,11 +37,11 @@ fn step_time_is_monotone_in_nic_bandwidth() {
             r.step_time_s
         );
         assert!(
-            r.breakdown.total_dp_comm_s >= last_dp,
+            r.breakdown.total_comm_of_dim(Dim::Dp) >= last_dp,
             "DP comm shrank at {gbit} Gbit/s"
         );
         last = r.step_time_s;
-        last_dp = r.breakdown.total_dp_comm_s;
+        last_dp = r.breakdown.total_comm_of_dim(Dim::Dp);
     }
 }
 
@@ -197,10 +199,10 @@ fn oversubscribed_spine_slows_training_and_rails_recover_it() {
     // 16-bit gradients of every parameter, ring all-reduce over 512 ranks
     let model = trainsim::model::presets::model_preset("llama3-8b").unwrap();
     let want = 2.0 * 511.0 / 512.0 * 2.0 * model.total_params();
-    let got = n.dp_grad_bytes_per_step_per_gpu;
+    let got = n.bytes_by_kind.get(CommKind::DpGrad);
     assert!((got / want - 1.0).abs() < 1e-6, "{got} vs {want}");
     assert_eq!(
-        n.tp_bytes_per_step_per_gpu + n.pp_bytes_per_step_per_gpu + n.ep_bytes_per_step_per_gpu,
+        n.bytes_by_kind.get(CommKind::Tp) + n.bytes_by_kind.get(CommKind::Pp) + n.bytes_by_kind.get(CommKind::Ep),
         0.0
     );
 }

@@ -1,4 +1,5 @@
 use crate::repo;
+use trainsim::workload::CommKind;
 use std::path::{Path, PathBuf};
 use trainsim::sweep::charts::{pareto_data, ChartOptions};
 use trainsim::sweep::pareto::{front, Better};
@@ -482,7 +483,7 @@ fn moe_search_case(moe_extra: &str) {
         if !base.plan.moe_overlap {
             assert!(cf > c.bound_s, "{} EP{ep}: {cf} <= {}", r.plan, c.bound_s);
         }
-        if ep > 1 && r.breakdown.exposed_ep_comm_s > 0.0 {
+        if ep > 1 && r.breakdown.exposed(CommKind::Ep) > 0.0 {
             moe_steps += 1;
         }
     }

@@ -6,7 +6,6 @@ use trainsim::report::{markdown::markdown, trace::chrome_trace};
 use trainsim::simulation::run::{run_traced, RunInput};
 use trainsim::simulation::trace::{default_trace_stages, TraceRequest};
 use trainsim::simulation::RunResult;
-use trainsim::workload::{self, WorkloadSpec};
 
 /// A 1F1B pipeline, tp = 1, dp = 1, small model (as in closed_forms.rs): `pp` stages of 4
 /// layers, `m` micro-batches.
@@ -92,20 +91,7 @@ fn u(e: &Value, k: &str) -> u64 {
 
 /// Operations of `stages` in `iterations`, counted on the workload graph itself.
 fn ops_in_graph(input: &RunInput, stages: &[u32], iterations: &[u32]) -> usize {
-    let t = &input.training;
-    let w = workload::build(&WorkloadSpec {
-        gpu: &input.cluster.gpu,
-        model: &input.model,
-        plan: &input.plan,
-        precision: t.precision,
-        seq_length: t.seq_length,
-        global_batch_size: t.global_batch_size,
-        flash_attention: t.flash_attention,
-        iterations: input.iterations,
-        gpus_per_node: input.cluster.gpus_per_node,
-        routing: &input.routing,
-        seed: input.seed,
-    });
+    let w = input.workload(&input.placement(), input.iterations);
     w.ops
         .iter()
         .filter(|o| stages.contains(&o.rank) && iterations.contains(&o.iteration))

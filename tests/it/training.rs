@@ -1,6 +1,7 @@
 use crate::{repo, scenario};
 use std::process::Command;
 use trainsim::scenario::Scenario;
+use trainsim::simulation::breakdown::Category;
 use trainsim::simulation::{run, RunResult};
 use trainsim::training::convergence::{Allocation, LossLaw};
 use trainsim::training::TrainingOutcome;
@@ -219,7 +220,7 @@ fn energy_is_power_times_time() {
     let t = to_target(&r);
     let b = &r.breakdown;
     let comm =
-        b.exposed_tp_comm_s + b.exposed_dp_grad_comm_s + b.exposed_dp_param_comm_s + b.exposed_pp_comm_s + b.sync_s;
+        b.exposed_comm_s() + b.get(Category::Sync);
     let idle = r.step_time_s - b.compute_s() - comm;
     let p_gpu = 700.0 * (0.9 * b.compute_s() + 0.5 * comm + 0.3 * idle) / r.step_time_s;
     // 2 nodes: 2 x 800 W hosts, 16 NICs x (20 + 30) W

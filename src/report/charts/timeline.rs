@@ -105,6 +105,7 @@ fn stream_name(s: Stream) -> &'static str {
         Stream::Compute2 => "compute 2",
         Stream::Ep => "ep",
         Stream::Ep2 => "ep 2",
+        Stream::Cp => "cp",
     }
 }
 

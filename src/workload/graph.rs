@@ -1,0 +1,274 @@
+//! Building the operation graph: a [`Builder`] that appends ops with symbolic dependencies
+//! (on ops, or on the send that delivers a pass's input) and a [`Cursor`] that emits one
+//! pass's [`Step`]s on a rank's streams, threading the dependencies that overlapped
+//! collectives create.
+
+use super::layer::{Overlap, Step};
+use super::moe::MoeInstance;
+use super::op::{AllToAllSpec, CommPurpose, Op, OpId, OpKind, Phase, Stream};
+use crate::parallel::Dim;
+use crate::units::SimTime;
+use std::collections::HashMap;
+
+/// The send that delivers a pass's input: (iteration, micro-batch, receiving global chunk,
+/// direction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct SendKey {
+    pub iteration: u32,
+    pub microbatch: u32,
+    pub chunk: u32,
+    pub forward: bool,
+}
+
+/// A dependency, resolved when the graph is finished.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Dep {
+    Op(OpId),
+    Recv(SendKey),
+}
+
+/// Ops with pending (symbolic) dependencies.
+#[derive(Default)]
+pub(crate) struct Builder {
+    pub ops: Vec<Op>,
+    pub pending_deps: Vec<Vec<Dep>>,
+    pub sends: HashMap<SendKey, OpId>,
+    pub all_to_alls: Vec<AllToAllSpec>,
+}
+
+impl Builder {
+    pub fn push(
+        &mut self,
+        rank: u32,
+        stream: Stream,
+        kind: OpKind,
+        name: &'static str,
+        (it, mb): (u32, u32),
+        deps: Vec<Dep>,
+    ) -> OpId {
+        self.ops.push(Op {
+            rank,
+            stream,
+            kind,
+            name,
+            iteration: it,
+            microbatch: mb,
+            deps: (0, 0),
+        });
+        self.pending_deps.push(deps);
+        (self.ops.len() - 1) as OpId
+    }
+
+    /// Resolves symbolic receive dependencies into a flat list: (ops, deps).
+    pub fn finish(self) -> (Vec<Op>, Vec<OpId>, Vec<AllToAllSpec>) {
+        let Builder {
+            mut ops,
+            pending_deps,
+            sends,
+            all_to_alls,
+        } = self;
+        let mut deps = Vec::new();
+        for (op, list) in ops.iter_mut().zip(pending_deps) {
+            let start = deps.len() as u32;
+            for d in list {
+                match d {
+                    Dep::Op(o) => deps.push(o),
+                    Dep::Recv(k) => deps.push(
+                        *sends
+                            .get(&k)
+                            .expect("workload invariant broken: a pass receives from a send that was never built"),
+                    ),
+                }
+            }
+            op.deps = (start, deps.len() as u32);
+        }
+        (ops, deps, all_to_alls)
+    }
+}
+
+/// Label of a layer collective of `dim`'s group.
+fn collective_name(dim: Dim) -> &'static str {
+    match dim {
+        Dim::Tp => "tp collective",
+        Dim::Cp => "cp collective",
+        Dim::Dp => "dp collective",
+        Dim::Ep => "ep collective",
+        Dim::ExpertDp => "expert-dp collective",
+        Dim::Pp => "pp collective",
+    }
+}
+
+/// Where a pass's dependencies stand while its steps are emitted.
+pub(crate) struct Cursor {
+    /// The compute stream this pass runs on.
+    pub stream: Stream,
+    /// All-to-alls go to [`Stream::Ep`] instead of blocking the compute stream.
+    pub overlap_a2a: bool,
+    /// Dependencies the next compute-stream op must wait for.
+    pub extra: Vec<Dep>,
+    /// Overlapped collectives to join after the next compute step.
+    pub join: Vec<Dep>,
+    /// Last op on the compute stream.
+    pub last: Option<OpId>,
+    /// What the last compute-stream op waited for (its explicit deps and its predecessor).
+    pub before_last: Vec<Dep>,
+}
+
+impl Cursor {
+    pub fn new(extra: Vec<Dep>, stream: Stream, overlap_a2a: bool) -> Self {
+        Cursor {
+            stream,
+            overlap_a2a,
+            extra,
+            join: Vec::new(),
+            last: None,
+            before_last: Vec::new(),
+        }
+    }
+
+    /// Takes the dependencies of the next op on the compute stream.
+    fn take_for_compute(&mut self) -> Vec<Dep> {
+        let deps = std::mem::take(&mut self.extra);
+        self.before_last = deps.clone();
+        self.before_last.extend(self.last.map(Dep::Op));
+        deps
+    }
+
+    /// After an op on the compute stream: overlapped collectives waiting to join do so now.
+    fn joined(&mut self, id: OpId) {
+        self.last = Some(id);
+        self.extra.append(&mut self.join);
+    }
+
+    /// Emits `steps` of micro-batch `(it, mb)` on `rank`; `moe` carries the drawn MoE
+    /// instance and the expert lanes' ranks for MoE layers.
+    pub fn emit(&mut self, b: &mut Builder, rank: u32, (it, mb): (u32, u32), steps: &[Step], moe: Option<(&MoeInstance, &[u32])>) {
+        for s in steps {
+            match s {
+                Step::AllToAll { to_experts } => {
+                    let Some((inst, _)) = moe else { continue };
+                    let mut spec = if *to_experts {
+                        inst.to_experts.clone()
+                    } else {
+                        inst.from_experts.clone()
+                    };
+                    let deps = self.take_for_compute();
+                    // after the experts (the op before is lane 0's), the wait for slower lanes
+                    // is the cost of imbalance
+                    let after_experts = self
+                        .last
+                        .is_some_and(|l| b.ops[l as usize].name == "experts" && b.ops[l as usize].rank == rank);
+                    spec.wait_from = if after_experts { self.last } else { None };
+                    let table = b.all_to_alls.len() as u32;
+                    b.all_to_alls.push(spec);
+                    let name = if *to_experts {
+                        "all-to-all to experts"
+                    } else {
+                        "all-to-all from experts"
+                    };
+                    if self.overlap_a2a {
+                        // on its own stream: the GPU may run another micro-batch's compute
+                        // meanwhile; this pass's next compute waits for it
+                        let mut deps = deps;
+                        deps.extend(self.last.map(Dep::Op));
+                        let a2a_stream = if self.stream == Stream::Compute2 {
+                            Stream::Ep2
+                        } else {
+                            Stream::Ep
+                        };
+                        let id = b.push(rank, a2a_stream, OpKind::AllToAll { table }, name, (it, mb), deps);
+                        self.last = Some(id);
+                        self.extra.push(Dep::Op(id));
+                        self.extra.append(&mut self.join);
+                    } else {
+                        let id = b.push(rank, self.stream, OpKind::AllToAll { table }, name, (it, mb), deps);
+                        self.joined(id);
+                    }
+                }
+                Step::Experts { phase } => {
+                    let Some((inst, lane_ranks)) = moe else { continue };
+                    let pick = |t: &super::costs::ExpertTimes| {
+                        if *phase == Phase::Backward {
+                            (t.bwd_s, t.bwd_flops)
+                        } else {
+                            (t.fwd_s, t.fwd_flops)
+                        }
+                    };
+                    let dispatch = self.last;
+                    let deps = self.take_for_compute();
+                    let (d, f) = pick(&inst.lanes[0]);
+                    let kind = |d: f64, f: f64| OpKind::Compute {
+                        duration: SimTime::from_secs(d),
+                        flops: f,
+                        phase: *phase,
+                    };
+                    let lane0 = b.push(rank, self.stream, kind(d, f), "experts", (it, mb), deps);
+                    self.last = Some(lane0);
+                    for (t, &lane_rank) in inst.lanes.iter().zip(lane_ranks).skip(1) {
+                        let (d, f) = pick(t);
+                        // the lane's queue matches the pass's, so overlapped passes do not
+                        // wait for each other in program order on the lanes either
+                        let id = b.push(
+                            lane_rank,
+                            self.stream,
+                            kind(d, f),
+                            "experts",
+                            (it, mb),
+                            dispatch.map(Dep::Op).into_iter().collect(),
+                        );
+                        self.extra.push(Dep::Op(id));
+                    }
+                    self.extra.append(&mut self.join);
+                }
+                Step::Compute {
+                    time_s,
+                    flops,
+                    phase,
+                    name,
+                } => {
+                    let deps = self.take_for_compute();
+                    let op = OpKind::Compute {
+                        duration: SimTime::from_secs(*time_s),
+                        flops: *flops,
+                        phase: *phase,
+                    };
+                    let id = b.push(rank, self.stream, op, name, (it, mb), deps);
+                    self.joined(id);
+                }
+                Step::Comm {
+                    dim,
+                    kind,
+                    bytes,
+                    overlap,
+                } => {
+                    let op = OpKind::Collective {
+                        dim: *dim,
+                        kind: *kind,
+                        bytes: *bytes,
+                        purpose: CommPurpose::Activations,
+                    };
+                    let name = collective_name(*dim);
+                    let side = Stream::overlapping(*dim);
+                    match overlap {
+                        Overlap::Blocking => {
+                            let deps = self.take_for_compute();
+                            let id = b.push(rank, self.stream, op, name, (it, mb), deps);
+                            self.joined(id);
+                        }
+                        Overlap::WithNext => {
+                            let mut deps = self.extra.clone();
+                            deps.extend(self.last.map(Dep::Op));
+                            let id = b.push(rank, side, op, name, (it, mb), deps);
+                            self.join.push(Dep::Op(id));
+                        }
+                        Overlap::WithPrev => {
+                            let deps = self.before_last.clone();
+                            let id = b.push(rank, side, op, name, (it, mb), deps);
+                            self.extra.push(Dep::Op(id));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

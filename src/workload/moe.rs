@@ -1,0 +1,231 @@
+//! MoE layers at run time: the routing of each (iteration, layer, micro-batch) drawn from
+//! the seeded distribution ([`super::routing`]) and turned into per-lane expert times and
+//! the all-to-alls' port loads ([`MoeInstance`]), and the load statistics of the run
+//! ([`MoeLoads`]).
+
+use super::costs::{ExpertTimes, MoeCost};
+use super::op::AllToAllSpec;
+use super::routing::{self, DrawKey, RoutingSpec};
+use crate::model::TransformerSpec;
+use crate::parallel::{Dim, ParallelPlan, Placement};
+use std::collections::HashMap;
+
+/// Routed-load statistics of the run, from the routing draws.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MoeLoads {
+    /// Token-expert assignments routed per iteration (all MoE layers, all micro-batches).
+    pub assignments_per_iteration: f64,
+    /// Assignments dropped per iteration (capacity factor).
+    pub dropped_per_iteration: f64,
+    /// Kept assignments per MoE layer and expert, summed over micro-batches and iterations.
+    pub per_layer_expert: Vec<Vec<f64>>,
+    /// Kept assignments per iteration and expert, summed over layers and micro-batches.
+    pub per_iteration_expert: Vec<Vec<f64>>,
+    /// Mean over draws of (max / mean) expert load.
+    pub expert_max_over_mean: f64,
+    /// Mean over draws of the expert-load Gini coefficient.
+    pub expert_gini: f64,
+    /// Mean over draws of (max / mean) load of the expert-parallel ranks.
+    pub rank_max_over_mean: f64,
+    /// Mean over draws of the rank-load Gini coefficient.
+    pub rank_gini: f64,
+    /// Draws made.
+    pub draws: u64,
+}
+
+/// One drawn MoE layer instance (layer, micro-batch): per-lane expert times and the two
+/// all-to-alls' port loads.
+#[derive(Clone)]
+pub(crate) struct MoeInstance {
+    /// Expert time per lane (lane 0: the representative).
+    pub lanes: Vec<ExpertTimes>,
+    pub to_experts: AllToAllSpec,
+    pub from_experts: AllToAllSpec,
+}
+
+/// Draws the routing of each MoE layer instance and turns it into lane times and
+/// all-to-all port loads.
+pub(crate) struct MoeRouter<'a> {
+    /// Tokens each expert-parallel rank routes per micro-batch.
+    tokens_per_rank: f64,
+    routing: &'a RoutingSpec,
+    seed: u64,
+    experts: u32,
+    ep: u32,
+    lanes: u32,
+    /// Assignments per EP group and micro-batch.
+    assignments: f64,
+    /// Bytes per token-expert assignment moved by the all-to-all.
+    bytes_per_assignment: f64,
+    /// EP peers per node.
+    peers_per_node: u32,
+    first_dense: u32,
+    /// MoE layers in the model.
+    moe_layers: u32,
+    /// Hierarchical (node-deduplicated) dispatch.
+    hierarchical: bool,
+    /// Experts per token, as a float.
+    top_k: f64,
+    pub loads: MoeLoads,
+    /// Draws of the current (iteration, layer, micro-batch), reused by the backward.
+    cache: HashMap<(u32, u32, u32), MoeInstance>,
+}
+
+impl<'a> MoeRouter<'a> {
+    pub fn new(
+        cost: &MoeCost,
+        m: &TransformerSpec,
+        p: &ParallelPlan,
+        placement: &Placement,
+        (routing, seed, iterations): (&'a RoutingSpec, u64, u32),
+        lanes: u32,
+    ) -> Self {
+        let moe = m.moe.as_ref().expect("MoeCost exists only for MoE models");
+        let n_moe = m.num_moe_layers() as usize;
+        MoeRouter {
+            tokens_per_rank: cost.tokens_per_rank,
+            routing,
+            seed,
+            experts: moe.num_experts,
+            ep: p.ep.max(1),
+            lanes,
+            assignments: cost.tokens_per_rank * p.ep.max(1) as f64 * moe.top_k as f64,
+            bytes_per_assignment: 2.0 * m.hidden_size as f64,
+            peers_per_node: placement.layout(Dim::Ep).members_per_node.clamp(1, p.ep.max(1)),
+            first_dense: moe.first_dense_layers,
+            moe_layers: n_moe as u32,
+            hierarchical: routing.dispatcher == routing::Dispatcher::Hierarchical,
+            top_k: moe.top_k as f64,
+            loads: MoeLoads {
+                per_layer_expert: vec![vec![0.0; moe.num_experts as usize]; n_moe],
+                per_iteration_expert: vec![vec![0.0; moe.num_experts as usize]; iterations as usize],
+                ..MoeLoads::default()
+            },
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The instance of MoE layer `layer` (model layer index) for micro-batch `mb`, its expert
+    /// times from `cost` (the kernel costs on the GPU of the layer's stage).
+    pub fn instance(&mut self, cost: &MoeCost, it: u32, layer: u32, mb: u32) -> MoeInstance {
+        let key = (it, layer, mb);
+        if let Some(inst) = self.cache.remove(&key) {
+            // second use (the backward): done with this draw
+            return inst;
+        }
+        let moe_layer = layer - self.first_dense;
+        let d = routing::draw(
+            self.routing,
+            self.experts,
+            self.assignments,
+            self.seed,
+            DrawKey {
+                iteration: it,
+                moe_layer,
+                microbatch: mb,
+                moe_layers: self.moe_layers,
+            },
+        );
+        let per_rank = (self.experts / self.ep).max(1) as usize;
+        let rank_loads: Vec<f64> = d.kept.chunks(per_rank).map(|c| c.iter().sum()).collect();
+        // statistics
+        let l = &mut self.loads;
+        l.assignments_per_iteration += self.assignments;
+        l.dropped_per_iteration += d.dropped;
+        for (e, &c) in d.kept.iter().enumerate() {
+            l.per_layer_expert[moe_layer as usize][e] += c;
+            l.per_iteration_expert[it as usize][e] += c;
+        }
+        let (em, eg) = routing::imbalance(&d.kept);
+        let (rm, rg) = routing::imbalance(&rank_loads);
+        l.expert_max_over_mean += em;
+        l.expert_gini += eg;
+        l.rank_max_over_mean += rm;
+        l.rank_gini += rg;
+        l.draws += 1;
+        // lane times
+        let lanes: Vec<ExpertTimes> = if self.lanes == 1 {
+            vec![cost.experts(&d.kept[..per_rank])]
+        } else {
+            d.kept.chunks(per_rank).map(|c| cost.experts(c)).collect()
+        };
+        // all-to-all port loads of every EP rank; lane 0 is the representative
+        let ep = self.ep as usize;
+        let g = self.peers_per_node as usize;
+        let total: f64 = rank_loads.iter().sum();
+        let bpa = self.bytes_per_assignment;
+        let port = |r: usize| -> [f64; 4] {
+            let node = r / g;
+            let same_node: f64 = rank_loads
+                .iter()
+                .enumerate()
+                .filter(|&(q, _)| q != r && q / g == node)
+                .map(|(_, x)| x)
+                .sum();
+            let peers_here = ((node + 1) * g).min(ep) - node * g;
+            let other_nodes = total - same_node - rank_loads[r];
+            let own = rank_loads[r];
+            let direct = [
+                same_node / ep as f64 * bpa,
+                own * (peers_here - 1) as f64 / ep as f64 * bpa,
+                other_nodes / ep as f64 * bpa,
+                own * (ep - peers_here) as f64 / ep as f64 * bpa,
+            ];
+            if !self.hierarchical || ep <= g || total <= 0.0 {
+                return direct;
+            }
+            // hierarchical (DeepEP/Tutel): a token crosses the NIC once per remote node
+            // holding any of its experts, to the same-rail GPU there, which forwards the
+            // copies to the experts' GPUs over NVLink
+            let nodes = ep.div_ceil(g);
+            let node_load = |j: usize| -> f64 { rank_loads[j * g..((j + 1) * g).min(ep)].iter().sum() };
+            let hit = |j: usize| 1.0 - (1.0 - node_load(j) / total).max(0.0).powf(self.top_k);
+            let t = self.tokens_per_rank;
+            let nic_send: f64 = (0..nodes).filter(|&j| j != node).map(|j| t * hit(j)).sum();
+            let nic_recv = (ep - peers_here) as f64 * t * hit(node) / peers_here as f64;
+            // remote copies for this node, shared over its GPUs, of which (g-1)/g move on
+            let remote_in = node_load(node) * (ep - peers_here) as f64 / ep as f64;
+            let forward = remote_in / peers_here as f64 * (peers_here - 1) as f64 / peers_here as f64;
+            let forwarded_to_me =
+                own * (ep - peers_here) as f64 / ep as f64 * (peers_here - 1) as f64 / peers_here as f64;
+            [
+                direct[0] + forward * bpa,
+                direct[1] + forwarded_to_me * bpa,
+                nic_send * bpa,
+                nic_recv * bpa,
+            ]
+        };
+        let ports: Vec<[f64; 4]> = (0..if self.lanes == 1 { 1 } else { ep }).map(port).collect();
+        let busiest = |f: fn(&[f64; 4]) -> [f64; 2]| -> [f64; 2] {
+            ports
+                .iter()
+                .skip(1)
+                .map(f)
+                .fold([0.0, 0.0], |a, x| [a[0].max(x[0]), a[1].max(x[1])])
+        };
+        let crosses_nodes = ep > g;
+        let to = AllToAllSpec {
+            up_send_bytes: ports[0][0],
+            up_recv_bytes: ports[0][1],
+            out_send_bytes: ports[0][2],
+            out_recv_bytes: ports[0][3],
+            other_lanes_max_bytes: busiest(|x| [x[0].max(x[1]), x[2].max(x[3])]),
+            crosses_nodes,
+            wait_from: None,
+        };
+        let from = AllToAllSpec {
+            up_send_bytes: ports[0][1],
+            up_recv_bytes: ports[0][0],
+            out_send_bytes: ports[0][3],
+            out_recv_bytes: ports[0][2],
+            ..to.clone()
+        };
+        let inst = MoeInstance {
+            lanes,
+            to_experts: to,
+            from_experts: from,
+        };
+        self.cache.insert(key, inst.clone());
+        inst
+    }
+}

@@ -1,0 +1,353 @@
+//! The operation graph's vocabulary: operations, the streams they run on, what they do and
+//! which kind of communication they are ([`CommKind`], derived from the [`Dim`] of their
+//! group and their purpose, and the key of every per-kind table downstream).
+
+use crate::network::collective::CollectiveKind;
+use crate::parallel::Dim;
+use crate::units::SimTime;
+use serde::{Deserialize, Serialize};
+
+/// Index of an operation in [`super::Workload::ops`].
+pub type OpId = u32;
+
+/// What a compute operation is doing, for the time breakdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Forward pass.
+    Forward,
+    /// Backward pass (input gradients, and weight gradients unless the schedule splits them).
+    Backward,
+    /// Weight-gradient pass of schedules that split the backward (zero-bubble W passes).
+    BackwardWeight,
+    /// Re-run forward work (activation recomputation).
+    Recompute,
+    /// Optimizer step.
+    Optimizer,
+}
+
+impl Phase {
+    /// snake_case name (trace and timeline categories).
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Forward => "forward",
+            Phase::Backward => "backward",
+            Phase::BackwardWeight => "backward_weight",
+            Phase::Recompute => "recompute",
+            Phase::Optimizer => "optimizer",
+        }
+    }
+}
+
+/// Streams of a rank; each runs its operations one at a time, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// Kernels, and collectives the compute must wait for.
+    Compute,
+    /// Tensor-parallel collectives overlapped with compute.
+    Tp,
+    /// Pipeline sends.
+    Pp,
+    /// Data-parallel gradient and parameter collectives.
+    Dp,
+    /// ZeRO-3 / FSDP parameter all-gathers, prefetched ahead of the compute on their own
+    /// stream (so they never queue behind gradient reductions).
+    DpGather,
+    /// A second compute queue: the backward passes when MoE all-to-alls overlap with
+    /// another micro-batch's compute. It shares the GPU with [`Stream::Compute`]: one
+    /// compute op at a time per rank.
+    Compute2,
+    /// MoE all-to-alls of forward passes when they overlap with compute.
+    Ep,
+    /// MoE all-to-alls of backward passes when they overlap with compute (a queue of its
+    /// own, so the two passes' all-to-alls do not wait for each other in program order;
+    /// on the wire they share the links).
+    Ep2,
+    /// Context-parallel exchanges overlapped with compute.
+    Cp,
+}
+
+impl Stream {
+    /// Number of streams per rank.
+    pub const COUNT: usize = 9;
+
+    /// Whether ops of this stream occupy the GPU's compute units (one at a time per rank).
+    pub fn is_compute(self) -> bool {
+        matches!(self, Stream::Compute | Stream::Compute2)
+    }
+
+    /// Dense index.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The stream that overlaps collectives of `dim` with compute.
+    pub fn overlapping(dim: Dim) -> Stream {
+        match dim {
+            Dim::Tp => Stream::Tp,
+            Dim::Cp => Stream::Cp,
+            Dim::Dp | Dim::ExpertDp => Stream::Dp,
+            Dim::Ep => Stream::Ep,
+            Dim::Pp => Stream::Pp,
+        }
+    }
+}
+
+/// Why a collective runs, for the breakdown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommPurpose {
+    /// Activations (or their gradients) of the layer being computed.
+    Activations,
+    /// Gradient reduction.
+    Gradients,
+    /// Parameter all-gather (ZeRO / distributed optimizer).
+    Parameters,
+}
+
+/// A kind of communication, as the breakdown, the byte counts, the trace and the charts
+/// tell them apart. Derived from the group's [`Dim`] and the purpose ([`CommKind::of`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CommKind {
+    /// Tensor-parallel activations.
+    Tp,
+    /// Context-parallel key/value exchange.
+    Cp,
+    /// Data-parallel (and expert-data-parallel) gradient reduction.
+    DpGrad,
+    /// Data-parallel parameter all-gathers (ZeRO).
+    DpParam,
+    /// Pipeline sends.
+    Pp,
+    /// MoE token all-to-all.
+    Ep,
+}
+
+impl CommKind {
+    /// Number of kinds.
+    pub const COUNT: usize = 6;
+
+    /// Every kind, in index order (which is also the breakdown's priority order).
+    pub const ALL: [CommKind; CommKind::COUNT] = [
+        CommKind::Tp,
+        CommKind::Cp,
+        CommKind::DpGrad,
+        CommKind::DpParam,
+        CommKind::Pp,
+        CommKind::Ep,
+    ];
+
+    /// Dense index.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The kind of a collective over the group of `dim` moving `purpose`.
+    pub fn of(dim: Dim, purpose: CommPurpose) -> CommKind {
+        match (dim, purpose) {
+            (Dim::Tp, _) => CommKind::Tp,
+            (Dim::Cp, _) => CommKind::Cp,
+            (Dim::Pp, _) => CommKind::Pp,
+            (Dim::Ep, _) => CommKind::Ep,
+            (Dim::Dp | Dim::ExpertDp, CommPurpose::Parameters) => CommKind::DpParam,
+            (Dim::Dp | Dim::ExpertDp, _) => CommKind::DpGrad,
+        }
+    }
+
+    /// snake_case name of keys such as `{name}_bytes_per_step_per_gpu` and
+    /// `exposed_{name}_comm_s`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CommKind::Tp => "tp",
+            CommKind::Cp => "cp",
+            CommKind::DpGrad => "dp_grad",
+            CommKind::DpParam => "dp_param",
+            CommKind::Pp => "pp",
+            CommKind::Ep => "ep",
+        }
+    }
+
+    /// The dimension whose group communicates (gradients and parameters both over DP).
+    pub fn dim(self) -> Dim {
+        match self {
+            CommKind::Tp => Dim::Tp,
+            CommKind::Cp => Dim::Cp,
+            CommKind::DpGrad | CommKind::DpParam => Dim::Dp,
+            CommKind::Pp => Dim::Pp,
+            CommKind::Ep => Dim::Ep,
+        }
+    }
+
+    /// Short label: "TP", "CP", "DP grad", "DP param", "PP", "EP".
+    pub fn short_label(self) -> &'static str {
+        match self {
+            CommKind::Tp => "TP",
+            CommKind::Cp => "CP",
+            CommKind::DpGrad => "DP grad",
+            CommKind::DpParam => "DP param",
+            CommKind::Pp => "PP",
+            CommKind::Ep => "EP",
+        }
+    }
+
+    /// Legend text, e.g. "TP comm", "DP grad comm", "EP all-to-all".
+    pub fn label(self) -> &'static str {
+        match self {
+            CommKind::Tp => "TP comm",
+            CommKind::Cp => "CP comm",
+            CommKind::DpGrad => "DP grad comm",
+            CommKind::DpParam => "DP param comm",
+            CommKind::Pp => "PP comm",
+            CommKind::Ep => "EP all-to-all",
+        }
+    }
+
+    /// Category of traces and timelines, one per dimension: `tp_comm`, `cp_comm`,
+    /// `dp_comm` (gradients and parameters), `pp_comm`, `ep_comm`.
+    pub fn trace_name(self) -> &'static str {
+        match self.dim() {
+            Dim::Tp => "tp_comm",
+            Dim::Cp => "cp_comm",
+            Dim::Pp => "pp_comm",
+            Dim::Ep => "ep_comm",
+            Dim::Dp | Dim::ExpertDp => "dp_comm",
+        }
+    }
+}
+
+/// What an operation does.
+#[derive(Clone, Debug, PartialEq)]
+pub enum OpKind {
+    /// Kernels on the GPU.
+    Compute {
+        /// Duration.
+        duration: SimTime,
+        /// FLOPs executed (for HFU).
+        flops: f64,
+        /// Phase for the breakdown.
+        phase: Phase,
+    },
+    /// A collective over the process group of `dim`.
+    Collective {
+        /// The group.
+        dim: Dim,
+        /// Operation.
+        kind: CollectiveKind,
+        /// Buffer size, bytes.
+        bytes: f64,
+        /// What the bytes are (gradients, parameters, activations).
+        purpose: CommPurpose,
+    },
+    /// Point-to-point activation or gradient transfer to another pipeline rank.
+    Send {
+        /// Destination representative.
+        to: u32,
+        /// Bytes.
+        bytes: f64,
+    },
+    /// Synchronisation of all ranks (gradient-norm all-reduce before the optimizer).
+    Barrier {
+        /// Iteration it closes.
+        iteration: u32,
+    },
+    /// A MoE token all-to-all over the expert-parallel group: [`super::Workload::all_to_alls`].
+    AllToAll {
+        /// Index into [`super::Workload::all_to_alls`].
+        table: u32,
+    },
+}
+
+impl OpKind {
+    /// The communication kind of a communicating op (`None` for compute and barriers).
+    pub fn comm_kind(&self) -> Option<CommKind> {
+        match self {
+            OpKind::Collective { dim, purpose, .. } => Some(CommKind::of(*dim, *purpose)),
+            OpKind::Send { .. } => Some(CommKind::Pp),
+            OpKind::AllToAll { .. } => Some(CommKind::Ep),
+            OpKind::Compute { .. } | OpKind::Barrier { .. } => None,
+        }
+    }
+
+    /// Trace and timeline category: the phase of compute, `{dim}_comm` of communication,
+    /// `sync` of barriers.
+    pub fn trace_category(&self) -> &'static str {
+        match self {
+            OpKind::Compute { phase, .. } => phase.name(),
+            OpKind::Barrier { .. } => "sync",
+            other => other.comm_kind().map(CommKind::trace_name).unwrap_or("sync"),
+        }
+    }
+}
+
+/// Bytes one MoE all-to-all moves through the ports of the representative rank, and what
+/// the other expert-parallel ranks need.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AllToAllSpec {
+    /// Bytes the representative sends to peers in its node (scale-up).
+    pub up_send_bytes: f64,
+    /// Bytes it receives from peers in its node.
+    pub up_recv_bytes: f64,
+    /// Bytes it sends to peers in other nodes (NIC).
+    pub out_send_bytes: f64,
+    /// Bytes it receives from other nodes.
+    pub out_recv_bytes: f64,
+    /// Largest (bytes / port bandwidth) over the other lanes' ports, as
+    /// `[scale-up bytes, NIC bytes]` of the busiest lane: those ports carry nothing but
+    /// this all-to-all, so their drain time on idle ports is exact.
+    pub other_lanes_max_bytes: [f64; 2],
+    /// Whether the group spans nodes (latency of the NIC path) or stays in one.
+    pub crosses_nodes: bool,
+    /// The op after which the compute stream waits for the slowest lane (combine
+    /// direction only), for the breakdown.
+    pub wait_from: Option<OpId>,
+}
+
+/// One operation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Op {
+    /// Representative rank.
+    pub rank: u32,
+    /// Stream it runs on.
+    pub stream: Stream,
+    /// What it does.
+    pub kind: OpKind,
+    /// Short label.
+    pub name: &'static str,
+    /// Training iteration.
+    pub iteration: u32,
+    /// Micro-batch, or `u32::MAX` when not tied to one.
+    pub microbatch: u32,
+    /// Dependencies: a range of [`super::Workload::deps`].
+    pub deps: (u32, u32),
+}
+
+/// A representative rank.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RankInfo {
+    /// Pipeline stage.
+    pub stage: u32,
+    /// GPUs it stands for (0 for expert lanes).
+    pub multiplicity: u32,
+    /// Expert lane (0: the stage's representative).
+    #[serde(default)]
+    pub lane: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comm_kinds_index_and_derive_from_dims() {
+        for (i, k) in CommKind::ALL.iter().enumerate() {
+            assert_eq!(k.index(), i);
+        }
+        assert_eq!(CommKind::of(Dim::ExpertDp, CommPurpose::Gradients), CommKind::DpGrad);
+        assert_eq!(CommKind::of(Dim::Dp, CommPurpose::Parameters), CommKind::DpParam);
+        assert_eq!(CommKind::DpParam.trace_name(), "dp_comm");
+        assert_eq!(
+            OpKind::Send { to: 1, bytes: 1.0 }.trace_category(),
+            "pp_comm"
+        );
+    }
+}

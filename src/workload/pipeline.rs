@@ -1,0 +1,447 @@
+//! The pipeline program as operations: for every iteration and stage, the schedule's passes
+//! (forward, fused backward, backward-input, backward-weight) over the stage's model
+//! chunks, with the layers' steps, the pipeline sends between chunks, the gradient
+//! reductions (bucketed, dense over DP and routed experts over expert-DP), the
+//! gradient-norm barrier, the optimizer step and the ZeRO parameter gathers.
+
+use super::costs::{self, embedding_and_head_steps, LayerContext, MoeCost};
+use super::graph::{Builder, Cursor, Dep, SendKey};
+use super::layer::{LayerSteps, Step};
+use super::moe::MoeRouter;
+use super::op::{CommPurpose, OpId, OpKind, Phase, RankInfo, Stream};
+use super::passes::layer_steps;
+use super::{Workload, WorkloadSpec};
+use crate::hardware::GpuSpec;
+use crate::network::collective::CollectiveKind;
+use crate::parallel::schedule::{PassKind, PipelineShape};
+use crate::parallel::Dim;
+use crate::units::SimTime;
+
+/// 16-bit gradient reduction, bytes per parameter.
+const GRAD_BYTES: f64 = 2.0;
+/// 16-bit parameter all-gather, bytes per parameter.
+const PARAM_BYTES: f64 = 2.0;
+
+/// The lowered steps of every kind of layer on one GPU type.
+struct StageCosts {
+    gpu: GpuSpec,
+    layer: LayerSteps,
+    moe_layer: LayerSteps,
+    emb: LayerSteps,
+    head: LayerSteps,
+    moe: Option<MoeCost>,
+}
+
+impl StageCosts {
+    fn new(spec: &WorkloadSpec, gpu: &GpuSpec) -> StageCosts {
+        let cx = LayerContext::new(gpu, spec.model, spec.plan, spec.training);
+        let moe = MoeCost::new(gpu, spec.model, spec.plan, cx.prec, spec.training.seq_length);
+        let (emb, head) = embedding_and_head_steps(&cx);
+        StageCosts {
+            gpu: gpu.clone(),
+            layer: layer_steps(&cx, None),
+            moe_layer: layer_steps(&cx, moe.as_ref()),
+            emb,
+            head,
+            moe,
+        }
+    }
+}
+
+/// The steps a pass of `kind` runs of a layer.
+fn pass_steps(kind: PassKind, s: &LayerSteps) -> &[Step] {
+    match kind {
+        PassKind::Forward => &s.forward,
+        PassKind::Backward => &s.backward,
+        PassKind::BackwardInput => &s.backward_input,
+        PassKind::BackwardWeight => &s.weight,
+    }
+}
+
+/// Builds the operation graph.
+pub fn build(spec: &WorkloadSpec) -> Workload {
+    let p = spec.plan;
+    let m = spec.model;
+    let pp = p.pp;
+    let nmb = p.num_microbatches(spec.training.global_batch_size);
+    let schedule = p.schedule.get();
+    let extra_warmup = p.extra_warmup(m);
+    let shape: PipelineShape = p.pipeline_shape(spec.training.global_batch_size, extra_warmup);
+    let v = schedule.chunks_per_stage(&shape);
+    // one set of layer costs per distinct GPU
+    let mut costs: Vec<StageCosts> = Vec::new();
+    let stage_costs: Vec<usize> = (0..pp)
+        .map(|s| {
+            let g = spec.gpu(s);
+            match costs.iter().position(|c| c.gpu == *g) {
+                Some(i) => i,
+                None => {
+                    costs.push(StageCosts::new(spec, g));
+                    costs.len() - 1
+                }
+            }
+        })
+        .collect();
+    let layers_per_chunk = p.layers_per_chunk(m.num_layers);
+    let n_chunks = pp * v;
+    let first_layer_of_chunk: Vec<u32> = layers_per_chunk
+        .iter()
+        .scan(0u32, |acc, &n| {
+            let first = *acc;
+            *acc += n;
+            Some(first)
+        })
+        .collect();
+    let seq = spec.training.seq_length;
+    let act_p2p_bytes = 2.0 * p.micro_batch_size as f64 * seq as f64 * m.hidden_size as f64 / p.tp as f64;
+    // parameters one GPU holds of layer `l`: dense part split over TP, routed experts over EP
+    let dense_local = |l: u32| m.layer_dense_params(l) / p.tp as f64;
+    let expert_local = |l: u32| m.layer_expert_params(l) / (p.ep * p.expert_tp).max(1) as f64;
+    let emb_params_local = m.vocab_size as f64 * m.hidden_size as f64 / p.tp as f64;
+    let edp = p.expert_dp();
+    let dp_grad_kind = if p.zero_stage >= 1 {
+        CollectiveKind::ReduceScatter
+    } else {
+        CollectiveKind::AllReduce
+    };
+
+    let moe_shape = costs[0].moe.as_ref();
+    // expert lanes: one per expert-parallel rank when routing makes them differ
+    let lanes = match (moe_shape, spec.routing.is_balanced()) {
+        (Some(_), false) if p.ep > 1 => p.ep,
+        _ => 1,
+    };
+    let mut b = Builder::default();
+    let mut ranks: Vec<RankInfo> = (0..pp)
+        .map(|s| RankInfo {
+            stage: s,
+            multiplicity: p.tp * p.cp * p.dp,
+            lane: 0,
+        })
+        .collect();
+    let mut lane_ranks: Vec<Vec<u32>> = (0..pp).map(|s| vec![s]).collect();
+    for s in 0..pp {
+        for lane in 1..lanes {
+            lane_ranks[s as usize].push(ranks.len() as u32);
+            ranks.push(RankInfo {
+                stage: s,
+                multiplicity: 0,
+                lane,
+            });
+        }
+    }
+    let mut moe_router = moe_shape.map(|c| {
+        MoeRouter::new(
+            c,
+            m,
+            p,
+            spec.placement,
+            (spec.routing, spec.seed, spec.iterations),
+            lanes,
+        )
+    });
+    let overlap_a2a = extra_warmup > 0;
+
+    // parameter all-gather ops of the previous iteration, per (rank, chunk)
+    let mut param_gathers: Vec<Vec<Vec<OpId>>> = vec![vec![Vec::new(); v as usize]; pp as usize];
+    let programs: Vec<_> = (0..pp).map(|s| schedule.passes(s, &shape)).collect();
+
+    for it in 0..spec.iterations {
+        for stage in 0..pp {
+            let rank = stage;
+            let sc = &costs[stage_costs[stage as usize]];
+            let global = |c: u32| schedule.global_chunk(stage, c, &shape);
+            let mut grad_ops: Vec<OpId> = Vec::new();
+            let mut chunk_started = vec![false; v as usize];
+            let chunk_layers = |g: u32| first_layer_of_chunk[g as usize]..first_layer_of_chunk[g as usize] + layers_per_chunk[g as usize];
+            let local_params: f64 = (0..v)
+                .map(|c| {
+                    let g = global(c);
+                    let mut x: f64 = chunk_layers(g).map(dense_local).sum();
+                    if g == 0 || (g == n_chunks - 1 && (pp > 1 || !m.tied_embeddings)) {
+                        x += emb_params_local;
+                    }
+                    x
+                })
+                .sum();
+            let local_expert_params: f64 = (0..v).map(|c| chunk_layers(global(c)).map(expert_local).sum::<f64>()).sum();
+            // with overlapped all-to-alls, backward passes run on a second compute queue and
+            // each pass may overlap only its neighbour in the schedule: it waits for the
+            // passes two and three before it
+            let mut pass_ends: Vec<OpId> = Vec::new();
+            for pass in &programs[stage as usize] {
+                let g = global(pass.chunk);
+                let forward = pass.kind.is_forward();
+                let mut deps = Vec::new();
+                if overlap_a2a {
+                    let k = pass_ends.len();
+                    deps.extend(
+                        [k.checked_sub(2), k.checked_sub(3)]
+                            .into_iter()
+                            .flatten()
+                            .map(|i| Dep::Op(pass_ends[i])),
+                    );
+                }
+                let pass_stream = if overlap_a2a && !forward {
+                    Stream::Compute2
+                } else {
+                    Stream::Compute
+                };
+                // the input of a forward comes from the previous chunk, the output gradient
+                // of a backward from the next; a weight-gradient pass needs neither
+                let upstream = match pass.kind {
+                    PassKind::Forward => g > 0,
+                    PassKind::Backward | PassKind::BackwardInput => g + 1 < n_chunks,
+                    PassKind::BackwardWeight => false,
+                };
+                if upstream {
+                    deps.push(Dep::Recv(SendKey {
+                        iteration: it,
+                        microbatch: pass.microbatch,
+                        chunk: g,
+                        forward,
+                    }));
+                }
+                if forward && !chunk_started[pass.chunk as usize] {
+                    chunk_started[pass.chunk as usize] = true;
+                    // the first forward of a chunk needs its parameters gathered
+                    deps.extend(
+                        param_gathers[rank as usize][pass.chunk as usize]
+                            .iter()
+                            .map(|&o| Dep::Op(o)),
+                    );
+                    if !p.overlap_param_gather {
+                        deps.extend(param_gathers[rank as usize].iter().flatten().map(|&o| Dep::Op(o)));
+                    }
+                }
+                let mut cur = Cursor::new(deps, pass_stream, overlap_a2a);
+                let mb = pass.microbatch;
+                let nl = layers_per_chunk[g as usize];
+                // gradients of a chunk are final after its last micro-batch's backward
+                let reduces_grads = matches!(pass.kind, PassKind::Backward | PassKind::BackwardWeight);
+                let reduce_now = reduces_grads && (p.zero_stage >= 2 || mb == nmb - 1);
+                let zero3 = p.zero_stage >= 3 && p.dp > 1;
+                let gather = |b: &mut Builder, cur: &mut Cursor, l: u32| {
+                    for (dim, params) in [(Dim::Dp, dense_local(l)), (Dim::ExpertDp, expert_local(l))] {
+                        if params <= 0.0 || (dim == Dim::ExpertDp && edp <= 1) {
+                            continue;
+                        }
+                        let op = OpKind::Collective {
+                            dim,
+                            kind: CollectiveKind::AllGather,
+                            bytes: PARAM_BYTES * params,
+                            purpose: CommPurpose::Parameters,
+                        };
+                        let id = b.push(rank, Stream::DpGather, op, "zero-3 param gather", (it, mb), vec![]);
+                        cur.extra.push(Dep::Op(id));
+                    }
+                };
+                let first_layer = first_layer_of_chunk[g as usize];
+                if forward {
+                    if g == 0 {
+                        cur.emit(&mut b, rank, (it, mb), &sc.emb.forward, None);
+                    }
+                    for l in first_layer..first_layer + nl {
+                        if zero3 {
+                            gather(&mut b, &mut cur, l);
+                        }
+                        match moe_router.as_mut().filter(|_| m.is_moe_layer(l)) {
+                            Some(r) => {
+                                let inst = r.instance(sc.moe.as_ref().expect("MoE model"), it, l, mb);
+                                let lanes = lane_ranks[stage as usize].as_slice();
+                                cur.emit(&mut b, rank, (it, mb), &sc.moe_layer.forward, Some((&inst, lanes)));
+                            }
+                            None => cur.emit(&mut b, rank, (it, mb), &sc.layer.forward, None),
+                        }
+                    }
+                    if g == n_chunks - 1 {
+                        cur.emit(&mut b, rank, (it, mb), &sc.head.forward, None);
+                    }
+                } else {
+                    // gradient buckets: dense parameters over DP, routed experts over expert-DP
+                    let mut bucket = [0.0f64; 2];
+                    let flush = |b: &mut Builder, cur: &Cursor, bucket: &mut [f64; 2], grad_ops: &mut Vec<OpId>| {
+                        for (i, dim, size) in [(0, Dim::Dp, p.dp), (1, Dim::ExpertDp, edp)] {
+                            if bucket[i] > 0.0 && size > 1 {
+                                let mut deps = cur.extra.clone();
+                                deps.extend(cur.last.map(Dep::Op));
+                                let op = OpKind::Collective {
+                                    dim,
+                                    kind: dp_grad_kind,
+                                    bytes: GRAD_BYTES * bucket[i],
+                                    purpose: CommPurpose::Gradients,
+                                };
+                                grad_ops.push(b.push(rank, Stream::Dp, op, "gradient reduce", (it, mb), deps));
+                            }
+                            bucket[i] = 0.0;
+                        }
+                    };
+                    if g == n_chunks - 1 {
+                        cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.head), None);
+                        if reduces_grads && (pp > 1 || !m.tied_embeddings) {
+                            bucket[0] += emb_params_local;
+                        }
+                    }
+                    for l in (first_layer..first_layer + nl).rev() {
+                        if zero3 && pass.kind != PassKind::BackwardWeight {
+                            gather(&mut b, &mut cur, l);
+                        }
+                        let moe_layer = m.is_moe_layer(l) && pass.kind != PassKind::BackwardWeight;
+                        match moe_router.as_mut().filter(|_| moe_layer) {
+                            Some(r) => {
+                                let inst = r.instance(sc.moe.as_ref().expect("MoE model"), it, l, mb);
+                                let lanes = lane_ranks[stage as usize].as_slice();
+                                cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.moe_layer), Some((&inst, lanes)));
+                            }
+                            None if m.is_moe_layer(l) => {
+                                cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.moe_layer), None)
+                            }
+                            None => cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.layer), None),
+                        }
+                        if reduce_now {
+                            bucket[0] += dense_local(l);
+                            bucket[1] += expert_local(l);
+                            if p.overlap_grad_reduce && bucket[0] + bucket[1] >= p.grad_bucket_params {
+                                flush(&mut b, &cur, &mut bucket, &mut grad_ops);
+                            }
+                        }
+                    }
+                    if g == 0 {
+                        cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.emb), None);
+                        if reduces_grads && reduce_now {
+                            bucket[0] += emb_params_local;
+                        }
+                    }
+                    if reduce_now {
+                        flush(&mut b, &cur, &mut bucket, &mut grad_ops);
+                    }
+                }
+                // hand the activation (or its gradient) to the next chunk in the pipeline
+                let downstream = match pass.kind {
+                    PassKind::Forward => (g + 1 < n_chunks).then(|| g + 1),
+                    PassKind::Backward | PassKind::BackwardInput => g.checked_sub(1),
+                    PassKind::BackwardWeight => None,
+                };
+                if let Some(to_chunk) = downstream {
+                    let mut deps = std::mem::take(&mut cur.extra);
+                    deps.append(&mut cur.join);
+                    deps.extend(cur.last.map(Dep::Op));
+                    let to = schedule.locate(to_chunk, &shape).0;
+                    let id = b.push(
+                        rank,
+                        Stream::Pp,
+                        OpKind::Send {
+                            to,
+                            bytes: act_p2p_bytes,
+                        },
+                        if forward { "send activations" } else { "send gradients" },
+                        (it, mb),
+                        deps,
+                    );
+                    b.sends.insert(
+                        SendKey {
+                            iteration: it,
+                            microbatch: mb,
+                            chunk: to_chunk,
+                            forward,
+                        },
+                        id,
+                    );
+                } else if !cur.extra.is_empty() || !cur.join.is_empty() {
+                    // nothing downstream: the next op on the compute stream must still wait
+                    // for overlapped collectives; a zero-time marker carries the join
+                    let mut deps = std::mem::take(&mut cur.extra);
+                    deps.append(&mut cur.join);
+                    let phase = match pass.kind {
+                        PassKind::Forward => Phase::Forward,
+                        PassKind::BackwardWeight => Phase::BackwardWeight,
+                        _ => Phase::Backward,
+                    };
+                    cur.last = Some(b.push(
+                        rank,
+                        cur.stream,
+                        OpKind::Compute {
+                            duration: SimTime::ZERO,
+                            flops: 0.0,
+                            phase,
+                        },
+                        "join",
+                        (it, mb),
+                        deps,
+                    ));
+                }
+                if let Some(last) = cur.last {
+                    pass_ends.push(last);
+                }
+            }
+            // every gradient reduced, then all ranks agree on the gradient norm
+            let barrier = b.push(
+                rank,
+                Stream::Compute,
+                OpKind::Barrier { iteration: it },
+                "gradient-norm sync",
+                (it, u32::MAX),
+                // the last pass may run on the second compute queue
+                grad_ops.iter().chain(pass_ends.last()).map(|&o| Dep::Op(o)).collect(),
+            );
+            let local_opt_params = if p.zero_stage >= 1 {
+                local_params / p.dp as f64 + local_expert_params / edp as f64
+            } else {
+                local_params + local_expert_params
+            };
+            let opt = b.push(
+                rank,
+                Stream::Compute,
+                OpKind::Compute {
+                    duration: SimTime::from_secs(costs::optimizer_time_s(&sc.gpu, local_opt_params)),
+                    flops: 0.0,
+                    phase: Phase::Optimizer,
+                },
+                "optimizer step",
+                (it, u32::MAX),
+                vec![Dep::Op(barrier)],
+            );
+            // sharded optimizer: gather the updated parameters, one collective per chunk
+            for c in 0..v {
+                param_gathers[rank as usize][c as usize].clear();
+                if p.zero_stage >= 1 && p.zero_stage < 3 {
+                    let gch = global(c);
+                    let dense: f64 =
+                        chunk_layers(gch).map(dense_local).sum::<f64>() + if gch == 0 { emb_params_local } else { 0.0 };
+                    let experts: f64 = chunk_layers(gch).map(expert_local).sum();
+                    for (dim, size, params) in [(Dim::Dp, p.dp, dense), (Dim::ExpertDp, edp, experts)] {
+                        if size <= 1 || params <= 0.0 {
+                            continue;
+                        }
+                        let op = OpKind::Collective {
+                            dim,
+                            kind: CollectiveKind::AllGather,
+                            bytes: PARAM_BYTES * params,
+                            purpose: CommPurpose::Parameters,
+                        };
+                        let id = b.push(
+                            rank,
+                            Stream::Dp,
+                            op,
+                            "parameter all-gather",
+                            (it, u32::MAX),
+                            vec![Dep::Op(opt)],
+                        );
+                        param_gathers[rank as usize][c as usize].push(id);
+                    }
+                }
+            }
+        }
+    }
+
+    let (ops, deps, all_to_alls) = b.finish();
+    Workload {
+        ops,
+        deps,
+        ranks,
+        stages: pp,
+        iterations: spec.iterations,
+        all_to_alls,
+        moe: moe_router.map(|r| r.loads),
+    }
+}
