@@ -38,6 +38,7 @@ pub mod model;
 pub mod network;
 pub mod parallel;
 pub mod report;
+pub mod runner;
 pub mod scenario;
 pub mod simulation;
 pub mod sweep;

@@ -5,9 +5,7 @@ pub mod validate;
 
 use crate::report;
 use crate::scenario::Scenario;
-use crate::simulation;
 use crate::workload::CommKind;
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -365,6 +363,7 @@ where
             let usage = e.chain().any(|c| {
                 c.downcast_ref::<crate::scenario::ScenarioError>().is_some()
                     || c.downcast_ref::<crate::sweep::SweepError>().is_some()
+                    || c.downcast_ref::<crate::runner::RunError>().is_some_and(|e| e.is_usage())
             });
             eprintln!("error: {e:#}");
             if usage {
@@ -579,49 +578,25 @@ fn run(
     trace: Option<Vec<u32>>,
     quiet: bool,
 ) -> anyhow::Result<i32> {
-    let mut sc = Scenario::load(path)?;
-    if let Some(s) = seed {
-        sc.input.seed = s;
-    }
-    let pp = sc.input.plan.pp;
-    let request = trace.map(|stages| simulation::trace::TraceRequest {
-        stages: if stages.is_empty() {
-            simulation::trace::default_trace_stages(pp)
-        } else {
-            stages
-        },
-        iterations: None,
-    });
-    if let Some(bad) = request.iter().flat_map(|r| &r.stages).find(|&&s| s >= pp) {
-        eprintln!(
-            "error: --trace-stages: stage {bad} does not exist: {} has pp = {pp}, stages 0 to {}",
-            path.display(),
-            pp - 1
-        );
-        return Ok(2);
-    }
-    let started = std::time::Instant::now();
-    let (result, traced) = simulation::run::run_traced(&sc.input, request.as_ref())
-        .with_context(|| format!("simulating {}", path.display()))?;
-    let wall_s = started.elapsed().as_secs_f64();
     let dir = out.unwrap_or_else(|| default_out(path));
-    let mut written = if no_charts {
-        let p = dir.join("results.json");
-        report::write_atomic(&p, &report::results_json(&result))?;
-        vec![p]
-    } else {
-        report::write_all(&result, &dir)?
+    let opts = crate::runner::RunOptions {
+        seed,
+        trace_stages: trace,
+        results_only: no_charts,
     };
-    if let Some(t) = &traced {
-        let p = dir.join("trace.json");
-        report::trace::write_trace(&result, t, &p)?;
-        written.push(p);
-    }
+    let o = match crate::runner::run_file(path, &dir, &opts) {
+        Ok(o) => o,
+        Err(crate::runner::RunError::Usage(m)) => {
+            eprintln!("error: {m}");
+            return Ok(2);
+        }
+        Err(e) => return Err(e.into()),
+    };
     if !quiet {
-        print!("{}", report::summary::summary(&result));
-        println!("simulated in {wall_s:.3} s of wall time");
+        print!("{}", report::summary::summary(&o.result));
+        println!("simulated in {:.3} s of wall time", o.wall_s);
         println!();
-        for p in written {
+        for p in o.written {
             println!("wrote {}", p.display());
         }
     }

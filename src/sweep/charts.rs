@@ -5,7 +5,7 @@
 //! Also the Pareto chart of a plan search.
 
 use super::pareto::{front, Better};
-use super::run::{numeric_columns, TARGET_COLUMNS};
+use super::columns::{numeric_columns, TARGET_COLUMNS};
 use super::spec::{SweepError, SweepSpec};
 use crate::report::charts::sweep::{draw_heatmap, draw_lines, draw_pareto, HeatmapData, LineData, ParetoData};
 use crate::report::ReportError;

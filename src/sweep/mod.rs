@@ -6,6 +6,7 @@
 //! ([`run`]). Parallelism lives here only, across points; each simulation is sequential.
 
 pub mod charts;
+pub mod columns;
 pub mod expr;
 pub mod pareto;
 pub mod run;

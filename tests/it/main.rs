@@ -1,5 +1,7 @@
 //! Integration tests: one binary, one module per concern.
 
+/// The layering: no import against it, no cycles between files, no oversized files.
+mod architecture;
 /// Command-line behaviour: bad inputs give located errors and non-zero exits.
 mod cli;
 /// Closed forms the simulation must reproduce exactly or within stated tolerance.
