@@ -5,12 +5,14 @@
 //! steps on GPU compute and communication streams, with flows sharing network links, and
 //! reports step time, throughput, MFU, memory per GPU and where the time goes.
 //!
+//! Layers (docs/architecture.md; `tests/it/architecture.rs` enforces them): a module
+//! imports only modules below it.
+//!
 //! ```text
-//!   cli ──▶ sweep ──▶ scenario ──▶ simulation ──▶ workload ──▶ model, parallel, training
-//!    │                                 │             │
-//!    ▼                                 ├──▶ network ─┴──▶ hardware
-//!  report ◀────────── RunResult ───────┤
-//!                                      └──▶ engine ──▶ units
+//! cli ─▶ sweep ─▶ scenario ─▶ simulation ─▶ workload ─▶ parallel ─▶ model
+//!  │       │                    │   │            │           └────▶ network ─▶ hardware ─▶ units
+//!  ├─▶ runner ─▶ report ────────┘   ├─▶ training ┘                    │
+//!  └─▶ serve                        └─▶ engine ◀───────────────────────┘
 //! ```
 //!
 //! | module | owns |
@@ -18,15 +20,16 @@
 //! | [`units`] | the clock ([`units::SimTime`], integer ps) and unit conversions |
 //! | [`engine`] | event queue ordered by (time, sequence); seeded random streams |
 //! | [`hardware`] | GPU specs and presets, kernel-time model, cluster shape |
-//! | [`network`] | links, max-min fair flows, collectives as flows |
 //! | [`model`] | transformer architectures, parameter and FLOP counts |
-//! | [`parallel`] | the parallel plan, its feasibility, rank placement |
+//! | [`network`] | links, max-min fair flows, collectives as flows, topologies, algorithms |
+//! | [`parallel`] | the plan and its dimensions ([`parallel::Dim`]), placement, pipeline schedules as programs |
 //! | [`training`] | batch, sequence, precision; convergence to a target, failures, energy |
-//! | [`workload`] | the per-rank operation graph, per-layer costs, schedules, memory |
+//! | [`workload`] | the operation graph: layers built by one pass per dimension, the pipeline program as ops, memory |
 //! | [`simulation`] | runs a workload on the engine and network; measures the result |
 //! | [`scenario`] | TOML scenario files → validated inputs, with located errors |
+//! | [`report`] | summary, results JSON, Markdown, charts, traces |
+//! | [`runner`] | the run pipeline as a library call (scenario → result → files) |
 //! | [`sweep`] | parameter sweeps (parallel, resumable, shardable) and plan search |
-//! | [`report`] | summary, results JSON, charts |
 //! | [`cli`] | the command line (the only module that prints) |
 
 #![warn(missing_docs)]
