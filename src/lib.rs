@@ -28,6 +28,7 @@
 //! | [`sweep`] | parameter sweeps (parallel, resumable, shardable) and plan search |
 //! | [`report`] | summary, results JSON, charts |
 //! | [`cli`] | the command line (the only module that prints) |
+//! | `serve` | the local web explorer, `trainsim serve` (cargo feature `serve`, on by default) |
 
 #![warn(missing_docs)]
 
@@ -39,6 +40,8 @@ pub mod network;
 pub mod parallel;
 pub mod report;
 pub mod scenario;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod simulation;
 pub mod sweep;
 pub mod training;
