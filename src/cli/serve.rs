@@ -23,8 +23,7 @@ pub struct ServeArgs {
 
 pub(super) fn serve(a: &ServeArgs) -> anyhow::Result<i32> {
     crate::serve::serve(a.port, |url| {
-        println!("trainsim explorer: {url}");
-        println!("(127.0.0.1 only; Ctrl-C to stop)");
+        println!("trainsim explorer: {url}   (127.0.0.1 only; Ctrl-C to stop)");
         let _ = std::io::stdout().flush();
     })?;
     Ok(0)

@@ -1,5 +1,8 @@
 //! Integration tests: one binary, one module per concern.
 
+/// The explorer in headless Chromium (WebDriver).
+#[cfg(feature = "serve")]
+mod browser;
 /// Command-line behaviour: bad inputs give located errors and non-zero exits.
 mod cli;
 /// Closed forms the simulation must reproduce exactly or within stated tolerance.
@@ -8,6 +11,9 @@ mod closed_forms;
 mod determinism;
 /// results.json byte-for-byte against a committed golden file.
 mod golden;
+/// A blocking HTTP client for the explorer tests.
+#[cfg(feature = "serve")]
+mod http;
 /// Mixture-of-Experts: routing, all-to-all bytes, imbalance, published MoE runs.
 mod moe;
 /// Published nccl-tests bus bandwidths, calibration provenance, fitting nccl-tests logs.
@@ -18,6 +24,9 @@ mod network;
 mod properties;
 /// Every shipped scenario loads and the examples run.
 mod scenarios;
+/// The explorer's HTTP API against a real `trainsim serve`.
+#[cfg(feature = "serve")]
+mod serve;
 /// Sweeps: grid order, thread-count independence, resume, shards.
 mod sweep;
 /// Chrome trace export and Markdown report.
