@@ -22,6 +22,8 @@ mod nccl;
 mod network;
 /// Properties that must hold as inputs change (monotonicity, conservation).
 mod properties;
+/// The README's printed figures match the simulation.
+mod readme;
 /// Every shipped scenario loads and the examples run.
 mod scenarios;
 /// The explorer's HTTP API against a real `trainsim serve`.

@@ -74,7 +74,10 @@ pub fn data(r: &RunResult) -> Option<Data> {
         Vec::new()
     };
     let mean_h = t.wall_clock_to_target_h;
-    let (lo, hi) = (t.wall_clock_to_target_p10_h / mean_h, t.wall_clock_to_target_p90_h / mean_h);
+    let (lo, hi) = (
+        t.wall_clock_to_target_p10_h / mean_h,
+        t.wall_clock_to_target_p90_h / mean_h,
+    );
     let p10_p90 = if t.reliability.is_some() && lo.is_finite() && hi.is_finite() && hi > lo && mean_h > 0.0 {
         with_failures.iter().map(|&(x, l)| (x * lo, x * hi, l)).collect()
     } else {
@@ -166,7 +169,10 @@ impl Chart for Data {
         if !self.p10_p90.is_empty() {
             let mut outline: Vec<(f64, f64)> = self.p10_p90.iter().map(|&(a, _, l)| (a, l)).collect();
             outline.extend(self.p10_p90.iter().rev().map(|&(_, b, l)| (b, l)));
-            chart.draw_series(std::iter::once(Polygon::new(outline.clone(), BAND_COLOUR.mix(0.45).filled())))?;
+            chart.draw_series(std::iter::once(Polygon::new(
+                outline.clone(),
+                BAND_COLOUR.mix(0.45).filled(),
+            )))?;
             outline.push(outline[0]);
             chart.draw_series(std::iter::once(PathElement::new(outline, BAND_COLOUR.stroke_width(1))))?;
             // at the target the spread is often a few pixels wide: mark its ends and say it
@@ -176,7 +182,10 @@ impl Chart for Data {
             let bar = BAND_COLOUR.mix(1.0).stroke_width(2);
             let dark = RGBColor(33, 102, 172);
             for x in [pa, pb] {
-                root.draw(&PathElement::new(vec![(x, py - 14), (x, py + 14)], dark.stroke_width(2)))?;
+                root.draw(&PathElement::new(
+                    vec![(x, py - 14), (x, py + 14)],
+                    dark.stroke_width(2),
+                ))?;
             }
             root.draw(&PathElement::new(vec![(pa, py - 14), (pb, py - 14)], bar))?;
             root.draw(&Text::new(
@@ -191,10 +200,7 @@ impl Chart for Data {
                     .color(&dark)
                     .pos(Pos::new(HPos::Right, VPos::Bottom)),
             ))?;
-            entries.push((
-                "p10-p90 of seeded failure runs".to_string(),
-                Swatch::Fill(BAND_COLOUR),
-            ));
+            entries.push(("p10-p90 of seeded failure runs".to_string(), Swatch::Fill(BAND_COLOUR)));
         }
         if let Some(l) = self.target_loss {
             chart.draw_series(std::iter::once(DashedPathElement::new(
