@@ -243,10 +243,10 @@ async fn run(State(st): State<Shared>, Json(req): Json<RunRequest>) -> Response 
     let outcome = tokio::task::spawn_blocking(move || {
         let sc = match super::load(&req.scenario, &set) {
             Ok(s) => s,
-            Err(e) => return Err(scenario_error(&e)),
+            Err(e) => return Err(Box::new(scenario_error(&e))),
         };
         let started = Instant::now();
-        let r = super::simulate(&sc).map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        let r = super::simulate(&sc).map_err(|e| Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e)))?;
         let wall_s = started.elapsed().as_secs_f64();
         let record = crate::report::ScenarioRecord::of(&sc);
         let form = form_view(&sc);
@@ -254,13 +254,14 @@ async fn run(State(st): State<Shared>, Json(req): Json<RunRequest>) -> Response 
             result: r.clone(),
             record,
         });
-        let mut view = run_view(id, &r, wall_s).map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        let mut view = run_view(id, &r, wall_s).map_err(|e| Box::new(error(StatusCode::INTERNAL_SERVER_ERROR, e)))?;
         view["form"] = form;
         Ok(Json(view).into_response())
     })
     .await;
     match outcome {
-        Ok(Ok(r)) | Ok(Err(r)) => r,
+        Ok(Ok(r)) => r,
+        Ok(Err(r)) => *r,
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("the simulation failed: {e}")),
     }
 }
