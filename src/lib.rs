@@ -31,6 +31,7 @@
 //! | [`runner`] | the run pipeline as a library call (scenario → result → files) |
 //! | [`sweep`] | parameter sweeps (parallel, resumable, shardable) and plan search |
 //! | [`cli`] | the command line (the only module that prints) |
+//! | `serve` | the local web explorer, `trainsim serve` (cargo feature `serve`, on by default) |
 
 #![warn(missing_docs)]
 
@@ -43,6 +44,8 @@ pub mod parallel;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod simulation;
 pub mod sweep;
 pub mod training;

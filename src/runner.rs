@@ -4,8 +4,8 @@
 //!
 //! Owns [`RunOptions`], [`RunOutcome`], [`RunError`], [`simulate`] and [`write_outputs`].
 
-use crate::report::{self, ReportError};
-use crate::scenario::{Scenario, ScenarioError};
+use crate::report::{self, ReportError, ScenarioRecord};
+use crate::scenario::{Override, Scenario, ScenarioError};
 use crate::simulation::run::run_traced;
 use crate::simulation::trace::{default_trace_stages, Trace, TraceRequest};
 use crate::simulation::{RunResult, SimError};
@@ -43,10 +43,12 @@ impl RunError {
 }
 
 /// What a run writes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Overrides the scenario's seed.
     pub seed: Option<u64>,
+    /// Overrides of scenario fields by dotted path (`--set parallel.tp=4`).
+    pub overrides: Vec<Override>,
     /// Stages to trace (empty: the default ones), or `None` for no trace.
     pub trace_stages: Option<Vec<u32>>,
     /// results.json only: no charts, no report.md.
@@ -106,20 +108,20 @@ pub fn simulate(sc: &Scenario, opts: &RunOptions) -> Result<(RunResult, Option<T
     Ok((result, trace, started.elapsed().as_secs_f64()))
 }
 
-/// Writes results.json (and, unless `results_only`, the charts and report.md) and the
-/// trace into `dir`; returns the files written.
+/// Writes results.json and timeline.json (and, unless `results_only`, the charts,
+/// report.md and report.html) and the trace into `dir`, recording `scenario` in them;
+/// returns the files written.
 pub fn write_outputs(
     result: &RunResult,
+    scenario: Option<&ScenarioRecord>,
     trace: Option<&Trace>,
     dir: &Path,
     results_only: bool,
 ) -> Result<Vec<PathBuf>, ReportError> {
     let mut written = if results_only {
-        let p = dir.join("results.json");
-        report::write_atomic(&p, &report::results_json(result))?;
-        vec![p]
+        report::write_results(result, scenario, dir)?
     } else {
-        report::write_all(result, dir)?
+        report::write_all_for(result, scenario, dir)?
     };
     if let Some(t) = trace {
         let p = dir.join("trace.json");
@@ -129,11 +131,16 @@ pub fn write_outputs(
     Ok(written)
 }
 
-/// Loads the scenario at `path`, simulates it and writes its outputs into `dir`.
+/// Loads the scenario at `path` (with the options' overrides), simulates it and writes its
+/// outputs into `dir`.
 pub fn run_file(path: &Path, dir: &Path, opts: &RunOptions) -> Result<RunOutcome, RunError> {
-    let sc = Scenario::load(path)?;
+    let mut sc = Scenario::load_with(path, &opts.overrides)?;
+    if let Some(s) = opts.seed {
+        sc.input.seed = s;
+    }
     let (result, trace, wall_s) = simulate(&sc, opts)?;
-    let written = write_outputs(&result, trace.as_ref(), dir, opts.results_only)?;
+    let record = ScenarioRecord::of(&sc);
+    let written = write_outputs(&result, Some(&record), trace.as_ref(), dir, opts.results_only)?;
     Ok(RunOutcome {
         result,
         trace,

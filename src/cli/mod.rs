@@ -1,6 +1,10 @@
 //! The command line. The only module that prints. Each subcommand is a short pipeline:
 //! load, simulate, report.
 
+pub mod diff;
+pub mod schema;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod validate;
 
 use crate::report;
@@ -14,16 +18,20 @@ const ABOUT: &str = "Discrete-event simulator of distributed LLM training: step 
 
 const EXAMPLES: &str = "Examples:
   trainsim run scenarios/gpt3-175b-a100-1024.toml
-      simulate the scenario; print the summary; write results.json, charts and
-      report.md to plots/gpt3-175b-a100-1024/
-  trainsim run my.toml --out results/my --seed 7
+      simulate the scenario; print the summary; write results.json, timeline.json,
+      charts, report.md and report.html to out/gpt3-175b-a100-1024/
+  trainsim run my.toml --out results/my --seed 7 --set parallel.tp=4 --set parallel.recompute=full
   trainsim run scenarios/gpt3-175b-a100-1024.toml --trace --trace-stages 0,3,7
       also write trace.json (every operation of stages 0, 3 and 7 in the last
       iteration); open it in https://ui.perfetto.dev or chrome://tracing
   trainsim validate scenarios/validation
       predicted vs measured step time for every scenario with a [measured] section
-  trainsim plot plots/gpt3-175b-a100-1024/results.json
+  trainsim plot out/gpt3-175b-a100-1024/results.json
       redraw the charts from saved results without simulating again
+  trainsim diff out/a/results.json out/b/results.json
+      what changed between two runs and by how much
+  trainsim serve
+      the local web explorer: http://127.0.0.1:8765/
   trainsim collective --gpu H100-SXM --gpus 16 --op all_reduce --min-bytes 1K --max-bytes 8G
       nccl-tests style table (time, algbw, busbw per size) and a bus-bandwidth chart
 
@@ -43,14 +51,18 @@ pub struct Cli {
 pub enum Command {
     /// Simulate one scenario: print the summary, write results.json and charts.
     #[command(
-        after_help = "Examples:\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --out plots/gpt3\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --trace --trace-stages 0,3,7\n      also write trace.json: a Chrome trace (one process per stage, one thread per stream)\n      of the last iteration, for https://ui.perfetto.dev or chrome://tracing\n\nExit status: 0 on success (also when the plan does not fit in memory: the summary says so),\n2 when the scenario is invalid or the plan impossible, 1 on other failures."
+        after_help = "Examples:\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --out out/gpt3\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --set parallel.tp=4 --set parallel.pp=16\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --trace --trace-stages 0,3,7\n      also write trace.json: a Chrome trace (one process per stage, one thread per stream)\n      of the last iteration, for https://ui.perfetto.dev or chrome://tracing\n\nExit status: 0 on success (also when the plan does not fit in memory: the summary says so),\n2 when the scenario is invalid or the plan impossible, 1 on other failures."
     )]
     Run {
         /// Scenario file (TOML; see docs/scenario.md).
         scenario: PathBuf,
-        /// Output folder for results.json and charts [default: plots/<scenario file stem>].
+        /// Output folder for results.json and charts [default: out/<scenario file stem>].
         #[arg(long, short)]
         out: Option<PathBuf>,
+        /// Override a scenario field by its dotted path, e.g. --set parallel.tp=4 (repeatable;
+        /// an empty value removes the field so its default applies).
+        #[arg(long = "set", value_name = "PATH=VALUE", value_parser = crate::scenario::parse_override)]
+        set: Vec<crate::scenario::Override>,
         /// Override the scenario's seed.
         #[arg(long)]
         seed: Option<u64>,
@@ -73,7 +85,7 @@ pub enum Command {
         after_help = "Example:\n  trainsim validate scenarios/validation --check\n\nPrints one row per scenario (predicted, measured, error) and the mean absolute percentage\nerror (MAPE). With --check, exits 1 when MAPE or any single error is above its limit."
     )]
     Validate {
-        /// Folder searched recursively for *.toml scenarios.
+        /// Folder searched recursively for *.toml scenarios, or one scenario file.
         dir: PathBuf,
         /// Exit non-zero if MAPE or any error exceeds the limits.
         #[arg(long)]
@@ -89,7 +101,7 @@ pub enum Command {
         csv: Option<PathBuf>,
     },
     /// Redraw the charts of a saved results.json.
-    #[command(after_help = "Example:\n  trainsim plot plots/gpt3/results.json --out /tmp/charts")]
+    #[command(after_help = "Example:\n  trainsim plot out/gpt3/results.json --out /tmp/charts")]
     Plot {
         /// A results.json written by `trainsim run`.
         results: PathBuf,
@@ -102,9 +114,13 @@ pub enum Command {
     Sweep {
         /// Sweep file (TOML; see docs/sweep.md).
         sweep: PathBuf,
-        /// Output folder for sweep.csv and sweep.jsonl [default: plots/<sweep file stem>].
+        /// Output folder for sweep.csv and sweep.jsonl [default: out/<sweep file stem>].
         #[arg(long, short)]
         out: Option<PathBuf>,
+        /// Override a field of the base scenario, e.g. --set training.global_batch_size=2048
+        /// (repeatable; axes still vary their own fields).
+        #[arg(long = "set", value_name = "PATH=VALUE", value_parser = crate::scenario::parse_override)]
+        set: Vec<crate::scenario::Override>,
         /// Run only the slice i of n (points with index % n == i), e.g. --shard 0/4.
         #[arg(long, value_parser = parse_shard)]
         shard: Option<(usize, usize)>,
@@ -147,6 +163,31 @@ pub enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// Compare two results.json: what changed and by how much, per breakdown category.
+    #[command(after_help = diff::HELP)]
+    Diff {
+        /// The baseline results.json.
+        a: PathBuf,
+        /// The results.json compared with it.
+        b: PathBuf,
+    },
+    /// Print the JSON Schema of the scenario format (for editor completion and checks).
+    #[command(after_help = schema::SCHEMA_HELP)]
+    Schema {
+        /// Write it to this file instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Print a shell completion script.
+    #[command(after_help = schema::COMPLETIONS_HELP)]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Serve the local web explorer on 127.0.0.1 (change a plan, see the simulation).
+    #[cfg(feature = "serve")]
+    #[command(after_help = serve::HELP)]
+    Serve(serve::ServeArgs),
 }
 
 const SWEEP_HELP: &str = "Example:
@@ -194,9 +235,16 @@ pub struct SearchArgs {
     /// Worker threads [default: all cores]; results are identical for any count.
     #[arg(long, short = 'j')]
     pub threads: Option<usize>,
-    /// Output folder for search.csv and pareto.png [default: plots/<scenario stem>-search].
+    /// Output folder for search.csv and pareto.png [default: out/<scenario stem>-search].
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// Override a scenario field, e.g. --set training.global_batch_size=2048 (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE", value_parser = crate::scenario::parse_override)]
+    pub set: Vec<crate::scenario::Override>,
+    /// Write the best plan as a runnable scenario file (the scenario with its [parallel]
+    /// section replaced).
+    #[arg(long, value_name = "FILE")]
+    pub emit_best: Option<PathBuf>,
 }
 
 const COLLECTIVE_HELP: &str = "Examples:
@@ -257,10 +305,12 @@ pub struct CollectiveArgs {
     /// Scale-out hop latency, microseconds [default: 4].
     #[arg(long)]
     pub scale_out_latency_us: Option<f64>,
-    /// Fraction of scale-up bandwidth collectives sustain [default: 0.8].
+    /// Fraction of scale-up bandwidth collectives sustain [default: calibrated for the GPU
+    /// generation, printed in the table's first line; 0.8 with --scenario unless it sets one].
     #[arg(long)]
     pub scale_up_efficiency: Option<f64>,
-    /// Fraction of NIC line rate collectives sustain [default: 0.9].
+    /// Fraction of NIC line rate collectives sustain [default: calibrated for the NIC
+    /// generation, printed in the table's first line; 0.9 with --scenario unless it sets one].
     #[arg(long)]
     pub scale_out_efficiency: Option<f64>,
     /// Leaf-to-spine oversubscription ratio, at least 1 [default: 1].
@@ -325,7 +375,7 @@ pub struct CollectiveArgs {
     /// full ring latency (1 = NCCL's pipelined ring).
     #[arg(long, default_value_t = 1)]
     pub chunks: u32,
-    /// Output folder for busbw.png and collective.csv [default: plots/collective].
+    /// Output folder for busbw.png and collective.csv [default: out/collective].
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Do not draw the chart.
@@ -365,7 +415,7 @@ where
                     || c.downcast_ref::<crate::sweep::SweepError>().is_some()
                     || c.downcast_ref::<crate::runner::RunError>().is_some_and(|e| e.is_usage())
             });
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             if usage {
                 2
             } else {
@@ -375,11 +425,26 @@ where
     }
 }
 
+/// The error and its causes, each said once (a cause whose text the message already holds,
+/// such as the OS error inside "cannot read ...: No such file", is not repeated).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for c in e.chain().skip(1) {
+        let t = c.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+    }
+    msg
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Run {
             scenario,
             out,
+            set,
             seed,
             no_charts,
             trace,
@@ -387,7 +452,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             quiet,
         } => {
             let trace = (trace || trace_stages.is_some()).then(|| trace_stages.unwrap_or_default());
-            run(&scenario, out, seed, no_charts, trace, quiet)
+            run(&scenario, &set, out, seed, no_charts, trace, quiet)
         }
         Command::Validate {
             dir,
@@ -400,6 +465,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Sweep {
             sweep,
             out,
+            set,
             shard,
             restart,
             threads,
@@ -409,7 +475,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             y,
         } => {
             let charts = crate::sweep::charts::ChartOptions { kinds: chart, x, y };
-            run_sweep(&sweep, out, shard, restart, threads, quiet, charts)
+            run_sweep(&sweep, &set, out, shard, restart, threads, quiet, charts)
         }
         Command::Search(a) => {
             let scenario = a.scenario.clone();
@@ -421,6 +487,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             println!("wrote {} ({n} points)", out.display());
             Ok(0)
         }
+        Command::Diff { a, b } => diff::diff(&a, &b),
+        Command::Schema { out } => schema::schema(out.as_deref()),
+        Command::Completions { shell } => schema::completions(shell),
+        #[cfg(feature = "serve")]
+        Command::Serve(a) => serve::serve(&a),
     }
 }
 
@@ -437,7 +508,7 @@ fn search(path: &Path, a: SearchArgs) -> anyhow::Result<i32> {
     if let Some(z) = a.zero.iter().find(|z| **z > 3) {
         return Err(usage(format!("--zero {z}: ZeRO stages are 0, 1, 2 or 3")).into());
     }
-    let sc = Scenario::load(path)?;
+    let sc = Scenario::load_with(path, &a.set)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.threads.unwrap_or(0))
         .build()?;
@@ -506,7 +577,7 @@ fn search(path: &Path, a: SearchArgs) -> anyhow::Result<i32> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "search".into());
-        Path::new("plots").join(format!("{stem}-search"))
+        Path::new(DEFAULT_OUT).join(format!("{stem}-search"))
     });
     let file = dir.join("search.csv");
     report::write_atomic(&file, table_csv(&o).as_bytes())?;
@@ -514,12 +585,31 @@ fn search(path: &Path, a: SearchArgs) -> anyhow::Result<i32> {
     if let Some(chart) = crate::sweep::charts::draw_search_pareto(&o, &sc.input.name, &dir)? {
         println!("wrote {}", chart.display());
     }
+    if let Some(best_file) = &a.emit_best {
+        let best = o.candidates.iter().find(|c| matches!(c.status, Status::Simulated(_)));
+        match best {
+            Some(best) => {
+                let text = schema::best_scenario(&sc, &best.plan, path, best_file)?;
+                report::write_atomic(best_file, text.as_bytes())?;
+                println!(
+                    "wrote {} (the best plan as a scenario: trainsim run {})",
+                    best_file.display(),
+                    best_file.display()
+                );
+            }
+            None => {
+                eprintln!("error: --emit-best: no plan was simulated, so there is no best plan to write");
+                return Ok(2);
+            }
+        }
+    }
     Ok(0)
 }
 
 #[allow(clippy::too_many_arguments)]
 fn run_sweep(
     path: &Path,
+    set: &[crate::scenario::Override],
     out: Option<PathBuf>,
     shard: Option<(usize, usize)>,
     restart: bool,
@@ -528,7 +618,8 @@ fn run_sweep(
     charts: crate::sweep::charts::ChartOptions,
 ) -> anyhow::Result<i32> {
     use std::io::IsTerminal;
-    let spec = crate::sweep::SweepSpec::load(path)?;
+    let mut spec = crate::sweep::SweepSpec::load(path)?;
+    spec.apply_overrides(set)?;
     charts.check(&spec)?;
     let opts = crate::sweep::SweepOptions {
         out_dir: out.unwrap_or_else(|| default_out(path)),
@@ -561,17 +652,22 @@ fn run_sweep(
     Ok(0)
 }
 
+/// Folder under which runs, sweeps and searches write by default (`out/<file stem>`),
+/// apart from the committed example charts in plots/.
+pub const DEFAULT_OUT: &str = "out";
+
 fn default_out(scenario: &Path) -> PathBuf {
     let stem = scenario
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "run".into());
-    Path::new("plots").join(stem)
+    Path::new(DEFAULT_OUT).join(stem)
 }
 
 /// `trace`: stages to trace (empty: the default ones), or `None` for no trace.
 fn run(
     path: &Path,
+    set: &[crate::scenario::Override],
     out: Option<PathBuf>,
     seed: Option<u64>,
     no_charts: bool,
@@ -581,6 +677,7 @@ fn run(
     let dir = out.unwrap_or_else(|| default_out(path));
     let opts = crate::runner::RunOptions {
         seed,
+        overrides: set.to_vec(),
         trace_stages: trace,
         results_only: no_charts,
     };
@@ -902,7 +999,10 @@ fn collective(a: &CollectiveArgs) -> anyhow::Result<i32> {
         );
     }
     println!("simulated {} sizes in {:.6} s of wall time", rows.len(), wall_s);
-    let dir = a.out.clone().unwrap_or_else(|| Path::new("plots").join("collective"));
+    let dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new(DEFAULT_OUT).join("collective"));
     let file = dir.join("collective.csv");
     report::write_atomic(&file, csv.as_bytes())?;
     println!("wrote {}", file.display());

@@ -23,8 +23,11 @@ pub struct Row {
     pub fits: bool,
 }
 
-/// Every `*.toml` below `dir`, sorted.
+/// Every `*.toml` below `dir`, sorted; `dir` itself when it is a file.
 pub fn scenario_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if dir.is_file() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -41,17 +44,30 @@ pub fn scenario_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Simulates every scenario with a measured step time (in parallel; order kept).
-pub fn compare(dir: &Path) -> anyhow::Result<Vec<Row>> {
-    let files = scenario_files(dir)?;
-    let scenarios: Vec<Scenario> = files.iter().map(|f| Scenario::load(f)).collect::<Result<_, _>>()?;
-    let rows: Vec<anyhow::Result<Option<Row>>> = scenarios
+/// What [`compare_all`] found: compared scenarios, and files that could not be used (each
+/// with its located error).
+#[derive(Debug, Default)]
+pub struct Comparison {
+    /// Scenarios with a measured step time, predicted and compared.
+    pub rows: Vec<Row>,
+    /// Files that did not load or simulate, with the error (the others still run).
+    pub failed: Vec<(PathBuf, String)>,
+    /// Valid scenarios without `[measured] step_time_s` (nothing to compare).
+    pub without_measured: usize,
+}
+
+/// Simulates every scenario with a measured step time below `path` (a folder, searched
+/// recursively, or one file), in parallel, order kept; a bad file is reported and skipped.
+pub fn compare_all(path: &Path) -> anyhow::Result<Comparison> {
+    let files = scenario_files(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let outcomes: Vec<Result<Option<Row>, String>> = files
         .par_iter()
-        .map(|s| {
+        .map(|f| {
+            let s = Scenario::load(f).map_err(|e| e.to_string())?;
             let Some(measured_s) = s.measured.as_ref().and_then(|m| m.step_time_s) else {
                 return Ok(None);
             };
-            let r = simulation::run(&s.input).map_err(|e| anyhow::anyhow!("{}: {e}", s.path.display()))?;
+            let r = simulation::run(&s.input).map_err(|e| format!("{}: {e}", s.path.display()))?;
             Ok(Some(Row {
                 path: s.path.clone(),
                 name: s.input.name.clone(),
@@ -62,13 +78,25 @@ pub fn compare(dir: &Path) -> anyhow::Result<Vec<Row>> {
             }))
         })
         .collect();
-    let mut out = Vec::new();
-    for r in rows {
-        if let Some(row) = r? {
-            out.push(row);
+    let mut c = Comparison::default();
+    for (f, o) in files.iter().zip(outcomes) {
+        match o {
+            Ok(Some(row)) => c.rows.push(row),
+            Ok(None) => c.without_measured += 1,
+            Err(e) => c.failed.push((f.clone(), e)),
         }
     }
-    Ok(out)
+    Ok(c)
+}
+
+/// Simulates every scenario with a measured step time (in parallel; order kept); the
+/// first file that does not load or simulate is an error.
+pub fn compare(dir: &Path) -> anyhow::Result<Vec<Row>> {
+    let c = compare_all(dir)?;
+    if let Some((_, e)) = c.failed.into_iter().next() {
+        anyhow::bail!(e);
+    }
+    Ok(c.rows)
 }
 
 /// Mean absolute percentage error of `rows`.
@@ -83,9 +111,31 @@ pub(super) fn validate(
     max_err: f64,
     csv: Option<&Path>,
 ) -> anyhow::Result<i32> {
-    let rows = compare(dir)?;
+    if !dir.exists() {
+        eprintln!("error: {}: no such file or folder", dir.display());
+        return Ok(2);
+    }
+    let Comparison {
+        rows,
+        failed,
+        without_measured,
+    } = compare_all(dir)?;
+    for (_, e) in &failed {
+        eprintln!("error: {e}");
+    }
     if rows.is_empty() {
-        anyhow::bail!("no scenario with [measured] step_time_s found under {}", dir.display());
+        let what = if dir.is_file() {
+            "is not a scenario with"
+        } else {
+            "holds no scenario with"
+        };
+        eprintln!(
+            "error: {} {what} [measured] step_time_s ({} valid without one, {} with errors); validate compares predictions with measured step times",
+            dir.display(),
+            without_measured,
+            failed.len()
+        );
+        return Ok(2);
     }
     let mut t = String::new();
     let _ = writeln!(
@@ -125,9 +175,15 @@ pub(super) fn validate(
         }
         crate::report::write_atomic(p, c.as_bytes())?;
     }
+    if !failed.is_empty() {
+        eprintln!(
+            "{} file(s) could not be used (errors above); the table covers the others",
+            failed.len()
+        );
+    }
     if check && (mape > max_mape || worst > max_err) {
         eprintln!("validation failed: MAPE {mape:.1}% (limit {max_mape}%), worst {worst:.1}% (limit {max_err}%)");
         return Ok(1);
     }
-    Ok(0)
+    Ok(if failed.is_empty() { 0 } else { 2 })
 }

@@ -5,6 +5,7 @@
 //! Owns: [`TransformerSpec`], [`moe::MoeSpec`], [`moe::Attention`] and the presets. Does
 //! not own: how the model is split across GPUs (parallel) or which kernels run (workload).
 
+pub mod hf;
 pub mod moe;
 pub mod presets;
 

@@ -50,10 +50,9 @@ pub fn markdown(r: &RunResult) -> String {
     let _ = writeln!(w, "|---|---:|---|");
     let _ = writeln!(
         w,
-        "| step time | {:.3} | s (std {:.3} s over {} measured iterations) |",
+        "| step time | {:.3} | s ({}) |",
         r.step_time_s,
-        r.step_time_std_s,
-        r.step_times_s.len()
+        super::summary::step_spread(r)
     );
     let _ = writeln!(w, "| throughput | {:.0} | tokens/s |", r.tokens_per_s);
     let _ = writeln!(w, "| throughput per GPU | {:.1} | tokens/s |", r.tokens_per_s_per_gpu);
@@ -63,11 +62,11 @@ pub fn markdown(r: &RunResult) -> String {
     let _ = writeln!(w, "| HFU | {} | of dense peak |", pct(r.hfu_fraction));
     let _ = writeln!(w, "| pipeline bubble | {} | of the step |", pct(r.bubble_fraction));
     let m = &r.memory;
-    let verdict = if m.fits { "fits" } else { "does NOT fit" };
     let _ = writeln!(
         w,
-        "| memory per GPU | {:.1} | GiB of {:.1} GiB ({verdict}) |",
-        m.total_gib, m.capacity_gib
+        "| memory per GPU | {:.1} | GiB: {} |",
+        m.total_gib,
+        super::summary::memory_verdict(m)
     );
     let _ = writeln!(w);
 

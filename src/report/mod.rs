@@ -5,11 +5,16 @@
 //! half-written result.
 
 pub mod charts;
+pub mod diff;
+pub mod html;
 pub mod markdown;
 pub mod summary;
 pub mod trace;
 
+use crate::scenario::Scenario;
 use crate::simulation::RunResult;
+use serde::Serialize;
+use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -80,34 +85,157 @@ pub fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Results as pretty JSON (deterministic: struct field order, no wall-clock values).
+/// trainsim's version, recorded in results.json and report.html.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The scenario a result came from, as results.json and report.html record it: the file,
+/// its text (with `--set` overrides applied) and every input after presets and defaults.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioRecord {
+    /// Scenario file.
+    pub file: String,
+    /// The TOML text simulated.
+    pub source: String,
+    /// Every input after presets, defaults and overrides: cluster (GPU constants
+    /// included), model, plan, training, simulation, stragglers, routing, collectives and
+    /// the training goal.
+    pub resolved: serde_json::Value,
+}
+
+impl ScenarioRecord {
+    /// The record of a loaded scenario.
+    pub fn of(s: &Scenario) -> ScenarioRecord {
+        let i = &s.input;
+        let goal = i.goal.as_ref().map(|g| {
+            json!({
+                "target": g.target,
+                "loss_law": g.loss_law_name,
+                "loss_law_constants": g.loss_law,
+                "critical_batch": g.critical_batch,
+                "moe_effective_params": g.effective_params,
+                "reliability": g.reliability,
+                "energy": g.energy,
+            })
+        });
+        ScenarioRecord {
+            file: s.path.display().to_string(),
+            source: s.source.clone(),
+            resolved: json!({
+                "name": i.name,
+                "seed": i.seed,
+                "cluster": i.cluster,
+                "model": i.model,
+                "parallel": i.plan,
+                "training": i.training,
+                "simulation": {"iterations": i.iterations, "warmup_iterations": i.warmup_iterations},
+                "stragglers": i.stragglers,
+                "moe": i.routing,
+                "collectives": i.collectives,
+                "goal": goal,
+            }),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ResultsFile<'a> {
+    trainsim_version: &'a str,
+    #[serde(flatten)]
+    result: &'a RunResult,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scenario: Option<&'a ScenarioRecord>,
+}
+
+/// Results as pretty JSON (deterministic: struct field order, no wall-clock values), with
+/// trainsim's version; the timeline is left out (see [`timeline_json`]).
 pub fn results_json(r: &RunResult) -> Vec<u8> {
-    let mut v = serde_json::to_vec_pretty(r).expect("RunResult serialises");
+    results_json_for(r, None)
+}
+
+/// [`results_json`] recording the scenario too.
+pub fn results_json_for(r: &RunResult, scenario: Option<&ScenarioRecord>) -> Vec<u8> {
+    let mut lean = r.clone();
+    lean.timeline = Vec::new();
+    let file = ResultsFile {
+        trainsim_version: VERSION,
+        result: &lean,
+        scenario,
+    };
+    let mut v = serde_json::to_vec_pretty(&file).expect("RunResult serialises");
     v.push(b'\n');
     v
 }
 
-/// Reads a results JSON written by [`results_json`].
+/// The timeline of the last iteration as JSON, one span per line (written beside
+/// results.json as timeline.json: for a large run it is most of the bytes).
+pub fn timeline_json(r: &RunResult) -> Vec<u8> {
+    let mut out = String::from("[\n");
+    for (i, span) in r.timeline.iter().enumerate() {
+        if i > 0 {
+            out.push_str(",\n");
+        }
+        out.push_str(&serde_json::to_string(span).expect("span serialises"));
+    }
+    out.push_str("\n]\n");
+    out.into_bytes()
+}
+
+/// Reads a results JSON written by [`results_json`], with the timeline from timeline.json
+/// beside it when the file has none.
 pub fn read_results(path: &Path) -> Result<RunResult, ReportError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ReportError::Read {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| ReportError::Read {
+            path: p.into(),
+            message: e.to_string(),
+        })
+    };
+    let text = read(path)?;
+    let mut r: RunResult = serde_json::from_str(&text).map_err(|e| ReportError::Read {
         path: path.into(),
         message: e.to_string(),
     })?;
-    serde_json::from_str(&text).map_err(|e| ReportError::Read {
-        path: path.into(),
-        message: e.to_string(),
-    })
+    let tl = path.with_file_name("timeline.json");
+    if r.timeline.is_empty() && tl.is_file() {
+        r.timeline = serde_json::from_str(&read(&tl)?).map_err(|e| ReportError::Read {
+            path: tl.clone(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(r)
 }
 
 /// Writes results.json, every chart of `r` and report.md into `dir`; returns the paths written.
 pub fn write_all(r: &RunResult, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    let mut written = Vec::new();
-    let json = dir.join("results.json");
-    write_atomic(&json, &results_json(r))?;
-    written.push(json);
+    write_all_for(r, None, dir)
+}
+
+/// [`write_all`] recording the scenario; also writes timeline.json and the self-contained
+/// report.html.
+pub fn write_all_for(
+    r: &RunResult,
+    scenario: Option<&ScenarioRecord>,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = write_results(r, scenario, dir)?;
     written.extend(charts::draw_all(r, dir)?);
     let md = dir.join("report.md");
     write_atomic(&md, markdown::markdown(r).as_bytes())?;
     written.push(md);
+    let html = dir.join("report.html");
+    write_atomic(&html, html::report_html(r, scenario)?.as_bytes())?;
+    written.push(html);
     Ok(written)
+}
+
+/// Writes results.json and timeline.json into `dir`; returns the paths written.
+pub fn write_results(
+    r: &RunResult,
+    scenario: Option<&ScenarioRecord>,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, ReportError> {
+    let json = dir.join("results.json");
+    write_atomic(&json, &results_json_for(r, scenario))?;
+    let tl = dir.join("timeline.json");
+    write_atomic(&tl, &timeline_json(r))?;
+    Ok(vec![json, tl])
 }

@@ -8,6 +8,40 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
+/// Below this fraction of HBM left free, a plan that fits is flagged: the caching
+/// allocator's fragmentation, NCCL buffers and the CUDA context typically take 5-10% on
+/// top of what trainsim counts.
+pub const HEADROOM_WARNING_FRACTION: f64 = 0.05;
+
+/// "31.2 GiB of 80.0 GiB — fits", with a warning when the headroom is thin, or the
+/// out-of-memory verdict.
+pub fn memory_verdict(m: &crate::workload::memory::MemoryBreakdown) -> String {
+    let head = format!("{:.1} GiB of {:.1} GiB", m.total_gib, m.capacity_gib);
+    let free = m.capacity_gib - m.total_gib;
+    if !m.fits {
+        format!(
+            "{head} — DOES NOT FIT (out of memory by {:.1} GiB): the step time is hypothetical",
+            -free
+        )
+    } else if free < HEADROOM_WARNING_FRACTION * m.capacity_gib {
+        format!(
+            "{head} — fits, but only {free:.1} GiB ({:.1}%) free: at risk (allocator fragmentation, NCCL buffers and the CUDA context usually need 5-10%)",
+            100.0 * free / m.capacity_gib.max(1e-9)
+        )
+    } else {
+        format!("{head} — fits ({free:.1} GiB free)")
+    }
+}
+
+/// "std 0.012 s over 2 measured iterations", or, with one measured iteration, that there
+/// is no spread to report.
+pub fn step_spread(r: &RunResult) -> String {
+    match r.step_times_s.len() {
+        0 | 1 => "1 measured iteration: no spread to report; raise simulation.iterations for one".into(),
+        n => format!("std {:.3} s over {n} measured iterations", r.step_time_std_s),
+    }
+}
+
 /// Formats the summary of one run.
 pub fn summary(r: &RunResult) -> String {
     let mut s = String::new();
@@ -17,11 +51,14 @@ pub fn summary(r: &RunResult) -> String {
     let _ = writeln!(w);
     let _ = writeln!(
         w,
-        "  step time            {:>10.3} s   (std {:.3} s over {} measured iterations)",
+        "  step time            {:>10.3} s   ({})",
         r.step_time_s,
-        r.step_time_std_s,
-        r.step_times_s.len()
+        step_spread(r)
     );
+    // the GiB figure aligned with the numbers of the other headline rows
+    let verdict = memory_verdict(&r.memory);
+    let (gib, rest) = verdict.split_once(' ').unwrap_or((verdict.as_str(), ""));
+    let _ = writeln!(w, "  memory per GPU       {gib:>10} {rest}");
     let _ = writeln!(
         w,
         "  throughput           {:>10.0} tokens/s   ({:.1} tokens/s per GPU)",
@@ -58,12 +95,7 @@ pub fn summary(r: &RunResult) -> String {
     );
     let _ = writeln!(w);
     let m = &r.memory;
-    let verdict = if m.fits { "fits" } else { "DOES NOT FIT (out of memory)" };
-    let _ = writeln!(
-        w,
-        "memory per GPU (stage {}): {:.1} GiB of {:.1} GiB — {}",
-        m.stage, m.total_gib, m.capacity_gib, verdict
-    );
+    let _ = writeln!(w, "memory per GPU (stage {}): {}", m.stage, memory_verdict(m));
     for (label, gib) in m.largest_consumers() {
         let _ = writeln!(w, "  {:<22} {:>8.2} GiB", label, gib);
     }

@@ -43,11 +43,22 @@ pub enum ScenarioError {
         /// What is allowed.
         allowed: String,
     },
+    /// A `--set path=value` override (command line or explorer form) names no field or does
+    /// not fit it.
+    #[error("--set {setting}: {message}")]
+    Override {
+        /// The override as given, `path=value`.
+        setting: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The plan cannot run on this model and cluster.
-    #[error("{path}: impossible plan: {message}")]
+    #[error("{path}{location}: impossible plan: {message}")]
     Plan {
         /// File.
         path: PathBuf,
+        /// ":line:column" of the field the problem is most about, when known.
+        location: String,
         /// Why.
         message: String,
     },
@@ -63,6 +74,7 @@ impl ScenarioError {
                 field, value, allowed, ..
             } => format!("field `{field}` = {value} is invalid: {allowed}"),
             ScenarioError::Plan { message, .. } => format!("impossible plan: {message}"),
+            ScenarioError::Override { setting, message } => format!("--set {setting}: {message}"),
         }
     }
 }

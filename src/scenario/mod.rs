@@ -6,6 +6,7 @@
 //! line, column, field, value and what is allowed.
 
 pub mod error;
+pub mod fields;
 mod goal;
 pub mod raw;
 
@@ -46,6 +47,41 @@ pub struct Scenario {
     pub input: RunInput,
     /// Measured result, if the file carries one.
     pub measured: Option<Measured>,
+    /// The scenario as TOML text: the file as written, or, with overrides, the file's
+    /// table with them applied (what results.json and report.html record).
+    pub source: String,
+}
+
+/// One `--set path=value` override: a dotted field path and its TOML value (`None`:
+/// remove the field, so its default applies).
+pub type Override = (String, Option<toml::Value>);
+
+/// Parses `path=value`: the value as TOML (`4`, `0.5`, `true`, `"x"`, `[1, 2]`), a bare
+/// word as a string, nothing after `=` as "remove the field". The path is checked against
+/// the scenario format, with a "did you mean" hint.
+pub fn parse_override(s: &str) -> Result<Override, String> {
+    let Some((path, value)) = s.split_once('=') else {
+        return Err(format!(
+            "--set {s}: expected path=value, e.g. --set parallel.tp=4 (see docs/scenario.md for the fields)"
+        ));
+    };
+    let (path, value) = (path.trim(), value.trim());
+    fields::check_path(path).map_err(|m| format!("--set {s}: {m}"))?;
+    if value.is_empty() {
+        return Ok((path.to_string(), None));
+    }
+    let v = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+        Ok(mut t) => t.remove("v").expect("key v parsed"),
+        Err(_) => toml::Value::String(value.to_string()),
+    };
+    Ok((path.to_string(), Some(v)))
+}
+
+fn override_text(o: &Override) -> String {
+    match &o.1 {
+        Some(v) => format!("{}={}", o.0, v),
+        None => format!("{}= (removed)", o.0),
+    }
 }
 
 /// Default seed of every random stream.
@@ -65,6 +101,7 @@ impl Scenario {
     pub fn from_table(table: &toml::Table, path: &Path) -> Result<Scenario, ScenarioError> {
         let src = toml::to_string(table).map_err(|e| ScenarioError::Plan {
             path: path.to_path_buf(),
+            location: String::new(),
             message: e.to_string(),
         })?;
         Scenario::from_source(&src, path)
@@ -73,7 +110,73 @@ impl Scenario {
     /// Validates scenario text; `path` is used in messages and for the default name.
     pub fn from_source(src: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let raw: RawScenario = toml::from_str(src).map_err(|e| parse_error(src, path, &e))?;
-        Checker { src, path }.convert(raw)
+        let mut s = Checker { src, path }.convert(raw)?;
+        s.source = src.to_string();
+        Ok(s)
+    }
+
+    /// [`Scenario::load`] with `--set` overrides applied.
+    pub fn load_with(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+        let src = std::fs::read_to_string(path).map_err(|e| ScenarioError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Scenario::from_source_with(&src, path, overrides)
+    }
+
+    /// [`Scenario::from_source`] with overrides applied to the file's table. Errors in
+    /// fields the file sets keep their line in the file; errors in overridden fields name
+    /// the override.
+    pub fn from_source_with(src: &str, path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+        if overrides.is_empty() {
+            return Scenario::from_source(src, path);
+        }
+        let mut table: toml::Table = toml::from_str(src).map_err(|e| parse_error(src, path, &e))?;
+        for o in overrides {
+            fields::check_path(&o.0).map_err(|message| ScenarioError::Override {
+                setting: override_text(o),
+                message,
+            })?;
+            match &o.1 {
+                Some(v) => crate::sweep::spec::set_path(&mut table, &o.0, v.clone()),
+                None => {
+                    crate::sweep::spec::remove_path(&mut table, &o.0);
+                }
+            }
+        }
+        let raw = <RawScenario as serde::Deserialize>::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+            ScenarioError::Override {
+                setting: overrides.iter().map(override_text).collect::<Vec<_>>().join(", "),
+                message: e.message().trim().to_string(),
+            }
+        })?;
+        let mut s = Checker { src, path }.convert(raw).map_err(|e| match e {
+            ScenarioError::Invalid {
+                path,
+                field,
+                value,
+                allowed,
+                ..
+            } if overrides.iter().any(|o| o.0 == field) => ScenarioError::Invalid {
+                path,
+                location: format!(" (--set {field}={value})"),
+                field,
+                value,
+                allowed,
+            },
+            other => other,
+        })?;
+        let sets: Vec<String> = overrides
+            .iter()
+            .map(|o| format!("--set {}", override_text(o)))
+            .collect();
+        s.source = format!(
+            "# {} with {}\n{}",
+            path.display(),
+            sets.join(" "),
+            toml::to_string(&table).unwrap_or_default()
+        );
+        Ok(s)
     }
 }
 
@@ -89,7 +192,7 @@ fn parse_error(src: &str, path: &Path, e: &toml::de::Error) -> ScenarioError {
     let snippet = src.lines().nth(line - 1).unwrap_or("").to_string();
     let mut message = e.message().trim().to_string();
     if message.starts_with("unknown field") {
-        message.push_str(" (see docs/scenario.md for every field)");
+        message = unknown_field_message(&message);
     }
     if message.contains("expected u32") || message.contains("expected u64") {
         message.push_str(" (a non-negative whole number is required here)");
@@ -101,6 +204,28 @@ fn parse_error(src: &str, path: &Path, e: &toml::de::Error) -> ScenarioError {
         message,
         snippet,
     }
+}
+
+/// serde's "unknown field `x`, expected one of `a`, `b`" with a "did you mean" hint, or
+/// the reason when `x` names something trainsim does not model yet.
+fn unknown_field_message(message: &str) -> String {
+    let ticks: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
+    let Some((unknown, expected)) = ticks.split_first() else {
+        return format!("{message} (see docs/scenario.md for every field)");
+    };
+    if let Some(why) = fields::not_modelled(unknown) {
+        return format!("unknown field `{unknown}`: {why}");
+    }
+    let hint = fields::did_you_mean(unknown, expected.iter().copied(), "`");
+    let known = if expected.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; fields here: {}",
+            expected.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        )
+    };
+    format!("unknown field `{unknown}`: {hint}(see docs/scenario.md for every field{known})")
 }
 
 struct Checker<'a> {
@@ -132,6 +257,49 @@ impl Checker<'_> {
             }
         }
         String::new()
+    }
+
+    /// ":line:column" of the field a plan error is most about (the first `[parallel]` or
+    /// other key its message names that the file sets), else of the `[parallel]` header.
+    fn locate_plan(&self, message: &str) -> String {
+        let m = message.to_ascii_lowercase();
+        let mentions: [(&[&str], &str); 12] = [
+            (&["tensor parallelism tp=", "tp*pp*dp"], "parallel.tp"),
+            (&["expert parallelism ep=", "ep*expert_tp"], "parallel.ep"),
+            (&["expert_tp"], "parallel.expert_tp"),
+            (&["virtual_stages", "virtual stages"], "parallel.virtual_stages"),
+            (&["interleaved schedule", "schedule"], "parallel.schedule"),
+            (
+                &["pipeline_split_embedding_and_loss"],
+                "parallel.pipeline_split_embedding_and_loss",
+            ),
+            (&["pp=", "pipeline"], "parallel.pp"),
+            (&["micro_batch_size", "micro-batch"], "parallel.micro_batch_size"),
+            (&["global_batch_size", "global batch"], "training.global_batch_size"),
+            (&["dp="], "parallel.dp"),
+            (&["num_gpus", "gpus"], "cluster.num_gpus"),
+            (&["top_k"], "model.top_k"),
+        ];
+        for (needles, field) in mentions {
+            if needles.iter().any(|n| m.contains(n)) {
+                let loc = self.locate(field);
+                if !loc.is_empty() {
+                    return loc;
+                }
+            }
+        }
+        // any [parallel] key the file sets, then the section header
+        for key in ["tp", "pp", "dp", "ep", "virtual_stages", "micro_batch_size"] {
+            let loc = self.locate(&format!("parallel.{key}"));
+            if !loc.is_empty() {
+                return loc;
+            }
+        }
+        self.src
+            .lines()
+            .position(|l| l.trim() == "[parallel]")
+            .map(|i| format!(":{}:1", i + 1))
+            .unwrap_or_default()
     }
 
     fn invalid(&self, field: &str, value: impl ToString, allowed: impl Into<String>) -> ScenarioError {
@@ -190,10 +358,21 @@ impl Checker<'_> {
             .position(|n| n.eq_ignore_ascii_case(v))
             .map(|i| values[i])
             .ok_or_else(|| {
+                if let Some(why) = fields::not_modelled(v) {
+                    return self.invalid(
+                        field,
+                        format!("\"{v}\""),
+                        format!("{why}; allowed values are {}", quote_list(names)),
+                    );
+                }
                 self.invalid(
                     field,
                     format!("\"{v}\""),
-                    format!("allowed values are {}", quote_list(names)),
+                    format!(
+                        "{}allowed values are {}",
+                        fields::did_you_mean(v, names.iter().copied(), "\""),
+                        quote_list(names)
+                    ),
                 )
             })
     }
@@ -204,7 +383,11 @@ impl Checker<'_> {
                 self.invalid(
                     "cluster.gpu.preset",
                     format!("\"{name}\""),
-                    format!("known GPU presets are {}", quote_list(GPU_PRESETS)),
+                    format!(
+                        "{}known GPU presets are {}",
+                        fields::did_you_mean(name, GPU_PRESETS.iter().copied(), "\""),
+                        quote_list(GPU_PRESETS)
+                    ),
                 )
             })?,
             None => {
@@ -258,15 +441,33 @@ impl Checker<'_> {
     }
 
     fn model(&self, r: &raw::RawModel) -> Result<TransformerSpec, ScenarioError> {
-        let base = match &r.preset {
-            Some(name) => Some(model_preset(name).ok_or_else(|| {
+        let base = match (&r.preset, &r.hf_config) {
+            (Some(_), Some(hf)) => {
+                return Err(self.invalid(
+                    "model.hf_config",
+                    format!("\"{hf}\""),
+                    "give model.preset or model.hf_config, not both (fields set beside either override it)",
+                ))
+            }
+            (Some(name), None) => Some(model_preset(name).ok_or_else(|| {
                 self.invalid(
                     "model.preset",
                     format!("\"{name}\""),
-                    format!("known model presets are {}", quote_list(MODEL_PRESETS)),
+                    format!(
+                        "{}known model presets are {}",
+                        fields::did_you_mean(name, MODEL_PRESETS.iter().copied(), "\""),
+                        quote_list(MODEL_PRESETS)
+                    ),
                 )
             })?),
-            None => None,
+            (None, Some(rel)) => {
+                let file = self.path.parent().unwrap_or(Path::new("")).join(rel);
+                Some(
+                    crate::model::hf::load(&file)
+                        .map_err(|e| self.invalid("model.hf_config", format!("\"{rel}\""), e))?,
+                )
+            }
+            (None, None) => None,
         };
         let need_u32 = |v: Option<u32>, from: Option<u32>, f: &str| -> Result<u32, ScenarioError> {
             let v = v.or(from).ok_or_else(|| {
@@ -867,9 +1068,13 @@ impl Checker<'_> {
             moe_overlap: r.moe.as_ref().and_then(|m| m.overlap_all_to_all).unwrap_or(false),
         };
         plan.validate(&model, num_gpus, gpus_per_node, training.global_batch_size)
-            .map_err(|e| ScenarioError::Plan {
-                path: self.path.to_path_buf(),
-                message: e.to_string(),
+            .map_err(|e| {
+                let message = e.to_string();
+                ScenarioError::Plan {
+                    path: self.path.to_path_buf(),
+                    location: self.locate_plan(&message),
+                    message,
+                }
             })?;
 
         let goal = self.goal(r.target.as_ref(), r.reliability.as_ref(), r.energy.as_ref(), &model)?;
@@ -954,6 +1159,7 @@ impl Checker<'_> {
                 collectives,
             },
             measured,
+            source: String::new(),
         })
     }
 }

@@ -3,10 +3,11 @@
 //! (the per-field docs live there, so missing_docs is silenced here).
 #![allow(missing_docs)]
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 /// Top level of a scenario file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawScenario {
     /// Display name (defaults to the file stem).
@@ -41,7 +42,7 @@ pub struct RawScenario {
 }
 
 /// `[cluster]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
     /// Total GPUs.
@@ -55,7 +56,7 @@ pub struct RawCluster {
 }
 
 /// `[cluster.gpu]`: a preset and/or explicit fields (fields override the preset).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawGpu {
     pub preset: Option<String>,
@@ -77,7 +78,7 @@ pub struct RawGpu {
 }
 
 /// `[cluster.network]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawNetwork {
     pub nics_per_node: Option<u32>,
@@ -100,10 +101,11 @@ pub struct RawNetwork {
 }
 
 /// `[model]`: a preset and/or explicit fields.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
     pub preset: Option<String>,
+    pub hf_config: Option<String>,
     pub name: Option<String>,
     pub num_layers: Option<u32>,
     pub hidden_size: Option<u32>,
@@ -129,7 +131,7 @@ pub struct RawModel {
 }
 
 /// `[parallel]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawParallel {
     pub tp: Option<u32>,
@@ -151,7 +153,7 @@ pub struct RawParallel {
 }
 
 /// `[moe]`: routing of a MoE run.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMoe {
     pub routing: Option<String>,
@@ -168,7 +170,7 @@ pub struct RawMoe {
 }
 
 /// `[training]`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTraining {
     pub global_batch_size: u32,
@@ -178,7 +180,7 @@ pub struct RawTraining {
 }
 
 /// `[simulation]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSimulation {
     pub iterations: Option<u32>,
@@ -186,7 +188,7 @@ pub struct RawSimulation {
 }
 
 /// `[measured]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMeasured {
     pub step_time_s: Option<f64>,
@@ -197,7 +199,7 @@ pub struct RawMeasured {
 }
 
 /// `[target]`: exactly one of `loss`, `tokens`, `steps`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
     pub loss: Option<f64>,
@@ -215,7 +217,7 @@ pub struct RawTarget {
 }
 
 /// `[reliability]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawReliability {
     pub preset: Option<String>,
@@ -230,7 +232,7 @@ pub struct RawReliability {
 }
 
 /// `[energy]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEnergy {
     pub compute_power_fraction: Option<f64>,
@@ -245,7 +247,7 @@ pub struct RawEnergy {
 }
 
 /// `[stragglers]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStragglers {
     pub slow_gpus: Option<u32>,

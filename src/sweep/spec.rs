@@ -202,6 +202,18 @@ impl SweepSpec {
                     format!("{what}: field must be a dotted path like \"parallel.tp\""),
                 ));
             }
+            // a misspelt field would run every point unchanged: refuse it before simulating
+            if let Err(m) = crate::scenario::fields::check_path(&a.field) {
+                let loc = src
+                    .lines()
+                    .position(|l| {
+                        let t = l.trim_start();
+                        t.starts_with("field") && t.contains(&format!("\"{}\"", a.field))
+                    })
+                    .map(|i| format!(":{}:1", i + 1))
+                    .unwrap_or_default();
+                return Err(invalid(loc, format!("axis {}: {m}", i + 1)));
+            }
             let kinds = a.values.is_some() as u8 + a.range.is_some() as u8 + a.log.is_some() as u8;
             if kinds != 1 {
                 return Err(invalid(
@@ -294,6 +306,25 @@ impl SweepSpec {
             axes,
             filters,
         })
+    }
+
+    /// Applies `--set` overrides to the base scenario (fields checked, with a "did you
+    /// mean" hint); an axis still sets its own field at every point.
+    pub fn apply_overrides(&mut self, overrides: &[crate::scenario::Override]) -> Result<(), SweepError> {
+        for (path, value) in overrides {
+            crate::scenario::fields::check_path(path).map_err(|m| SweepError::Invalid {
+                path: self.path.clone(),
+                location: String::new(),
+                message: format!("--set {path}: {m}"),
+            })?;
+            match value {
+                Some(v) => set_path(&mut self.base, path, v.clone()),
+                None => {
+                    remove_path(&mut self.base, path);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Groups of axis indices that advance together (zip), in first-appearance order.

@@ -243,3 +243,252 @@ fn run_writes_results_json_without_temp_files() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+fn run_out(args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("trainsim-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The OS error of a missing file is said once, not twice.
+#[test]
+fn os_errors_are_printed_once() {
+    let (code, _, err) = run_out(&["run", "no/such/scenario.toml"]);
+    assert_eq!(code, 2);
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+}
+
+/// Misspelt keys, presets and values get a "did you mean"; context parallelism says it is
+/// not modelled yet; a plan error carries the line of the field it is about.
+#[test]
+fn near_misses_get_did_you_mean_and_plan_errors_a_line() {
+    let (code, e) = run_case("dym-key", "tp = 2", "tp = 2\nmicro_batch_sizes = 2");
+    assert_eq!(code, 2);
+    assert!(e.contains("did you mean `micro_batch_size`"), "{e}");
+    let (_, e) = run_case("dym-preset", "\"llama2-7b\"", "\"llama2-7\"");
+    assert!(e.contains("did you mean \"llama2-7b\""), "{e}");
+    let (_, e) = run_case("dym-gpu", "\"H100-SXM\"", "\"H100-SMX\"");
+    assert!(e.contains("did you mean \"H100-SXM\""), "{e}");
+    let (_, e) = run_case("cp", "tp = 2", "tp = 2\ncp = 2");
+    assert!(e.contains("context parallelism is not modelled yet"), "{e}");
+    let (code, e) = run_case("plan-line", "tp = 2", "tp = 3");
+    assert_eq!(code, 2);
+    assert!(e.contains("plan-line.toml:12:1: impossible plan"), "{e}");
+}
+
+/// `--set` overrides any field by path, and a misspelt path is refused before simulating.
+#[test]
+fn set_overrides_fields_with_located_errors() {
+    let p = write_case("set", BASE);
+    let dir = scratch("set");
+    let (code, out, err) = run_out(&[
+        "run",
+        p.to_str().unwrap(),
+        "--no-charts",
+        "--out",
+        dir.to_str().unwrap(),
+        "--set",
+        "parallel.tp=4",
+        "--set",
+        "parallel.dp=2",
+        "--set",
+        "parallel.recompute=full",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("TP4 PP2 DP2") && out.contains("recompute=full"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert!(v["scenario"]["source"]
+        .as_str()
+        .unwrap()
+        .contains("--set parallel.tp=4"));
+    assert_eq!(v["scenario"]["resolved"]["parallel"]["tp"], 4);
+    let (code, _, err) = run_out(&["run", p.to_str().unwrap(), "--set", "parallel.micro_batch_sizes=2"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean `parallel.micro_batch_size`"), "{err}");
+    let (code, _, err) = run_out(&[
+        "run",
+        p.to_str().unwrap(),
+        "--no-charts",
+        "--set",
+        "parallel.recompute=most",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("(--set parallel.recompute=\"most\")") && err.contains("allowed values"),
+        "{err}"
+    );
+}
+
+/// A sweep axis with a misspelt field is refused before any point runs (exit 2, no output).
+#[test]
+fn sweep_with_a_misspelt_axis_exits_2_before_simulating() {
+    let dir = scratch("sweep-axis");
+    std::fs::write(dir.join("base.toml"), BASE).unwrap();
+    let sweep = dir.join("s.toml");
+    std::fs::write(
+        &sweep,
+        "base = \"base.toml\"\n[[axis]]\nfield = \"parallel.micro_batch_sizes\"\nvalues = [1, 2]\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let (code, _, err) = run_out(&["sweep", sweep.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("s.toml:3:1") && err.contains("did you mean `parallel.micro_batch_size`"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
+/// `validate FILE` works on one file; `validate DIR` reports a bad file and goes on.
+#[test]
+fn validate_takes_a_file_and_reports_bad_files_in_a_folder() {
+    let dir = scratch("validate");
+    let good = BASE.to_string() + "[measured]\nstep_time_s = 1.0\n";
+    std::fs::write(dir.join("a-good.toml"), &good).unwrap();
+    std::fs::write(dir.join("b-bad.toml"), BASE.replace("tp = 2", "tq = 2")).unwrap();
+    let (code, out, err) = run_out(&["validate", dir.join("a-good.toml").to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("cli-test") && out.contains("1 scenarios"), "{out}");
+    let (code, out, err) = run_out(&["validate", dir.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("b-bad.toml:") && err.contains("did you mean `tp`"),
+        "{err}"
+    );
+    assert!(out.contains("cli-test"), "the good file is still compared: {out}");
+    let (code, _, err) = run_out(&["validate", dir.join("b-bad.toml").to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(!err.contains("Not a directory"), "{err}");
+}
+
+/// The headline says whether the plan fits (out of memory, tight), and one measured
+/// iteration has no spread to report.
+#[test]
+fn headline_carries_the_memory_verdict() {
+    let oom = write_case(
+        "oom",
+        &BASE.replace("recompute = \"selective\"", "recompute = \"none\""),
+    );
+    let (_, out, _) = run_out(&[
+        "run",
+        oom.to_str().unwrap(),
+        "--no-charts",
+        "--out",
+        scratch("oom").to_str().unwrap(),
+        "--set",
+        "training.seq_length=65536",
+        "--set",
+        "training.global_batch_size=4",
+        "--set",
+        "parallel.dp=1",
+        "--set",
+        "cluster.num_gpus=4",
+    ]);
+    let head: Vec<&str> = out.lines().take(6).collect();
+    assert!(head.iter().any(|l| l.contains("DOES NOT FIT")), "{out}");
+    let one = BASE.to_string() + "[simulation]\niterations = 2\n";
+    let (_, out, _) = run_out(&[
+        "run",
+        write_case("one-iter", &one).to_str().unwrap(),
+        "--no-charts",
+        "--out",
+        scratch("one").to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("1 measured iteration: no spread") && !out.contains("over 1 measured"),
+        "{out}"
+    );
+    let r = trainsim::simulation::run(&crate::scenario(BASE).input).unwrap();
+    let mut m = r.memory.clone();
+    (m.total_gib, m.capacity_gib, m.fits) = (77.9, 80.0, true);
+    let s = trainsim::report::summary::memory_verdict(&m);
+    assert!(s.contains("fits, but only 2.1 GiB (2.6%) free: at risk"), "{s}");
+}
+
+/// results.json is small (the timeline is in timeline.json), `plot` still draws the
+/// timeline, report.html is self-contained, and `diff` compares two runs.
+#[test]
+fn results_timeline_report_and_diff() {
+    let p = write_case("rtd", BASE);
+    let (a, b) = (scratch("rtd-a"), scratch("rtd-b"));
+    for (dir, set) in [(&a, "parallel.recompute=selective"), (&b, "parallel.recompute=full")] {
+        let (code, _, err) = run_out(&[
+            "run",
+            p.to_str().unwrap(),
+            "--quiet",
+            "--out",
+            dir.to_str().unwrap(),
+            "--set",
+            set,
+        ]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(a.join("results.json")).unwrap()).unwrap();
+    assert_eq!(v["timeline"], serde_json::json!([]));
+    assert!(v["trainsim_version"].is_string());
+    let back = trainsim::report::read_results(&a.join("results.json")).unwrap();
+    assert!(!back.timeline.is_empty(), "timeline read from timeline.json");
+    let html = std::fs::read_to_string(a.join("report.html")).unwrap();
+    assert!(html.contains("<svg") && html.contains("[parallel]"));
+    std::fs::remove_file(a.join("timeline.svg")).unwrap();
+    let (code, out, _) = run_out(&["plot", a.join("results.json").to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("timeline.svg") && a.join("timeline.svg").is_file());
+    let (code, out, err) = run_out(&[
+        "diff",
+        a.join("results.json").to_str().unwrap(),
+        b.join("results.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("parallel.recompute") && out.contains("slower than a") && out.contains("recompute"),
+        "{out}"
+    );
+}
+
+/// `schema` is JSON naming every section; `completions` writes a script; `search
+/// --emit-best` writes a scenario that runs.
+#[test]
+fn schema_completions_and_emit_best() {
+    let (code, out, _) = run_out(&["schema"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["properties"]["parallel"].is_object()
+            && v["$defs"]["RawParallel"]["properties"]["tp"]["description"].is_string()
+    );
+    let (code, out, _) = run_out(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("trainsim") && out.contains("serve") && out.len() > 1000);
+    let p = write_case("emit", BASE);
+    let dir = scratch("emit");
+    let best = dir.join("best.toml");
+    let (code, out, err) = run_out(&[
+        "search",
+        p.to_str().unwrap(),
+        "--top",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+        "--emit-best",
+        best.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("best.toml"), "{out}");
+    let s = trainsim::scenario::Scenario::load(&best).unwrap();
+    let first = out.lines().find(|l| l.starts_with("1 ")).unwrap();
+    let label = trainsim::simulation::run(&s.input).unwrap().plan;
+    assert!(first.contains(&label), "{first} vs {label}");
+}

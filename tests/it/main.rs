@@ -2,6 +2,9 @@
 
 /// The layering: no import against it, no cycles between files, no oversized files.
 mod architecture;
+/// The explorer in headless Chromium (WebDriver).
+#[cfg(feature = "serve")]
+mod browser;
 /// Command-line behaviour: bad inputs give located errors and non-zero exits.
 mod cli;
 /// Closed forms the simulation must reproduce exactly or within stated tolerance.
@@ -10,6 +13,9 @@ mod closed_forms;
 mod determinism;
 /// results.json byte-for-byte against a committed golden file.
 mod golden;
+/// A blocking HTTP client for the explorer tests.
+#[cfg(feature = "serve")]
+mod http;
 /// Mixture-of-Experts: routing, all-to-all bytes, imbalance, published MoE runs.
 mod moe;
 /// Published nccl-tests bus bandwidths, calibration provenance, fitting nccl-tests logs.
@@ -18,8 +24,13 @@ mod nccl;
 mod network;
 /// Properties that must hold as inputs change (monotonicity, conservation).
 mod properties;
+/// The README's printed figures match the simulation.
+mod readme;
 /// Every shipped scenario loads and the examples run.
 mod scenarios;
+/// The explorer's HTTP API against a real `trainsim serve`.
+#[cfg(feature = "serve")]
+mod serve;
 /// Sweeps: grid order, thread-count independence, resume, shards.
 mod sweep;
 /// Chrome trace export and Markdown report.

@@ -1,6 +1,7 @@
 //! Predicted loss against wall-clock for a run to a target: the curve with failures and
-//! checkpoints included (mean), the failure-free curve (compute time only, dashed) and,
-//! when the target is a loss, a horizontal line at it.
+//! checkpoints included (mean), the failure-free curve (compute time only, dashed), with
+//! `[reliability]` the p10-p90 band of the seeded failure runs and, when the target is a
+//! loss, a horizontal line at it.
 
 use super::{Chart, Swatch};
 use crate::report::ReportError;
@@ -37,11 +38,16 @@ pub struct Data {
     pub failure_free: Vec<(f64, f64)>,
     /// The target loss, nats per token, when the target is a loss.
     pub target_loss: Option<f64>,
+    /// (p10 wall-clock, p90 wall-clock, loss) along the curve: the Monte Carlo spread of
+    /// the failure process at the target, scaled along the curve (wall-clock to each loss
+    /// times p10/mean and p90/mean); empty without `[reliability]`.
+    pub p10_p90: Vec<(f64, f64, f64)>,
 }
 
 const FAILURES_COLOUR: RGBColor = RGBColor(31, 119, 180);
 const FREE_COLOUR: RGBColor = RGBColor(44, 160, 44);
 const TARGET_COLOUR: RGBColor = RGBColor(214, 39, 40);
+const BAND_COLOUR: RGBColor = RGBColor(158, 202, 225);
 
 /// Prepares the chart's data; `None` when the run has no target or no loss curve.
 pub fn data(r: &RunResult) -> Option<Data> {
@@ -67,6 +73,16 @@ pub fn data(r: &RunResult) -> Option<Data> {
     } else {
         Vec::new()
     };
+    let mean_h = t.wall_clock_to_target_h;
+    let (lo, hi) = (
+        t.wall_clock_to_target_p10_h / mean_h,
+        t.wall_clock_to_target_p90_h / mean_h,
+    );
+    let p10_p90 = if t.reliability.is_some() && lo.is_finite() && hi.is_finite() && hi > lo && mean_h > 0.0 {
+        with_failures.iter().map(|&(x, l)| (x * lo, x * hi, l)).collect()
+    } else {
+        Vec::new()
+    };
     let target_loss = t
         .target
         .starts_with("loss")
@@ -86,6 +102,7 @@ pub fn data(r: &RunResult) -> Option<Data> {
         with_failures,
         failure_free,
         target_loss,
+        p10_p90,
     })
 }
 
@@ -114,6 +131,9 @@ impl Chart for Data {
             x1 = x1.max(x);
             y0 = y0.min(y);
             y1 = y1.max(y);
+        }
+        for &(_, x, _) in &self.p10_p90 {
+            x1 = x1.max(x);
         }
         if let Some(l) = self.target_loss {
             y0 = y0.min(l);
@@ -146,6 +166,42 @@ impl Chart for Data {
             .light_line_style(TRANSPARENT)
             .draw()?;
         let mut entries = Vec::new();
+        if !self.p10_p90.is_empty() {
+            let mut outline: Vec<(f64, f64)> = self.p10_p90.iter().map(|&(a, _, l)| (a, l)).collect();
+            outline.extend(self.p10_p90.iter().rev().map(|&(_, b, l)| (b, l)));
+            chart.draw_series(std::iter::once(Polygon::new(
+                outline.clone(),
+                BAND_COLOUR.mix(0.45).filled(),
+            )))?;
+            outline.push(outline[0]);
+            chart.draw_series(std::iter::once(PathElement::new(outline, BAND_COLOUR.stroke_width(1))))?;
+            // at the target the spread is often a few pixels wide: mark its ends and say it
+            let &(a, b, l) = self.p10_p90.last().expect("non-empty");
+            let (pa, py) = chart.backend_coord(&(a, l));
+            let (pb, _) = chart.backend_coord(&(b, l));
+            let bar = BAND_COLOUR.mix(1.0).stroke_width(2);
+            let dark = RGBColor(33, 102, 172);
+            for x in [pa, pb] {
+                root.draw(&PathElement::new(
+                    vec![(x, py - 14), (x, py + 14)],
+                    dark.stroke_width(2),
+                ))?;
+            }
+            root.draw(&PathElement::new(vec![(pa, py - 14), (pb, py - 14)], bar))?;
+            root.draw(&Text::new(
+                format!(
+                    "p10-p90 at target: {}-{} {}",
+                    super::short(a),
+                    super::short(b),
+                    self.x_unit
+                ),
+                (pb - 6, py - 20),
+                super::font(super::TICK_PX)
+                    .color(&dark)
+                    .pos(Pos::new(HPos::Right, VPos::Bottom)),
+            ))?;
+            entries.push(("p10-p90 of seeded failure runs".to_string(), Swatch::Fill(BAND_COLOUR)));
+        }
         if let Some(l) = self.target_loss {
             chart.draw_series(std::iter::once(DashedPathElement::new(
                 vec![(0.0, l), (x1 * 1.04, l)],
@@ -154,13 +210,13 @@ impl Chart for Data {
                 TARGET_COLOUR.stroke_width(2),
             )))?;
             let text = format!("target loss {}", super::short(l));
-            let (px, py) = chart.backend_coord(&(x1 * 1.04, l));
+            let (px, py) = chart.backend_coord(&(x1 * 0.02, l));
             root.draw(&Text::new(
                 text.clone(),
-                (px - 6, py - 4),
+                (px + 6, py + 4),
                 super::bold(super::TICK_PX)
                     .color(&TARGET_COLOUR)
-                    .pos(Pos::new(HPos::Right, VPos::Bottom)),
+                    .pos(Pos::new(HPos::Left, VPos::Top)),
             ))?;
             entries.push((text, Swatch::Line(TARGET_COLOUR)));
         }
@@ -259,6 +315,14 @@ gpu_mtbf_h = 200
         let free_last = d.failure_free.last().expect("points").0 * d.hours_per_unit;
         assert!((free_last / t.compute_time_to_target_h - 1.0).abs() < 1e-9);
         assert_eq!(d.target_loss, Some(2.3));
+        // the p10-p90 band brackets the mean curve and ends at the Monte Carlo quantiles
+        assert_eq!(d.p10_p90.len(), d.with_failures.len());
+        for (b, w) in d.p10_p90.iter().zip(&d.with_failures) {
+            assert!(b.0 <= w.0 && w.0 <= b.1 && b.2 == w.1, "{b:?} {w:?}");
+        }
+        let end = d.p10_p90.last().expect("points");
+        assert!((end.0 * d.hours_per_unit / t.wall_clock_to_target_p10_h - 1.0).abs() < 1e-9);
+        assert!((end.1 * d.hours_per_unit / t.wall_clock_to_target_p90_h - 1.0).abs() < 1e-9);
     }
 
     #[test]
@@ -290,7 +354,7 @@ gpu_mtbf_h = 200
         check_files(&dir, "loss", &d.title);
         let svg = std::fs::read_to_string(dir.join("loss.svg")).expect("SVG");
         assert!(svg.contains(&d.x_label) && svg.contains("Loss (nats/token)"));
-        assert!(svg.contains("target loss") && svg.contains("failure-free"));
+        assert!(svg.contains("target loss") && svg.contains("failure-free") && svg.contains("p10-p90"));
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -107,6 +107,36 @@ pub fn draw_all(r: &RunResult, dir: &Path) -> Result<Vec<PathBuf>, ReportError> 
     Ok(out)
 }
 
+/// Renders a chart to SVG text in memory (for the explorer and report.html).
+pub(crate) fn svg_text(chart: &impl Chart) -> Result<String, ReportError> {
+    ensure_fonts();
+    let mut text = String::new();
+    {
+        let root = SVGBackend::with_string(&mut text, chart.size()).into_drawing_area();
+        root.fill(&WHITE)
+            .and_then(|_| chart.render(&root))
+            .and_then(|_| root.present())
+            .map_err(|e| chart_err(Path::new("(in-memory SVG)"), e))?;
+    }
+    Ok(text)
+}
+
+/// Every chart [`draw_all`] draws for `r`, as (file stem, SVG text), in the same order.
+pub fn svg_all(r: &RunResult) -> Result<Vec<(&'static str, String)>, ReportError> {
+    let mut out = vec![
+        ("breakdown", svg_text(&breakdown::data(r))?),
+        ("timeline", svg_text(&timeline::data(r))?),
+        ("memory", svg_text(&memory::data(r))?),
+    ];
+    if let Some(d) = loss::data(r) {
+        out.push(("loss", svg_text(&d)?));
+    }
+    if let Some(d) = moe::data(r) {
+        out.push(("expert_load", svg_text(&d)?));
+    }
+    Ok(out)
+}
+
 /// Chart time unit for a typical duration: milliseconds below one second, else seconds.
 /// Returns the unit's name and the factor from seconds to it.
 pub fn time_unit(typical_s: f64) -> (&'static str, f64) {
