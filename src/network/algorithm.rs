@@ -699,7 +699,7 @@ mod tests {
     #[test]
     fn ring_on_default_topology_is_ring_cost() {
         for over in [1.0, 4.0] {
-            let mut c = crate::scenario::tests::test_cluster(1024, 8);
+            let mut c = crate::hardware::presets::test_cluster(1024, 8);
             c.oversubscription = over;
             c.nodes_per_leaf = 4;
             for kind in [
@@ -735,7 +735,7 @@ mod tests {
 
     #[test]
     fn auto_prefers_nvls_in_an_h100_node_and_ring_on_a100() {
-        let c = crate::scenario::tests::test_cluster(8, 8);
+        let c = crate::hardware::presets::test_cluster(8, 8);
         assert_eq!(
             select(CollectiveKind::AllReduce, layout(8, 8), 1e9, &c),
             Algorithm::Nvls
@@ -758,14 +758,14 @@ mod tests {
             .unwrap_err()
             .contains("NVLink SHARP"));
         // small messages across many nodes: the tree's log-depth latency wins
-        let big = crate::scenario::tests::test_cluster(4096, 8);
+        let big = crate::hardware::presets::test_cluster(4096, 8);
         let l = layout(4096, 8);
         assert_ne!(select(CollectiveKind::AllReduce, l, 1024.0, &big), Algorithm::Ring);
     }
 
     #[test]
     fn chunking_adds_the_pipeline_fill() {
-        let c = crate::scenario::tests::test_cluster(8, 8);
+        let c = crate::hardware::presets::test_cluster(8, 8);
         let k = cost(CollectiveKind::AllGather, Algorithm::Ring, layout(8, 8), 1e9, &c).unwrap();
         let f = Fabric::new(&c);
         let fill = idle_time_s(&k, &c, 512.0 * 1024.0) - idle_time_s(&k, &c, 0.0);

@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn idle_time_is_the_textbook_ring_time() {
-        let c = crate::scenario::tests::test_cluster(16, 8);
+        let c = crate::hardware::presets::test_cluster(16, 8);
         let l = whole_cluster_layout(&c);
         let s = 1024.0f64.powi(3);
         let t = collective_time(CollectiveKind::AllReduce, l, s, 1, &c);
@@ -206,7 +206,7 @@ mod tests {
     /// time is 4x the NIC-bound time; under one leaf the ratio changes nothing.
     #[test]
     fn spine_oversubscription_slows_only_cross_leaf_collectives() {
-        let mut c = crate::scenario::tests::test_cluster(16, 8);
+        let mut c = crate::hardware::presets::test_cluster(16, 8);
         let l = whole_cluster_layout(&c);
         let s = 1024.0f64.powi(3);
         let lat = ring_cost(CollectiveKind::AllReduce, l, s, &c).latency_s;
@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn sizes_double_and_busbw_approaches_the_bottleneck() {
-        let c = crate::scenario::tests::test_cluster(16, 8);
+        let c = crate::hardware::presets::test_cluster(16, 8);
         let rows = sweep_sizes(
             CollectiveKind::AllGather,
             Algorithm::Auto,

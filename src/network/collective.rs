@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn cross_node_ring_splits_bytes_between_nic_and_nvlink_and_conserves_them() {
-        let c = crate::scenario::tests::test_cluster(64, 8);
+        let c = crate::hardware::presets::test_cluster(64, 8);
         let s = 1e9;
         let cost = ring_cost(
             CollectiveKind::AllReduce,
@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn spine_carries_the_leaf_crossing_fraction_and_bytes_are_conserved() {
-        let mut c = crate::scenario::tests::test_cluster(1024, 8);
+        let mut c = crate::hardware::presets::test_cluster(1024, 8);
         c.oversubscription = 4.0;
         c.nodes_per_leaf = 16;
         let s = 1e9;

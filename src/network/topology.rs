@@ -295,13 +295,13 @@ mod tests {
 
     #[test]
     fn rails_widen_the_leaf_and_domains_group_nodes() {
-        let mut c = crate::scenario::tests::test_cluster(1024, 8);
+        let mut c = crate::hardware::presets::test_cluster(1024, 8);
         c.nodes_per_leaf = 4;
         assert_eq!(Fabric::new(&c).units_per_leaf, 4);
         c.topology.rail_optimized = true;
         assert_eq!(Fabric::new(&c).units_per_leaf, 32);
         // NVL72-style: 4-GPU trays, 72-GPU domains; 18 trays per leaf = one rack per leaf
-        let mut c = crate::scenario::tests::test_cluster(1152, 4);
+        let mut c = crate::hardware::presets::test_cluster(1152, 4);
         c.topology.scale_up_domain = 72;
         c.nodes_per_leaf = 18;
         let f = Fabric::new(&c);
@@ -310,7 +310,7 @@ mod tests {
 
     #[test]
     fn crossings_count_edges_and_split_conserves_bytes() {
-        let mut c = crate::scenario::tests::test_cluster(4096, 8);
+        let mut c = crate::hardware::presets::test_cluster(4096, 8);
         c.nodes_per_leaf = 4;
         c.topology.fat_tree_tiers = 3;
         c.topology.leaves_per_pod = 4;

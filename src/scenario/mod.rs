@@ -970,24 +970,6 @@ fn quote_list(names: &[&str]) -> String {
 pub(crate) mod tests {
     use super::*;
 
-    /// A DGX-H100-like cluster for unit tests elsewhere.
-    pub(crate) fn test_cluster(num_gpus: u32, gpus_per_node: u32) -> ClusterSpec {
-        ClusterSpec {
-            gpu: gpu_preset("H100-SXM").unwrap(),
-            num_gpus,
-            gpus_per_node,
-            nics_per_node: gpus_per_node,
-            nic_gbit_per_s: 400.0,
-            scale_up_latency_us: 1.5,
-            scale_out_latency_us: 4.0,
-            scale_up_efficiency: 0.8,
-            scale_out_efficiency: 0.9,
-            oversubscription: 1.0,
-            nodes_per_leaf: 16,
-            topology: Default::default(),
-        }
-    }
-
     const GOOD: &str = r#"
 [cluster]
 num_gpus = 64
