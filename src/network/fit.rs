@@ -15,7 +15,7 @@
 
 use super::algorithm::{self, AlgoCost, Algorithm};
 use super::bench::{bus_factor, parse_op};
-use super::collective::{CollectiveKind, GroupLayout};
+use super::group::{CollectiveKind, GroupLayout};
 use super::topology::{Fabric, Tier};
 use crate::hardware::ClusterSpec;
 

@@ -11,7 +11,7 @@
 use super::algorithm::{self, Algorithm};
 use super::bench::{bus_factor, parse_op};
 use super::calibration;
-use super::collective::GroupLayout;
+use super::group::GroupLayout;
 use crate::hardware::presets::gpu_preset;
 use crate::hardware::ClusterSpec;
 use serde::Deserialize;
