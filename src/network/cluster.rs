@@ -20,6 +20,7 @@ use super::topology::{PortCapacities, Tier};
 use crate::hardware::ClusterSpec;
 use crate::units::SimTime;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// One collective a rank takes part in.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -85,6 +86,43 @@ struct RankPorts {
     spine_rx: LinkId,
 }
 
+/// A multiply-rotate hasher (as rustc's FxHash) for the few small keys of the charge cache,
+/// looked up once per collective operation: far cheaper than SipHash, and no untrusted keys.
+#[derive(Clone, Copy, Debug, Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(x as u64);
+    }
+
+    fn write_u8(&mut self, x: u8) {
+        self.write_u64(x as u64);
+    }
+
+    fn write_isize(&mut self, x: isize) {
+        self.write_u64(x as u64);
+    }
+
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Charge {
     cost: CollectiveCost,
@@ -105,7 +143,7 @@ pub struct ClusterNetwork {
     flows: FlowNetwork,
     ports: Vec<RankPorts>,
     /// Collective charges by request: a run has few distinct collectives.
-    charges: HashMap<(CollectiveKind, GroupLayout, Algorithm, u64), Charge>,
+    charges: HashMap<(CollectiveKind, GroupLayout, Algorithm, u64), Charge, BuildHasherDefault<KeyHasher>>,
 }
 
 impl ClusterNetwork {
@@ -132,7 +170,7 @@ impl ClusterNetwork {
             spine_latency_s: (cluster.scale_out_latency_us + 2.0 * cluster.topology.switch_latency_us) * 1e-6,
             flows,
             ports,
-            charges: HashMap::new(),
+            charges: HashMap::default(),
         }
     }
 
