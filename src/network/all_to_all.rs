@@ -1,5 +1,5 @@
-//! The all-to-all model: owns the even all-to-alls of `trainsim collective` ([`direct`],
-//! [`pairwise`]) and the uneven MoE token all-to-all of the training simulation
+//! The all-to-all model: owns the even all-to-alls of `trainsim collective` (`direct`,
+//! `pairwise`) and the uneven MoE token all-to-all of the training simulation
 //! ([`ExpertDispatch`]: per-rank port loads from routed loads, direct or node-deduplicated
 //! dispatch), with [`PortLoads`] and [`AllToAllLoads`] (what the simulation runs).
 //!
@@ -12,7 +12,7 @@
 //!
 //! The MoE dispatch is the direct all-to-all with uneven loads: rank `r` sends each peer
 //! `1/n` of what that peer's experts receive (routing is the same on every source rank), so
-//! with balanced loads [`ExpertDispatch::ports`] gives [`direct`]'s bytes (tested below).
+//! with balanced loads [`ExpertDispatch::ports`] gives `direct`'s bytes (tested below).
 
 use super::decompose::{phase, top_tier, Phase};
 use super::group::GroupLayout;
