@@ -117,6 +117,27 @@ pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
     })
 }
 
+/// A DGX-H100-like cluster for unit tests anywhere in the crate: H100-SXM, one 400 Gbit/s
+/// NIC per GPU, the scenario defaults for latencies and efficiencies, 16 nodes per leaf,
+/// a non-blocking fabric.
+#[cfg(test)]
+pub(crate) fn test_cluster(num_gpus: u32, gpus_per_node: u32) -> super::ClusterSpec {
+    super::ClusterSpec {
+        gpu: gpu_preset("H100-SXM").expect("preset exists"),
+        num_gpus,
+        gpus_per_node,
+        nics_per_node: gpus_per_node,
+        nic_gbit_per_s: 400.0,
+        scale_up_latency_us: 1.5,
+        scale_out_latency_us: 4.0,
+        scale_up_efficiency: 0.8,
+        scale_out_efficiency: 0.9,
+        oversubscription: 1.0,
+        nodes_per_leaf: 16,
+        topology: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,40 +1,14 @@
-//! Collective algorithms as NCCL (and the classic literature) decompose them: which bytes
-//! each rank moves over which link tier, in which sequential phases, with how many hops.
+//! Collective algorithms as NCCL (and the classic literature) run them: owns [`Algorithm`],
+//! [`AlgoCost`], [`cost`] (checks a combination and assembles its phases from
+//! [`super::decompose`] and [`super::all_to_all`]), [`select`] (NCCL-like automatic choice),
+//! [`AlgorithmChoice`] (the training run's choice per kind) and [`idle_time_s`] (one
+//! collective on an otherwise idle [`FlowNetwork`]). Does not own the topology mapping
+//! ([`super::topology`]), the decompositions themselves, or the calibration
+//! ([`super::calibration`]).
 //!
-//! Owns: [`Algorithm`], [`cost`] (the decomposition, callable the way the simulation calls
-//! [`super::collective::ring_cost`]), [`select`] (NCCL-like automatic choice) and
-//! [`idle_time_s`] (one collective on an otherwise idle [`FlowNetwork`]). Does not own the
-//! topology mapping ([`super::topology`]) or the calibration ([`super::calibration`]).
-//!
-//! Notation: `S` the message (nccl-tests' size: all-reduce input, all-gather output,
-//! reduce-scatter input, all-to-all send buffer), `n` ranks, `g` ranks per scale-up domain
-//! ("unit"), `m = n/g` units. Per rank and direction:
-//!
-//! | algorithm | ops | scale-up bytes | NIC bytes | hops (critical path) |
-//! |---|---|---|---|---|
-//! | `ring` | AR, RS, AG | `k S (g-1)/g` | `k S / g` | `k'(n-1)`, mean hop |
-//! | `tree` (double binary tree) | AR | `2 S (g-1)/g` (chain) | `2 S (m-1)/m / g` | `2((g-1) + ceil(log2 m))` |
-//! | `nvls` (NVLink SHARP; NVLSTree across units) | AR | `S (g+1)/g` on the switch | `2 S (m-1)/m / g` | `2 + 2 ceil(log2 m)` |
-//! | `hierarchical` (RS in unit, AR/RS/AG across, AG in unit) | AR, RS, AG | `k S (g-1)/g` | `k S (m-1)/m / g` | `k'(g-1) + k'(m-1)`, 3 sequential phases |
-//! | `halving_doubling` (Rabenseifner / recursive doubling) | AR, RS, AG | step `i` moves `S/2^(i+1)` to rank `r xor n/2^(i+1)` | (same, steps across units) | `k' log2 n`, one phase per step |
-//! | `direct` (all peers at once) | A2A | `S (g-1)/n` | `S (n-g)/n` | 1 |
-//! | `pairwise` (one peer per step) | A2A | each of `n-1` steps at its slowest pair | | `n-1` |
-//!
-//! with `k = 2(n-1)/n` (AR) or `(n-1)/n` (RS, AG), `k' = 2` (AR) or 1. On a torus
-//! (`topology.torus`) `ring` is the bidirectional multi-dimensional ring: reduce-scatter along
-//! each dimension in turn on a shrinking buffer, then all-gather back; dimension `i` of size
-//! `k_i` moves `S_i (k_i-1)/k_i` over its two links in `k_i - 1` hops, `S_1 = S`,
-//! `S_(i+1) = S_i / k_i`.
-//!
-//! NIC bytes are split between leaf, spine and core by the fraction of the pattern's
-//! unit-to-unit edges that cross them ([`super::topology::Fabric`]). Where a rail-optimized
-//! fabric carries all-to-all traffic, NCCL's PXN first moves the `(g-1)/g` of NIC bytes bound
-//! to other rails over NVLink; those bytes are added to the scale-up load.
-//!
-//! NVLS: each rank reads its `1/g` shard reduced by the switch from every GPU (`multimem.ld_reduce`:
-//! every GPU sends `S` in all) and multicasts the result (`multimem.st`: `S/g` out, `S` in), so
-//! the wire carries `S (g+1)/g` per direction, not the ring's `2 S (g-1)/g`. With one
-//! calibrated wire efficiency this reproduces NVIDIA's 5- to 8-GPU H100 figures (nccl#1455).
+//! The decompositions (bytes per tier, hops, phases) are tabulated in [`super::decompose`]
+//! (ring, tree, NVLS, hierarchical, halving-doubling, torus) and [`super::all_to_all`]
+//! (direct, pairwise).
 //!
 //! ## Automatic choice (`auto`), as NCCL's tuner does
 //!
@@ -53,15 +27,19 @@
 //! store-and-forward of one chunk at the phase's bottleneck rate: `steps x chunk / B` on top of
 //! `bytes / B`, the pipeline fill. 0 (the default) charges the pure pipelined time.
 
-use super::collective::{ring_bytes_per_rank, ring_steps, CollectiveCost, CollectiveKind, GroupLayout, LinkClass};
+use super::all_to_all::{direct, pairwise};
+use super::decompose::{halving_doubling, hierarchical, nvls, ring, torus_ring, tree, units};
+use super::flow::{FlowNetwork, LinkId};
+use super::group::{CollectiveKind, GroupLayout};
 use super::topology::{Fabric, Tier};
-use super::{FlowNetwork, LinkId};
 use crate::hardware::ClusterSpec;
 use crate::units::SimTime;
 use serde::{Deserialize, Serialize};
 
+pub use super::decompose::Phase;
+
 /// A collective algorithm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
     /// Chosen per size as NCCL's tuner does (see the module docs).
@@ -127,19 +105,6 @@ fn quoted(names: &[&str]) -> String {
     names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
 }
 
-/// One sequential phase: loads that move concurrently, then its hop latency.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Phase {
-    /// Bytes each rank sends per tier in this phase.
-    pub loads: Vec<(Tier, f64)>,
-    /// Hops on the critical path of this phase.
-    pub steps: u32,
-    /// Latency term of this phase, seconds.
-    pub latency_s: f64,
-    /// Whether the phase is a pipeline of chunks (pays the chunk fill when chunking).
-    pub pipelined: bool,
-}
-
 /// The per-rank cost of one collective under one algorithm.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlgoCost {
@@ -178,76 +143,11 @@ impl AlgoCost {
     pub fn latency_s(&self) -> f64 {
         self.phases.iter().map(|p| p.latency_s).sum()
     }
-
-    /// The cost on the simulation's three link classes (phases merged, as the simulation
-    /// runs one transfer per collective): scale-up, NVLS and torus bytes on `ScaleUp` (NVLS
-    /// bytes scaled so that they take their time at the scale-up efficiency), leaf bytes on
-    /// `ScaleOut`, spine and core bytes on `CrossLeaf` when the spine is oversubscribed (else on
-    /// `ScaleOut`, as [`super::collective::ring_cost`] does). For the default topology the ring
-    /// gives exactly `ring_cost`'s loads and latency.
-    pub fn to_collective_cost(&self, cluster: &ClusterSpec) -> CollectiveCost {
-        let f = Fabric::new(cluster);
-        let (mut up, mut out, mut cross) = (0.0, 0.0, 0.0);
-        for p in &self.phases {
-            for &(t, b) in &p.loads {
-                match t {
-                    Tier::ScaleUp | Tier::Torus => up += b,
-                    Tier::Nvls => up += b * f.up_bytes_per_s / f.nvls_bytes_per_s,
-                    Tier::Leaf => out += b,
-                    Tier::Spine | Tier::Core => {
-                        if cluster.oversubscription > 1.0 {
-                            cross += b
-                        } else {
-                            out += b
-                        }
-                    }
-                }
-            }
-        }
-        let mut loads = Vec::new();
-        if out > 0.0 || cross > 0.0 {
-            loads.push((LinkClass::ScaleOut, out));
-        }
-        if cross > 0.0 {
-            loads.push((LinkClass::CrossLeaf, cross));
-        }
-        if up > 0.0 {
-            loads.push((LinkClass::ScaleUp, up));
-        }
-        CollectiveCost {
-            loads,
-            latency_s: self.latency_s(),
-        }
-    }
 }
 
-/// Ranks per unit and units of a group on this fabric.
-fn shape(layout: GroupLayout, f: &Fabric) -> (u32, u32) {
-    let n = layout.size.max(1);
-    let g = layout.members_per_node.clamp(1, n).min(f.unit_size.max(1)).max(1);
-    (g, n.div_ceil(g))
-}
-
-fn phase(loads: Vec<(Tier, f64)>, steps: u32, latency_s: f64, pipelined: bool) -> Phase {
-    Phase {
-        loads: loads.into_iter().filter(|(_, b)| *b > 0.0).collect(),
-        steps,
-        latency_s,
-        pipelined,
-    }
-}
-
-fn ceil_log2(x: u32) -> u32 {
-    if x <= 1 {
-        0
-    } else {
-        32 - (x - 1).leading_zeros()
-    }
-}
-
-/// The decomposition of `kind` under `algo` (never `Auto`: see [`select`]) for a group laid
-/// out as `layout` (its `members_per_node` read as members per scale-up domain) on `cluster`.
-/// Errors name the combination and what is allowed.
+/// The decomposition of `kind` under `algo` (`Auto`: the choice of [`select`]) for a group
+/// laid out as `layout` (its `members_per_node` read as members per scale-up domain) on
+/// `cluster`. Errors name the combination and what is allowed.
 pub fn cost(
     kind: CollectiveKind,
     algo: Algorithm,
@@ -257,7 +157,7 @@ pub fn cost(
 ) -> Result<AlgoCost, String> {
     let f = Fabric::new(cluster);
     let n = layout.size;
-    let (g, m) = shape(layout, &f);
+    let (g, m) = units(layout, &f);
     let sf = size_bytes.max(0.0);
     let ar = kind == CollectiveKind::AllReduce;
     let a2a = kind == CollectiveKind::AllToAll;
@@ -272,7 +172,10 @@ pub fn cost(
         if algo != Algorithm::Ring && algo != Algorithm::Auto {
             return reject("is not modelled on a torus: use \"ring\" (or \"auto\")");
         }
-        return torus_ring(kind, n, sf, &f);
+        return Ok(AlgoCost {
+            algorithm: Algorithm::Ring,
+            phases: torus_ring(kind, n, sf, &f)?,
+        });
     }
     if a2a && !matches!(algo, Algorithm::Direct | Algorithm::Pairwise | Algorithm::Auto) {
         return reject("does not run all_to_all: use \"direct\" or \"pairwise\" (or \"auto\")");
@@ -290,18 +193,12 @@ pub fn cost(
         Algorithm::Direct | Algorithm::Pairwise if !a2a => return reject(
             "is an all_to_all algorithm: use \"ring\", \"tree\", \"nvls\", \"hierarchical\" or \"halving_doubling\"",
         ),
-        Algorithm::Ring => vec![ring_phase(kind, n, g, m, sf, &f)],
+        Algorithm::Ring => vec![ring(kind, layout, sf, &f)],
         Algorithm::Tree => {
             if !ar {
                 return reject("runs all_reduce only (NCCL's trees are all-reduce trees)");
             }
-            let x = f.tree_crossing(m);
-            let mut loads = vec![(Tier::ScaleUp, 2.0 * sf * (g - 1) as f64 / g as f64)];
-            loads.extend(x.split(2.0 * sf * (m - 1) as f64 / m as f64 / g as f64));
-            let depth = ceil_log2(m);
-            let steps = 2 * ((g - 1) + depth);
-            let lat = 2.0 * ((g - 1) as f64 * f.up_latency_s + depth as f64 * f.out_hop_s(x));
-            vec![phase(loads, steps, lat, true)]
+            vec![tree(g, m, sf, &f)]
         }
         Algorithm::Nvls => {
             if !ar {
@@ -316,12 +213,7 @@ pub fn cost(
             if g < 2 {
                 return reject("needs at least 2 ranks per scale-up domain");
             }
-            let x = f.tree_crossing(m);
-            let mut loads = vec![(Tier::Nvls, sf * (g + 1) as f64 / g as f64)];
-            loads.extend(x.split(2.0 * sf * (m - 1) as f64 / m as f64 / g as f64));
-            let depth = ceil_log2(m);
-            let lat = 2.0 * f.up_latency_s + 2.0 * depth as f64 * f.out_hop_s(x);
-            vec![phase(loads, 2 + 2 * depth, lat, true)]
+            vec![nvls(g, m, sf, &f)]
         }
         Algorithm::Hierarchical => hierarchical(kind, g, m, sf, &f),
         Algorithm::HalvingDoubling => {
@@ -332,204 +224,12 @@ pub fn cost(
             }
             halving_doubling(kind, n, sf, &f)
         }
-        Algorithm::Direct => {
-            let x = f.all_pairs_crossing(m);
-            let nic = sf * (n - g) as f64 / n as f64;
-            let pxn = if cluster.topology.rail_optimized {
-                nic * (g - 1) as f64 / g as f64
-            } else {
-                0.0
-            };
-            let mut loads = vec![(Tier::ScaleUp, sf * (g - 1) as f64 / n as f64 + pxn)];
-            loads.extend(x.split(nic));
-            let top = top_tier(&loads);
-            vec![phase(loads, 1, f.hop_latency_s(top), false)]
-        }
-        Algorithm::Pairwise => {
-            // every step pairs some ranks across the widest tier the group spans
-            let top = if m <= 1 {
-                Tier::ScaleUp
-            } else {
-                top_tier(&f.all_pairs_crossing(m).split(1.0))
-            };
-            vec![phase(
-                vec![(top, sf * (n - 1) as f64 / n as f64)],
-                n - 1,
-                (n - 1) as f64 * f.hop_latency_s(top),
-                false,
-            )]
-        }
+        Algorithm::Direct => vec![direct(n, g, m, sf, &f, cluster.topology.rail_optimized)],
+        Algorithm::Pairwise => vec![pairwise(n, m, sf, &f)],
     };
     Ok(AlgoCost {
         algorithm: algo,
         phases,
-    })
-}
-
-fn top_tier(loads: &[(Tier, f64)]) -> Tier {
-    let order = [
-        Tier::Core,
-        Tier::Spine,
-        Tier::Leaf,
-        Tier::Nvls,
-        Tier::ScaleUp,
-        Tier::Torus,
-    ];
-    order
-        .into_iter()
-        .find(|t| loads.iter().any(|(x, b)| x == t && *b > 0.0))
-        .unwrap_or(Tier::ScaleUp)
-}
-
-/// The ring of `ring_cost`, on tiers: NIC bytes `k S / g` split by the ring's edge crossings,
-/// latency `steps x` the mean hop of the ring.
-fn ring_phase(kind: CollectiveKind, n: u32, g: u32, m: u32, sf: f64, f: &Fabric) -> Phase {
-    let per_rank = ring_bytes_per_rank(kind, n, sf);
-    let steps = ring_steps(kind, n);
-    if m <= 1 {
-        return phase(
-            vec![(Tier::ScaleUp, per_rank)],
-            steps,
-            steps as f64 * f.up_latency_s,
-            true,
-        );
-    }
-    let gf = g as f64;
-    let x = f.ring_crossing(m);
-    let mut loads = x.split(per_rank / gf);
-    loads.push((Tier::ScaleUp, per_rank * (gf - 1.0) / gf));
-    let hop = (f.out_hop_s(x) + (gf - 1.0) * f.up_latency_s) / gf;
-    phase(loads, steps, steps as f64 * hop, true)
-}
-
-fn hierarchical(kind: CollectiveKind, g: u32, m: u32, sf: f64, f: &Fabric) -> Vec<Phase> {
-    let (gf, mf) = (g as f64, m as f64);
-    let intra = |bytes: f64| {
-        phase(
-            vec![(Tier::ScaleUp, bytes * (gf - 1.0) / gf)],
-            g - 1,
-            (g - 1) as f64 * f.up_latency_s,
-            true,
-        )
-    };
-    let x = f.ring_crossing(m);
-    let inter = |k: f64, steps: u32| {
-        phase(
-            x.split(k * sf / gf * (mf - 1.0) / mf),
-            steps,
-            steps as f64 * f.out_hop_s(x),
-            true,
-        )
-    };
-    let mut out = Vec::new();
-    match kind {
-        CollectiveKind::AllReduce => {
-            out.push(intra(sf));
-            out.push(inter(2.0, 2 * (m - 1)));
-            out.push(intra(sf));
-        }
-        CollectiveKind::ReduceScatter => {
-            out.push(intra(sf));
-            out.push(inter(1.0, m - 1));
-        }
-        _ => {
-            out.push(inter(1.0, m - 1));
-            out.push(intra(sf));
-        }
-    }
-    out.retain(|p| p.steps > 0);
-    out
-}
-
-/// Recursive halving (reduce-scatter) and doubling (all-gather): step `i` exchanges
-/// `S/2^(i+1)` with the rank at distance `n/2^(i+1)`; each step is charged at the widest
-/// tier any pair of that step crosses.
-fn halving_doubling(kind: CollectiveKind, n: u32, sf: f64, f: &Fabric) -> Vec<Phase> {
-    let log = n.trailing_zeros();
-    let step = |i: u32| {
-        let d = (n >> (i + 1)) as u64;
-        let tier = (0..n as u64)
-            .map(|r| f.tier_between(r, r ^ d))
-            .max_by_key(|t| match t {
-                Tier::Core => 3,
-                Tier::Spine => 2,
-                Tier::Leaf => 1,
-                _ => 0,
-            })
-            .unwrap_or(Tier::ScaleUp);
-        phase(
-            vec![(tier, sf / (1u64 << (i + 1)) as f64)],
-            1,
-            f.hop_latency_s(tier),
-            false,
-        )
-    };
-    let halving: Vec<Phase> = (0..log).map(step).collect();
-    let doubling: Vec<Phase> = halving.iter().rev().cloned().collect();
-    match kind {
-        CollectiveKind::AllReduce => halving.into_iter().chain(doubling).collect(),
-        CollectiveKind::ReduceScatter => halving,
-        _ => doubling,
-    }
-}
-
-fn torus_ring(kind: CollectiveKind, n: u32, sf: f64, f: &Fabric) -> Result<AlgoCost, String> {
-    let prod: u64 = f.torus.iter().map(|&k| k as u64).product();
-    if prod != n as u64 {
-        return Err(format!(
-            "torus {} holds {prod} chips but the collective has {n} ranks: a torus collective spans the whole torus",
-            f.torus.iter().map(|k| k.to_string()).collect::<Vec<_>>().join("x")
-        ));
-    }
-    if kind == CollectiveKind::AllToAll {
-        return Err("all_to_all is not modelled on a torus".into());
-    }
-    let mut rs = Vec::new();
-    let mut s = sf;
-    for &k in &f.torus {
-        if k > 1 {
-            let kf = k as f64;
-            rs.push(phase(
-                vec![(Tier::Torus, s * (kf - 1.0) / kf)],
-                k - 1,
-                (k - 1) as f64 * f.up_latency_s,
-                true,
-            ));
-        }
-        s /= k.max(1) as f64;
-    }
-    let ag: Vec<Phase> = rs.iter().rev().cloned().collect();
-    let phases = match kind {
-        CollectiveKind::AllReduce => rs.into_iter().chain(ag).collect(),
-        CollectiveKind::ReduceScatter => rs,
-        _ => ag,
-    };
-    Ok(AlgoCost {
-        algorithm: Algorithm::Ring,
-        phases,
-    })
-}
-
-/// The all-to-all the simulation charges ([`super::collective::ring_cost`] for
-/// `AllToAll`): [`Algorithm::Direct`].
-pub fn direct_all_to_all(layout: GroupLayout, size_bytes: f64, cluster: &ClusterSpec) -> AlgoCost {
-    let torus_free = ClusterSpec {
-        topology: crate::hardware::cluster::TopologySpec {
-            torus: Vec::new(),
-            ..cluster.topology.clone()
-        },
-        ..cluster.clone()
-    };
-    cost(
-        CollectiveKind::AllToAll,
-        Algorithm::Direct,
-        layout,
-        size_bytes,
-        &torus_free,
-    )
-    .unwrap_or(AlgoCost {
-        algorithm: Algorithm::Direct,
-        phases: vec![],
     })
 }
 
@@ -543,7 +243,7 @@ pub fn candidates(kind: CollectiveKind, layout: GroupLayout, cluster: &ClusterSp
     if !f.torus.is_empty() || kind != CollectiveKind::AllReduce {
         return c;
     }
-    let (g, m) = shape(layout, &f);
+    let (g, m) = units(layout, &f);
     if m > 1 {
         c.push(Algorithm::Tree);
     }
@@ -602,26 +302,6 @@ impl AlgorithmChoice {
     }
 }
 
-/// Per-rank link-class loads and latency of one collective under `choice`, the way the
-/// training simulation charges it: the chosen algorithm's decomposition, or the ring's when
-/// the algorithm cannot run this collective on this topology.
-pub fn collective_cost(
-    kind: CollectiveKind,
-    layout: GroupLayout,
-    size_bytes: f64,
-    cluster: &ClusterSpec,
-    choice: &AlgorithmChoice,
-) -> CollectiveCost {
-    let algo = choice.for_kind(kind);
-    if algo == Algorithm::Ring && cluster.topology == crate::hardware::cluster::TopologySpec::default() {
-        return super::collective::ring_cost(kind, layout, size_bytes, cluster);
-    }
-    match cost(kind, algo, layout, size_bytes, cluster) {
-        Ok(c) => c.to_collective_cost(cluster),
-        Err(_) => super::collective::ring_cost(kind, layout, size_bytes, cluster),
-    }
-}
-
 /// Seconds for one collective of cost `c` on an idle network: each phase's loads run as
 /// concurrent flows over their tiers' links ([`Tier::path`]) of a fresh [`FlowNetwork`], then
 /// its latency, phases one after another; with `chunk_bytes > 0` pipelined phases also pay
@@ -673,7 +353,6 @@ pub fn idle_time_s(c: &AlgoCost, cluster: &ClusterSpec, chunk_bytes: f64) -> f64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::collective::ring_cost;
 
     fn layout(size: u32, members: u32) -> GroupLayout {
         GroupLayout {
@@ -695,47 +374,9 @@ mod tests {
         assert!(e.contains("'butterfly'") && e.contains("\"pairwise\""), "{e}");
     }
 
-    /// With the default topology the tiered ring is `ring_cost`, byte for byte.
-    #[test]
-    fn ring_on_default_topology_is_ring_cost() {
-        for over in [1.0, 4.0] {
-            let mut c = crate::scenario::tests::test_cluster(1024, 8);
-            c.oversubscription = over;
-            c.nodes_per_leaf = 4;
-            for kind in [
-                CollectiveKind::AllReduce,
-                CollectiveKind::AllGather,
-                CollectiveKind::ReduceScatter,
-            ] {
-                for l in [
-                    layout(8, 8),
-                    layout(64, 8),
-                    layout(128, 1),
-                    layout(1024, 8),
-                    layout(16, 2),
-                ] {
-                    let a = cost(kind, Algorithm::Ring, l, 1e9, &c).unwrap().to_collective_cost(&c);
-                    let b = ring_cost(kind, l, 1e9, &c);
-                    assert!((a.latency_s - b.latency_s).abs() < 1e-15, "{kind:?} {l:?}");
-                    for class in [LinkClass::ScaleUp, LinkClass::ScaleOut, LinkClass::CrossLeaf] {
-                        let s = |x: &CollectiveCost| {
-                            x.loads.iter().filter(|(k, _)| *k == class).map(|(_, b)| b).sum::<f64>()
-                        };
-                        assert!(
-                            (s(&a) - s(&b)).abs() < 1e-3,
-                            "{kind:?} {l:?} {class:?}: {} vs {}",
-                            s(&a),
-                            s(&b)
-                        );
-                    }
-                }
-            }
-        }
-    }
-
     #[test]
     fn auto_prefers_nvls_in_an_h100_node_and_ring_on_a100() {
-        let c = crate::scenario::tests::test_cluster(8, 8);
+        let c = crate::hardware::presets::test_cluster(8, 8);
         assert_eq!(
             select(CollectiveKind::AllReduce, layout(8, 8), 1e9, &c),
             Algorithm::Nvls
@@ -758,14 +399,14 @@ mod tests {
             .unwrap_err()
             .contains("NVLink SHARP"));
         // small messages across many nodes: the tree's log-depth latency wins
-        let big = crate::scenario::tests::test_cluster(4096, 8);
+        let big = crate::hardware::presets::test_cluster(4096, 8);
         let l = layout(4096, 8);
         assert_ne!(select(CollectiveKind::AllReduce, l, 1024.0, &big), Algorithm::Ring);
     }
 
     #[test]
     fn chunking_adds_the_pipeline_fill() {
-        let c = crate::scenario::tests::test_cluster(8, 8);
+        let c = crate::hardware::presets::test_cluster(8, 8);
         let k = cost(CollectiveKind::AllGather, Algorithm::Ring, layout(8, 8), 1e9, &c).unwrap();
         let f = Fabric::new(&c);
         let fill = idle_time_s(&k, &c, 512.0 * 1024.0) - idle_time_s(&k, &c, 0.0);

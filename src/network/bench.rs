@@ -1,15 +1,18 @@
-//! One collective at a time on an idle network, nccl-tests style: the engine behind
-//! `trainsim collective`.
+//! One collective at a time on an idle network, nccl-tests style: owns the computations
+//! behind `trainsim collective` (sizes, bus factors, the tool's default cluster and title);
+//! the printing is the CLI's.
 //!
-//! Each size runs through a [`FlowNetwork`] on one representative rank's links: with
-//! [`collective_time`], the [`ring_cost`] decomposition the training simulation charges
-//! (scale-up, NIC, spine); with [`sweep_sizes`], any algorithm of [`super::algorithm`] on
-//! the tiers of [`super::topology`], phases one after another. The time is the flow
-//! completion plus the latency: what that collective takes on an otherwise idle fabric.
+//! Each size runs through a [`super::FlowNetwork`]: with [`sweep_sizes`], any algorithm of
+//! [`super::algorithm`] on the tiers of [`super::topology`], phases one after another; with
+//! [`collective_time`], a ring on one representative rank's ports as the training simulation
+//! charges it ([`ClusterNetwork`]). The time is the flow completion plus the latency: what
+//! that collective takes on an otherwise idle fabric.
 
 use super::algorithm::{self, Algorithm};
-use super::collective::{ring_cost, CollectiveKind, GroupLayout, LinkClass};
-use super::{FlowNetwork, LinkId};
+use super::calibration;
+use super::cluster::{ClusterNetwork, CollectiveRequest};
+use super::group::{CollectiveKind, GroupLayout};
+use crate::hardware::presets::gpu_preset;
 use crate::hardware::ClusterSpec;
 use crate::units::SimTime;
 
@@ -53,9 +56,66 @@ pub fn whole_cluster_layout(cluster: &ClusterSpec) -> GroupLayout {
     }
 }
 
-/// Seconds for one collective of `size_bytes` on an idle network, split into `chunks`
-/// pieces run one after another (each paying the full ring latency; 1 = NCCL's pipelined
-/// ring, as the training simulation charges it).
+/// The cluster `trainsim collective` starts from without a scenario: 16 H100-SXM, 8 per
+/// node, one 400 Gbit/s NIC per GPU, the scenario defaults for latencies and efficiencies,
+/// a non-blocking leaf-spine fabric.
+pub fn default_cluster() -> ClusterSpec {
+    ClusterSpec {
+        gpu: gpu_preset("H100-SXM").expect("preset exists"),
+        num_gpus: 16,
+        gpus_per_node: 8,
+        nics_per_node: 8,
+        nic_gbit_per_s: 400.0,
+        scale_up_latency_us: 1.5,
+        scale_out_latency_us: 4.0,
+        scale_up_efficiency: 0.8,
+        scale_out_efficiency: 0.9,
+        oversubscription: 1.0,
+        nodes_per_leaf: crate::hardware::cluster::DEFAULT_NODES_PER_LEAF,
+        topology: Default::default(),
+    }
+}
+
+/// Sets the efficiencies calibrated for the cluster's GPU and NIC generation
+/// ([`calibration::calibrated`]): the scale-up one when `scale_up` (and the generation has
+/// one), the scale-out one when `scale_out`.
+pub fn apply_calibration(c: &mut ClusterSpec, scale_up: bool, scale_out: bool) {
+    let cal = calibration::calibrated(&c.gpu, c.nic_gbit_per_s);
+    if scale_up {
+        c.scale_up_efficiency = cal.scale_up.unwrap_or(c.scale_up_efficiency);
+    }
+    if scale_out {
+        c.scale_out_efficiency = cal.scale_out;
+    }
+}
+
+/// The non-default topology of a cluster, for titles ("" when classic; else each feature
+/// after ", ").
+pub fn topology_note(c: &ClusterSpec) -> String {
+    let t = &c.topology;
+    let mut parts = Vec::new();
+    if t.scale_up_domain > 0 {
+        parts.push(format!("{}-GPU scale-up domains", c.scale_up_domain()));
+    }
+    if t.fat_tree_tiers == 3 {
+        parts.push(format!(
+            "3 tiers, {} leaves per pod, {}:1 core",
+            t.leaves_per_pod, t.core_oversubscription
+        ));
+    }
+    if t.rail_optimized {
+        parts.push("rail-optimized".into());
+    }
+    if !t.torus.is_empty() {
+        let d: Vec<String> = t.torus.iter().map(|k| k.to_string()).collect();
+        parts.push(format!("{} torus", d.join("x")));
+    }
+    parts.iter().map(|p| format!(", {p}")).collect()
+}
+
+/// Seconds for one ring collective of `size_bytes` on an idle network, charged as the
+/// training simulation charges it, split into `chunks` pieces run one after another (each
+/// paying the full ring latency; 1 = NCCL's pipelined ring).
 pub fn collective_time(
     kind: CollectiveKind,
     layout: GroupLayout,
@@ -63,30 +123,17 @@ pub fn collective_time(
     chunks: u32,
     cluster: &ClusterSpec,
 ) -> f64 {
-    let mut net = FlowNetwork::new();
-    let up_bw =
-        crate::units::gbyte_per_s_to_bytes_per_s(cluster.gpu.scale_up_gbyte_per_s) * cluster.scale_up_efficiency;
-    let out_bw = cluster.nic_bytes_per_s_per_gpu() * cluster.scale_out_efficiency;
-    let spine_bw = out_bw / cluster.oversubscription.max(1.0);
-    let up: [LinkId; 2] = [net.add_link(up_bw), net.add_link(up_bw)];
-    let out: [LinkId; 2] = [net.add_link(out_bw), net.add_link(out_bw)];
-    let spine: [LinkId; 2] = [net.add_link(spine_bw), net.add_link(spine_bw)];
-    let cross = [out[0], out[1], spine[0], spine[1]];
+    let mut net = ClusterNetwork::new(cluster, 1);
     let chunks = chunks.max(1);
-    let cost = ring_cost(kind, layout, size_bytes / chunks as f64, cluster);
-    let flows: Vec<(&[LinkId], f64)> = cost
-        .loads
-        .iter()
-        .map(|(class, b)| match class {
-            LinkClass::ScaleUp => (&up[..], *b),
-            LinkClass::ScaleOut => (&out[..], *b),
-            LinkClass::CrossLeaf => (&cross[..], *b),
-        })
-        .collect();
-    let latency = SimTime::from_secs(cost.latency_s);
+    let req = CollectiveRequest {
+        kind,
+        layout,
+        algorithm: Algorithm::Ring,
+        size_bytes: size_bytes / chunks as f64,
+    };
     let mut now = SimTime::ZERO;
     for c in 0..chunks {
-        now = match net.start_transfer(now, &flows, latency, c as u64) {
+        now = match net.start_collective(now, 0, &req, c as u64).done {
             Some(done) => done.ready_at,
             None => loop {
                 // one completion per flow; the transfer is done with its last flow
@@ -183,11 +230,12 @@ pub fn parse_op(s: &str) -> Result<CollectiveKind, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::collective::ring_bytes_per_rank;
+    use crate::network::collective::ring_cost;
+    use crate::network::group::ring_bytes_per_rank;
 
     #[test]
     fn idle_time_is_the_textbook_ring_time() {
-        let c = crate::scenario::tests::test_cluster(16, 8);
+        let c = crate::hardware::presets::test_cluster(16, 8);
         let l = whole_cluster_layout(&c);
         let s = 1024.0f64.powi(3);
         let t = collective_time(CollectiveKind::AllReduce, l, s, 1, &c);
@@ -206,7 +254,7 @@ mod tests {
     /// time is 4x the NIC-bound time; under one leaf the ratio changes nothing.
     #[test]
     fn spine_oversubscription_slows_only_cross_leaf_collectives() {
-        let mut c = crate::scenario::tests::test_cluster(16, 8);
+        let mut c = crate::hardware::presets::test_cluster(16, 8);
         let l = whole_cluster_layout(&c);
         let s = 1024.0f64.powi(3);
         let lat = ring_cost(CollectiveKind::AllReduce, l, s, &c).latency_s;
@@ -223,7 +271,7 @@ mod tests {
 
     #[test]
     fn sizes_double_and_busbw_approaches_the_bottleneck() {
-        let c = crate::scenario::tests::test_cluster(16, 8);
+        let c = crate::hardware::presets::test_cluster(16, 8);
         let rows = sweep_sizes(
             CollectiveKind::AllGather,
             Algorithm::Auto,

@@ -1,6 +1,7 @@
-//! Achievable-bandwidth factors per link generation, fitted on published nccl-tests runs.
+//! Calibration: owns the achievable-bandwidth factors per link generation, fitted on
+//! published nccl-tests runs, and nothing else.
 //!
-//! Owns the calibration constants only; each is the published large-message bus bandwidth
+//! Each constant is the published large-message bus bandwidth
 //! of one calibration case in `scenarios/validation/nccl-tests/` divided by what trainsim's
 //! decomposition moves at line rate (the test `nccl_calibration_constants_come_from_their_cases`
 //! in tests/it/nccl.rs recomputes every one from its case file). Nothing is tuned per case:

@@ -1,7 +1,8 @@
-//! Fitting a real nccl-tests log: latency (alpha) and achievable bus bandwidth, then the
-//! scenario keys that make trainsim reproduce them on a given topology.
+//! Fitting a real nccl-tests log: owns the log parser, the fit of latency (alpha) and
+//! achievable bus bandwidth, and the scenario keys that make trainsim reproduce them on a
+//! given topology.
 //!
-//! Owns: [`parse_log`] (nccl-tests stdout: the `size count type redop root time algbw busbw
+//! In detail: [`parse_log`] (nccl-tests stdout: the `size count type redop root time algbw busbw
 //! #wrong` table for out-of-place and in-place, with or without the `root` column, with or
 //! without `[rank]` prefixes from mpirun), [`fit_alpha_beta`] and [`network_keys`] /
 //! [`fragment_toml`]. Does not own the command line or file writes (cli).
@@ -15,7 +16,7 @@
 
 use super::algorithm::{self, AlgoCost, Algorithm};
 use super::bench::{bus_factor, parse_op};
-use super::collective::{CollectiveKind, GroupLayout};
+use super::group::{CollectiveKind, GroupLayout};
 use super::topology::{Fabric, Tier};
 use crate::hardware::ClusterSpec;
 

@@ -1,9 +1,10 @@
-//! Published nccl-tests runs as validation cases: one JSON file per case in
-//! `scenarios/validation/nccl-tests/` (JSON, not TOML, so that the training-scenario loaders
-//! walking `scenarios/` do not take them for scenarios), each with its source, configuration
-//! and the measured large-message bus bandwidth.
+//! Published nccl-tests runs as validation cases: owns their file format, loading and
+//! trainsim's prediction for each.
 //!
-//! Owns: [`NcclCase`] (the file format), [`load_cases`], and [`predict`] (trainsim's bus
+//! One JSON file per case in `scenarios/validation/nccl-tests/` (JSON, not TOML, so that the
+//! training-scenario loaders walking `scenarios/` do not take them for scenarios), each with
+//! its source, configuration and the measured large-message bus bandwidth. In detail:
+//! [`NcclCase`] (the file format), [`load_cases`], and [`predict`] (trainsim's bus
 //! bandwidth for a case, on the calibrated factors of [`super::calibration`]; nothing is set
 //! per case). `trainsim collective --validate DIR` prints the table; tests/it/nccl.rs asserts
 //! every case within 10%.
@@ -11,7 +12,7 @@
 use super::algorithm::{self, Algorithm};
 use super::bench::{bus_factor, parse_op};
 use super::calibration;
-use super::collective::GroupLayout;
+use super::group::GroupLayout;
 use crate::hardware::presets::gpu_preset;
 use crate::hardware::ClusterSpec;
 use serde::Deserialize;

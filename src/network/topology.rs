@@ -1,10 +1,8 @@
-//! Topology as the collective algorithms see it: link tiers with a bandwidth, a hop latency
-//! and the links a flow of each tier crosses.
-//!
-//! Owns: [`Tier`] and [`Fabric`], the exact mapping from a [`ClusterSpec`] (scale-up domain,
-//! fat-tree tiers, oversubscription, rails, torus) to per-tier capacity and latency, and the
-//! fractions of a pattern's scale-out edges that climb to the spine or the core. Does not own
-//! algorithms ([`super::algorithm`]) or flow sharing ([`super::FlowNetwork`]).
+//! Topology as the network sees it: owns [`Tier`] (the one link vocabulary of trainsim),
+//! [`PortCapacities`] (what one rank's ports sustain) and [`Fabric`] (the exact mapping from a
+//! [`ClusterSpec`] to per-tier capacity and latency, and the fractions of a pattern's
+//! scale-out edges that climb to the spine or the core). Does not own algorithms
+//! ([`super::algorithm`]) or flow sharing ([`super::FlowNetwork`]).
 //!
 //! ## Units and tiers
 //!
@@ -25,12 +23,20 @@
 //!
 //! A `Spine` flow crosses the NIC and the spine uplink; a `Core` flow the NIC, the spine and
 //! the core: oversubscription only re-routes bytes, it never adds any.
+//!
+//! ## Ports
+//!
+//! The training simulation gives each representative rank three ports, each one link per
+//! direction ([`super::cluster::ClusterNetwork`]): `ScaleUp` (NVLink; NVLS and torus traffic
+//! run on it too), `Leaf` (the NIC) and `Spine` (the rank's share of its leaf's uplinks, a
+//! port of its own only when `oversubscription > 1`; core traffic runs on it).
 
 use crate::hardware::ClusterSpec;
 use serde::{Deserialize, Serialize};
 
-/// A link tier a load crosses (finer than [`super::collective::LinkClass`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A link tier a load crosses: the one vocabulary for links, from the algorithms' loads to
+/// the simulation's ports (module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     /// NVLink port, point-to-point traffic through the NVSwitch.
@@ -73,6 +79,37 @@ impl Tier {
     /// Whether the tier goes through the NIC.
     pub fn is_scale_out(self) -> bool {
         matches!(self, Tier::Leaf | Tier::Spine | Tier::Core)
+    }
+}
+
+/// What one rank's ports sustain, per direction (after the efficiencies): the capacities the
+/// simulation gives its links, and what utilisation is measured against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PortCapacities {
+    /// Scale-up (NVLink) port, bytes/s.
+    pub up_bytes_per_s: f64,
+    /// NIC share of one GPU, bytes/s.
+    pub nic_bytes_per_s: f64,
+    /// Share of its leaf's spine uplinks, bytes/s (the NIC's with a non-blocking spine).
+    pub spine_bytes_per_s: f64,
+    /// The spine is oversubscribed (`oversubscription > 1`): spine bytes use a port of their
+    /// own; otherwise they are NIC bytes (a non-blocking spine never limits a flow its NIC
+    /// does not).
+    pub spine_oversubscribed: bool,
+}
+
+impl PortCapacities {
+    /// The ports of `cluster`.
+    pub fn of(cluster: &ClusterSpec) -> PortCapacities {
+        let up =
+            crate::units::gbyte_per_s_to_bytes_per_s(cluster.gpu.scale_up_gbyte_per_s) * cluster.scale_up_efficiency;
+        let nic = cluster.nic_bytes_per_s_per_gpu() * cluster.scale_out_efficiency;
+        PortCapacities {
+            up_bytes_per_s: up,
+            nic_bytes_per_s: nic,
+            spine_bytes_per_s: nic / cluster.oversubscription.max(1.0),
+            spine_oversubscribed: cluster.oversubscription > 1.0,
+        }
     }
 }
 
@@ -119,7 +156,7 @@ pub struct Fabric {
     pub out_latency_s: f64,
     /// Per switch above the leaf, seconds.
     pub switch_latency_s: f64,
-    /// GPUs per scale-up domain (unit).
+    /// GPUs per scale-up domain (unit): `scale_up_domain`, else a node.
     pub unit_size: u32,
     /// Units under one leaf (or rail) switch.
     pub units_per_leaf: u32,
@@ -142,8 +179,8 @@ impl Fabric {
         } else {
             eff.nvls.unwrap_or(cluster.scale_up_efficiency)
         };
-        let nic = cluster.nic_bytes_per_s_per_gpu() * cluster.scale_out_efficiency;
-        let spine = nic / cluster.oversubscription.max(1.0);
+        let ports = PortCapacities::of(cluster);
+        let (nic, spine) = (ports.nic_bytes_per_s, ports.spine_bytes_per_s);
         let core = if t.fat_tree_tiers >= 3 {
             spine / t.core_oversubscription.max(1.0)
         } else {
@@ -155,7 +192,13 @@ impl Fabric {
         } else {
             line_up / (2.0 * dims)
         };
-        let unit = cluster.scale_up_domain();
+        // the physical domain, even in a cluster smaller than one (a group never spans
+        // more units than its members need)
+        let unit = match t.scale_up_domain {
+            0 => cluster.gpus_per_node,
+            d => d,
+        }
+        .max(1);
         let gpus_per_leaf = cluster.effective_nodes_per_leaf() as u64 * cluster.gpus_per_node.max(1) as u64;
         let units_per_leaf = (gpus_per_leaf / unit as u64).clamp(1, u32::MAX as u64) as u32;
         let units_per_pod = if t.fat_tree_tiers >= 3 && t.leaves_per_pod > 0 {
@@ -164,7 +207,7 @@ impl Fabric {
             0
         };
         Fabric {
-            up_bytes_per_s: line_up * cluster.scale_up_efficiency,
+            up_bytes_per_s: ports.up_bytes_per_s,
             nvls_bytes_per_s: line_up * nvls_eff,
             nic_bytes_per_s: nic,
             spine_bytes_per_s: spine,
@@ -203,6 +246,15 @@ impl Fabric {
         }
     }
 
+    /// Whether a byte above the leaf costs what one under it does: spine and core as fast as
+    /// the NIC and no switch latency. Then which edges climb is invisible and the ring
+    /// charges all its NIC bytes to the leaf.
+    pub fn above_leaf_is_transparent(&self) -> bool {
+        self.spine_bytes_per_s >= self.nic_bytes_per_s
+            && self.core_bytes_per_s >= self.nic_bytes_per_s
+            && self.switch_latency_s <= 0.0
+    }
+
     /// Mean scale-out hop latency for edges split as `c`.
     pub fn out_hop_s(&self, c: Crossing) -> f64 {
         self.out_latency_s + 2.0 * self.switch_latency_s * (c.spine + 2.0 * c.core)
@@ -221,7 +273,8 @@ impl Fabric {
 
     /// A ring over `units` units in order: of its `units` unit-to-unit edges, `L` cross
     /// leaves when the group spans `L > 1` leaves (`L-1` between neighbours plus the wrap),
-    /// and of those `Q` cross pods when it spans `Q > 1` pods (see `collective` docs).
+    /// and of those `Q` cross pods when it spans `Q > 1` pods (derivation in
+    /// [`super::collective`]).
     pub fn ring_crossing(&self, units: u32) -> Crossing {
         if units <= 1 {
             return Crossing::default();
@@ -295,13 +348,13 @@ mod tests {
 
     #[test]
     fn rails_widen_the_leaf_and_domains_group_nodes() {
-        let mut c = crate::scenario::tests::test_cluster(1024, 8);
+        let mut c = crate::hardware::presets::test_cluster(1024, 8);
         c.nodes_per_leaf = 4;
         assert_eq!(Fabric::new(&c).units_per_leaf, 4);
         c.topology.rail_optimized = true;
         assert_eq!(Fabric::new(&c).units_per_leaf, 32);
         // NVL72-style: 4-GPU trays, 72-GPU domains; 18 trays per leaf = one rack per leaf
-        let mut c = crate::scenario::tests::test_cluster(1152, 4);
+        let mut c = crate::hardware::presets::test_cluster(1152, 4);
         c.topology.scale_up_domain = 72;
         c.nodes_per_leaf = 18;
         let f = Fabric::new(&c);
@@ -310,7 +363,7 @@ mod tests {
 
     #[test]
     fn crossings_count_edges_and_split_conserves_bytes() {
-        let mut c = crate::scenario::tests::test_cluster(4096, 8);
+        let mut c = crate::hardware::presets::test_cluster(4096, 8);
         c.nodes_per_leaf = 4;
         c.topology.fat_tree_tiers = 3;
         c.topology.leaves_per_pod = 4;

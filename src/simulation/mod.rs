@@ -10,9 +10,7 @@ pub mod trace;
 
 use crate::engine::EventQueue;
 use crate::hardware::ClusterSpec;
-use crate::network::algorithm::{collective_cost, AlgorithmChoice};
-use crate::network::collective::{CollectiveCost, LinkClass};
-use crate::network::{FlowNetwork, LinkId};
+use crate::network::{AlgorithmChoice, AllToAllLoads, ClusterNetwork, CollectiveRequest, PortLoads, SendRoute, Tier};
 use crate::parallel::Placement;
 use crate::units::SimTime;
 use crate::workload::{CommKind, OpId, OpKind, Phase, Stream, Workload};
@@ -39,11 +37,8 @@ pub enum SimError {
 pub struct Layouts {
     /// Every group's layout.
     pub placement: Placement,
-    /// Whether adjacent pipeline stages share a node.
-    pub pp_same_node: bool,
-    /// Whether adjacent pipeline stages sit under different leaf switches (their sends
-    /// cross the spine).
-    pub pp_crosses_spine: bool,
+    /// Where adjacent pipeline stages sit: one node, one leaf, or across the spine.
+    pub pp_route: SendRoute,
     /// Collective algorithm per kind.
     pub algorithms: AlgorithmChoice,
 }
@@ -74,21 +69,10 @@ pub struct SimOutput {
     pub bytes_by_kind: [f64; CommKind::COUNT],
 }
 
-struct RankLinks {
-    up_tx: LinkId,
-    up_rx: LinkId,
-    out_tx: LinkId,
-    out_rx: LinkId,
-    /// Leaf-to-spine and spine-to-leaf share of this rank (only with oversubscription > 1).
-    spine_tx: LinkId,
-    spine_rx: LinkId,
-}
-
 /// The state of one simulation run: the operation graph's bookkeeping, the streams, the
 /// network and the event queue.
 struct Sim<'a> {
     w: &'a Workload,
-    cluster: &'a ClusterSpec,
     layouts: Layouts,
     /// `[iteration][rank]` compute-time factors (stragglers).
     compute_factor: &'a [Vec<f64>],
@@ -103,8 +87,7 @@ struct Sim<'a> {
     busy: Vec<bool>,
     /// Per rank: a compute op (of either compute queue) is running.
     compute_busy: Vec<bool>,
-    net: FlowNetwork,
-    links: Vec<RankLinks>,
+    net: ClusterNetwork,
     /// Generation of the pending network tick (older ticks are stale).
     net_gen: u64,
     net_changed: bool,
@@ -115,13 +98,6 @@ struct Sim<'a> {
     barrier_waiting: Vec<Vec<OpId>>,
     barrier_latency: SimTime,
     iteration_ends: Vec<SimTime>,
-    /// Earliest finish of each op (all-to-alls: the other lanes' ports), else zero.
-    not_before: Vec<SimTime>,
-    /// Scale-up and NIC port bandwidths, bytes/s.
-    up_bw: f64,
-    out_bw: f64,
-    /// Collective costs by (group, kind, bytes): a run has few distinct collectives.
-    cost_cache: std::collections::HashMap<(u8, u8, u64), CollectiveCost>,
     bytes_by_kind: [f64; CommKind::COUNT],
 }
 
@@ -157,27 +133,12 @@ impl<'a> Sim<'a> {
         for (i, op) in w.ops.iter().enumerate() {
             queues[queue_index(op)].push(i as OpId);
         }
-        let mut net = FlowNetwork::new();
-        let up_bw =
-            crate::units::gbyte_per_s_to_bytes_per_s(cluster.gpu.scale_up_gbyte_per_s) * cluster.scale_up_efficiency;
-        let out_bw = cluster.nic_bytes_per_s_per_gpu() * cluster.scale_out_efficiency;
-        let spine_bw = out_bw / cluster.oversubscription.max(1.0);
-        let links: Vec<RankLinks> = (0..n_ranks)
-            .map(|_| RankLinks {
-                up_tx: net.add_link(up_bw),
-                up_rx: net.add_link(up_bw),
-                out_tx: net.add_link(out_bw),
-                out_rx: net.add_link(out_bw),
-                spine_tx: net.add_link(spine_bw),
-                spine_rx: net.add_link(spine_bw),
-            })
-            .collect();
+        let net = ClusterNetwork::new(cluster, n_ranks as u32);
         let barrier_latency =
             SimTime::from_secs(2.0 * (w.stages as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
         let n_queues = queues.len();
         Sim {
             w,
-            cluster,
             layouts,
             compute_factor,
             remaining,
@@ -188,7 +149,6 @@ impl<'a> Sim<'a> {
             busy: vec![false; n_queues],
             compute_busy: vec![false; n_ranks],
             net,
-            links,
             net_gen: 0,
             net_changed: false,
             q: EventQueue::new(),
@@ -198,14 +158,6 @@ impl<'a> Sim<'a> {
             barrier_waiting: vec![Vec::new(); w.iterations as usize],
             barrier_latency,
             iteration_ends: vec![SimTime::ZERO; w.iterations as usize],
-            not_before: if w.all_to_alls.is_empty() {
-                Vec::new()
-            } else {
-                vec![SimTime::ZERO; n_ops]
-            },
-            up_bw,
-            out_bw,
-            cost_cache: std::collections::HashMap::new(),
             bytes_by_kind: [0.0; CommKind::COUNT],
         }
     }
@@ -232,7 +184,6 @@ impl<'a> Sim<'a> {
         let now = self.q.now();
         self.op_times[id as usize].0 = now;
         let op = &self.w.ops[id as usize];
-        let r = &self.links[op.rank as usize];
         match &op.kind {
             OpKind::Compute { duration, .. } => {
                 let f = self
@@ -254,81 +205,45 @@ impl<'a> Sim<'a> {
                 bytes,
                 purpose,
             } => {
-                let layout = self.layouts.placement.layout(*dim);
-                let key = (*dim as u8, *kind as u8, bytes.to_bits());
-                let (cluster, algorithms) = (self.cluster, self.layouts.algorithms);
-                let cost = self
-                    .cost_cache
-                    .entry(key)
-                    .or_insert_with(|| collective_cost(*kind, layout, *bytes, cluster, &algorithms));
-                let sent: f64 = cost.loads.iter().map(|(_, b)| b).sum();
-                self.bytes_by_kind[CommKind::of(*dim, *purpose).index()] += sent;
-                let flows: Vec<([LinkId; 4], usize, f64)> = cost
-                    .loads
-                    .iter()
-                    .map(|(class, b)| match class {
-                        LinkClass::ScaleUp => ([r.up_tx, r.up_rx, 0, 0], 2, *b),
-                        LinkClass::ScaleOut => ([r.out_tx, r.out_rx, 0, 0], 2, *b),
-                        LinkClass::CrossLeaf => ([r.out_tx, r.out_rx, r.spine_tx, r.spine_rx], 4, *b),
-                    })
-                    .collect();
-                let refs: Vec<(&[LinkId], f64)> = flows.iter().map(|(l, n, b)| (&l[..*n], *b)).collect();
-                let latency = SimTime::from_secs(cost.latency_s);
-                if let Some(c) = self.net.start_transfer(now, &refs, latency, id as u64) {
+                let req = CollectiveRequest {
+                    kind: *kind,
+                    layout: self.layouts.placement.layout(*dim),
+                    algorithm: self.layouts.algorithms.for_kind(*kind),
+                    size_bytes: *bytes,
+                };
+                let started = self.net.start_collective(now, op.rank, &req, id as u64);
+                self.bytes_by_kind[CommKind::of(*dim, *purpose).index()] += started.sent_bytes;
+                if let Some(c) = started.done {
                     self.q.schedule(c.ready_at, Event::OpDone(id));
                 }
                 self.net_changed = true;
             }
             OpKind::Send { to, bytes } => {
-                let dst = &self.links[*to as usize];
                 self.bytes_by_kind[CommKind::Pp.index()] += *bytes;
-                let (path, n, lat_us): ([LinkId; 4], usize, f64) = if self.layouts.pp_same_node {
-                    ([r.up_tx, dst.up_rx, 0, 0], 2, self.cluster.scale_up_latency_us)
-                } else if self.layouts.pp_crosses_spine {
-                    (
-                        [r.out_tx, r.spine_tx, dst.spine_rx, dst.out_rx],
-                        4,
-                        self.cluster.scale_out_latency_us + 2.0 * self.cluster.topology.switch_latency_us,
-                    )
-                } else {
-                    ([r.out_tx, dst.out_rx, 0, 0], 2, self.cluster.scale_out_latency_us)
-                };
-                let latency = SimTime::from_secs(lat_us * 1e-6);
-                if let Some(c) = self
-                    .net
-                    .start_transfer(now, &[(&path[..n], *bytes)], latency, id as u64)
-                {
+                let route = self.layouts.pp_route;
+                if let Some(c) = self.net.start_send(now, op.rank, *to, route, *bytes, id as u64) {
                     self.q.schedule(c.ready_at, Event::OpDone(id));
                 }
                 self.net_changed = true;
             }
             OpKind::AllToAll { table } => {
                 // the representative's four ports as flows; the other lanes' ports carry
-                // nothing else, so their drain time on idle links is exact and the op
-                // cannot finish before it
+                // nothing else, so the network holds the op until they have drained
                 let a = &self.w.all_to_alls[*table as usize];
                 self.bytes_by_kind[CommKind::Ep.index()] += a.up_send_bytes + a.out_send_bytes;
-                let lat_us = if a.crosses_nodes {
-                    self.cluster.scale_out_latency_us
-                } else {
-                    self.cluster.scale_up_latency_us
+                let loads = AllToAllLoads {
+                    ports: PortLoads {
+                        up_send_bytes: a.up_send_bytes,
+                        up_recv_bytes: a.up_recv_bytes,
+                        nic_send_bytes: a.out_send_bytes,
+                        nic_recv_bytes: a.out_recv_bytes,
+                    },
+                    others_max_up_bytes: a.other_lanes_max_bytes[0],
+                    others_max_nic_bytes: a.other_lanes_max_bytes[1],
+                    crosses_nodes: a.crosses_nodes,
                 };
-                let latency = SimTime::from_secs(lat_us * 1e-6);
-                let others_s = (a.other_lanes_max_bytes[0] / self.up_bw).max(a.other_lanes_max_bytes[1] / self.out_bw);
-                self.not_before[id as usize] = now + SimTime::from_secs(others_s) + latency;
-                let (up_tx, up_rx, out_tx, out_rx) = ([r.up_tx], [r.up_rx], [r.out_tx], [r.out_rx]);
-                let flows: Vec<(&[LinkId], f64)> = [
-                    (&up_tx[..], a.up_send_bytes),
-                    (&up_rx[..], a.up_recv_bytes),
-                    (&out_tx[..], a.out_send_bytes),
-                    (&out_rx[..], a.out_recv_bytes),
-                ]
-                .into_iter()
-                .filter(|(_, b)| *b > 0.0)
-                .collect();
-                if let Some(c) = self.net.start_transfer(now, &flows, latency, id as u64) {
-                    let t = c.ready_at.max(self.not_before[id as usize]);
-                    self.q.schedule(t, Event::OpDone(id));
+                if let Some(c) = self.net.start_all_to_all(now, op.rank, &loads, id as u64) {
+                    self.q.schedule(c.ready_at, Event::OpDone(id));
                 }
                 self.net_changed = true;
             }
@@ -406,11 +321,7 @@ impl<'a> Sim<'a> {
                         continue;
                     }
                     for c in self.net.advance(now) {
-                        let t = match self.not_before.get(c.tag as usize) {
-                            Some(&nb) => c.ready_at.max(nb),
-                            None => c.ready_at,
-                        };
-                        self.q.schedule(t, Event::OpDone(c.tag as OpId));
+                        self.q.schedule(c.ready_at, Event::OpDone(c.tag as OpId));
                     }
                     self.net_changed = true;
                 }
@@ -433,11 +344,10 @@ impl<'a> Sim<'a> {
                 ),
             });
         }
-        let carried = |pick: fn(&RankLinks) -> LinkId| self.links.iter().map(|l| self.net.bytes_carried(pick(l))).sum();
         Ok(SimOutput {
-            bytes_scale_up: carried(|l| l.up_tx),
-            bytes_scale_out: carried(|l| l.out_tx),
-            bytes_spine: carried(|l| l.spine_tx),
+            bytes_scale_up: self.net.bytes_sent(Tier::ScaleUp),
+            bytes_scale_out: self.net.bytes_sent(Tier::Leaf),
+            bytes_spine: self.net.bytes_sent(Tier::Spine),
             bytes_by_kind: self.bytes_by_kind,
             events: self.q.events_processed(),
             op_times: self.op_times,

@@ -5,6 +5,7 @@ use super::trace::{Trace, TraceRequest};
 use super::{simulate, Layouts, SimError};
 use crate::hardware::ClusterSpec;
 use crate::model::TransformerSpec;
+use crate::network::{PortCapacities, SendRoute};
 use crate::parallel::{Dim, ParallelPlan, Placement, PlacementSummary, Recompute};
 use crate::training::TrainingSpec;
 use crate::units::{tflops_to_flops_per_s, SimTime};
@@ -342,13 +343,8 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
     let w = input.workload(&placement, iterations);
     let layouts = Layouts {
         placement,
-        pp_same_node: placement.pp_neighbours_share_node(),
-        pp_crosses_spine: {
-            // adjacent stages are `stride` GPUs apart; under different leaves once that
-            // stride spans a leaf's nodes
-            let stride_nodes = placement.stride_gpus[Dim::Pp] / c.gpus_per_node.max(1);
-            c.oversubscription > 1.0 && p.pp > 1 && stride_nodes >= c.effective_nodes_per_leaf()
-        },
+        // adjacent stages are `stride` GPUs apart
+        pp_route: SendRoute::between(c, placement.pp_neighbours_share_node(), placement.stride_gpus[Dim::Pp]),
         algorithms: input.collectives,
     };
     let factors = super::stragglers::stage_factors(&input.stragglers, input.seed, p.pp, p.tp * p.dp, iterations);
@@ -482,12 +478,10 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
     };
     {
         let per = |x: f64| x / n_rep / iters;
-        let up_bw = crate::units::gbyte_per_s_to_bytes_per_s(c.gpu.scale_up_gbyte_per_s) * c.scale_up_efficiency;
-        let out_bw = c.nic_bytes_per_s_per_gpu() * c.scale_out_efficiency;
-        let spine_bw = out_bw / c.oversubscription.max(1.0);
-        let util = |bytes: f64, bw: f64| {
-            if bw > 0.0 && mean > 0.0 {
-                per(bytes) / (bw * mean)
+        let ports = PortCapacities::of(c);
+        let util = |bytes: f64, bytes_per_s: f64| {
+            if bytes_per_s > 0.0 && mean > 0.0 {
+                per(bytes) / (bytes_per_s * mean)
             } else {
                 0.0
             }
@@ -497,10 +491,10 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
             scale_up_bytes_per_step_per_gpu: per(out.bytes_scale_up),
             scale_out_bytes_per_step_per_gpu: per(out.bytes_scale_out),
             spine_bytes_per_step_per_gpu: per(out.bytes_spine),
-            scale_up_utilisation_fraction: util(out.bytes_scale_up, up_bw),
-            scale_out_utilisation_fraction: util(out.bytes_scale_out, out_bw),
-            spine_utilisation_fraction: if c.oversubscription > 1.0 {
-                util(out.bytes_spine, spine_bw)
+            scale_up_utilisation_fraction: util(out.bytes_scale_up, ports.up_bytes_per_s),
+            scale_out_utilisation_fraction: util(out.bytes_scale_out, ports.nic_bytes_per_s),
+            spine_utilisation_fraction: if ports.spine_oversubscribed {
+                util(out.bytes_spine, ports.spine_bytes_per_s)
             } else {
                 0.0
             },

@@ -25,9 +25,10 @@
 //! what the simulation measures after one warm-up iteration (`end_1 - end_0`, the
 //! optimizer steps being the same in both iterations).
 
-use crate::hardware::ClusterSpec;
-use crate::network::algorithm::{collective_cost, AlgorithmChoice};
-use crate::network::collective::{CollectiveKind, GroupLayout, LinkClass};
+use crate::network::{
+    AlgorithmChoice, AllToAllLoads, ClusterNetwork, CollectiveKind, CollectiveRequest, GroupLayout, PortLoads,
+    SendRoute,
+};
 use crate::parallel::{Dim, ParallelPlan, Placement};
 use crate::simulation::RunInput;
 use crate::workload::costs::{embedding_and_head_steps, optimizer_time_s, LayerContext, MoeCost};
@@ -35,56 +36,25 @@ use crate::workload::layer::{compute_time_s, Overlap, Step};
 use crate::workload::passes::layer_steps;
 use crate::workload::{self, OpKind, Stream, WorkloadSpec};
 
-/// Link capacities the simulation gives one representative rank, bytes/s.
-#[derive(Clone, Copy, Debug)]
-struct Caps {
-    up: f64,
-    out: f64,
-    spine: f64,
-}
-
-impl Caps {
-    fn of(c: &ClusterSpec) -> Caps {
-        let up = crate::units::gbyte_per_s_to_bytes_per_s(c.gpu.scale_up_gbyte_per_s) * c.scale_up_efficiency;
-        let out = c.nic_bytes_per_s_per_gpu() * c.scale_out_efficiency;
-        Caps {
-            up,
-            out,
-            spine: out / c.oversubscription.max(1.0),
-        }
-    }
-}
-
 /// Seconds of a collective alone on the network, decomposed by the algorithm the
-/// simulation uses for it: latency plus the busiest link's bytes at its full capacity (a
-/// lower bound of any max-min fair share of it).
+/// simulation uses for it ([`ClusterNetwork::collective_idle_s`]).
 fn collective_idle_s(
     kind: CollectiveKind,
     layout: GroupLayout,
     bytes: f64,
-    c: &ClusterSpec,
+    net: &ClusterNetwork,
     algorithms: &AlgorithmChoice,
-    caps: Caps,
 ) -> f64 {
-    let cost = collective_cost(kind, layout, bytes, c, algorithms);
-    let (mut up, mut out, mut spine) = (0.0, 0.0, 0.0);
-    for (class, b) in &cost.loads {
-        #[allow(unreachable_patterns)]
-        match class {
-            LinkClass::ScaleUp => up += b,
-            LinkClass::ScaleOut => out += b,
-            LinkClass::CrossLeaf => {
-                out += b;
-                spine += b;
-            }
-            _ => {}
-        }
-    }
-    cost.latency_s + (up / caps.up).max(out / caps.out).max(spine / caps.spine)
+    net.collective_idle_s(&CollectiveRequest {
+        kind,
+        layout,
+        algorithm: algorithms.for_kind(kind),
+        size_bytes: bytes,
+    })
 }
 
 /// Compute plus blocking TP collectives (idle network) of `steps`, seconds.
-fn blocking_work_s(steps: &[Step], tp: GroupLayout, c: &ClusterSpec, algorithms: &AlgorithmChoice, caps: Caps) -> f64 {
+fn blocking_work_s(steps: &[Step], tp: GroupLayout, net: &ClusterNetwork, algorithms: &AlgorithmChoice) -> f64 {
     let comm: f64 = steps
         .iter()
         .map(|s| match s {
@@ -93,7 +63,7 @@ fn blocking_work_s(steps: &[Step], tp: GroupLayout, c: &ClusterSpec, algorithms:
                 kind,
                 bytes,
                 overlap: Overlap::Blocking,
-            } => collective_idle_s(*kind, tp, *bytes, c, algorithms, caps),
+            } => collective_idle_s(*kind, tp, *bytes, net, algorithms),
             _ => 0.0,
         })
         .sum();
@@ -107,11 +77,11 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let g = &c.gpu;
     let m = &base.model;
     let t = &base.training;
-    let caps = Caps::of(c);
+    let net = ClusterNetwork::new(c, 0);
     let tp = Placement::megatron(plan, c.gpus_per_node).layout(Dim::Tp);
     let cx = LayerContext::new(g, m, plan, t);
     let (emb, head) = embedding_and_head_steps(&cx);
-    let work = |s: &[Step]| blocking_work_s(s, tp, c, &base.collectives, caps);
+    let work = |s: &[Step]| blocking_work_s(s, tp, &net, &base.collectives);
     let moe_cost = MoeCost::new(g, m, plan, t.precision, t.seq_length);
     let layer_work = |moe: bool| {
         let l = layer_steps(&cx, moe_cost.as_ref().filter(|_| moe));
@@ -213,7 +183,7 @@ fn workload_of(base: &RunInput, plan: &ParallelPlan, placement: &Placement, iter
 /// Returns 0 (no information) if the graph has no second barrier.
 pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let c = &base.cluster;
-    let caps = Caps::of(c);
+    let net = ClusterNetwork::new(c, 0);
     let placement = Placement::megatron(plan, c.gpus_per_node);
     let pp_same_node = placement.pp_neighbours_share_node();
     let w = workload_of(base, plan, &placement, 2);
@@ -222,13 +192,6 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     // ranks that close an iteration at its barrier: the pipeline stages (expert lanes
     // have none)
     let barrier_ranks = w.stages as usize;
-    let a2a_lat_s = |crosses_nodes: bool| {
-        if crosses_nodes {
-            c.scale_out_latency_us * 1e-6
-        } else {
-            c.scale_up_latency_us * 1e-6
-        }
-    };
     // edges: explicit dependencies and each stream's program order (CSR)
     let mut stream_pred = vec![u32::MAX; n];
     let mut last = vec![u32::MAX; n_ranks * Stream::COUNT];
@@ -265,10 +228,12 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     }
     // durations of collectives by (group, kind, bytes), few distinct ones per plan
     let mut cache: Vec<(Dim, CollectiveKind, u64, f64)> = Vec::new();
-    let (send_cap, send_lat_s) = if pp_same_node {
-        (caps.up, c.scale_up_latency_us * 1e-6)
+    // sends between stages under different leaves are bounded as if under one (the spine
+    // only slows them): NIC to NIC
+    let send_route = if pp_same_node {
+        SendRoute::SameNode
     } else {
-        (caps.out, c.scale_out_latency_us * 1e-6)
+        SendRoute::SameLeaf
     };
     // times relative to the release of the first barrier; work that does not follow it
     // is unconstrained (-inf)
@@ -289,26 +254,28 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
                     Some(e) => e.3,
                     None => {
                         let layout = placement.layout(*dim);
-                        let s = collective_idle_s(*kind, layout, *bytes, c, &base.collectives, caps);
+                        let s = collective_idle_s(*kind, layout, *bytes, &net, &base.collectives);
                         cache.push((key.0, key.1, key.2, s));
                         s
                     }
                 }
             }
-            OpKind::Send { bytes, .. } => bytes / send_cap + send_lat_s,
+            OpKind::Send { bytes, .. } => net.send_idle_s(send_route, *bytes),
             // each port alone at its capacity (the simulation's flows can only share
             // them), and the other lanes' busiest port, which the op also waits for
             OpKind::AllToAll { table } => {
                 let a = &w.all_to_alls[*table as usize];
-                let ports = [
-                    a.up_send_bytes / caps.up,
-                    a.up_recv_bytes / caps.up,
-                    a.out_send_bytes / caps.out,
-                    a.out_recv_bytes / caps.out,
-                    a.other_lanes_max_bytes[0] / caps.up,
-                    a.other_lanes_max_bytes[1] / caps.out,
-                ];
-                ports.into_iter().fold(0.0, f64::max) + a2a_lat_s(a.crosses_nodes)
+                net.all_to_all_idle_s(&AllToAllLoads {
+                    ports: PortLoads {
+                        up_send_bytes: a.up_send_bytes,
+                        up_recv_bytes: a.up_recv_bytes,
+                        nic_send_bytes: a.out_send_bytes,
+                        nic_recv_bytes: a.out_recv_bytes,
+                    },
+                    others_max_up_bytes: a.other_lanes_max_bytes[0],
+                    others_max_nic_bytes: a.other_lanes_max_bytes[1],
+                    crosses_nodes: a.crosses_nodes,
+                })
             }
             OpKind::Barrier { iteration } => {
                 let it = *iteration as usize;

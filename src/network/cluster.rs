@@ -1,0 +1,492 @@
+//! The network of one simulated cluster: owns [`ClusterNetwork`], the one interface between
+//! the training simulation and the network. It builds each representative rank's ports as
+//! links of a [`FlowNetwork`] and turns the simulation's requests (a collective, a
+//! point-to-point send, a MoE all-to-all) into flows over them; it also says what each would
+//! take alone on an idle network (the search's bounds) and what the ports carried.
+//!
+//! Each rank has three ports, each a link per direction (transmit, receive): scale-up, NIC and
+//! its share of the spine ([`super::topology`]). A collective's loads ([`collective_cost`])
+//! become one flow per port tier over the rank's own transmit and receive links (the other
+//! members are symmetric); a send runs from the sender's transmit links to the receiver's
+//! receive links; a MoE all-to-all puts each of the representative's four port loads on its
+//! link and waits for the busiest other rank's ports to drain ([`AllToAllLoads`]).
+
+use super::algorithm::Algorithm;
+use super::all_to_all::AllToAllLoads;
+use super::collective::{collective_cost, CollectiveCost};
+use super::flow::{Completed, FlowNetwork, LinkId};
+use super::group::{CollectiveKind, GroupLayout};
+use super::topology::{PortCapacities, Tier};
+use crate::hardware::ClusterSpec;
+use crate::units::SimTime;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// One collective a rank takes part in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CollectiveRequest {
+    /// The operation.
+    pub kind: CollectiveKind,
+    /// The group it runs over.
+    pub layout: GroupLayout,
+    /// The algorithm (`Auto`: NCCL-like choice per size).
+    pub algorithm: Algorithm,
+    /// The message, bytes (all-reduce input, all-gather output, reduce-scatter input).
+    pub size_bytes: f64,
+}
+
+/// Where the two ranks of a point-to-point send sit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SendRoute {
+    /// In one node: scale-up port to scale-up port.
+    SameNode,
+    /// Under one leaf, or any nodes of a non-blocking fabric: NIC to NIC.
+    #[default]
+    SameLeaf,
+    /// Under different leaves of an oversubscribed fabric: NIC, spine, spine, NIC.
+    CrossSpine,
+}
+
+impl SendRoute {
+    /// The route between two ranks `stride_gpus` apart in rank order (ranks placed from a
+    /// leaf boundary, as Megatron's order places adjacent pipeline stages `tp * dp` apart):
+    /// [`SendRoute::SameNode`] when the placement puts them in one node, across the spine
+    /// once the stride spans a leaf's nodes on an oversubscribed fabric.
+    pub fn between(cluster: &ClusterSpec, same_node: bool, stride_gpus: u32) -> SendRoute {
+        let stride_nodes = stride_gpus / cluster.gpus_per_node.max(1);
+        if same_node {
+            SendRoute::SameNode
+        } else if PortCapacities::of(cluster).spine_oversubscribed && stride_nodes >= cluster.effective_nodes_per_leaf()
+        {
+            SendRoute::CrossSpine
+        } else {
+            SendRoute::SameLeaf
+        }
+    }
+}
+
+/// A started collective.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Started {
+    /// Bytes the rank sends over all its ports.
+    pub sent_bytes: f64,
+    /// Set when the collective moves no bytes: it is done at `ready_at`.
+    pub done: Option<Completed>,
+}
+
+/// A rank's ports: transmit and receive link of each.
+#[derive(Clone, Copy, Debug)]
+struct RankPorts {
+    up_tx: LinkId,
+    up_rx: LinkId,
+    nic_tx: LinkId,
+    nic_rx: LinkId,
+    /// Leaf-to-spine and spine-to-leaf share of this rank (used only when oversubscribed).
+    spine_tx: LinkId,
+    spine_rx: LinkId,
+}
+
+/// A multiply-rotate hasher (as rustc's FxHash) for the few small keys of the charge cache,
+/// looked up once per collective operation: far cheaper than SipHash, and no untrusted keys.
+#[derive(Clone, Copy, Debug, Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(x as u64);
+    }
+
+    fn write_u8(&mut self, x: u8) {
+        self.write_u64(x as u64);
+    }
+
+    fn write_isize(&mut self, x: isize) {
+        self.write_u64(x as u64);
+    }
+
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Charge {
+    cost: CollectiveCost,
+    sent_bytes: f64,
+    latency: SimTime,
+}
+
+/// The simulation's network: ports of the representative ranks on a [`FlowNetwork`], and
+/// the cluster they belong to.
+#[derive(Clone, Debug)]
+pub struct ClusterNetwork {
+    cluster: ClusterSpec,
+    caps: PortCapacities,
+    /// One hop: scale-up, NIC to NIC under a leaf, NIC to NIC across the spine, seconds.
+    up_latency_s: f64,
+    out_latency_s: f64,
+    spine_latency_s: f64,
+    flows: FlowNetwork,
+    ports: Vec<RankPorts>,
+    /// Collective charges by request: a run has few distinct collectives.
+    charges: HashMap<(CollectiveKind, GroupLayout, Algorithm, u64), Charge, BuildHasherDefault<KeyHasher>>,
+}
+
+impl ClusterNetwork {
+    /// The network of `ranks` representative ranks of `cluster` (0 ranks: for the idle-time
+    /// queries only).
+    pub fn new(cluster: &ClusterSpec, ranks: u32) -> ClusterNetwork {
+        let caps = PortCapacities::of(cluster);
+        let mut flows = FlowNetwork::new();
+        let ports = (0..ranks)
+            .map(|_| RankPorts {
+                up_tx: flows.add_link(caps.up_bytes_per_s),
+                up_rx: flows.add_link(caps.up_bytes_per_s),
+                nic_tx: flows.add_link(caps.nic_bytes_per_s),
+                nic_rx: flows.add_link(caps.nic_bytes_per_s),
+                spine_tx: flows.add_link(caps.spine_bytes_per_s),
+                spine_rx: flows.add_link(caps.spine_bytes_per_s),
+            })
+            .collect();
+        ClusterNetwork {
+            cluster: cluster.clone(),
+            caps,
+            up_latency_s: cluster.scale_up_latency_us * 1e-6,
+            out_latency_s: cluster.scale_out_latency_us * 1e-6,
+            spine_latency_s: (cluster.scale_out_latency_us + 2.0 * cluster.topology.switch_latency_us) * 1e-6,
+            flows,
+            ports,
+            charges: HashMap::default(),
+        }
+    }
+
+    /// What each rank's ports sustain.
+    pub fn capacities(&self) -> PortCapacities {
+        self.caps
+    }
+
+    /// The per-rank port loads and latency of a collective (see [`collective_cost`]).
+    pub fn collective_cost(&self, req: &CollectiveRequest) -> CollectiveCost {
+        collective_cost(req.kind, req.algorithm, req.layout, req.size_bytes, &self.cluster)
+    }
+
+    fn charge(&mut self, req: &CollectiveRequest) -> &Charge {
+        let key = (req.kind, req.layout, req.algorithm, req.size_bytes.to_bits());
+        let cluster = &self.cluster;
+        self.charges.entry(key).or_insert_with(|| {
+            let cost = collective_cost(req.kind, req.algorithm, req.layout, req.size_bytes, cluster);
+            Charge {
+                sent_bytes: cost.sent_bytes(),
+                latency: SimTime::from_secs(cost.latency_s),
+                cost,
+            }
+        })
+    }
+
+    /// Starts `rank`'s part of a collective at `now`: one flow per port tier over the rank's
+    /// transmit and receive links, then the collective's latency. Completes as `tag`.
+    pub fn start_collective(&mut self, now: SimTime, rank: u32, req: &CollectiveRequest, tag: u64) -> Started {
+        let p = self.ports[rank as usize];
+        let charge = self.charge(req);
+        let (sent_bytes, latency) = (charge.sent_bytes, charge.latency);
+        let mut paths = [[0 as LinkId; 4]; 3];
+        let mut lens = [0usize; 3];
+        let mut bytes = [0.0f64; 3];
+        let n = charge.cost.loads.len().min(3);
+        for (k, &(tier, b)) in charge.cost.loads.iter().take(3).enumerate() {
+            let (path, len) = match tier {
+                Tier::Leaf => ([p.nic_tx, p.nic_rx, 0, 0], 2),
+                Tier::Spine => ([p.nic_tx, p.nic_rx, p.spine_tx, p.spine_rx], 4),
+                _ => ([p.up_tx, p.up_rx, 0, 0], 2),
+            };
+            paths[k] = path;
+            lens[k] = len;
+            bytes[k] = b;
+        }
+        let flows: [(&[LinkId], f64); 3] = [
+            (&paths[0][..lens[0]], bytes[0]),
+            (&paths[1][..lens[1]], bytes[1]),
+            (&paths[2][..lens[2]], bytes[2]),
+        ];
+        let done = self.flows.start_transfer(now, &flows[..n], latency, tag);
+        Started { sent_bytes, done }
+    }
+
+    /// Starts a point-to-point send of `bytes` from rank `from` to rank `to`, which sit as
+    /// `route` says. Completes as `tag` after the route's hop latency.
+    pub fn start_send(
+        &mut self,
+        now: SimTime,
+        from: u32,
+        to: u32,
+        route: SendRoute,
+        bytes: f64,
+        tag: u64,
+    ) -> Option<Completed> {
+        let (s, d) = (self.ports[from as usize], self.ports[to as usize]);
+        let (path, n): ([LinkId; 4], usize) = match route {
+            SendRoute::SameNode => ([s.up_tx, d.up_rx, 0, 0], 2),
+            SendRoute::CrossSpine => ([s.nic_tx, s.spine_tx, d.spine_rx, d.nic_rx], 4),
+            SendRoute::SameLeaf => ([s.nic_tx, d.nic_rx, 0, 0], 2),
+        };
+        let latency = SimTime::from_secs(self.send_latency_s(route));
+        self.flows.start_transfer(now, &[(&path[..n], bytes)], latency, tag)
+    }
+
+    /// Starts a MoE all-to-all: the representative `rank`'s four port loads as flows on its
+    /// own links, and no completion before the busiest other rank's ports have drained on
+    /// idle links (they carry nothing else), plus one hop. Completes as `tag`.
+    pub fn start_all_to_all(&mut self, now: SimTime, rank: u32, a: &AllToAllLoads, tag: u64) -> Option<Completed> {
+        let p = self.ports[rank as usize];
+        let latency = SimTime::from_secs(self.all_to_all_latency_s(a));
+        let others_s =
+            (a.others_max_up_bytes / self.caps.up_bytes_per_s).max(a.others_max_nic_bytes / self.caps.nic_bytes_per_s);
+        let not_before = now + SimTime::from_secs(others_s) + latency;
+        let (up_tx, up_rx, nic_tx, nic_rx) = ([p.up_tx], [p.up_rx], [p.nic_tx], [p.nic_rx]);
+        let all: [(&[LinkId], f64); 4] = [
+            (&up_tx[..], a.ports.up_send_bytes),
+            (&up_rx[..], a.ports.up_recv_bytes),
+            (&nic_tx[..], a.ports.nic_send_bytes),
+            (&nic_rx[..], a.ports.nic_recv_bytes),
+        ];
+        let mut flows: [(&[LinkId], f64); 4] = all;
+        let mut n = 0;
+        for f in all {
+            if f.1 > 0.0 {
+                flows[n] = f;
+                n += 1;
+            }
+        }
+        self.flows
+            .start_transfer_not_before(now, &flows[..n], latency, not_before, tag)
+    }
+
+    fn send_latency_s(&self, route: SendRoute) -> f64 {
+        match route {
+            SendRoute::SameNode => self.up_latency_s,
+            SendRoute::SameLeaf => self.out_latency_s,
+            SendRoute::CrossSpine => self.spine_latency_s,
+        }
+    }
+
+    fn all_to_all_latency_s(&self, a: &AllToAllLoads) -> f64 {
+        if a.crosses_nodes {
+            self.out_latency_s
+        } else {
+            self.up_latency_s
+        }
+    }
+
+    /// When the next flow will finish at current rates, if any flow is active.
+    pub fn next_completion(&mut self) -> Option<SimTime> {
+        self.flows.next_completion()
+    }
+
+    /// Advances to `now` and returns the transfers done by then (sorted by tag).
+    pub fn advance(&mut self, now: SimTime) -> Vec<Completed> {
+        self.flows.advance(now)
+    }
+
+    /// Bytes the ranks sent through their `port` (scale-up, NIC as [`Tier::Leaf`], or spine),
+    /// summed over ranks, up to the last update of the flows; 0 for tiers without a port.
+    pub fn bytes_sent(&self, port: Tier) -> f64 {
+        let link = |p: &RankPorts| match port {
+            Tier::ScaleUp => Some(p.up_tx),
+            Tier::Leaf => Some(p.nic_tx),
+            Tier::Spine => Some(p.spine_tx),
+            _ => None,
+        };
+        self.ports
+            .iter()
+            .filter_map(|p| link(p).map(|l| self.flows.bytes_carried(l)))
+            .sum()
+    }
+
+    /// Seconds a collective takes alone on the network: its latency plus its busiest port's
+    /// bytes at that port's full capacity (a lower bound of any max-min fair share of it).
+    pub fn collective_idle_s(&self, req: &CollectiveRequest) -> f64 {
+        let cost = self.collective_cost(req);
+        let (mut up, mut nic, mut spine) = (0.0, 0.0, 0.0);
+        for (tier, b) in &cost.loads {
+            match tier {
+                Tier::Leaf => nic += b,
+                Tier::Spine => {
+                    nic += b;
+                    spine += b;
+                }
+                _ => up += b,
+            }
+        }
+        let c = &self.caps;
+        cost.latency_s
+            + (up / c.up_bytes_per_s)
+                .max(nic / c.nic_bytes_per_s)
+                .max(spine / c.spine_bytes_per_s)
+    }
+
+    /// Seconds a send of `bytes` takes alone on the network over `route`.
+    pub fn send_idle_s(&self, route: SendRoute, bytes: f64) -> f64 {
+        let bytes_per_s = match route {
+            SendRoute::SameNode => self.caps.up_bytes_per_s,
+            SendRoute::SameLeaf => self.caps.nic_bytes_per_s,
+            SendRoute::CrossSpine => self.caps.spine_bytes_per_s,
+        };
+        bytes / bytes_per_s + self.send_latency_s(route)
+    }
+
+    /// Seconds a MoE all-to-all takes alone on the network: each of the representative's
+    /// ports and the busiest other rank's alone at capacity, plus one hop.
+    pub fn all_to_all_idle_s(&self, a: &AllToAllLoads) -> f64 {
+        let c = &self.caps;
+        let ports = [
+            a.ports.up_send_bytes / c.up_bytes_per_s,
+            a.ports.up_recv_bytes / c.up_bytes_per_s,
+            a.ports.nic_send_bytes / c.nic_bytes_per_s,
+            a.ports.nic_recv_bytes / c.nic_bytes_per_s,
+            a.others_max_up_bytes / c.up_bytes_per_s,
+            a.others_max_nic_bytes / c.nic_bytes_per_s,
+        ];
+        ports.into_iter().fold(0.0, f64::max) + self.all_to_all_latency_s(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::presets::test_cluster;
+    use crate::network::all_to_all::PortLoads;
+
+    fn run_to_end(net: &mut ClusterNetwork) -> Vec<Completed> {
+        let mut done = Vec::new();
+        while let Some(t) = net.next_completion() {
+            done.extend(net.advance(t));
+        }
+        done
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-9 * b.abs().max(1e-12)
+    }
+
+    /// Alone on the network, a collective takes its idle time; its bytes show on the ports.
+    #[test]
+    fn a_collective_alone_takes_its_idle_time_and_its_bytes_show_on_the_ports() {
+        let mut c = test_cluster(1024, 8);
+        c.oversubscription = 4.0;
+        c.nodes_per_leaf = 2;
+        let mut net = ClusterNetwork::new(&c, 2);
+        let req = CollectiveRequest {
+            kind: CollectiveKind::AllReduce,
+            layout: GroupLayout {
+                size: 64,
+                members_per_node: 8,
+            },
+            algorithm: Algorithm::Ring,
+            size_bytes: 1e9,
+        };
+        let started = net.start_collective(SimTime::ZERO, 1, &req, 7);
+        assert!(started.done.is_none());
+        let done = run_to_end(&mut net);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].tag, 7);
+        assert!(close(done[0].ready_at.as_secs(), net.collective_idle_s(&req)));
+        let cost = net.collective_cost(&req);
+        assert_eq!(started.sent_bytes, cost.sent_bytes());
+        let on = |t: Tier| cost.loads.iter().filter(|(x, _)| *x == t).map(|(_, b)| b).sum::<f64>();
+        assert!(close(net.bytes_sent(Tier::ScaleUp), on(Tier::ScaleUp)));
+        assert!(close(net.bytes_sent(Tier::Leaf), on(Tier::Leaf) + on(Tier::Spine)));
+        assert!(close(net.bytes_sent(Tier::Spine), on(Tier::Spine)));
+        assert!(on(Tier::Spine) > 0.0);
+        // a group of one moves nothing and is done after no time
+        let solo = CollectiveRequest {
+            layout: GroupLayout {
+                size: 1,
+                members_per_node: 1,
+            },
+            ..req
+        };
+        let s = net.start_collective(SimTime(5), 0, &solo, 8);
+        assert_eq!(s.done.map(|d| d.ready_at), Some(SimTime(5)));
+    }
+
+    #[test]
+    fn sends_take_their_route() {
+        let mut c = test_cluster(256, 8);
+        c.oversubscription = 4.0;
+        c.nodes_per_leaf = 2;
+        c.topology.switch_latency_us = 0.5;
+        let caps = PortCapacities::of(&c);
+        let bytes = 1e8;
+        for (route, bytes_per_s, hop_us) in [
+            (SendRoute::SameNode, caps.up_bytes_per_s, 1.5),
+            (SendRoute::SameLeaf, caps.nic_bytes_per_s, 4.0),
+            (SendRoute::CrossSpine, caps.spine_bytes_per_s, 5.0),
+        ] {
+            let mut net = ClusterNetwork::new(&c, 2);
+            assert!(net.start_send(SimTime::ZERO, 0, 1, route, bytes, 1).is_none());
+            let done = run_to_end(&mut net);
+            let want = bytes / bytes_per_s + hop_us * 1e-6;
+            assert!(close(done[0].ready_at.as_secs(), want), "{route:?}");
+            assert!(close(net.send_idle_s(route, bytes), want), "{route:?}");
+            let port = if route == SendRoute::SameNode {
+                Tier::ScaleUp
+            } else {
+                Tier::Leaf
+            };
+            assert!(close(net.bytes_sent(port), bytes));
+        }
+        // stages 4 nodes apart under 2-node leaves cross the spine, but only when it is
+        // oversubscribed, and never when they share a node
+        assert_eq!(SendRoute::between(&c, false, 32), SendRoute::CrossSpine);
+        assert_eq!(SendRoute::between(&c, false, 8), SendRoute::SameLeaf);
+        assert_eq!(SendRoute::between(&c, true, 32), SendRoute::SameNode);
+        c.oversubscription = 1.0;
+        assert_eq!(SendRoute::between(&c, false, 32), SendRoute::SameLeaf);
+    }
+
+    /// The representative's ports drain first; the op still waits for the busiest other
+    /// rank's ports, then one hop.
+    #[test]
+    fn an_all_to_all_waits_for_the_busiest_other_rank() {
+        let c = test_cluster(64, 8);
+        let caps = PortCapacities::of(&c);
+        let a = AllToAllLoads {
+            ports: PortLoads {
+                up_send_bytes: 1e6,
+                up_recv_bytes: 2e6,
+                nic_send_bytes: 3e6,
+                nic_recv_bytes: 0.0,
+            },
+            others_max_up_bytes: 0.0,
+            others_max_nic_bytes: 9e7,
+            crosses_nodes: true,
+        };
+        let mut net = ClusterNetwork::new(&c, 1);
+        assert!(net.start_all_to_all(SimTime::ZERO, 0, &a, 3).is_none());
+        let done = run_to_end(&mut net);
+        let want = 9e7 / caps.nic_bytes_per_s + 4e-6;
+        assert!(close(done[0].ready_at.as_secs(), want));
+        assert!(close(net.all_to_all_idle_s(&a), want));
+        // nothing to move here, and nobody to wait for: one scale-up hop
+        let idle = AllToAllLoads {
+            crosses_nodes: false,
+            ..AllToAllLoads::default()
+        };
+        let d = net.start_all_to_all(SimTime(10), 0, &idle, 4).unwrap();
+        assert_eq!(d.ready_at, SimTime(10) + SimTime::from_secs(1.5e-6));
+    }
+}
