@@ -51,10 +51,7 @@ pub(super) fn best_scenario(sc: &Scenario, plan: &ParallelPlan, from: &Path, to:
     par.insert("dp".into(), int(plan.dp));
     par.insert("sequence_parallel".into(), toml::Value::Boolean(plan.sequence_parallel));
     if plan.pp > 1 {
-        par.insert(
-            "schedule".into(),
-            toml::Value::String(plan.schedule.name().into()),
-        );
+        par.insert("schedule".into(), toml::Value::String(plan.schedule.name().into()));
     }
     par.insert("virtual_stages".into(), int(plan.virtual_stages));
     par.insert("micro_batch_size".into(), int(plan.micro_batch_size));

@@ -64,6 +64,11 @@ pub enum Dispatcher {
     Hierarchical,
 }
 
+impl Dispatcher {
+    /// Names accepted in scenario files.
+    pub const NAMES: &'static [&'static str] = &["direct", "hierarchical"];
+}
+
 /// Bytes one rank's ports carry in one all-to-all, per direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PortLoads {

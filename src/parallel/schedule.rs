@@ -222,7 +222,10 @@ impl PipelineSchedule for Gpipe {
 
     fn passes(&self, _stage: u32, shape: &PipelineShape) -> Vec<Pass> {
         let m = shape.microbatches;
-        (0..m).map(|i| fused(true, i, 0)).chain((0..m).map(|i| fused(false, i, 0))).collect()
+        (0..m)
+            .map(|i| fused(true, i, 0))
+            .chain((0..m).map(|i| fused(false, i, 0)))
+            .collect()
     }
 }
 

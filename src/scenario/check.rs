@@ -130,7 +130,13 @@ impl Checker<'_> {
         }
     }
 
-    pub(super) fn choice<T: Copy>(&self, field: &str, v: &str, names: &[&str], values: &[T]) -> Result<T, ScenarioError> {
+    pub(super) fn choice<T: Copy>(
+        &self,
+        field: &str,
+        v: &str,
+        names: &[&str],
+        values: &[T],
+    ) -> Result<T, ScenarioError> {
         names
             .iter()
             .position(|n| n.eq_ignore_ascii_case(v))

@@ -69,7 +69,10 @@ impl Checker<'_> {
         Ok(spec)
     }
 
-    pub(super) fn topology(&self, n: &raw::RawNetwork) -> Result<crate::hardware::cluster::TopologySpec, ScenarioError> {
+    pub(super) fn topology(
+        &self,
+        n: &raw::RawNetwork,
+    ) -> Result<crate::hardware::cluster::TopologySpec, ScenarioError> {
         let mut t = crate::hardware::cluster::TopologySpec::default();
         if let Some(v) = n.scale_up_domain {
             t.scale_up_domain = self.at_least_one("cluster.network.scale_up_domain", v)?;
@@ -99,7 +102,10 @@ impl Checker<'_> {
         Ok(t)
     }
 
-    pub(super) fn algorithms(&self, n: &raw::RawNetwork) -> Result<crate::network::algorithm::AlgorithmChoice, ScenarioError> {
+    pub(super) fn algorithms(
+        &self,
+        n: &raw::RawNetwork,
+    ) -> Result<crate::network::algorithm::AlgorithmChoice, ScenarioError> {
         use crate::network::algorithm::{Algorithm, AlgorithmChoice};
         let mut c = AlgorithmChoice::default();
         let allowed: [(&str, &[Algorithm]); 3] = [

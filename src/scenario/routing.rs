@@ -6,7 +6,11 @@ use crate::workload::routing::{Dispatcher, Routing, RoutingSpec};
 use std::path::Path;
 
 impl Checker<'_> {
-    pub(super) fn routing(&self, m: Option<&raw::RawMoe>, model: &TransformerSpec) -> Result<RoutingSpec, ScenarioError> {
+    pub(super) fn routing(
+        &self,
+        m: Option<&raw::RawMoe>,
+        model: &TransformerSpec,
+    ) -> Result<RoutingSpec, ScenarioError> {
         let Some(m) = m else {
             return Ok(RoutingSpec::default());
         };

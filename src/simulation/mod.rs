@@ -10,7 +10,7 @@ pub mod trace;
 
 use crate::engine::EventQueue;
 use crate::hardware::ClusterSpec;
-use crate::network::{AlgorithmChoice, AllToAllLoads, ClusterNetwork, CollectiveRequest, PortLoads, SendRoute, Tier};
+use crate::network::{AlgorithmChoice, ClusterNetwork, CollectiveRequest, SendRoute, Tier};
 use crate::parallel::Placement;
 use crate::units::SimTime;
 use crate::workload::{CommKind, OpId, OpKind, Phase, Stream, Workload};
@@ -230,18 +230,8 @@ impl<'a> Sim<'a> {
                 // the representative's four ports as flows; the other lanes' ports carry
                 // nothing else, so the network holds the op until they have drained
                 let a = &self.w.all_to_alls[*table as usize];
-                self.bytes_by_kind[CommKind::Ep.index()] += a.up_send_bytes + a.out_send_bytes;
-                let loads = AllToAllLoads {
-                    ports: PortLoads {
-                        up_send_bytes: a.up_send_bytes,
-                        up_recv_bytes: a.up_recv_bytes,
-                        nic_send_bytes: a.out_send_bytes,
-                        nic_recv_bytes: a.out_recv_bytes,
-                    },
-                    others_max_up_bytes: a.other_lanes_max_bytes[0],
-                    others_max_nic_bytes: a.other_lanes_max_bytes[1],
-                    crosses_nodes: a.crosses_nodes,
-                };
+                self.bytes_by_kind[CommKind::Ep.index()] += a.sent_bytes();
+                let loads = a.loads;
                 if let Some(c) = self.net.start_all_to_all(now, op.rank, &loads, id as u64) {
                     self.q.schedule(c.ready_at, Event::OpDone(id));
                 }

@@ -126,7 +126,7 @@ pub(crate) fn collect(w: &Workload, out: &SimOutput, warmup: u32, req: &TraceReq
             OpKind::Barrier { .. } => (None, None),
             OpKind::AllToAll { table } => {
                 let a = &w.all_to_alls[*table as usize];
-                (Some(a.up_send_bytes + a.out_send_bytes), None)
+                (Some(a.sent_bytes()), None)
             }
         };
         spans.push(TraceSpan {

@@ -28,8 +28,8 @@ pub use super::search_bounds::{contention_free_step_s, lower_bound_s};
 use crate::parallel::{ParallelPlan, Recompute, Schedule};
 use crate::simulation::breakdown::Category;
 use crate::simulation::{self, RunInput, RunResult};
-use crate::workload::CommKind;
 use crate::workload::memory::memory_per_gpu;
+use crate::workload::CommKind;
 use rayon::prelude::*;
 use std::fmt::Write as _;
 
@@ -557,7 +557,10 @@ pub fn why(r: &RunResult, next: Option<(usize, &RunResult)>) -> String {
         ),
         ("exposed PP", a.exposed(CommKind::Pp) - b.exposed(CommKind::Pp)),
         ("bubble", a.pipeline_bubble_s() - b.pipeline_bubble_s()),
-        ("exposed EP all-to-all", a.exposed(CommKind::Ep) - b.exposed(CommKind::Ep)),
+        (
+            "exposed EP all-to-all",
+            a.exposed(CommKind::Ep) - b.exposed(CommKind::Ep),
+        ),
         (
             "MoE imbalance wait",
             a.get(Category::MoeImbalance) - b.get(Category::MoeImbalance),

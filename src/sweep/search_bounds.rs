@@ -25,10 +25,7 @@
 //! what the simulation measures after one warm-up iteration (`end_1 - end_0`, the
 //! optimizer steps being the same in both iterations).
 
-use crate::network::{
-    AlgorithmChoice, AllToAllLoads, ClusterNetwork, CollectiveKind, CollectiveRequest, GroupLayout, PortLoads,
-    SendRoute,
-};
+use crate::network::{AlgorithmChoice, ClusterNetwork, CollectiveKind, CollectiveRequest, GroupLayout, SendRoute};
 use crate::parallel::{Dim, ParallelPlan, Placement};
 use crate::simulation::RunInput;
 use crate::workload::costs::{embedding_and_head_steps, optimizer_time_s, LayerContext, MoeCost};
@@ -265,17 +262,7 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
             // them), and the other lanes' busiest port, which the op also waits for
             OpKind::AllToAll { table } => {
                 let a = &w.all_to_alls[*table as usize];
-                net.all_to_all_idle_s(&AllToAllLoads {
-                    ports: PortLoads {
-                        up_send_bytes: a.up_send_bytes,
-                        up_recv_bytes: a.up_recv_bytes,
-                        nic_send_bytes: a.out_send_bytes,
-                        nic_recv_bytes: a.out_recv_bytes,
-                    },
-                    others_max_up_bytes: a.other_lanes_max_bytes[0],
-                    others_max_nic_bytes: a.other_lanes_max_bytes[1],
-                    crosses_nodes: a.crosses_nodes,
-                })
+                net.all_to_all_idle_s(&a.loads)
             }
             OpKind::Barrier { iteration } => {
                 let it = *iteration as usize;

@@ -209,7 +209,12 @@ pub fn base_layer(cx: &LayerContext, moe: Option<&MoeCost>) -> Vec<Item> {
             items.extend([
                 module(ModuleKind::MlpNorm, ew(ew_moe), ew(ew_scale * ew_attn), none),
                 module(ModuleKind::Router, Cost::of(c.pre_fwd), Cost::of(c.pre_bwd), none),
-                module(ModuleKind::SharedExperts, Cost::of(c.post_fwd), Cost::of(c.post_bwd), none),
+                module(
+                    ModuleKind::SharedExperts,
+                    Cost::of(c.post_fwd),
+                    Cost::of(c.post_bwd),
+                    none,
+                ),
                 module(ModuleKind::Act, none, ew(ew_scale * ew_moe), none),
             ]);
         }

@@ -142,7 +142,14 @@ impl Cursor {
 
     /// Emits `steps` of micro-batch `(it, mb)` on `rank`; `moe` carries the drawn MoE
     /// instance and the expert lanes' ranks for MoE layers.
-    pub fn emit(&mut self, b: &mut Builder, rank: u32, (it, mb): (u32, u32), steps: &[Step], moe: Option<(&MoeInstance, &[u32])>) {
+    pub fn emit(
+        &mut self,
+        b: &mut Builder,
+        rank: u32,
+        (it, mb): (u32, u32),
+        steps: &[Step],
+        moe: Option<(&MoeInstance, &[u32])>,
+    ) {
         for s in steps {
             match s {
                 Step::AllToAll { to_experts } => {

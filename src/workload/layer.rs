@@ -431,7 +431,13 @@ mod tests {
         assert!(matches!(l.forward[0], Step::Compute { name: "layer", time_s, .. } if time_s == 6.0));
         let total = |s: &[Step]| compute_time_s(s);
         assert_eq!(total(&l.backward), total(&l.backward_input) + total(&l.weight));
-        assert!(matches!(l.weight[0], Step::Compute { phase: Phase::BackwardWeight, .. }));
+        assert!(matches!(
+            l.weight[0],
+            Step::Compute {
+                phase: Phase::BackwardWeight,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -443,7 +449,11 @@ mod tests {
             bwd: Some((CollectiveKind::AllReduce, Overlap::WithNext)),
             bwd_overlaps_weight_grad: true,
         };
-        let items = [module(ModuleKind::AttnNorm, 1.0), Item::Comm(c), module(ModuleKind::Qkv, 2.0)];
+        let items = [
+            module(ModuleKind::AttnNorm, 1.0),
+            Item::Comm(c),
+            module(ModuleKind::Qkv, 2.0),
+        ];
         let l = lower(&items, &[]);
         // forward: nothing to communicate, one fused step
         assert_eq!(l.forward.len(), 1);

@@ -7,6 +7,7 @@ use super::costs::{ExpertTimes, MoeCost};
 use super::op::AllToAllSpec;
 use super::routing::{self, DrawKey, RoutingSpec};
 use crate::model::TransformerSpec;
+use crate::network::{Dispatcher, ExpertDispatch, GroupLayout};
 use crate::parallel::{Dim, ParallelPlan, Placement};
 use std::collections::HashMap;
 
@@ -62,8 +63,8 @@ pub(crate) struct MoeRouter<'a> {
     first_dense: u32,
     /// MoE layers in the model.
     moe_layers: u32,
-    /// Hierarchical (node-deduplicated) dispatch.
-    hierarchical: bool,
+    /// How tokens travel (direct or node-deduplicated).
+    dispatcher: Dispatcher,
     /// Experts per token, as a float.
     top_k: f64,
     pub loads: MoeLoads,
@@ -94,7 +95,7 @@ impl<'a> MoeRouter<'a> {
             peers_per_node: placement.layout(Dim::Ep).members_per_node.clamp(1, p.ep.max(1)),
             first_dense: moe.first_dense_layers,
             moe_layers: n_moe as u32,
-            hierarchical: routing.dispatcher == routing::Dispatcher::Hierarchical,
+            dispatcher: routing.dispatcher,
             top_k: moe.top_k as f64,
             loads: MoeLoads {
                 per_layer_expert: vec![vec![0.0; moe.num_experts as usize]; n_moe],
@@ -149,76 +150,24 @@ impl<'a> MoeRouter<'a> {
         } else {
             d.kept.chunks(per_rank).map(|c| cost.experts(c)).collect()
         };
-        // all-to-all port loads of every EP rank; lane 0 is the representative
-        let ep = self.ep as usize;
-        let g = self.peers_per_node as usize;
-        let total: f64 = rank_loads.iter().sum();
-        let bpa = self.bytes_per_assignment;
-        let port = |r: usize| -> [f64; 4] {
-            let node = r / g;
-            let same_node: f64 = rank_loads
-                .iter()
-                .enumerate()
-                .filter(|&(q, _)| q != r && q / g == node)
-                .map(|(_, x)| x)
-                .sum();
-            let peers_here = ((node + 1) * g).min(ep) - node * g;
-            let other_nodes = total - same_node - rank_loads[r];
-            let own = rank_loads[r];
-            let direct = [
-                same_node / ep as f64 * bpa,
-                own * (peers_here - 1) as f64 / ep as f64 * bpa,
-                other_nodes / ep as f64 * bpa,
-                own * (ep - peers_here) as f64 / ep as f64 * bpa,
-            ];
-            if !self.hierarchical || ep <= g || total <= 0.0 {
-                return direct;
-            }
-            // hierarchical (DeepEP/Tutel): a token crosses the NIC once per remote node
-            // holding any of its experts, to the same-rail GPU there, which forwards the
-            // copies to the experts' GPUs over NVLink
-            let nodes = ep.div_ceil(g);
-            let node_load = |j: usize| -> f64 { rank_loads[j * g..((j + 1) * g).min(ep)].iter().sum() };
-            let hit = |j: usize| 1.0 - (1.0 - node_load(j) / total).max(0.0).powf(self.top_k);
-            let t = self.tokens_per_rank;
-            let nic_send: f64 = (0..nodes).filter(|&j| j != node).map(|j| t * hit(j)).sum();
-            let nic_recv = (ep - peers_here) as f64 * t * hit(node) / peers_here as f64;
-            // remote copies for this node, shared over its GPUs, of which (g-1)/g move on
-            let remote_in = node_load(node) * (ep - peers_here) as f64 / ep as f64;
-            let forward = remote_in / peers_here as f64 * (peers_here - 1) as f64 / peers_here as f64;
-            let forwarded_to_me =
-                own * (ep - peers_here) as f64 / ep as f64 * (peers_here - 1) as f64 / peers_here as f64;
-            [
-                direct[0] + forward * bpa,
-                direct[1] + forwarded_to_me * bpa,
-                nic_send * bpa,
-                nic_recv * bpa,
-            ]
+        // all-to-all port loads of every EP rank (lane 0 is the representative): the
+        // network's model of the dispatch
+        let dispatch = ExpertDispatch {
+            rank_assignments: &rank_loads,
+            layout: GroupLayout {
+                size: self.ep,
+                members_per_node: self.peers_per_node,
+            },
+            bytes_per_assignment: self.bytes_per_assignment,
+            tokens_per_rank: self.tokens_per_rank,
+            top_k: self.top_k as u32,
+            dispatcher: self.dispatcher,
         };
-        let ports: Vec<[f64; 4]> = (0..if self.lanes == 1 { 1 } else { ep }).map(port).collect();
-        let busiest = |f: fn(&[f64; 4]) -> [f64; 2]| -> [f64; 2] {
-            ports
-                .iter()
-                .skip(1)
-                .map(f)
-                .fold([0.0, 0.0], |a, x| [a[0].max(x[0]), a[1].max(x[1])])
-        };
-        let crosses_nodes = ep > g;
-        let to = AllToAllSpec {
-            up_send_bytes: ports[0][0],
-            up_recv_bytes: ports[0][1],
-            out_send_bytes: ports[0][2],
-            out_recv_bytes: ports[0][3],
-            other_lanes_max_bytes: busiest(|x| [x[0].max(x[1]), x[2].max(x[3])]),
-            crosses_nodes,
-            wait_from: None,
-        };
+        let loads = dispatch.loads(if self.lanes == 1 { 1 } else { self.ep as usize });
+        let to = AllToAllSpec { loads, wait_from: None };
         let from = AllToAllSpec {
-            up_send_bytes: ports[0][1],
-            up_recv_bytes: ports[0][0],
-            out_send_bytes: ports[0][3],
-            out_recv_bytes: ports[0][2],
-            ..to.clone()
+            loads: loads.reversed(),
+            wait_from: None,
         };
         let inst = MoeInstance {
             lanes,

@@ -3,6 +3,7 @@
 //! group and their purpose, and the key of every per-kind table downstream).
 
 use crate::network::collective::CollectiveKind;
+use crate::network::AllToAllLoads;
 use crate::parallel::Dim;
 use crate::units::SimTime;
 use serde::{Deserialize, Serialize};
@@ -279,27 +280,22 @@ impl OpKind {
     }
 }
 
-/// Bytes one MoE all-to-all moves through the ports of the representative rank, and what
-/// the other expert-parallel ranks need.
+/// One MoE all-to-all of the graph: the network's loads of the representative's ports (and
+/// the other lanes' busiest ports), and where the wait for slower lanes begins.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AllToAllSpec {
-    /// Bytes the representative sends to peers in its node (scale-up).
-    pub up_send_bytes: f64,
-    /// Bytes it receives from peers in its node.
-    pub up_recv_bytes: f64,
-    /// Bytes it sends to peers in other nodes (NIC).
-    pub out_send_bytes: f64,
-    /// Bytes it receives from other nodes.
-    pub out_recv_bytes: f64,
-    /// Largest (bytes / port bandwidth) over the other lanes' ports, as
-    /// `[scale-up bytes, NIC bytes]` of the busiest lane: those ports carry nothing but
-    /// this all-to-all, so their drain time on idle ports is exact.
-    pub other_lanes_max_bytes: [f64; 2],
-    /// Whether the group spans nodes (latency of the NIC path) or stays in one.
-    pub crosses_nodes: bool,
+    /// Bytes per port, as the network runs them ([`crate::network::ExpertDispatch`]).
+    pub loads: AllToAllLoads,
     /// The op after which the compute stream waits for the slowest lane (combine
     /// direction only), for the breakdown.
     pub wait_from: Option<OpId>,
+}
+
+impl AllToAllSpec {
+    /// Bytes the representative sends.
+    pub fn sent_bytes(&self) -> f64 {
+        self.loads.ports.up_send_bytes + self.loads.ports.nic_send_bytes
+    }
 }
 
 /// One operation.
@@ -345,9 +341,6 @@ mod tests {
         assert_eq!(CommKind::of(Dim::ExpertDp, CommPurpose::Gradients), CommKind::DpGrad);
         assert_eq!(CommKind::of(Dim::Dp, CommPurpose::Parameters), CommKind::DpParam);
         assert_eq!(CommKind::DpParam.trace_name(), "dp_comm");
-        assert_eq!(
-            OpKind::Send { to: 1, bytes: 1.0 }.trace_category(),
-            "pp_comm"
-        );
+        assert_eq!(OpKind::Send { to: 1, bytes: 1.0 }.trace_category(), "pp_comm");
     }
 }

@@ -153,7 +153,9 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
             let global = |c: u32| schedule.global_chunk(stage, c, &shape);
             let mut grad_ops: Vec<OpId> = Vec::new();
             let mut chunk_started = vec![false; v as usize];
-            let chunk_layers = |g: u32| first_layer_of_chunk[g as usize]..first_layer_of_chunk[g as usize] + layers_per_chunk[g as usize];
+            let chunk_layers = |g: u32| {
+                first_layer_of_chunk[g as usize]..first_layer_of_chunk[g as usize] + layers_per_chunk[g as usize]
+            };
             let local_params: f64 = (0..v)
                 .map(|c| {
                     let g = global(c);
@@ -164,7 +166,9 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     x
                 })
                 .sum();
-            let local_expert_params: f64 = (0..v).map(|c| chunk_layers(global(c)).map(expert_local).sum::<f64>()).sum();
+            let local_expert_params: f64 = (0..v)
+                .map(|c| chunk_layers(global(c)).map(expert_local).sum::<f64>())
+                .sum();
             // with overlapped all-to-alls, backward passes run on a second compute queue and
             // each pass may overlap only its neighbour in the schedule: it waits for the
             // passes two and three before it
@@ -291,7 +295,13 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                             Some(r) => {
                                 let inst = r.instance(sc.moe.as_ref().expect("MoE model"), it, l, mb);
                                 let lanes = lane_ranks[stage as usize].as_slice();
-                                cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.moe_layer), Some((&inst, lanes)));
+                                cur.emit(
+                                    &mut b,
+                                    rank,
+                                    (it, mb),
+                                    pass_steps(pass.kind, &sc.moe_layer),
+                                    Some((&inst, lanes)),
+                                );
                             }
                             None if m.is_moe_layer(l) => {
                                 cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.moe_layer), None)

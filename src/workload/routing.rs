@@ -77,23 +77,8 @@ impl Routing {
     }
 }
 
-/// How the dispatch and combine all-to-alls move tokens between nodes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Dispatcher {
-    /// Every token-expert copy goes straight to its expert's GPU (NCCL all-to-all,
-    /// Megatron's `alltoall` dispatcher).
-    #[default]
-    Direct,
-    /// A token crosses the NIC once per remote node holding any of its experts, then is
-    /// forwarded inside that node over NVLink (DeepEP, Tutel's 2D all-to-all).
-    Hierarchical,
-}
-
-impl Dispatcher {
-    /// Names accepted in scenario files.
-    pub const NAMES: &'static [&'static str] = &["direct", "hierarchical"];
-}
+/// How tokens travel to the experts: the network's dispatch model.
+pub use crate::network::Dispatcher;
 
 /// Routing of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

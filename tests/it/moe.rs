@@ -64,11 +64,12 @@ fn balanced_top1_all_to_all_bytes_equal_the_closed_form() {
         // 4 layers x 2 micro-batches x (2 forward + 2 backward)
         assert_eq!(a2a_ops, 4 * 2 * 4);
         for a in &w.all_to_alls {
+            let (p, l) = (&a.loads.ports, &a.loads);
             for (got, want) in [
-                (a.up_send_bytes, nvl),
-                (a.up_recv_bytes, nvl),
-                (a.out_send_bytes, nic),
-                (a.out_recv_bytes, nic),
+                (p.up_send_bytes, nvl),
+                (p.up_recv_bytes, nvl),
+                (p.nic_send_bytes, nic),
+                (p.nic_recv_bytes, nic),
             ] {
                 assert!(
                     (got - want).abs() <= 1e-9 * want.max(1.0),
@@ -76,8 +77,12 @@ fn balanced_top1_all_to_all_bytes_equal_the_closed_form() {
                 );
             }
             // bytes conserved: what the group sends is what it receives
-            assert_eq!(a.up_send_bytes + a.out_send_bytes, a.up_recv_bytes + a.out_recv_bytes);
-            assert_eq!(a.other_lanes_max_bytes, [0.0, 0.0], "balanced routing builds no lanes");
+            assert_eq!(p.up_send_bytes + p.nic_send_bytes, p.up_recv_bytes + p.nic_recv_bytes);
+            assert_eq!(
+                (l.others_max_up_bytes, l.others_max_nic_bytes),
+                (0.0, 0.0),
+                "balanced routing builds no lanes"
+            );
         }
         assert_eq!(w.ranks.len(), 1, "one representative, no expert lanes");
     }
