@@ -35,7 +35,7 @@ pub struct BenchRow {
 }
 
 /// nccl-tests' bus-bandwidth factor: `2(n-1)/n` for all-reduce, `(n-1)/n` for all-gather,
-/// reduce-scatter and all-to-all.
+/// reduce-scatter and all-to-all, 1 for sendrecv.
 pub fn bus_factor(kind: CollectiveKind, n: u32) -> f64 {
     if n <= 1 {
         return 0.0;
@@ -44,6 +44,7 @@ pub fn bus_factor(kind: CollectiveKind, n: u32) -> f64 {
     match kind {
         CollectiveKind::AllReduce => 2.0 * (nf - 1.0) / nf,
         CollectiveKind::ReduceScatter | CollectiveKind::AllGather | CollectiveKind::AllToAll => (nf - 1.0) / nf,
+        CollectiveKind::SendRecv => 1.0,
     }
 }
 
@@ -213,16 +214,17 @@ pub fn parse_size(s: &str) -> Result<f64, String> {
     Ok(b)
 }
 
-/// Parses an operation name (`all_reduce`, `all_gather`, `reduce_scatter`, `all_to_all`;
-/// `-` works too, and nccl-tests' `alltoall`).
+/// Parses an operation name (`all_reduce`, `all_gather`, `reduce_scatter`, `all_to_all`,
+/// `sendrecv`; `-` works too, and nccl-tests' `alltoall`).
 pub fn parse_op(s: &str) -> Result<CollectiveKind, String> {
     match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
         "all_reduce" | "allreduce" => Ok(CollectiveKind::AllReduce),
         "all_gather" | "allgather" => Ok(CollectiveKind::AllGather),
         "reduce_scatter" | "reducescatter" => Ok(CollectiveKind::ReduceScatter),
         "all_to_all" | "alltoall" => Ok(CollectiveKind::AllToAll),
+        "sendrecv" | "send_recv" => Ok(CollectiveKind::SendRecv),
         _ => Err(format!(
-            "unknown collective '{s}': allowed values are \"all_reduce\", \"all_gather\", \"reduce_scatter\", \"all_to_all\""
+            "unknown collective '{s}': allowed values are \"all_reduce\", \"all_gather\", \"reduce_scatter\", \"all_to_all\", \"sendrecv\""
         )),
     }
 }

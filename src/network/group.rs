@@ -17,11 +17,16 @@ pub enum CollectiveKind {
     /// Each rank sends a distinct 1/n of its buffer to every rank (nccl-tests `alltoall`):
     /// `(n-1)/n * S` bytes sent per rank, bus factor `(n-1)/n`.
     AllToAll,
+    /// Each rank sends `S` bytes to its successor on the group's ring and receives as much
+    /// from its predecessor (nccl-tests `sendrecv`; one step of a ring exchange, as context
+    /// parallelism's ring attention and pipeline neighbours use it): bus factor 1.
+    SendRecv,
 }
 
 impl CollectiveKind {
     /// Names as nccl-tests and `trainsim collective --op` spell them.
-    pub const NAMES: &'static [&'static str] = &["all_reduce", "all_gather", "reduce_scatter", "all_to_all"];
+    pub const NAMES: &'static [&'static str] =
+        &["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "sendrecv"];
 
     /// The snake_case name (`all_reduce`, ...).
     pub fn name(self) -> &'static str {
@@ -30,6 +35,7 @@ impl CollectiveKind {
             CollectiveKind::AllGather => "all_gather",
             CollectiveKind::ReduceScatter => "reduce_scatter",
             CollectiveKind::AllToAll => "all_to_all",
+            CollectiveKind::SendRecv => "sendrecv",
         }
     }
 }
@@ -55,6 +61,7 @@ pub fn ring_bytes_per_rank(kind: CollectiveKind, n: u32, size_bytes: f64) -> f64
         CollectiveKind::ReduceScatter | CollectiveKind::AllGather | CollectiveKind::AllToAll => {
             (nf - 1.0) / nf * size_bytes
         }
+        CollectiveKind::SendRecv => size_bytes,
     }
 }
 
@@ -65,6 +72,7 @@ pub fn ring_steps(kind: CollectiveKind, n: u32) -> u32 {
     }
     match kind {
         CollectiveKind::AllReduce => 2 * (n - 1),
+        CollectiveKind::SendRecv => 1,
         _ => n - 1,
     }
 }
