@@ -373,7 +373,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
     for (i, op) in w.ops.iter().enumerate() {
         if let OpKind::Compute { flops, .. } = op.kind {
             if out.op_times[i].0 >= window.0 && out.op_times[i].1 <= window.1 {
-                hw_flops += flops * w.ranks[op.rank as usize].multiplicity as f64;
+                hw_flops += flops * w.ranks[op.rank as usize].gpus_for(op) as f64;
             }
         }
     }

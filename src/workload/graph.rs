@@ -5,7 +5,7 @@
 
 use super::layer::{Overlap, Step};
 use super::moe::MoeInstance;
-use super::op::{AllToAllSpec, CommPurpose, Op, OpId, OpKind, Phase, Stream};
+use super::op::{AllToAllSpec, CommPurpose, Op, OpId, OpKind, Phase, Stream, EXPERTS_OP};
 use crate::parallel::Dim;
 use crate::units::SimTime;
 use std::collections::HashMap;
@@ -164,7 +164,7 @@ impl Cursor {
                     // is the cost of imbalance
                     let after_experts = self
                         .last
-                        .is_some_and(|l| b.ops[l as usize].name == "experts" && b.ops[l as usize].rank == rank);
+                        .is_some_and(|l| b.ops[l as usize].name == EXPERTS_OP && b.ops[l as usize].rank == rank);
                     spec.wait_from = if after_experts { self.last } else { None };
                     let table = b.all_to_alls.len() as u32;
                     b.all_to_alls.push(spec);
@@ -209,7 +209,7 @@ impl Cursor {
                         flops: f,
                         phase: *phase,
                     };
-                    let lane0 = b.push(rank, self.stream, kind(d, f), "experts", (it, mb), deps);
+                    let lane0 = b.push(rank, self.stream, kind(d, f), EXPERTS_OP, (it, mb), deps);
                     self.last = Some(lane0);
                     for (t, &lane_rank) in inst.lanes.iter().zip(lane_ranks).skip(1) {
                         let (d, f) = pick(t);
@@ -219,7 +219,7 @@ impl Cursor {
                             lane_rank,
                             self.stream,
                             kind(d, f),
-                            "experts",
+                            EXPERTS_OP,
                             (it, mb),
                             dispatch.map(Dep::Op).into_iter().collect(),
                         );

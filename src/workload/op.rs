@@ -327,6 +327,27 @@ pub struct RankInfo {
     /// Expert lane (0: the stage's representative).
     #[serde(default)]
     pub lane: u32,
+    /// GPUs it stands for when it runs routed experts ([`EXPERTS_OP`]): every
+    /// expert-parallel rank of the stage is a lane of its own when routing makes them
+    /// differ, each standing for `tp * cp * dp / ep` GPUs; otherwise the representative runs
+    /// them for all its GPUs.
+    #[serde(default)]
+    pub expert_multiplicity: u32,
+}
+
+/// Name of the routed experts' compute ops (their FLOPs count per [`RankInfo::expert_multiplicity`]).
+pub const EXPERTS_OP: &str = "experts";
+
+impl RankInfo {
+    /// GPUs an op of this rank stands for: its expert multiplicity for routed experts,
+    /// its multiplicity otherwise.
+    pub fn gpus_for(&self, op: &Op) -> u32 {
+        if op.name == EXPERTS_OP {
+            self.expert_multiplicity
+        } else {
+            self.multiplicity
+        }
+    }
 }
 
 #[cfg(test)]

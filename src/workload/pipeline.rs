@@ -112,11 +112,14 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
         _ => 1,
     };
     let mut b = Builder::default();
+    let stage_gpus = p.tp * p.cp * p.dp;
+    let lane_gpus = if lanes > 1 { stage_gpus / lanes } else { stage_gpus };
     let mut ranks: Vec<RankInfo> = (0..pp)
         .map(|s| RankInfo {
             stage: s,
-            multiplicity: p.tp * p.cp * p.dp,
+            multiplicity: stage_gpus,
             lane: 0,
+            expert_multiplicity: lane_gpus,
         })
         .collect();
     let mut lane_ranks: Vec<Vec<u32>> = (0..pp).map(|s| vec![s]).collect();
@@ -127,6 +130,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 stage: s,
                 multiplicity: 0,
                 lane,
+                expert_multiplicity: lane_gpus,
             });
         }
     }

@@ -460,3 +460,24 @@ fn overlapped_all_to_all_hides_communication_not_compute() {
     // the time breakdown still sums to the step
     assert!((o.exclusive_total_s() / over.step_time_s - 1.0).abs() < 1e-6);
 }
+
+/// Hardware FLOPs count every expert-parallel rank's routed experts, not only the
+/// representative's: with skewed routing and no drops, every FLOP the model needs is
+/// executed somewhere, so HFU (which adds recomputation) is never below MFU (issue 17:
+/// Mixtral showed HFU < MFU when only lane 0's expert load was counted).
+#[test]
+fn hfu_counts_every_expert_lane_and_is_at_least_mfu() {
+    for routing in [
+        "",
+        "[moe]\nrouting = \"zipf\"\nzipf_exponent = 1.2",
+        "[moe]\nrouting = \"hot\"\nhot_experts = 1\nhot_fraction = 0.6",
+    ] {
+        let r = simulate(&moe_src(16, 16, 2, routing));
+        assert!(
+            r.hfu_fraction >= r.mfu_fraction * (1.0 - 1e-9),
+            "{routing}: HFU {} < MFU {}",
+            r.hfu_fraction,
+            r.mfu_fraction
+        );
+    }
+}
