@@ -25,13 +25,15 @@
 //! what the simulation measures after one warm-up iteration (`end_1 - end_0`, the
 //! optimizer steps being the same in both iterations).
 
+use super::pass_bound::pass_bound;
 use crate::hardware::ClusterSpec;
 use crate::network::algorithm::{collective_cost, AlgorithmChoice};
 use crate::network::collective::{CollectiveKind, GroupLayout, LinkClass};
-use crate::parallel::{Dim, ParallelPlan, Placement};
+use crate::parallel::schedule::PassKind;
+use crate::parallel::{Dim, ParallelPlan, Placement, Schedule};
 use crate::simulation::RunInput;
 use crate::workload::costs::{embedding_and_head_steps, optimizer_time_s, LayerContext, MoeCost};
-use crate::workload::layer::{compute_time_s, Overlap, Step};
+use crate::workload::layer::{compute_time_s, LayerSteps, Overlap, Step};
 use crate::workload::passes::layer_steps;
 use crate::workload::{self, OpKind, Stream, WorkloadSpec};
 
@@ -117,6 +119,14 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
         let l = layer_steps(&cx, moe_cost.as_ref().filter(|_| moe));
         work(&l.forward) + work(&l.backward)
     };
+    let chunks = plan.layers_per_chunk(m.num_layers);
+    let schedule = plan.schedule.get();
+    let shape = plan.pipeline_shape(t.global_batch_size, plan.extra_warmup(m));
+    let v = schedule.chunks_per_stage(&shape);
+    let classic = [Schedule::GPIPE, Schedule::ONE_F_ONE_B, Schedule::INTERLEAVED].contains(&plan.schedule);
+    if !classic {
+        return pass_level_bound_s(base, plan, &cx, &chunks, work);
+    }
     // a MoE layer's expert and all-to-all steps are not counted: the lighter of the dense
     // and the MoE layer bounds every layer
     let per_layer = if m.moe.is_some() {
@@ -124,10 +134,6 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     } else {
         layer_work(false)
     };
-    let chunks = plan.layers_per_chunk(m.num_layers);
-    let schedule = plan.schedule.get();
-    let shape = plan.pipeline_shape(t.global_batch_size, plan.extra_warmup(m));
-    let v = schedule.chunks_per_stage(&shape);
     let mut busiest = 0.0f64;
     let mut lightest = f64::INFINITY;
     for s in 0..plan.pp {
@@ -150,6 +156,73 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
         m.total_params() / (plan.tp * plan.pp) as f64 / if plan.zero_stage >= 1 { plan.dp as f64 } else { 1.0 }
     };
     busiest * nmb + lightest * fill + optimizer_time_s(g, params_local)
+}
+
+/// The cheap bound of schedules without a closed-form fill here (zero-bubble, DualPipe):
+/// the programs run at pass level ([`pass_bound`]) with each pass at the compute and
+/// blocking TP time of its chunk's layers (for MoE models, the lighter of a dense and a
+/// MoE layer, per pass kind), plus the lightest stage's optimizer step. With the
+/// optimizer post-validation a stage starts its next iteration when its own work is done,
+/// so only the lightest stage's busy time bounds the step; otherwise all stages start
+/// together after the gradient-norm barrier and the whole pipeline phase does.
+fn pass_level_bound_s(
+    base: &RunInput,
+    plan: &ParallelPlan,
+    cx: &LayerContext,
+    chunks: &[u32],
+    work: impl Fn(&[Step]) -> f64,
+) -> f64 {
+    let m = &base.model;
+    let t = &base.training;
+    let moe_cost = MoeCost::new(cx.gpu, m, plan, t.precision, t.seq_length);
+    let kinds = |l: &LayerSteps| {
+        [
+            work(&l.forward),
+            work(&l.backward),
+            work(&l.backward_input),
+            work(&l.weight),
+        ]
+    };
+    let mut per_layer = kinds(&layer_steps(cx, None));
+    if let Some(c) = moe_cost.as_ref() {
+        let moe = kinds(&layer_steps(cx, Some(c)));
+        for (x, y) in per_layer.iter_mut().zip(moe) {
+            *x = x.min(y);
+        }
+    }
+    let (emb, head) = embedding_and_head_steps(cx);
+    let (emb, head) = (kinds(&emb), kinds(&head));
+    let schedule = plan.schedule.get();
+    let shape = plan.pipeline_shape(t.global_batch_size, plan.extra_warmup(m));
+    let last = chunks.len() as u32 - 1;
+    let time = |k: PassKind, g: u32| {
+        let i = match k {
+            PassKind::Forward => 0,
+            PassKind::Backward => 1,
+            PassKind::BackwardInput => 2,
+            PassKind::BackwardWeight => 3,
+        };
+        let mut x = chunks.get(g as usize).copied().unwrap_or(0) as f64 * per_layer[i];
+        if g == 0 {
+            x += emb[i];
+        }
+        if g == last {
+            x += head[i];
+        }
+        x
+    };
+    let overlap = plan.extra_warmup(m) > 0;
+    let r = pass_bound(schedule, &shape, overlap, time);
+    let v = schedule.chunks_per_stage(&shape);
+    let params = moe_min_optimizer_params(m, plan, chunks, |s, c| schedule.global_chunk(s, c, &shape) as usize, v)
+        / schedule.parameter_copies().max(1) as f64;
+    let opt = optimizer_time_s(cx.gpu, params);
+    let lightest = r.busy_s.iter().copied().fold(f64::INFINITY, f64::min);
+    if schedule.optimizer_post_validation() {
+        lightest + opt
+    } else {
+        r.end_s.max(r.busy_s.iter().copied().fold(0.0, f64::max)) + opt
+    }
 }
 
 /// Parameters the optimizer of the lightest pipeline stage updates, for a MoE model: the

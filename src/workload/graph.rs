@@ -5,7 +5,7 @@
 
 use super::layer::{Overlap, Step};
 use super::moe::MoeInstance;
-use super::op::{AllToAllSpec, CommPurpose, Op, OpId, OpKind, Phase, Stream};
+use super::op::{AllToAllSpec, CommPurpose, Op, OpId, OpKind, Stream};
 use crate::parallel::Dim;
 use crate::units::SimTime;
 use std::collections::HashMap;
@@ -142,7 +142,14 @@ impl Cursor {
 
     /// Emits `steps` of micro-batch `(it, mb)` on `rank`; `moe` carries the drawn MoE
     /// instance and the expert lanes' ranks for MoE layers.
-    pub fn emit(&mut self, b: &mut Builder, rank: u32, (it, mb): (u32, u32), steps: &[Step], moe: Option<(&MoeInstance, &[u32])>) {
+    pub fn emit(
+        &mut self,
+        b: &mut Builder,
+        rank: u32,
+        (it, mb): (u32, u32),
+        steps: &[Step],
+        moe: Option<(&MoeInstance, &[u32])>,
+    ) {
         for s in steps {
             match s {
                 Step::AllToAll { to_experts } => {
@@ -185,15 +192,9 @@ impl Cursor {
                         self.joined(id);
                     }
                 }
-                Step::Experts { phase } => {
+                Step::Experts { phase, part } => {
                     let Some((inst, lane_ranks)) = moe else { continue };
-                    let pick = |t: &super::costs::ExpertTimes| {
-                        if *phase == Phase::Backward {
-                            (t.bwd_s, t.bwd_flops)
-                        } else {
-                            (t.fwd_s, t.fwd_flops)
-                        }
-                    };
+                    let pick = |t: &super::costs::ExpertTimes| t.of(*part);
                     let dispatch = self.last;
                     let deps = self.take_for_compute();
                     let (d, f) = pick(&inst.lanes[0]);

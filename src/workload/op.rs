@@ -345,9 +345,6 @@ mod tests {
         assert_eq!(CommKind::of(Dim::ExpertDp, CommPurpose::Gradients), CommKind::DpGrad);
         assert_eq!(CommKind::of(Dim::Dp, CommPurpose::Parameters), CommKind::DpParam);
         assert_eq!(CommKind::DpParam.trace_name(), "dp_comm");
-        assert_eq!(
-            OpKind::Send { to: 1, bytes: 1.0 }.trace_category(),
-            "pp_comm"
-        );
+        assert_eq!(OpKind::Send { to: 1, bytes: 1.0 }.trace_category(), "pp_comm");
     }
 }

@@ -1,9 +1,9 @@
 use crate::repo;
-use trainsim::workload::CommKind;
 use std::path::{Path, PathBuf};
 use trainsim::sweep::charts::{pareto_data, ChartOptions};
 use trainsim::sweep::pareto::{front, Better};
 use trainsim::sweep::{merge_csv, run_sweep, SweepOptions, SweepSpec};
+use trainsim::workload::CommKind;
 
 fn sweep_file(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();

@@ -51,5 +51,9 @@ fn apply(cx: &LayerContext, items: &mut Vec<Item>) {
         bwd_overlaps_weight_grad: false,
     };
     insert_before(items, is(&[ModuleKind::Qkv, ModuleKind::Fc1]), Item::Comm(column_input));
-    insert_after(items, is(&[ModuleKind::AttnOut, ModuleKind::Fc2]), &[Item::Comm(row_output)]);
+    insert_after(
+        items,
+        is(&[ModuleKind::AttnOut, ModuleKind::Fc2]),
+        &[Item::Comm(row_output)],
+    );
 }
