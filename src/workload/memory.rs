@@ -122,25 +122,27 @@ pub fn weight_grad_buffer_bytes(m: &TransformerSpec, p: &ParallelPlan, t: &Train
     let b = p.micro_batch_size as f64;
     let h = m.hidden_size as f64;
     let tp = p.tp as f64;
-    let gemm_in = if t.precision == Precision::Fp8 { 1.0 } else { 2.0 };
+    // FP8 (Transformer Engine, DeepSeek-V3) runs the weight-gradient GEMMs in FP8: both
+    // operands, the input and the output gradient, are kept as 1-byte copies
+    let x = if t.precision == Precision::Fp8 { 1.0 } else { 2.0 };
     let proj = m.ffn_in_projections();
     // replicated across TP ranks unless SP: the QKV and MLP inputs and the gradients of
     // the output projection's and the MLP's outputs, h wide each
-    let replicated = (gemm_in + 2.0) * 2.0;
+    let replicated = 4.0 * x;
     // split across TP ranks: the output projection's input and the QKV output gradient
-    let mut split = gemm_in * m.attn_out_dim() / h + 2.0 * (m.q_dim() + 2.0 * m.kv_dim()) / h;
+    let mut split = x * (m.attn_out_dim() + m.q_dim() + 2.0 * m.kv_dim()) / h;
     match m.moe.as_ref().filter(|_| m.is_moe_layer(layer)) {
         Some(moe) => {
             let fe = moe.expert_ffn_hidden_size as f64 / h;
             let fs = moe.shared_expert_ffn_hidden_size as f64 * moe.num_shared_experts as f64 / h;
             // top_k routed copies and the shared experts: up-projection output gradient
-            // and down-projection input
-            split += (moe.top_k as f64 * fe + fs) * (2.0 * proj + gemm_in);
-            split += moe.top_k as f64 * (gemm_in + 2.0);
+            // and down-projection input; the routed copies' inputs and output gradients
+            split += x * (moe.top_k as f64 * fe + fs) * (proj + 1.0);
+            split += x * 2.0 * moe.top_k as f64;
         }
         None => {
             let f = m.ffn_hidden_size as f64 / h;
-            split += f * (2.0 * proj + gemm_in);
+            split += x * f * (proj + 1.0);
         }
     }
     let per = if p.sequence_parallel {

@@ -20,6 +20,8 @@ mod network;
 mod properties;
 /// Every shipped scenario loads and the examples run.
 mod scenarios;
+/// Pipeline schedules against Zero Bubble's and DeepSeek-V3's formulas; uneven splits.
+mod schedules;
 /// Sweeps: grid order, thread-count independence, resume, shards.
 mod sweep;
 /// Chrome trace export and Markdown report.
