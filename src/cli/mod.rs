@@ -363,8 +363,7 @@ where
             let usage = e.chain().any(|c| {
                 c.downcast_ref::<crate::scenario::ScenarioError>().is_some()
                     || c.downcast_ref::<crate::sweep::SweepError>().is_some()
-                    || c.downcast_ref::<crate::runner::RunError>()
-                        .is_some_and(|e| e.is_usage())
+                    || c.downcast_ref::<crate::runner::RunError>().is_some_and(|e| e.is_usage())
             });
             eprintln!("error: {e:#}");
             if usage {

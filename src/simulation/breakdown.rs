@@ -108,7 +108,10 @@ impl Category {
 const TOTAL_DIMS: [&str; 5] = ["tp", "cp", "dp", "pp", "ep"];
 
 fn total_slot(k: CommKind) -> usize {
-    TOTAL_DIMS.iter().position(|d| *d == k.dim().name()).unwrap_or(0)
+    TOTAL_DIMS
+        .iter()
+        .position(|d| *d == k.dim().name())
+        .unwrap_or(0)
 }
 
 /// Seconds per category for one rank over the measured iterations, divided by their count

@@ -4,8 +4,8 @@
 //! two metrics with the non-dominated front (`pareto`, e.g. time to target against cost).
 //! Also the Pareto chart of a plan search.
 
-use super::columns::{numeric_columns, TARGET_COLUMNS};
 use super::pareto::{front, Better};
+use super::columns::{numeric_columns, TARGET_COLUMNS};
 use super::spec::{SweepError, SweepSpec};
 use crate::report::charts::sweep::{draw_heatmap, draw_lines, draw_pareto, HeatmapData, LineData, ParetoData};
 use crate::report::ReportError;

@@ -180,6 +180,5 @@ mod tests {
         assert!(r.busy_s.iter().all(|&x| (x - busy).abs() < 1e-9));
         // a pair's two passes run side by side here (a relaxation of the shared GPU)
         assert!(r.end_s - busy <= bubble + 1e-9, "{} vs {}", r.end_s - busy, bubble);
-        assert!(r.end_s - busy > 0.0);
     }
 }

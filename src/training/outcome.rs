@@ -194,8 +194,10 @@ pub fn outcome(
     // percentiles from seeded random runs; the mean stands for them when there is no
     // randomness (no [reliability]) or too many interruptions to draw
     let spread = match (&goal.reliability, &rel) {
-        (Some(spec), Some(o)) => montecarlo::wall_clock_samples_s(spec, o, compute_s, seed, montecarlo::DEFAULT_RUNS)
-            .and_then(|s| Percentiles::of(&s)),
+        (Some(spec), Some(o)) => {
+            montecarlo::wall_clock_samples_s(spec, o, compute_s, seed, montecarlo::DEFAULT_RUNS)
+                .and_then(|s| Percentiles::of(&s))
+        }
         _ => None,
     }
     .unwrap_or(Percentiles::constant(wall_s));

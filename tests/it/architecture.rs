@@ -77,13 +77,7 @@ fn crate_paths(code: &str) -> Vec<Vec<String>> {
 }
 
 fn top_module(rel: &Path) -> String {
-    let first = rel
-        .components()
-        .next()
-        .unwrap()
-        .as_os_str()
-        .to_string_lossy()
-        .into_owned();
+    let first = rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
     first.trim_end_matches(".rs").to_string()
 }
 
@@ -125,10 +119,7 @@ fn no_two_files_import_each_other() {
     // module path of each file: src/a/b.rs and src/a/b/mod.rs are crate::a::b
     let module_of = |f: &Path| -> Vec<String> {
         let rel = f.strip_prefix(&src).unwrap().with_extension("");
-        let mut segs: Vec<String> = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
+        let mut segs: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
         if segs.last().is_some_and(|s| s == "mod") {
             segs.pop();
         }
@@ -154,10 +145,7 @@ fn no_two_files_import_each_other() {
         }
         for p in paths {
             // the longest prefix that is a file's module
-            let target = (1..=p.len())
-                .rev()
-                .map(|n| p[..n].to_vec())
-                .find(|m| modules.contains(m));
+            let target = (1..=p.len()).rev().map(|n| p[..n].to_vec()).find(|m| modules.contains(m));
             if let Some(t) = target {
                 // importing a parent module (mod.rs) from its child is how Rust nests
                 if t != me && !me.starts_with(&t) {
@@ -174,12 +162,7 @@ fn no_two_files_import_each_other() {
             let mut stack = vec![b.clone()];
             while let Some(x) = stack.pop() {
                 if &x == a {
-                    cycles.push(format!(
-                        "{} -> {} -> ... -> {}",
-                        a.join("::"),
-                        b.join("::"),
-                        a.join("::")
-                    ));
+                    cycles.push(format!("{} -> {} -> ... -> {}", a.join("::"), b.join("::"), a.join("::")));
                     break;
                 }
                 if seen.insert(x.clone()) {

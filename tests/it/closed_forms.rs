@@ -2,8 +2,8 @@ use crate::scenario;
 use trainsim::network::collective::{ring_cost, CollectiveKind, GroupLayout};
 use trainsim::network::FlowNetwork;
 use trainsim::simulation::breakdown::Category;
-use trainsim::units::SimTime;
 use trainsim::workload::Phase;
+use trainsim::units::SimTime;
 
 /// A pipeline-only scenario whose communication is free (links 1e9 GB/s, zero latency)
 /// and whose embedding, head and optimizer are negligible (vocabulary 64, tiny model

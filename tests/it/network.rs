@@ -1,6 +1,6 @@
 use crate::scenario;
-use std::process::Command;
 use trainsim::parallel::Dim;
+use std::process::Command;
 
 /// DP-heavy: TP8 inside a node, DP32 over 32 nodes (one member per node).
 const DP_HEAVY: &str = r#"
@@ -64,10 +64,7 @@ fn oversubscription_is_invisible_within_one_leaf() {
     let a = with(1.0, 32);
     let b = with(8.0, 32);
     assert_eq!(a.step_time_s, b.step_time_s);
-    assert_eq!(
-        a.breakdown.total_comm_of_dim(Dim::Dp),
-        b.breakdown.total_comm_of_dim(Dim::Dp)
-    );
+    assert_eq!(a.breakdown.total_comm_of_dim(Dim::Dp), b.breakdown.total_comm_of_dim(Dim::Dp));
 }
 
 fn trainsim(args: &[&str]) -> (i32, String, String) {

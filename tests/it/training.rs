@@ -219,7 +219,8 @@ fn energy_is_power_times_time() {
     let r = run(&scenario(&src).input).unwrap();
     let t = to_target(&r);
     let b = &r.breakdown;
-    let comm = b.exposed_comm_s() + b.get(Category::Sync);
+    let comm =
+        b.exposed_comm_s() + b.get(Category::Sync);
     let idle = r.step_time_s - b.compute_s() - comm;
     let p_gpu = 700.0 * (0.9 * b.compute_s() + 0.5 * comm + 0.3 * idle) / r.step_time_s;
     // 2 nodes: 2 x 800 W hosts, 16 NICs x (20 + 30) W
