@@ -90,6 +90,12 @@ pub struct ParallelPlan {
     /// ready together in the steady state (one more micro-batch of activations in flight).
     #[serde(default)]
     pub moe_overlap: bool,
+    /// Zero Bubble's optimizer post-validation: no gradient-norm synchronisation of all
+    /// stages before the optimizer step (the check runs after it and rolls it back in the
+    /// rare case it fails), so that a stage starts its next iteration as soon as its own
+    /// work is done.
+    #[serde(default)]
+    pub optimizer_post_validation: bool,
 }
 
 fn one() -> u32 {
@@ -338,6 +344,7 @@ pub(crate) mod tests_support {
             ep: 1,
             expert_tp: 1,
             moe_overlap: false,
+            optimizer_post_validation: false,
         }
     }
 }

@@ -118,14 +118,6 @@ pub trait PipelineSchedule: Send + Sync {
         (g % shape.pp, g / shape.pp)
     }
 
-    /// Whether the optimizer step runs without the gradient-norm synchronisation of all
-    /// stages before it (Zero Bubble's optimizer post-validation: the check runs after
-    /// the step and rolls it back in the rare case it fails), so that a stage starts its
-    /// next iteration as soon as its own work is done.
-    fn optimizer_post_validation(&self) -> bool {
-        false
-    }
-
     /// Copies of its parameters (and gradients) each stage keeps: 2 for DualPipe, whose
     /// stages hold their own chunk and their mirror stage's.
     fn parameter_copies(&self) -> u32 {

@@ -70,6 +70,7 @@ impl Checker<'_> {
             ep: self.at_least_one("parallel.ep", rp.ep.unwrap_or(1))?,
             expert_tp: self.at_least_one("parallel.expert_tp", rp.expert_tp.unwrap_or(1))?,
             moe_overlap: moe.and_then(|m| m.overlap_all_to_all).unwrap_or(false),
+            optimizer_post_validation: rp.optimizer_post_validation.unwrap_or(false),
         };
         self.pipeline(&plan, model, global_batch)?;
         plan.validate(model, num_gpus, gpus_per_node, global_batch)

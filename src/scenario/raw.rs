@@ -148,6 +148,7 @@ pub struct RawParallel {
     pub first_stage_layers: Option<u32>,
     pub last_stage_layers: Option<u32>,
     pub stage_layers: Option<Vec<u32>>,
+    pub optimizer_post_validation: Option<bool>,
     pub grad_bucket_params: Option<f64>,
     pub ep: Option<u32>,
     pub expert_tp: Option<u32>,

@@ -171,9 +171,11 @@ pub fn memory_per_gpu(
             .copied()
             .unwrap_or(0.0)
     };
-    let mut best = stage_memory(m, p, 0, tr, capacity(0));
+    let shape = p.pipeline_shape(tr.global_batch_size, p.extra_warmup(m));
+    let programs = p.schedule.programs(&shape);
+    let mut best = stage_memory_of(m, p, 0, tr, capacity(0), &programs[0]);
     for stage in 1..p.pp {
-        let s = stage_memory(m, p, stage, tr, capacity(stage));
+        let s = stage_memory_of(m, p, stage, tr, capacity(stage), &programs[stage as usize]);
         if s.total_gib / s.capacity_gib > best.total_gib / best.capacity_gib {
             best = s;
         }
@@ -188,6 +190,20 @@ pub fn stage_memory(
     stage: u32,
     tr: &TrainingSpec,
     capacity_gib: f64,
+) -> MemoryBreakdown {
+    let shape = p.pipeline_shape(tr.global_batch_size, p.extra_warmup(m));
+    let passes = p.schedule.get().passes(stage, &shape);
+    stage_memory_of(m, p, stage, tr, capacity_gib, &passes)
+}
+
+/// [`stage_memory`] with the stage's program given.
+fn stage_memory_of(
+    m: &TransformerSpec,
+    p: &ParallelPlan,
+    stage: u32,
+    tr: &TrainingSpec,
+    capacity_gib: f64,
+    passes: &[crate::parallel::schedule::Pass],
 ) -> MemoryBreakdown {
     let (seq, global_batch) = (tr.seq_length, tr.global_batch_size);
     let t = p.tp as f64;
@@ -247,7 +263,6 @@ pub fn stage_memory(
         .sum::<f64>()
         / stage_layer_ids.len().max(1) as f64;
     // layers' worth of activations in flight on this stage, walking its program
-    let passes = schedule.passes(stage, &shape);
     let split_backward = passes.iter().any(|ps| ps.kind == PassKind::BackwardWeight);
     let mut act = if split_backward {
         // in-flight activations (M_B) and pending W passes' buffers (M_W), per chunk
@@ -272,13 +287,13 @@ pub fn stage_memory(
                     .fold((0.0, 0.0), |a, x| (a.0 + x.0, a.1 + x.1))
             })
             .collect();
-        peak_activation(&passes, |ps| per_chunk[ps.chunk as usize])
+        peak_activation(passes, |ps| per_chunk[ps.chunk as usize])
     } else {
         // layers' worth of activations in flight on this stage, walking its program
-        per_layer * peak_in_flight(&passes, |ps| layers_per_chunk[chunk(ps.chunk)] as f64)
+        per_layer * peak_in_flight(passes, |ps| layers_per_chunk[chunk(ps.chunk)] as f64)
     };
     // micro-batches whose embedding output is still held (the chunk holding the embedding)
-    let embedding_in_flight = peak_in_flight(&passes, |ps| if chunk(ps.chunk) == 0 { 1.0 } else { 0.0 });
+    let embedding_in_flight = peak_in_flight(passes, |ps| if chunk(ps.chunk) == 0 { 1.0 } else { 0.0 });
     if p.recompute == Recompute::Full {
         // one layer's full activations live during its recomputation
         let mut full = p.clone();

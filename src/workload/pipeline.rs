@@ -147,11 +147,11 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
             lanes,
         )
     });
-    let programs: Vec<_> = (0..pp).map(|s| schedule.passes(s, &shape)).collect();
+    let programs = p.schedule.programs(&shape);
     // DualPipe-style pairs of overlapped passes
     let paired = programs.iter().flatten().any(|ps| ps.with_previous);
     let overlap_a2a = extra_warmup > 0 || paired;
-    let post_validation = schedule.optimizer_post_validation();
+    let post_validation = p.optimizer_post_validation;
     let copies = schedule.parameter_copies().max(1);
 
     // parameter all-gather ops of the previous iteration, per (rank, chunk)

@@ -1,9 +1,9 @@
 use crate::repo;
-use trainsim::workload::CommKind;
 use std::path::{Path, PathBuf};
 use trainsim::sweep::charts::{pareto_data, ChartOptions};
 use trainsim::sweep::pareto::{front, Better};
 use trainsim::sweep::{merge_csv, run_sweep, SweepOptions, SweepSpec};
+use trainsim::workload::CommKind;
 
 fn sweep_file(dir: &Path) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
@@ -482,7 +482,7 @@ fn moe_search_case(moe_extra: &str) {
         // ignores that they share the GPU), so it is only sound, not tighter.
         // Schedules with the optimizer post-validation have no barrier to time from:
         // their contention-free bound is 0 (no information).
-        if !base.plan.moe_overlap && !c.plan.schedule.get().optimizer_post_validation() {
+        if !base.plan.moe_overlap && !c.plan.optimizer_post_validation {
             assert!(cf > c.bound_s, "{} EP{ep}: {cf} <= {}", r.plan, c.bound_s);
         }
         if ep > 1 && r.breakdown.exposed(CommKind::Ep) > 0.0 {

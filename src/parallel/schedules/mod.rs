@@ -11,8 +11,10 @@ mod interleaved;
 mod zero_bubble;
 mod zero_bubble_v;
 
-use super::schedule::{PipelineSchedule, PipelineShape};
+use super::schedule::{Pass, PipelineSchedule, PipelineShape};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A schedule a plan can name: a handle to a [`PipelineSchedule`].
 #[derive(Clone, Copy)]
@@ -70,6 +72,35 @@ impl Schedule {
     /// The schedule itself.
     pub fn get(self) -> &'static dyn PipelineSchedule {
         self.0
+    }
+
+    /// Every stage's program for `shape`, computed once per (schedule, shape) and shared
+    /// (plan searches evaluate many plans of the same shape).
+    pub fn programs(self, shape: &PipelineShape) -> Arc<Vec<Vec<Pass>>> {
+        type Cache = Mutex<(HashMap<(&'static str, [u32; 4]), Arc<Vec<Vec<Pass>>>>, usize)>;
+        /// Passes kept at most (about 16 bytes each); beyond, the cache starts over.
+        const MAX_PASSES: usize = 4_000_000;
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        let key = (
+            self.name(),
+            [shape.pp, shape.microbatches, shape.virtual_stages, shape.extra_warmup],
+        );
+        let cache = CACHE.get_or_init(|| Mutex::new((HashMap::new(), 0)));
+        if let Some(p) = cache.lock().expect("program cache").0.get(&key) {
+            return p.clone();
+        }
+        let p: Arc<Vec<Vec<Pass>>> = Arc::new((0..shape.pp).map(|s| self.0.passes(s, shape)).collect());
+        let n: usize = p.iter().map(Vec::len).sum();
+        let mut c = cache.lock().expect("program cache");
+        if c.1 + n > MAX_PASSES {
+            c.0.clear();
+            c.1 = 0;
+        }
+        if n <= MAX_PASSES {
+            c.0.insert(key, p.clone());
+            c.1 += n;
+        }
+        p
     }
 }
 

@@ -10,10 +10,10 @@
 //!   `(2p - 2i + 1) M_B + (2i - 2) M_W`, bubble `(p - 1)(T_F + T_B - 2 T_W)` (none when the
 //!   three passes take the same time).
 //!
-//! Both run with the optimizer post-validation of the paper (no gradient-norm barrier
-//! before the optimizer step), so that a stage moves on to the next iteration when its
-//! own passes are done. The bubbles are the simulation's; the formulas are what the tests
-//! compare with.
+//! The paper runs them with its optimizer post-validation (`parallel.optimizer_post_validation`:
+//! no gradient-norm barrier before the optimizer step, so that a stage moves on to the next
+//! iteration when its own passes are done). The bubbles are the simulation's; the formulas
+//! are what the tests compare with.
 
 use super::single_chunk;
 use crate::parallel::schedule::{Pass, PassKind, PipelineSchedule, PipelineShape};
@@ -70,10 +70,6 @@ impl PipelineSchedule for ZeroBubbleH1 {
         check(self.name(), shape)
     }
 
-    fn optimizer_post_validation(&self) -> bool {
-        true
-    }
-
     fn passes(&self, stage: u32, shape: &PipelineShape) -> Vec<Pass> {
         program(shape, shape.pp - stage - 1 + shape.extra_warmup, stage)
     }
@@ -86,10 +82,6 @@ impl PipelineSchedule for ZeroBubbleH2 {
 
     fn check(&self, shape: &PipelineShape) -> Result<(), String> {
         check(self.name(), shape)
-    }
-
-    fn optimizer_post_validation(&self) -> bool {
-        true
     }
 
     fn passes(&self, stage: u32, shape: &PipelineShape) -> Vec<Pass> {

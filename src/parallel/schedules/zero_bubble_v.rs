@@ -38,10 +38,6 @@ impl PipelineSchedule for ZeroBubbleV {
         v_locate(g, shape.pp)
     }
 
-    fn optimizer_post_validation(&self) -> bool {
-        true
-    }
-
     fn passes(&self, stage: u32, shape: &PipelineShape) -> Vec<Pass> {
         programs(shape.pp, shape.microbatches)[stage as usize].clone()
     }
