@@ -1,15 +1,20 @@
 //! The parallelism plan (data, tensor, sequence, context, expert and pipeline parallelism;
 //! ZeRO; recompute; micro-batching) and its feasibility checks. Owns [`ParallelPlan`] and
 //! [`PlanError`]; the dimensions are [`Dim`], where their groups sit is [`placement`], the
-//! pipeline schedules are [`schedule`].
+//! pipeline schedules are [`schedule`] (the trait) and [`schedules`] (the built-in ones and
+//! their table), the split of the layers over the pipeline is [`split`].
 
 mod dim;
 pub mod placement;
 pub mod schedule;
+pub mod schedules;
+pub mod split;
 
 pub use dim::{Dim, PerDim};
 pub use placement::{Placement, PlacementSummary};
-pub use schedule::{PipelineShape, Schedule};
+pub use schedule::PipelineShape;
+pub use schedules::Schedule;
+pub use split::LayerSplit;
 
 use crate::model::TransformerSpec;
 use serde::{Deserialize, Serialize};
@@ -64,6 +69,10 @@ pub struct ParallelPlan {
     /// Megatron's layer split that counts the embedding and the loss as one layer each
     /// (`account_for_embedding/loss_in_pipeline_split`): (layers + 2) must divide evenly.
     pub pipeline_split_embedding_and_loss: bool,
+    /// Layers per pipeline stage when not the default split (`first_stage_layers`,
+    /// `last_stage_layers`, `stage_layers`).
+    #[serde(default)]
+    pub layer_split: LayerSplit,
     /// Gradient-reduction bucket size, parameters (Megatron default 40 M).
     pub grad_bucket_params: f64,
     /// Overlap TP collectives with the GEMMs beside them (Megatron `--tp-comm-overlap`).
@@ -81,6 +90,12 @@ pub struct ParallelPlan {
     /// ready together in the steady state (one more micro-batch of activations in flight).
     #[serde(default)]
     pub moe_overlap: bool,
+    /// Zero Bubble's optimizer post-validation: no gradient-norm synchronisation of all
+    /// stages before the optimizer step (the check runs after it and rolls it back in the
+    /// rare case it fails), so that a stage starts its next iteration as soon as its own
+    /// work is done.
+    #[serde(default)]
+    pub optimizer_post_validation: bool,
 }
 
 fn one() -> u32 {
@@ -255,21 +270,8 @@ impl ParallelPlan {
                 self.cp
             ));
         }
-        let chunks = self.pp * self.virtual_stages;
-        let layers = model.num_layers + if self.pipeline_split_embedding_and_loss { 2 } else { 0 };
-        if layers % chunks != 0 {
-            return c(format!(
-                "{} layers{} cannot be split evenly over pp*virtual_stages = {} model chunks; choose pp*virtual_stages dividing {}{}",
-                model.num_layers,
-                if self.pipeline_split_embedding_and_loss { " (+2 for embedding and loss)" } else { "" },
-                chunks,
-                layers,
-                if self.pipeline_split_embedding_and_loss { "" } else { ", or set parallel.pipeline_split_embedding_and_loss = true" }
-            ));
-        }
-        if self.pipeline_split_embedding_and_loss && layers / chunks < 2 {
-            return c("pipeline_split_embedding_and_loss needs at least 2 layer slots per model chunk".into());
-        }
+        self.try_layers_per_chunk(model.num_layers)
+            .map_err(|e| PlanError::Constraint(e.message))?;
         let per_step = self.dp * self.micro_batch_size;
         if global_batch_size == 0 || global_batch_size % per_step != 0 {
             return c(format!(
@@ -282,26 +284,36 @@ impl ParallelPlan {
         Ok(())
     }
 
-    /// Layers held by each model chunk, in pipeline order (chunk index = virtual * pp + stage).
+    /// Layers held by each model chunk, in layer order (the schedule's global chunk index),
+    /// or why the split asked for cannot be made.
+    pub fn try_layers_per_chunk(&self, num_layers: u32) -> Result<Vec<u32>, split::SplitError> {
+        // the chunk map does not depend on the micro-batch count
+        let shape = PipelineShape {
+            pp: self.pp,
+            microbatches: 2 * self.pp,
+            virtual_stages: self.virtual_stages,
+            extra_warmup: 0,
+        };
+        split::layers_per_chunk(
+            num_layers,
+            &self.layer_split,
+            self.pipeline_split_embedding_and_loss,
+            self.schedule.get(),
+            &shape,
+        )
+    }
+
+    /// Layers held by each model chunk, in layer order, of a validated plan (an invalid
+    /// split falls back to the default one).
     pub fn layers_per_chunk(&self, num_layers: u32) -> Vec<u32> {
-        let chunks = (self.pp * self.virtual_stages) as usize;
-        if self.pipeline_split_embedding_and_loss {
-            let per = (num_layers + 2) as usize / chunks;
-            (0..chunks)
-                .map(|c| {
-                    let mut n = per as u32;
-                    if c == 0 {
-                        n -= 1;
-                    }
-                    if c == chunks - 1 {
-                        n -= 1;
-                    }
-                    n
-                })
-                .collect()
-        } else {
-            vec![num_layers / chunks as u32; chunks]
-        }
+        self.try_layers_per_chunk(num_layers).unwrap_or_else(|_| {
+            let plain = ParallelPlan {
+                layer_split: LayerSplit::default(),
+                pipeline_split_embedding_and_loss: false,
+                ..self.clone()
+            };
+            plain.try_layers_per_chunk(num_layers).unwrap_or_default()
+        })
     }
 }
 
@@ -326,11 +338,13 @@ pub(crate) mod tests_support {
             overlap_grad_reduce: true,
             overlap_param_gather: true,
             pipeline_split_embedding_and_loss: false,
+            layer_split: LayerSplit::default(),
             grad_bucket_params: 40e6,
             tp_comm_overlap: false,
             ep: 1,
             expert_tp: 1,
             moe_overlap: false,
+            optimizer_post_validation: false,
         }
     }
 }
@@ -351,11 +365,10 @@ mod tests {
         ));
         let e = plan(7, 8, 16).validate(&m, 7 * 128, 8, 1536).unwrap_err().to_string();
         assert!(e.contains("does not divide the 96 attention heads"), "{e}");
-        let e = plan(8, 7, 16)
-            .validate(&m, 8 * 7 * 16, 8, 1536)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("cannot be split evenly"), "{e}");
+        // 96 layers on 7 stages: Megatron's uneven default (13 + 5 x 14 + 13)
+        assert!(plan(8, 7, 16).validate(&m, 8 * 7 * 16, 8, 1536).is_ok());
+        let l = plan(8, 7, 16).layers_per_chunk(m.num_layers);
+        assert_eq!(l, vec![13, 14, 14, 14, 14, 14, 13]);
         let e = plan(8, 8, 16).validate(&m, 1024, 8, 1000).unwrap_err().to_string();
         assert!(e.contains("global_batch_size=1000"), "{e}");
     }
@@ -364,7 +377,10 @@ mod tests {
     fn embedding_and_loss_split_gives_llama405b_on_pp16_even_chunks() {
         let m = model_preset("llama3-405b").unwrap();
         let mut p = plan(8, 16, 128);
-        assert!(p.validate(&m, 16384, 8, 2048).is_err());
+        // 126 layers do not divide by 16: Megatron's uneven default gives the same split
+        assert!(p.validate(&m, 16384, 8, 2048).is_ok());
+        let l = p.layers_per_chunk(m.num_layers);
+        assert_eq!((l[0], l[1], l[15]), (7, 8, 7));
         p.pipeline_split_embedding_and_loss = true;
         assert!(p.validate(&m, 16384, 8, 2048).is_ok());
         let l = p.layers_per_chunk(m.num_layers);

@@ -50,6 +50,10 @@ struct SortArg {
 struct Complete<'a> {
     name: &'a str,
     cat: &'a str,
+    /// Reserved trace-viewer colour of compute categories, so that forward, backward (B)
+    /// and weight-gradient (W) passes read apart whatever their names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cname: Option<&'static str>,
     ph: &'static str,
     ts: f64,
     dur: f64,
@@ -110,6 +114,13 @@ fn complete(s: &TraceSpan) -> Complete<'_> {
     Complete {
         name: &s.name,
         cat: &s.category,
+        cname: match s.category.as_str() {
+            "forward" => Some("thread_state_running"),
+            "backward" => Some("rail_response"),
+            "backward_weight" => Some("yellow"),
+            "recompute" => Some("olive"),
+            _ => None,
+        },
         ph: "X",
         ts: us(s.start_s),
         dur: (ps(s.end_s) - ps(s.start_s)).max(0.0) / 1e6,

@@ -12,13 +12,13 @@ mod goal;
 mod hardware;
 mod model;
 pub mod paths;
+mod pipeline;
 pub mod raw;
 mod routing;
 
 pub use error::ScenarioError;
 
 use crate::hardware::{ClusterSpec, Precision};
-use crate::parallel::{ParallelPlan, Recompute, Schedule};
 use crate::simulation::RunInput;
 use crate::training::TrainingSpec;
 use check::{quote_list, Checker};
@@ -311,62 +311,13 @@ impl Checker<'_> {
             flash_attention: t.flash_attention.unwrap_or(true),
         };
 
-        let rp = &r.parallel;
-        let tp = self.at_least_one("parallel.tp", rp.tp.unwrap_or(1))?;
-        let pp = self.at_least_one("parallel.pp", rp.pp.unwrap_or(1))?;
-        let dp = match rp.dp {
-            Some(d) => self.at_least_one("parallel.dp", d)?,
-            // derived; a remainder is reported by the plan check below
-            None => (num_gpus / (tp * pp)).max(1),
-        };
-        let virtual_stages = self.at_least_one("parallel.virtual_stages", rp.virtual_stages.unwrap_or(1))?;
-        let schedule = match &rp.schedule {
-            Some(s) => self.choice("parallel.schedule", s, &Schedule::names(), Schedule::ALL)?,
-            None if virtual_stages > 1 => Schedule::INTERLEAVED,
-            None => Schedule::ONE_F_ONE_B,
-        };
-        let recompute = match &rp.recompute {
-            Some(s) => self.choice(
-                "parallel.recompute",
-                s,
-                Recompute::NAMES,
-                &[Recompute::None, Recompute::Selective, Recompute::Full],
-            )?,
-            None => Recompute::None,
-        };
-        let zero_stage = rp.zero_stage.unwrap_or(1);
-        if zero_stage > 3 {
-            return Err(self.invalid("parallel.zero_stage", zero_stage, "allowed values are 0, 1, 2, 3"));
-        }
-        let plan = ParallelPlan {
-            tp,
-            pp,
-            dp,
-            cp: 1,
-            sequence_parallel: rp.sequence_parallel.unwrap_or(tp > 1),
-            schedule,
-            virtual_stages,
-            micro_batch_size: self.at_least_one("parallel.micro_batch_size", rp.micro_batch_size.unwrap_or(1))?,
-            zero_stage,
-            recompute,
-            overlap_grad_reduce: rp.overlap_grad_reduce.unwrap_or(true),
-            overlap_param_gather: rp.overlap_param_gather.unwrap_or(true),
-            pipeline_split_embedding_and_loss: rp.pipeline_split_embedding_and_loss.unwrap_or(false),
-            grad_bucket_params: self.positive("parallel.grad_bucket_params", rp.grad_bucket_params.unwrap_or(40e6))?,
-            tp_comm_overlap: rp.tp_comm_overlap.unwrap_or(false),
-            ep: self.at_least_one("parallel.ep", rp.ep.unwrap_or(1))?,
-            expert_tp: self.at_least_one("parallel.expert_tp", rp.expert_tp.unwrap_or(1))?,
-            moe_overlap: r.moe.as_ref().and_then(|m| m.overlap_all_to_all).unwrap_or(false),
-        };
-        plan.validate(&model, num_gpus, gpus_per_node, training.global_batch_size)
-            .map_err(|e| {
-                let message = e.to_string();
-                ScenarioError::Plan {
-                    path: self.path.to_path_buf(),
-                    location: self.locate_plan(&message),
-                    message,
-                }
-            })?;
+        let plan = self.plan(
+            &r.parallel,
+            r.moe.as_ref(),
+            &model,
+            (num_gpus, gpus_per_node),
+            training.global_batch_size,
+        )?;
 
         let goal = self.goal(r.target.as_ref(), r.reliability.as_ref(), r.energy.as_ref(), &model)?;
         let routing = self.routing(r.moe.as_ref(), &model)?;

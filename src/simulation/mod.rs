@@ -178,6 +178,16 @@ impl<'a> Sim<'a> {
             if self.compute_busy[op.rank as usize] {
                 return;
             }
+            // paired passes (DualPipe): with both compute queues ready, the critical-path
+            // pass's queue (Compute) takes the GPU; this op waits for it to free again
+            if self.w.compute_priority && op.stream == Stream::Compute2 {
+                let first = op.rank as usize * Stream::COUNT + Stream::Compute.index();
+                let head = self.queues[first].get(self.head[first]);
+                if !self.busy[first] && head.is_some_and(|&h| self.remaining[h as usize] == 0) {
+                    self.try_start(first);
+                    return;
+                }
+            }
             self.compute_busy[op.rank as usize] = true;
         }
         self.busy[qi] = true;

@@ -324,6 +324,9 @@ pub fn plan_label(p: &ParallelPlan) -> String {
     if p.pp > 1 {
         s.push_str(&format!(" schedule={}", p.schedule.name()));
     }
+    if let Some(split) = p.layer_split.label() {
+        s.push_str(&format!(" layers={split}"));
+    }
     s
 }
 

@@ -9,6 +9,7 @@ pub mod charts;
 pub mod columns;
 pub mod expr;
 pub mod pareto;
+mod pass_bound;
 pub mod run;
 pub mod search;
 mod search_bounds;

@@ -4,11 +4,13 @@
 //! ranking; lower bounds only decide what need not be simulated (branch and bound, exact
 //! for the objective).
 //!
-//! Space: TP in the divisors of the node size, PP up to 64 dividing the layers (or the
-//! layers + 2 with Megatron's embedding/loss split), DP derived, expert parallelism EP
+//! Space: TP in the divisors of the node size, PP up to 64 (layers that do not divide get
+//! Megatron's uneven first/last stages), DP derived, expert parallelism EP
 //! (Mixture-of-Experts models: the divisors of the expert count that divide `tp * dp`;
-//! 1 for dense models), micro-batch 1/2/4, virtual stages 1/2/3/4/6, recomputation
-//! none/selective/full, ZeRO stages as asked.
+//! 1 for dense models), the pipeline schedule (1F1B, interleaved with virtual stages
+//! 2/3/4/6, ZB-H1, ZB-H2, ZB-V, DualPipe, DualPipeV), the layer split (the default, and
+//! Megatron's embedding/loss accounting where it divides), micro-batch 1/2/4,
+//! recomputation none/selective/full, ZeRO stages as asked.
 //!
 //! Two bounds on the steady-state step time ([`super::search_bounds`]): a cheap one from
 //! the per-layer costs (compute and blocking TP collectives of the busiest stage, pipeline
@@ -25,7 +27,7 @@
 //! power at least the lowest power level of `[energy]`).
 
 pub use super::search_bounds::{contention_free_step_s, lower_bound_s};
-use crate::parallel::{ParallelPlan, Recompute, Schedule};
+use crate::parallel::{LayerSplit, ParallelPlan, Recompute, Schedule};
 use crate::simulation::breakdown::Category;
 use crate::simulation::{self, RunInput, RunResult};
 use crate::workload::memory::memory_per_gpu;
@@ -229,12 +231,27 @@ pub fn enumerate(base: &RunInput, zero_stages: &[u32]) -> Vec<ParallelPlan> {
             };
             for ep in eps {
                 for split in [false, true] {
-                    if split && (pp == 1 || (m.num_layers) % pp == 0) {
-                        continue; // the split only helps where an even split fails
+                    // Megatron's embedding/loss accounting, where it divides the layers
+                    if split && (pp == 1 || (m.num_layers + 2) % pp != 0) {
+                        continue;
                     }
-                    for v in [1u32, 2, 3, 4, 6] {
-                        if v > 1 && pp == 1 {
+                    for (schedule, v) in SCHEDULES {
+                        if pp == 1 && (*schedule != Schedule::ONE_F_ONE_B || *v > 1) {
                             continue;
+                        }
+                        let shape_of = |split: bool| ParallelPlan {
+                            pp,
+                            schedule: *schedule,
+                            virtual_stages: *v,
+                            pipeline_split_embedding_and_loss: split,
+                            layer_split: LayerSplit::default(),
+                            ..base.plan.clone()
+                        };
+                        if split
+                            && shape_of(true).try_layers_per_chunk(m.num_layers).ok()
+                                == shape_of(false).try_layers_per_chunk(m.num_layers).ok()
+                        {
+                            continue; // impossible, or the same split as the default
                         }
                         for mbs in [1u32, 2, 4] {
                             for recompute in [Recompute::None, Recompute::Selective, Recompute::Full] {
@@ -245,16 +262,13 @@ pub fn enumerate(base: &RunInput, zero_stages: &[u32]) -> Vec<ParallelPlan> {
                                         dp,
                                         cp: 1,
                                         sequence_parallel: tp > 1,
-                                        schedule: if v > 1 {
-                                            Schedule::INTERLEAVED
-                                        } else {
-                                            Schedule::ONE_F_ONE_B
-                                        },
-                                        virtual_stages: v,
+                                        schedule: *schedule,
+                                        virtual_stages: *v,
                                         micro_batch_size: mbs,
                                         zero_stage: zero,
                                         recompute,
                                         pipeline_split_embedding_and_loss: split,
+                                        layer_split: LayerSplit::default(),
                                         ep,
                                         expert_tp: 1,
                                         ..base.plan.clone()
@@ -269,6 +283,21 @@ pub fn enumerate(base: &RunInput, zero_stages: &[u32]) -> Vec<ParallelPlan> {
     }
     out
 }
+
+/// Schedules the search tries, with their virtual stages (GPipe is never better than
+/// 1F1B at more memory; ZB-V and DualPipeV hold two chunks per stage by construction).
+const SCHEDULES: &[(Schedule, u32)] = &[
+    (Schedule::ONE_F_ONE_B, 1),
+    (Schedule::INTERLEAVED, 2),
+    (Schedule::INTERLEAVED, 3),
+    (Schedule::INTERLEAVED, 4),
+    (Schedule::INTERLEAVED, 6),
+    (Schedule::ZERO_BUBBLE_H1, 1),
+    (Schedule::ZERO_BUBBLE_H2, 1),
+    (Schedule::ZERO_BUBBLE_V, 1),
+    (Schedule::DUALPIPE, 1),
+    (Schedule::DUALPIPE_V, 1),
+];
 
 /// Objective values of the simulated candidates, sorted; the N-th best or infinity.
 struct Best {
@@ -438,6 +467,7 @@ pub const TABLE_COLUMNS: &[&str] = &[
     "pp",
     "dp",
     "ep",
+    "schedule",
     "virtual_stages",
     "micro_batch_size",
     "recompute",
@@ -505,6 +535,7 @@ pub fn table_csv(o: &SearchOutcome) -> String {
             p.pp.to_string(),
             p.dp.to_string(),
             p.ep.to_string(),
+            p.schedule.name().to_string(),
             p.virtual_stages.to_string(),
             p.micro_batch_size.to_string(),
             Recompute::NAMES[p.recompute as usize].to_string(),

@@ -25,11 +25,14 @@
 //! what the simulation measures after one warm-up iteration (`end_1 - end_0`, the
 //! optimizer steps being the same in both iterations).
 
+use super::pass_bound::{pass_bound, PassBound};
 use crate::network::{AlgorithmChoice, ClusterNetwork, CollectiveKind, CollectiveRequest, GroupLayout, SendRoute};
+use crate::parallel::schedule::PassKind;
+use crate::parallel::Schedule;
 use crate::parallel::{Dim, ParallelPlan, Placement};
 use crate::simulation::RunInput;
 use crate::workload::costs::{embedding_and_head_steps, optimizer_time_s, LayerContext, MoeCost};
-use crate::workload::layer::{compute_time_s, Overlap, Step};
+use crate::workload::layer::{compute_time_s, LayerSteps, Overlap, Step};
 use crate::workload::passes::layer_steps;
 use crate::workload::{self, OpKind, Stream, WorkloadSpec};
 
@@ -84,6 +87,14 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
         let l = layer_steps(&cx, moe_cost.as_ref().filter(|_| moe));
         work(&l.forward) + work(&l.backward)
     };
+    let chunks = plan.layers_per_chunk(m.num_layers);
+    let schedule = plan.schedule.get();
+    let shape = plan.pipeline_shape(t.global_batch_size, plan.extra_warmup(m));
+    let v = schedule.chunks_per_stage(&shape);
+    let classic = [Schedule::GPIPE, Schedule::ONE_F_ONE_B, Schedule::INTERLEAVED].contains(&plan.schedule);
+    if !classic {
+        return pass_level_bound_s(base, plan, &cx, &chunks, work);
+    }
     // a MoE layer's expert and all-to-all steps are not counted: the lighter of the dense
     // and the MoE layer bounds every layer
     let per_layer = if m.moe.is_some() {
@@ -91,10 +102,6 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     } else {
         layer_work(false)
     };
-    let chunks = plan.layers_per_chunk(m.num_layers);
-    let schedule = plan.schedule.get();
-    let shape = plan.pipeline_shape(t.global_batch_size, plan.extra_warmup(m));
-    let v = schedule.chunks_per_stage(&shape);
     let mut busiest = 0.0f64;
     let mut lightest = f64::INFINITY;
     for s in 0..plan.pp {
@@ -117,6 +124,101 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
         m.total_params() / (plan.tp * plan.pp) as f64 / if plan.zero_stage >= 1 { plan.dp as f64 } else { 1.0 }
     };
     busiest * nmb + lightest * fill + optimizer_time_s(g, params_local)
+}
+
+/// The cheap bound of schedules without a closed-form fill here (zero-bubble, DualPipe):
+/// the programs run at pass level ([`pass_bound`]) with each pass at the compute and
+/// blocking TP time of its chunk's layers (for MoE models, the lighter of a dense and a
+/// MoE layer, per pass kind), plus the lightest stage's optimizer step. With the
+/// optimizer post-validation a stage starts its next iteration when its own work is done:
+/// the stage whose first iteration ends last (unknown, hence the smallest over stages)
+/// needs at least its span: the longest path from its first pass to its last with
+/// nothing anchored but its first pass; otherwise all stages start together after the
+/// gradient-norm barrier and the whole pipeline phase bounds the step.
+fn pass_level_bound_s(
+    base: &RunInput,
+    plan: &ParallelPlan,
+    cx: &LayerContext,
+    chunks: &[u32],
+    work: impl Fn(&[Step]) -> f64,
+) -> f64 {
+    let post = plan.optimizer_post_validation;
+    let (r, opt) = pass_level(base, plan, cx, chunks, work, post);
+    if post {
+        // a stage starts its next iteration when its own work is done: the stage that
+        // ends the first iteration last needs at least its span anchored at its first pass
+        r.span_s.iter().copied().fold(f64::INFINITY, f64::min) + opt
+    } else {
+        r.end_s.max(r.busy_s.iter().copied().fold(0.0, f64::max)) + opt
+    }
+}
+
+/// The pass-level run of `plan`'s programs (module docs of [`pass_bound`]) with per-pass
+/// compute and blocking TP times, and the lightest stage's optimizer step, s.
+fn pass_level(
+    base: &RunInput,
+    plan: &ParallelPlan,
+    cx: &LayerContext,
+    chunks: &[u32],
+    work: impl Fn(&[Step]) -> f64,
+    spans: bool,
+) -> (PassBound, f64) {
+    let m = &base.model;
+    let t = &base.training;
+    let moe_cost = MoeCost::new(cx.gpu, m, plan, t.precision, t.seq_length);
+    let kinds = |l: &LayerSteps| {
+        [
+            work(&l.forward),
+            work(&l.backward),
+            work(&l.backward_input),
+            work(&l.weight),
+        ]
+    };
+    let mut per_layer = kinds(&layer_steps(cx, None));
+    if let Some(c) = moe_cost.as_ref() {
+        let moe = kinds(&layer_steps(cx, Some(c)));
+        for (x, y) in per_layer.iter_mut().zip(moe) {
+            *x = x.min(y);
+        }
+    }
+    let (emb, head) = embedding_and_head_steps(cx);
+    let (emb, head) = (kinds(&emb), kinds(&head));
+    let schedule = plan.schedule.get();
+    let shape = plan.pipeline_shape(t.global_batch_size, plan.extra_warmup(m));
+    let last = chunks.len() as u32 - 1;
+    let time = |k: PassKind, g: u32| {
+        let i = match k {
+            PassKind::Forward => 0,
+            PassKind::Backward => 1,
+            PassKind::BackwardInput => 2,
+            PassKind::BackwardWeight => 3,
+        };
+        let mut x = chunks.get(g as usize).copied().unwrap_or(0) as f64 * per_layer[i];
+        if g == 0 {
+            x += emb[i];
+        }
+        if g == last {
+            x += head[i];
+        }
+        x
+    };
+    let overlap = plan.extra_warmup(m) > 0;
+    let r = pass_bound(plan.schedule, &shape, overlap, spans, time);
+    let v = schedule.chunks_per_stage(&shape);
+    let params = moe_min_optimizer_params(m, plan, chunks, |s, c| schedule.global_chunk(s, c, &shape) as usize, v)
+        / schedule.parameter_copies().max(1) as f64;
+    (r, optimizer_time_s(cx.gpu, params))
+}
+
+/// Per stage, the pass-level span bound of a post-validation schedule (no optimizer).
+fn post_validation_spans(base: &RunInput, plan: &ParallelPlan) -> Vec<f64> {
+    let c = &base.cluster;
+    let net = ClusterNetwork::new(c, 0);
+    let tp = Placement::megatron(plan, c.gpus_per_node).layout(Dim::Tp);
+    let cx = LayerContext::new(&c.gpu, &base.model, plan, &base.training);
+    let chunks = plan.layers_per_chunk(base.model.num_layers);
+    let work = |s: &[Step]| blocking_work_s(s, tp, &net, &base.collectives);
+    pass_level(base, plan, &cx, &chunks, work, true).0.span_s
 }
 
 /// Parameters the optimizer of the lightest pipeline stage updates, for a MoE model: the
@@ -189,6 +291,11 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     // ranks that close an iteration at its barrier: the pipeline stages (expert lanes
     // have none)
     let barrier_ranks = w.stages as usize;
+    // without a gradient-norm barrier (optimizer post-validation) there is no common
+    // instant to time from: each stage is timed alone, from its previous optimizer step
+    // to its next, its dependencies on other ranks dropped (see the end)
+    let post = plan.optimizer_post_validation;
+    let keep = |i: usize, d: u32| !post || w.ops[d as usize].rank == w.ops[i].rank;
     // edges: explicit dependencies and each stream's program order (CSR)
     let mut stream_pred = vec![u32::MAX; n];
     let mut last = vec![u32::MAX; n_ranks * Stream::COUNT];
@@ -198,7 +305,10 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
         let q = op.rank as usize * Stream::COUNT + op.stream.index();
         stream_pred[i] = last[q];
         last[q] = i as u32;
-        for &d in &w.deps[op.deps.0 as usize..op.deps.1 as usize] {
+        for &d in w.deps[op.deps.0 as usize..op.deps.1 as usize]
+            .iter()
+            .filter(|&&d| keep(i, d))
+        {
             succ_start[d as usize + 1] += 1;
             indeg[i] += 1;
         }
@@ -213,7 +323,10 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let mut succ = vec![0u32; succ_start[n] as usize];
     let mut fill = succ_start.clone();
     for (i, op) in w.ops.iter().enumerate() {
-        for &d in &w.deps[op.deps.0 as usize..op.deps.1 as usize] {
+        for &d in w.deps[op.deps.0 as usize..op.deps.1 as usize]
+            .iter()
+            .filter(|&&d| keep(i, d))
+        {
             succ[fill[d as usize] as usize] = i as u32;
             fill[d as usize] += 1;
         }
@@ -283,7 +396,20 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
             }
             _ => 0.0,
         };
-        if !d.is_nan() {
+        let anchor = post
+            && op.iteration == 0
+            && matches!(
+                op.kind,
+                OpKind::Compute {
+                    phase: crate::workload::Phase::Optimizer,
+                    ..
+                }
+            );
+        if anchor {
+            // each stage timed from the end of its own first optimizer step
+            end[i as usize] = 0.0;
+            done.push(i);
+        } else if !d.is_nan() {
             end[i as usize] = start[i as usize] + d;
             done.push(i);
         }
@@ -299,8 +425,50 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
             }
         }
     }
+    // between two releases every stage runs its optimizer step and, on its GPU one
+    // operation at a time, the next iteration's compute (both compute queues)
+    let mut gpu = vec![0.0f64; barrier_ranks];
+    let mut opt_s = vec![0.0f64; barrier_ranks];
+    let mut opt_end = vec![f64::NEG_INFINITY; barrier_ranks];
+    for (i, op) in w.ops.iter().enumerate() {
+        let r = op.rank as usize;
+        if r >= barrier_ranks || !op.stream.is_compute() || op.iteration != 1 || end[i] == f64::NEG_INFINITY {
+            continue;
+        }
+        let d = end[i] - start[i];
+        if d.is_finite() && !matches!(op.kind, OpKind::Barrier { .. }) {
+            if matches!(
+                op.kind,
+                OpKind::Compute {
+                    phase: crate::workload::Phase::Optimizer,
+                    ..
+                }
+            ) {
+                opt_s[r] = d;
+                opt_end[r] = end[i];
+            } else {
+                gpu[r] += d;
+            }
+        }
+    }
+    if post {
+        // the stage that ended the first iteration last starts the second with nothing
+        // else to wait for: its own path (here, without other ranks) and its pass-level
+        // span bound it; not knowing which stage that is, the smallest over stages
+        let spans = post_validation_spans(base, plan);
+        return (0..barrier_ranks)
+            .map(|r| {
+                let span = spans.get(r).copied().unwrap_or(0.0) + opt_s[r];
+                opt_end[r].max(span).max(gpu[r] + opt_s[r])
+            })
+            .fold(f64::INFINITY, f64::min)
+            .max(0.0);
+    }
     match release.get(1) {
-        Some(r) if r.is_finite() && arrived[1].len() == barrier_ranks => *r,
+        Some(r) if r.is_finite() && arrived[1].len() == barrier_ranks => {
+            let busiest = (0..barrier_ranks).map(|r| gpu[r] + opt_s[r]).fold(0.0, f64::max);
+            r.max(busiest)
+        }
         _ => 0.0,
     }
 }

@@ -3,7 +3,7 @@
 //! traffic), the MoE router, shared and routed experts ([`MoeCost`]), the embedding and
 //! output head, and the optimizer step.
 
-use super::layer::{compute, Cost, Item, LayerSteps, Module, ModuleKind, Overlap, Step};
+use super::layer::{compute, Cost, ExpertPart, Item, LayerSteps, Module, ModuleKind, Overlap, Step};
 use super::op::Phase;
 use crate::hardware::kernel::{attention_time_s, gemm_time_s, memory_bound_time_s};
 use crate::hardware::{GpuSpec, Precision};
@@ -35,6 +35,35 @@ pub struct LayerContext<'a> {
     pub flash: bool,
 }
 
+/// A GEMM's forward, input-gradient (dgrad) and weight-gradient (wgrad) costs.
+#[derive(Clone, Copy, Debug, Default)]
+struct Gemm {
+    fwd: Cost,
+    dgrad: Cost,
+    wgrad: Cost,
+}
+
+impl Gemm {
+    fn add(&self, o: &Gemm) -> Gemm {
+        let sum = |a: Cost, b: Cost| Cost::new(a.time_s + b.time_s, a.flops + b.flops);
+        Gemm {
+            fwd: sum(self.fwd, o.fwd),
+            dgrad: sum(self.dgrad, o.dgrad),
+            wgrad: sum(self.wgrad, o.wgrad),
+        }
+    }
+
+    /// A module of `kind` computing this GEMM.
+    fn module(&self, kind: ModuleKind) -> Item {
+        Item::Module(Module {
+            kind,
+            fwd: self.fwd,
+            bwd_input: self.dgrad,
+            bwd_weight: self.wgrad,
+        })
+    }
+}
+
 impl<'a> LayerContext<'a> {
     /// The shard of a layer of `m` under `p` on `gpu`, for `training`'s micro-batch shape.
     pub fn new(gpu: &'a GpuSpec, m: &'a TransformerSpec, p: &'a ParallelPlan, training: &TrainingSpec) -> Self {
@@ -51,20 +80,24 @@ impl<'a> LayerContext<'a> {
         }
     }
 
-    /// (time, flops) of a forward GEMM and of its backward (dgrad + wgrad).
-    fn gemm(&self, n: f64, k: f64) -> ((f64, f64), (f64, f64)) {
+    /// Forward, input-gradient (dgrad) and weight-gradient (wgrad) costs of a GEMM of
+    /// the micro-batch's tokens by an `n x k` weight shard, each timed by the kernel model
+    /// at its own shape (the FP8 cast of the input with the forward, of the output
+    /// gradient with the dgrad).
+    fn gemm(&self, n: f64, k: f64) -> Gemm {
         let m = self.tokens;
         let f = 2.0 * m * n * k;
         let cast = self.cast_s(m * k);
-        let fwd = gemm_time_s(self.gpu, self.prec, m, n, k, 1.0) + cast;
-        let bwd =
-            gemm_time_s(self.gpu, self.prec, m, k, n, 1.0) + gemm_time_s(self.gpu, self.prec, k, n, m, 1.0) + cast;
-        ((fwd, f), (bwd, 2.0 * f))
+        Gemm {
+            fwd: Cost::new(gemm_time_s(self.gpu, self.prec, m, n, k, 1.0) + cast, f),
+            dgrad: Cost::new(gemm_time_s(self.gpu, self.prec, m, k, n, 1.0) + cast, f),
+            wgrad: Cost::new(gemm_time_s(self.gpu, self.prec, k, n, m, 1.0), f),
+        }
     }
 
     /// Q, K, V projections: one GEMM (MHA/GQA), or MLA's down-projections (replicated
     /// across TP ranks) and up-projections (split).
-    fn attention_in(&self) -> ((f64, f64), (f64, f64)) {
+    fn attention_in(&self) -> Gemm {
         let h = self.m.hidden_size as f64;
         match self.m.attention {
             crate::model::Attention::Standard => self.gemm((self.m.q_dim() + 2.0 * self.m.kv_dim()) / self.tp, h),
@@ -89,9 +122,7 @@ impl<'a> LayerContext<'a> {
                 } else {
                     parts.push(self.gemm(heads * self.m.qk_head_dim(), h));
                 }
-                parts.iter().fold(((0.0, 0.0), (0.0, 0.0)), |acc, (f, b)| {
-                    ((acc.0 .0 + f.0, acc.0 .1 + f.1), (acc.1 .0 + b.0, acc.1 .1 + b.1))
-                })
+                parts.iter().fold(Gemm::default(), |acc, g| acc.add(g))
             }
         }
     }
@@ -166,16 +197,16 @@ impl<'a> LayerContext<'a> {
 /// Element-wise traffic sits where the fused kernels run it: the attention half's norm,
 /// residual and dropout forward before the QKV projection and its backward (twice the
 /// forward's bytes) between the MLP and the attention; the MLP half's forward (norm,
-/// residual, dropout, activation) before fc1 and its backward at the activation. A
-/// column-parallel GEMM's backward is split evenly into input and weight gradients; a
-/// row-parallel GEMM's weight gradient runs with its input gradient.
+/// residual, dropout, activation) before fc1 and its backward at the activation. Every
+/// GEMM's backward is its input gradient (B) and its weight gradient (W), each timed at its
+/// own shape; the attention core and the element-wise work have no weights (B only).
 pub fn base_layer(cx: &LayerContext, moe: Option<&MoeCost>) -> Vec<Item> {
     let m = cx.m;
     let h = m.hidden_size as f64;
     let t = cx.tp;
-    let (qkv_f, qkv_b) = cx.attention_in();
+    let qkv = cx.attention_in();
     let (core_f, core_b) = cx.attention_core();
-    let (out_f, out_b) = cx.gemm(h, m.attn_out_dim() / t);
+    let out = cx.gemm(h, m.attn_out_dim() / t);
     let (ew_attn, ew_mlp) = cx.elementwise_fwd_s();
     let ew_scale = 2.0; // backward element-wise traffic is about twice the forward's
     let module = |kind, fwd: Cost, bwd_input: Cost, bwd_weight: Cost| {
@@ -188,45 +219,34 @@ pub fn base_layer(cx: &LayerContext, moe: Option<&MoeCost>) -> Vec<Item> {
     };
     let none = Cost::default();
     let ew = |s: f64| Cost::new(s, 0.0);
-    let (qkv_f, qkv_b, core_f, core_b, out_f, out_b) = (
-        Cost::of(qkv_f),
-        Cost::of(qkv_b),
-        Cost::of(core_f),
-        Cost::of(core_b),
-        Cost::of(out_f),
-        Cost::of(out_b),
-    );
     let mut items = vec![
         module(ModuleKind::AttnNorm, ew(ew_attn), none, none),
-        module(ModuleKind::Qkv, qkv_f, qkv_b.half(), qkv_b.half()),
-        module(ModuleKind::CoreAttn, core_f, core_b, none),
-        module(ModuleKind::AttnOut, out_f, out_b, none),
+        qkv.module(ModuleKind::Qkv),
+        module(ModuleKind::CoreAttn, Cost::of(core_f), Cost::of(core_b), none),
+        out.module(ModuleKind::AttnOut),
     ];
     match moe {
         Some(c) => {
             // the activation runs inside the experts: norm and residual traffic only
             let ew_moe = ew_attn;
+            let split = |bwd: (f64, f64), w: (f64, f64)| (Cost::new(bwd.0 - w.0, bwd.1 - w.1), Cost::of(w));
+            let (router_b, router_w) = split(c.pre_bwd, c.pre_wgrad);
+            let (shared_b, shared_w) = split(c.post_bwd, c.post_wgrad);
             items.extend([
                 module(ModuleKind::MlpNorm, ew(ew_moe), ew(ew_scale * ew_attn), none),
-                module(ModuleKind::Router, Cost::of(c.pre_fwd), Cost::of(c.pre_bwd), none),
-                module(
-                    ModuleKind::SharedExperts,
-                    Cost::of(c.post_fwd),
-                    Cost::of(c.post_bwd),
-                    none,
-                ),
+                module(ModuleKind::Router, Cost::of(c.pre_fwd), router_b, router_w),
+                module(ModuleKind::SharedExperts, Cost::of(c.post_fwd), shared_b, shared_w),
                 module(ModuleKind::Act, none, ew(ew_scale * ew_moe), none),
             ]);
         }
         None => {
-            let (fc1_f, fc1_b) = cx.gemm(m.ffn_in_projections() * m.ffn_hidden_size as f64 / t, h);
-            let (fc2_f, fc2_b) = cx.gemm(h, m.ffn_hidden_size as f64 / t);
-            let (fc1_b, fc2_b) = (Cost::of(fc1_b), Cost::of(fc2_b));
+            let fc1 = cx.gemm(m.ffn_in_projections() * m.ffn_hidden_size as f64 / t, h);
+            let fc2 = cx.gemm(h, m.ffn_hidden_size as f64 / t);
             items.extend([
                 module(ModuleKind::MlpNorm, ew(ew_mlp), ew(ew_scale * ew_attn), none),
-                module(ModuleKind::Fc1, Cost::of(fc1_f), fc1_b.half(), fc1_b.half()),
+                fc1.module(ModuleKind::Fc1),
                 module(ModuleKind::Act, none, ew(ew_scale * ew_mlp), none),
-                module(ModuleKind::Fc2, Cost::of(fc2_f), fc2_b, none),
+                fc2.module(ModuleKind::Fc2),
             ]);
         }
     }
@@ -271,6 +291,10 @@ pub struct MoeCost {
     pub pre_bwd: (f64, f64),
     /// (time s, FLOPs) of unpermute + shared experts, backward.
     pub post_bwd: (f64, f64),
+    /// Of `pre_bwd`, the router's weight gradient (time s, FLOPs).
+    pub pre_wgrad: (f64, f64),
+    /// Of `post_bwd`, the shared experts' weight gradients (time s, FLOPs).
+    pub post_wgrad: (f64, f64),
     /// Tokens each expert-parallel rank routes per micro-batch (its sequence shard).
     pub tokens_per_rank: f64,
     /// Experts each expert-parallel rank holds.
@@ -288,6 +312,23 @@ pub struct ExpertTimes {
     pub bwd_s: f64,
     /// Backward FLOPs.
     pub bwd_flops: f64,
+    /// Of the backward, the weight gradients' time (W), s.
+    pub wgrad_s: f64,
+    /// Of the backward FLOPs, the weight gradients'.
+    pub wgrad_flops: f64,
+}
+
+impl ExpertTimes {
+    /// (time s, FLOPs) of the experts' part of a pass: the forward (also when
+    /// recomputed), the fused backward, the input gradients only, or the weight gradients.
+    pub fn of(&self, part: ExpertPart) -> (f64, f64) {
+        match part {
+            ExpertPart::Forward => (self.fwd_s, self.fwd_flops),
+            ExpertPart::Backward => (self.bwd_s, self.bwd_flops),
+            ExpertPart::BackwardInput => (self.bwd_s - self.wgrad_s, self.bwd_flops - self.wgrad_flops),
+            ExpertPart::Weight => (self.wgrad_s, self.wgrad_flops),
+        }
+    }
 }
 
 impl MoeCost {
@@ -305,6 +346,14 @@ impl MoeCost {
             gemm_time_s(gpu, Precision::Bf16, tokens, e, h, 1.0) + memory_bound_time_s(gpu, 4.0 * tokens * e, 2);
         let permute_bytes = 2.0 * 2.0 * tokens * k * h;
         let fs = moe.shared_expert_ffn_hidden_size as f64 * moe.num_shared_experts as f64;
+        let shared_wgrad = if fs > 0.0 {
+            (
+                gemm_time_s(gpu, prec, proj * fs, h, tokens, 1.0) + gemm_time_s(gpu, prec, fs, h, tokens, 1.0),
+                2.0 * tokens * proj * fs * h + 2.0 * tokens * fs * h,
+            )
+        } else {
+            (0.0, 0.0)
+        };
         let (shared_f, shared_b) = if fs > 0.0 {
             let f1 = 2.0 * tokens * proj * fs * h;
             let f2 = 2.0 * tokens * fs * h;
@@ -345,6 +394,8 @@ impl MoeCost {
                 2.0 * router_f,
             ),
             post_bwd: (unpermute + shared_b.0, shared_b.1),
+            pre_wgrad: (gemm_time_s(gpu, Precision::Bf16, h, e, tokens, 1.0), router_f),
+            post_wgrad: shared_wgrad,
             tokens_per_rank: tokens,
             experts_per_rank: moe.num_experts / p.ep.max(1),
         })
@@ -360,36 +411,43 @@ impl MoeCost {
         let (h, f, proj) = (self.hidden, self.expert_ffn, self.projections);
         let mut t = ExpertTimes::default();
         let mut act_elems = 0.0;
-        let mut last: Option<(f64, f64, f64)> = None;
+        let mut last: Option<(f64, f64, f64, f64)> = None;
+        let mut wgrad = 0.0;
         for &c in tokens {
             if c <= 0.0 {
                 continue;
             }
-            let (fw, bw) = match last {
-                Some((lc, fw, bw)) if lc == c => (fw, bw),
+            let (fw, bw, ww) = match last {
+                Some((lc, fw, bw, ww)) if lc == c => (fw, bw, ww),
                 _ => {
                     let fw = gemm_time_s(g, self.prec, c, proj * f, h, 1.0) + gemm_time_s(g, self.prec, c, h, f, 1.0)
+                        - 2.0 * over;
+                    let ww = gemm_time_s(g, self.prec, proj * f, h, c, 1.0) + gemm_time_s(g, self.prec, f, h, c, 1.0)
                         - 2.0 * over;
                     let bw = gemm_time_s(g, self.prec, c, h, proj * f, 1.0)
                         + gemm_time_s(g, self.prec, proj * f, h, c, 1.0)
                         + gemm_time_s(g, self.prec, c, f, h, 1.0)
                         + gemm_time_s(g, self.prec, f, h, c, 1.0)
                         - 4.0 * over;
-                    (fw, bw)
+                    (fw, bw, ww)
                 }
             };
-            last = Some((c, fw, bw));
+            last = Some((c, fw, bw, ww));
             t.fwd_s += fw;
             t.bwd_s += bw;
+            wgrad += ww;
             let flops = 2.0 * c * (proj + 1.0) * f * h;
             t.fwd_flops += flops;
             t.bwd_flops += 2.0 * flops;
+            t.wgrad_flops += flops;
             act_elems += c * f;
         }
         let eff = g.grouped_gemm_efficiency.clamp(1e-3, 1.0);
         let act_bytes = if self.gated { 6.0 } else { 4.0 } * act_elems;
         t.fwd_s = t.fwd_s / eff + 2.0 * over + memory_bound_time_s(g, act_bytes, 1);
         t.bwd_s = t.bwd_s / eff + 4.0 * over + memory_bound_time_s(g, 2.0 * act_bytes, 1);
+        // two of the four grouped launches are the weight gradients'
+        t.wgrad_s = if wgrad > 0.0 { wgrad / eff + 2.0 * over } else { 0.0 };
         t
     }
 }
@@ -431,19 +489,22 @@ pub fn embedding_and_head_steps(cx: &LayerContext) -> (LayerSteps, LayerSteps) {
     // output head: final norm, vocab-parallel projection, fused cross-entropy (fp32 logits);
     // the output layer stays in BF16 under FP8 recipes (Transformer Engine keeps it out of FP8)
     let fwd_gemm = gemm_time_s(gpu, Precision::Bf16, tokens, v / t, h, 1.0);
-    let bwd_gemm = gemm_time_s(gpu, Precision::Bf16, tokens, h, v / t, 1.0)
-        + gemm_time_s(gpu, Precision::Bf16, h, v / t, tokens, 1.0);
+    let dgrad = gemm_time_s(gpu, Precision::Bf16, tokens, h, v / t, 1.0);
+    let wgrad = gemm_time_s(gpu, Precision::Bf16, h, v / t, tokens, 1.0);
+    let bwd_gemm = dgrad + wgrad;
     let logits = tokens * v / t;
     let f = 2.0 * tokens * v / t * h;
     let ce_fwd = memory_bound_time_s(gpu, 10.0 * logits + 4.0 * act_bytes / if sp { t } else { 1.0 }, 3);
     let ce_bwd = memory_bound_time_s(gpu, 8.0 * logits, 2);
     let mut head_f = Vec::new();
     let mut head_b = Vec::new();
+    let mut head_bi = Vec::new();
     if sp {
         head_f.push(blocking(CollectiveKind::AllGather, act_bytes));
     }
     head_f.push(compute(fwd_gemm + ce_fwd, f, Phase::Forward, "output head"));
     head_b.push(compute(ce_bwd + bwd_gemm, 2.0 * f, Phase::Backward, "output head"));
+    head_bi.push(compute(ce_bwd + dgrad, f, Phase::Backward, "output head"));
     if p.tp > 1 {
         let kind = if sp {
             CollectiveKind::ReduceScatter
@@ -451,15 +512,23 @@ pub fn embedding_and_head_steps(cx: &LayerContext) -> (LayerSteps, LayerSteps) {
             CollectiveKind::AllReduce
         };
         head_b.push(blocking(kind, act_bytes));
+        head_bi.push(blocking(kind, act_bytes));
     }
-    // the embedding's and the head's weight gradients run with their input gradients
-    let steps = |forward, backward: Vec<Step>| LayerSteps {
-        forward,
-        backward_input: backward.clone(),
-        backward,
+    // the embedding's weight gradient (a scatter-add) runs in its backward; the output
+    // projection's weight gradient is a W pass of its own when the backward is split
+    let emb = LayerSteps {
+        forward: emb_f,
+        backward_input: emb_b.clone(),
+        backward: emb_b,
         weight: Vec::new(),
     };
-    (steps(emb_f, emb_b), steps(head_f, head_b))
+    let head = LayerSteps {
+        forward: head_f,
+        backward: head_b,
+        backward_input: head_bi,
+        weight: vec![compute(wgrad, f, Phase::BackwardWeight, "output head wgrad")],
+    };
+    (emb, head)
 }
 
 /// Optimizer step time for `params_local` parameters held (sharded) on one GPU: Adam over

@@ -5,7 +5,7 @@
 
 use super::layer::{Overlap, Step};
 use super::moe::MoeInstance;
-use super::op::{AllToAllSpec, CommPurpose, Op, OpId, OpKind, Phase, Stream, EXPERTS_OP};
+use super::op::{AllToAllSpec, CommPurpose, Op, OpId, OpKind, Stream, EXPERTS_OP};
 use crate::parallel::Dim;
 use crate::units::SimTime;
 use std::collections::HashMap;
@@ -192,15 +192,9 @@ impl Cursor {
                         self.joined(id);
                     }
                 }
-                Step::Experts { phase } => {
+                Step::Experts { phase, part } => {
                     let Some((inst, lane_ranks)) = moe else { continue };
-                    let pick = |t: &super::costs::ExpertTimes| {
-                        if *phase == Phase::Backward {
-                            (t.bwd_s, t.bwd_flops)
-                        } else {
-                            (t.fwd_s, t.fwd_flops)
-                        }
-                    };
+                    let pick = |t: &super::costs::ExpertTimes| t.of(*part);
                     let dispatch = self.last;
                     let deps = self.take_for_compute();
                     let (d, f) = pick(&inst.lanes[0]);

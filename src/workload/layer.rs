@@ -45,11 +45,6 @@ impl Cost {
     fn add(self, o: Cost) -> Cost {
         Cost::new(self.time_s + o.time_s, self.flops + o.flops)
     }
-
-    /// Half of it (each half of a GEMM's backward: its input and weight gradients).
-    pub fn half(self) -> Cost {
-        Cost::new(self.time_s / 2.0, self.flops / 2.0)
-    }
 }
 
 /// The part of a layer a module belongs to, which names the fused steps.
@@ -165,6 +160,19 @@ pub enum Item {
     Experts,
 }
 
+/// Which part of the routed experts' work a step runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpertPart {
+    /// Forward (or its recomputation).
+    Forward,
+    /// Input and weight gradients.
+    Backward,
+    /// Input gradients only (B).
+    BackwardInput,
+    /// Weight gradients only (W).
+    Weight,
+}
+
 /// One element of a lowered pass.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
@@ -202,6 +210,8 @@ pub enum Step {
     Experts {
         /// Breakdown phase.
         phase: Phase,
+        /// Which part of the experts' work.
+        part: ExpertPart,
     },
 }
 
@@ -259,13 +269,17 @@ impl Fuser {
         let has = |b: Block| self.blocks.contains(&b);
         let (attn, mlp, router) = (has(Block::Attention), has(Block::Mlp), has(Block::Router));
         match (attn, mlp, router) {
+            (true, true, _) if self.weight_only => "layer wgrad",
             (true, true, _) => "layer",
+            (true, false, true) if self.weight_only => "attention + router wgrad",
             (true, false, true) => "attention + router",
             (true, false, false) if self.weight_only => "attention wgrad",
             (true, false, false) => "attention",
             (false, true, _) if self.weight_only => "mlp wgrad",
             (false, true, _) => "mlp",
+            (false, false, true) if self.weight_only => "router wgrad",
             (false, false, true) => "router",
+            _ if has(Block::SharedExperts) && self.weight_only => "shared experts wgrad",
             _ if has(Block::SharedExperts) => "shared experts",
             _ => "norm",
         }
@@ -303,7 +317,10 @@ pub fn lower_forward(items: &[Item], phase: Phase) -> Vec<Step> {
             }
             Item::Experts => {
                 f.flush(phase, &mut out);
-                out.push(Step::Experts { phase });
+                out.push(Step::Experts {
+                    phase,
+                    part: ExpertPart::Forward,
+                });
             }
         }
     }
@@ -358,7 +375,14 @@ fn lower_backward(items: &[Item], grads: Grads) -> Vec<Step> {
             }
             Item::Experts => {
                 f.flush(phase, &mut out);
-                out.push(Step::Experts { phase });
+                out.push(Step::Experts {
+                    phase,
+                    part: if grads == Grads::Both {
+                        ExpertPart::Backward
+                    } else {
+                        ExpertPart::BackwardInput
+                    },
+                });
             }
         }
     }
@@ -366,16 +390,26 @@ fn lower_backward(items: &[Item], grads: Grads) -> Vec<Step> {
     out
 }
 
-/// The weight-gradient pass: every module's W in backward order, one step.
+/// The weight-gradient pass: every module's W in backward order, fused into one step
+/// except around the routed experts' (whose time depends on the routed load).
 fn lower_weight(items: &[Item]) -> Vec<Step> {
+    let phase = Phase::BackwardWeight;
     let mut out = Vec::new();
     let mut f = Fuser::default();
     for item in items.iter().rev() {
-        if let Item::Module(m) = item {
-            f.add(m.kind.block(), m.bwd_weight, true);
+        match item {
+            Item::Module(m) => f.add(m.kind.block(), m.bwd_weight, true),
+            Item::Experts => {
+                f.flush(phase, &mut out);
+                out.push(Step::Experts {
+                    phase,
+                    part: ExpertPart::Weight,
+                });
+            }
+            Item::Comm(_) | Item::AllToAll { .. } => {}
         }
     }
-    f.flush(Phase::BackwardWeight, &mut out);
+    f.flush(phase, &mut out);
     out
 }
 

@@ -4,11 +4,15 @@
 //! Activation sizes follow Korthikanti et al. 2022 (Table 2), generalised to GQA and gated
 //! MLPs; with fused (flash) attention the `5 a s / h` score term is absent. How many
 //! micro-batches' activations a stage holds is read off the schedule's program
-//! ([`crate::parallel::schedule::peak_in_flight`]), not from a per-schedule formula.
+//! ([`crate::parallel::schedule::peak_in_flight`]), not from a per-schedule formula; so is
+//! what pending weight-gradient passes keep (their GEMM inputs and output gradients, M_W,
+//! [`weight_grad_buffer_bytes`]) for schedules that split the backward. Schedules that keep
+//! two copies of a stage's parameters (DualPipe) hold two sets of weights and gradients
+//! and one optimizer state, sharded over the pair.
 
 use crate::hardware::Precision;
 use crate::model::TransformerSpec;
-use crate::parallel::schedule::peak_in_flight;
+use crate::parallel::schedule::{peak_activation, peak_in_flight, PassKind};
 use crate::parallel::{ParallelPlan, Recompute};
 use crate::training::TrainingSpec;
 use crate::units::BYTES_PER_GIB;
@@ -110,6 +114,45 @@ pub fn layer_activation_bytes(m: &TransformerSpec, p: &ParallelPlan, t: &Trainin
     sbh * per
 }
 
+/// Bytes a pending weight-gradient pass (W) of layer `layer` keeps for one micro-batch on
+/// one GPU once its input-gradient pass (B) has run: every GEMM's input and output gradient
+/// (Zero Bubble's M_W, `32 s b h` for a GPT layer without tensor parallelism).
+pub fn weight_grad_buffer_bytes(m: &TransformerSpec, p: &ParallelPlan, t: &TrainingSpec, layer: u32) -> f64 {
+    let s = t.seq_length as f64;
+    let b = p.micro_batch_size as f64;
+    let h = m.hidden_size as f64;
+    let tp = p.tp as f64;
+    // FP8 (Transformer Engine, DeepSeek-V3) runs the weight-gradient GEMMs in FP8: both
+    // operands, the input and the output gradient, are kept as 1-byte copies
+    let x = if t.precision == Precision::Fp8 { 1.0 } else { 2.0 };
+    let proj = m.ffn_in_projections();
+    // replicated across TP ranks unless SP: the QKV and MLP inputs and the gradients of
+    // the output projection's and the MLP's outputs, h wide each
+    let replicated = 4.0 * x;
+    // split across TP ranks: the output projection's input and the QKV output gradient
+    let mut split = x * (m.attn_out_dim() + m.q_dim() + 2.0 * m.kv_dim()) / h;
+    match m.moe.as_ref().filter(|_| m.is_moe_layer(layer)) {
+        Some(moe) => {
+            let fe = moe.expert_ffn_hidden_size as f64 / h;
+            let fs = moe.shared_expert_ffn_hidden_size as f64 * moe.num_shared_experts as f64 / h;
+            // top_k routed copies and the shared experts: up-projection output gradient
+            // and down-projection input; the routed copies' inputs and output gradients
+            split += x * (moe.top_k as f64 * fe + fs) * (proj + 1.0);
+            split += x * 2.0 * moe.top_k as f64;
+        }
+        None => {
+            let f = m.ffn_hidden_size as f64 / h;
+            split += x * f * (proj + 1.0);
+        }
+    }
+    let per = if p.sequence_parallel {
+        (replicated + split) / tp
+    } else {
+        replicated + split / tp
+    };
+    s * b * h * per
+}
+
 /// Memory of the most loaded GPU (the highest share of its HBM used): usually the first
 /// pipeline stage (most in-flight activations, input embedding) or the last (output
 /// projection and loss); uneven splits, MoE models whose first layers are dense, or other
@@ -128,9 +171,11 @@ pub fn memory_per_gpu(
             .copied()
             .unwrap_or(0.0)
     };
-    let mut best = stage_memory(m, p, 0, tr, capacity(0));
+    let shape = p.pipeline_shape(tr.global_batch_size, p.extra_warmup(m));
+    let programs = p.schedule.programs(&shape);
+    let mut best = stage_memory_of(m, p, 0, tr, capacity(0), &programs[0]);
     for stage in 1..p.pp {
-        let s = stage_memory(m, p, stage, tr, capacity(stage));
+        let s = stage_memory_of(m, p, stage, tr, capacity(stage), &programs[stage as usize]);
         if s.total_gib / s.capacity_gib > best.total_gib / best.capacity_gib {
             best = s;
         }
@@ -146,6 +191,20 @@ pub fn stage_memory(
     tr: &TrainingSpec,
     capacity_gib: f64,
 ) -> MemoryBreakdown {
+    let shape = p.pipeline_shape(tr.global_batch_size, p.extra_warmup(m));
+    let passes = p.schedule.get().passes(stage, &shape);
+    stage_memory_of(m, p, stage, tr, capacity_gib, &passes)
+}
+
+/// [`stage_memory`] with the stage's program given.
+fn stage_memory_of(
+    m: &TransformerSpec,
+    p: &ParallelPlan,
+    stage: u32,
+    tr: &TrainingSpec,
+    capacity_gib: f64,
+    passes: &[crate::parallel::schedule::Pass],
+) -> MemoryBreakdown {
     let (seq, global_batch) = (tr.seq_length, tr.global_batch_size);
     let t = p.tp as f64;
     let dp = p.dp as f64;
@@ -153,7 +212,7 @@ pub fn stage_memory(
     let schedule = p.schedule.get();
     let shape = p.pipeline_shape(global_batch, p.extra_warmup(m));
     let v = schedule.chunks_per_stage(&shape);
-    let n_chunks = (p.pp * v) as usize;
+    let n_chunks = schedule.model_chunks(&shape) as usize;
     let chunk = |c: u32| schedule.global_chunk(stage, c, &shape) as usize;
     let chunks: Vec<usize> = (0..v).map(chunk).collect();
     // the stages holding the embedding and the output head
@@ -190,7 +249,9 @@ pub fn stage_memory(
     let shard = |stage_min: u32, group: f64| if p.zero_stage >= stage_min { group } else { 1.0 };
     let weights = 2.0 * (params / shard(3, dp) + expert_params / shard(3, edp));
     let grads = 4.0 * (params / shard(2, dp) + expert_params / shard(2, edp));
-    let optimizer = 12.0 * (params / shard(1, dp) + expert_params / shard(1, edp));
+    // copies of the parameters (DualPipe) share one optimizer state
+    let copies = schedule.parameter_copies().max(1) as f64;
+    let optimizer = 12.0 * (params / shard(1, dp) + expert_params / shard(1, edp)) / copies;
     let params = params + expert_params;
 
     let s = seq as f64;
@@ -202,11 +263,37 @@ pub fn stage_memory(
         .sum::<f64>()
         / stage_layer_ids.len().max(1) as f64;
     // layers' worth of activations in flight on this stage, walking its program
-    let passes = schedule.passes(stage, &shape);
-    let in_flight_layers = peak_in_flight(&passes, |ps| layers_per_chunk[chunk(ps.chunk)] as f64);
+    let split_backward = passes.iter().any(|ps| ps.kind == PassKind::BackwardWeight);
+    let mut act = if split_backward {
+        // in-flight activations (M_B) and pending W passes' buffers (M_W), per chunk
+        let firsts: Vec<u32> = layers_per_chunk
+            .iter()
+            .scan(0u32, |acc, &n| {
+                let f = *acc;
+                *acc += n;
+                Some(f)
+            })
+            .collect();
+        let per_chunk: Vec<(f64, f64)> = (0..v)
+            .map(|c| {
+                let g = chunk(c);
+                (firsts[g]..firsts[g] + layers_per_chunk[g])
+                    .map(|l| {
+                        (
+                            layer_activation_bytes(m, p, tr, l),
+                            weight_grad_buffer_bytes(m, p, tr, l),
+                        )
+                    })
+                    .fold((0.0, 0.0), |a, x| (a.0 + x.0, a.1 + x.1))
+            })
+            .collect();
+        peak_activation(passes, |ps| per_chunk[ps.chunk as usize])
+    } else {
+        // layers' worth of activations in flight on this stage, walking its program
+        per_layer * peak_in_flight(passes, |ps| layers_per_chunk[chunk(ps.chunk)] as f64)
+    };
     // micro-batches whose embedding output is still held (the chunk holding the embedding)
-    let embedding_in_flight = peak_in_flight(&passes, |ps| if chunk(ps.chunk) == 0 { 1.0 } else { 0.0 });
-    let mut act = per_layer * in_flight_layers;
+    let embedding_in_flight = peak_in_flight(passes, |ps| if chunk(ps.chunk) == 0 { 1.0 } else { 0.0 });
     if p.recompute == Recompute::Full {
         // one layer's full activations live during its recomputation
         let mut full = p.clone();

@@ -65,6 +65,10 @@ pub struct Workload {
     pub all_to_alls: Vec<AllToAllSpec>,
     /// Routed loads (MoE models only).
     pub moe: Option<MoeLoads>,
+    /// The schedule overlaps passes in pairs (DualPipe): when both compute queues of a
+    /// rank have an operation ready, [`Stream::Compute`]'s (the pair's backward, on the
+    /// critical path) takes the GPU first.
+    pub compute_priority: bool,
 }
 
 /// Everything the builder needs.

@@ -107,12 +107,17 @@ impl<'a> MoeRouter<'a> {
     }
 
     /// The instance of MoE layer `layer` (model layer index) for micro-batch `mb`, its expert
-    /// times from `cost` (the kernel costs on the GPU of the layer's stage).
-    pub fn instance(&mut self, cost: &MoeCost, it: u32, layer: u32, mb: u32) -> MoeInstance {
+    /// times from `cost` (the kernel costs on the GPU of the layer's stage). The forward
+    /// draws it; the passes after reuse it, the one with `last_use` (the fused backward, or
+    /// the weight-gradient pass of a split one) drops it.
+    pub fn instance(&mut self, cost: &MoeCost, it: u32, layer: u32, mb: u32, last_use: bool) -> MoeInstance {
         let key = (it, layer, mb);
-        if let Some(inst) = self.cache.remove(&key) {
-            // second use (the backward): done with this draw
-            return inst;
+        if last_use {
+            if let Some(inst) = self.cache.remove(&key) {
+                return inst;
+            }
+        } else if let Some(inst) = self.cache.get(&key) {
+            return inst.clone();
         }
         let moe_layer = layer - self.first_dense;
         let d = routing::draw(

@@ -2,7 +2,15 @@
 //! (forward, fused backward, backward-input, backward-weight) over the stage's model
 //! chunks, with the layers' steps, the pipeline sends between chunks, the gradient
 //! reductions (bucketed, dense over DP and routed experts over expert-DP), the
-//! gradient-norm barrier, the optimizer step and the ZeRO parameter gathers.
+//! gradient-norm barrier (unless the schedule validates the optimizer step afterwards),
+//! the optimizer step and the ZeRO parameter gathers.
+//!
+//! How passes share a stage's GPU: one after the other in program order; with the MoE
+//! all-to-all overlap, each pass may overlap its neighbour (backwards on the second
+//! compute queue); with a schedule that pairs passes (DualPipe's forward-backward chunks,
+//! [`crate::parallel::schedule::Pass::with_previous`]), the two passes of a pair wait for
+//! both their inputs, run on the two compute queues (the backward on the first, which has
+//! priority), and send their outputs when both are done.
 
 use super::costs::{self, embedding_and_head_steps, LayerContext, MoeCost};
 use super::graph::{Builder, Cursor, Dep, SendKey};
@@ -63,11 +71,11 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
     let p = spec.plan;
     let m = spec.model;
     let pp = p.pp;
-    let nmb = p.num_microbatches(spec.training.global_batch_size);
     let schedule = p.schedule.get();
     let extra_warmup = p.extra_warmup(m);
     let shape: PipelineShape = p.pipeline_shape(spec.training.global_batch_size, extra_warmup);
     let v = schedule.chunks_per_stage(&shape);
+    let n_chunks = schedule.model_chunks(&shape);
     // one set of layer costs per distinct GPU
     let mut costs: Vec<StageCosts> = Vec::new();
     let stage_costs: Vec<usize> = (0..pp)
@@ -83,7 +91,6 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
         })
         .collect();
     let layers_per_chunk = p.layers_per_chunk(m.num_layers);
-    let n_chunks = pp * v;
     let first_layer_of_chunk: Vec<u32> = layers_per_chunk
         .iter()
         .scan(0u32, |acc, &n| {
@@ -144,11 +151,29 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
             lanes,
         )
     });
-    let overlap_a2a = extra_warmup > 0;
+    let programs = p.schedule.programs(&shape);
+    // DualPipe-style pairs of overlapped passes
+    let paired = programs.iter().flatten().any(|ps| ps.with_previous);
+    let overlap_a2a = extra_warmup > 0 || paired;
+    let post_validation = p.optimizer_post_validation;
+    let copies = schedule.parameter_copies().max(1);
 
     // parameter all-gather ops of the previous iteration, per (rank, chunk)
     let mut param_gathers: Vec<Vec<Vec<OpId>>> = vec![vec![Vec::new(); v as usize]; pp as usize];
-    let programs: Vec<_> = (0..pp).map(|s| schedule.passes(s, &shape)).collect();
+    // per stage and local chunk: the program index of the last pass that adds to the
+    // chunk's gradients (after it they are final and reduced, unless ZeRO-2 reduces each)
+    let last_grad_pass: Vec<Vec<usize>> = programs
+        .iter()
+        .map(|prog| {
+            let mut last = vec![usize::MAX; v as usize];
+            for (i, ps) in prog.iter().enumerate() {
+                if matches!(ps.kind, PassKind::Backward | PassKind::BackwardWeight) {
+                    last[ps.chunk as usize] = i;
+                }
+            }
+            last
+        })
+        .collect();
 
     for it in 0..spec.iterations {
         for stage in 0..pp {
@@ -175,13 +200,24 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 .sum();
             // with overlapped all-to-alls, backward passes run on a second compute queue and
             // each pass may overlap only its neighbour in the schedule: it waits for the
-            // passes two and three before it
+            // passes two and three before it. Paired passes wait for the previous group.
+            let prog = &programs[stage as usize];
             let mut pass_ends: Vec<OpId> = Vec::new();
-            for pass in &programs[stage as usize] {
+            let (mut group_ends, mut prev_group_ends): (Vec<OpId>, Vec<OpId>) = (Vec::new(), Vec::new());
+            // the send of the open pair's first pass: it goes when both passes are done
+            let mut pair_send: Option<OpId> = None;
+            for (pi, pass) in prog.iter().enumerate() {
                 let g = global(pass.chunk);
                 let forward = pass.kind.is_forward();
+                let starts_group = !pass.with_previous;
+                let in_pair = pass.with_previous || prog.get(pi + 1).is_some_and(|n| n.with_previous);
+                if paired && starts_group {
+                    prev_group_ends = std::mem::take(&mut group_ends);
+                }
                 let mut deps = Vec::new();
-                if overlap_a2a {
+                if paired {
+                    deps.extend(prev_group_ends.iter().map(|&o| Dep::Op(o)));
+                } else if overlap_a2a {
                     let k = pass_ends.len();
                     deps.extend(
                         [k.checked_sub(2), k.checked_sub(3)]
@@ -190,25 +226,43 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                             .map(|i| Dep::Op(pass_ends[i])),
                     );
                 }
-                let pass_stream = if overlap_a2a && !forward {
+                let pass_stream = if paired {
+                    // a pair's forward yields the GPU to its backward
+                    if in_pair && forward {
+                        Stream::Compute2
+                    } else {
+                        Stream::Compute
+                    }
+                } else if overlap_a2a && !forward {
                     Stream::Compute2
                 } else {
                     Stream::Compute
                 };
                 // the input of a forward comes from the previous chunk, the output gradient
                 // of a backward from the next; a weight-gradient pass needs neither
-                let upstream = match pass.kind {
-                    PassKind::Forward => g > 0,
-                    PassKind::Backward | PassKind::BackwardInput => g + 1 < n_chunks,
-                    PassKind::BackwardWeight => false,
-                };
-                if upstream {
-                    deps.push(Dep::Recv(SendKey {
+                let recv = |ps: &crate::parallel::schedule::Pass| {
+                    let g = global(ps.chunk);
+                    let needs = match ps.kind {
+                        PassKind::Forward => g > 0,
+                        PassKind::Backward | PassKind::BackwardInput => g + 1 < n_chunks,
+                        PassKind::BackwardWeight => false,
+                    };
+                    needs.then_some(Dep::Recv(SendKey {
                         iteration: it,
-                        microbatch: pass.microbatch,
+                        microbatch: ps.microbatch,
                         chunk: g,
-                        forward,
-                    }));
+                        forward: ps.kind.is_forward(),
+                    }))
+                };
+                deps.extend(recv(pass));
+                if paired && in_pair {
+                    // a pair starts when both its inputs are in
+                    let partner = if pass.with_previous {
+                        prog.get(pi - 1)
+                    } else {
+                        prog.get(pi + 1)
+                    };
+                    deps.extend(partner.and_then(recv));
                 }
                 if forward && !chunk_started[pass.chunk as usize] {
                     chunk_started[pass.chunk as usize] = true;
@@ -225,9 +279,12 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 let mut cur = Cursor::new(deps, pass_stream, overlap_a2a);
                 let mb = pass.microbatch;
                 let nl = layers_per_chunk[g as usize];
-                // gradients of a chunk are final after its last micro-batch's backward
+                // gradients of a chunk are final after its last gradient pass
                 let reduces_grads = matches!(pass.kind, PassKind::Backward | PassKind::BackwardWeight);
-                let reduce_now = reduces_grads && (p.zero_stage >= 2 || mb == nmb - 1);
+                let reduce_now =
+                    reduces_grads && (p.zero_stage >= 2 || last_grad_pass[stage as usize][pass.chunk as usize] == pi);
+                // the pass that uses a MoE layer's routing draw last drops it
+                let last_use = pass.kind != PassKind::Forward && pass.kind != PassKind::BackwardInput;
                 let zero3 = p.zero_stage >= 3 && p.dp > 1;
                 let gather = |b: &mut Builder, cur: &mut Cursor, l: u32| {
                     for (dim, params) in [(Dim::Dp, dense_local(l)), (Dim::ExpertDp, expert_local(l))] {
@@ -255,7 +312,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         }
                         match moe_router.as_mut().filter(|_| m.is_moe_layer(l)) {
                             Some(r) => {
-                                let inst = r.instance(sc.moe.as_ref().expect("MoE model"), it, l, mb);
+                                let inst = r.instance(sc.moe.as_ref().expect("MoE model"), it, l, mb, false);
                                 let lanes = lane_ranks[stage as usize].as_slice();
                                 cur.emit(&mut b, rank, (it, mb), &sc.moe_layer.forward, Some((&inst, lanes)));
                             }
@@ -294,10 +351,9 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         if zero3 && pass.kind != PassKind::BackwardWeight {
                             gather(&mut b, &mut cur, l);
                         }
-                        let moe_layer = m.is_moe_layer(l) && pass.kind != PassKind::BackwardWeight;
-                        match moe_router.as_mut().filter(|_| moe_layer) {
+                        match moe_router.as_mut().filter(|_| m.is_moe_layer(l)) {
                             Some(r) => {
-                                let inst = r.instance(sc.moe.as_ref().expect("MoE model"), it, l, mb);
+                                let inst = r.instance(sc.moe.as_ref().expect("MoE model"), it, l, mb, last_use);
                                 let lanes = lane_ranks[stage as usize].as_slice();
                                 cur.emit(
                                     &mut b,
@@ -340,7 +396,11 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     let mut deps = std::mem::take(&mut cur.extra);
                     deps.append(&mut cur.join);
                     deps.extend(cur.last.map(Dep::Op));
-                    let to = schedule.locate(to_chunk, &shape).0;
+                    if let (true, Some(&first_end)) = (pass.with_previous, group_ends.first()) {
+                        // a pair sends when both its passes are done
+                        deps.push(Dep::Op(first_end));
+                    }
+                    let to = schedule.locate(to_chunk, mb, &shape).0;
                     let id = b.push(
                         rank,
                         Stream::Pp,
@@ -361,6 +421,9 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         },
                         id,
                     );
+                    if paired && in_pair && starts_group {
+                        pair_send = Some(id);
+                    }
                 } else if !cur.extra.is_empty() || !cur.join.is_empty() {
                     // nothing downstream: the next op on the compute stream must still wait
                     // for overlapped collectives; a zero-time marker carries the join
@@ -386,23 +449,63 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 }
                 if let Some(last) = cur.last {
                     pass_ends.push(last);
+                    group_ends.push(last);
+                    if pass.with_previous {
+                        // the pair's first pass sends when this one is done too
+                        if let Some(send) = pair_send.take() {
+                            b.pending_deps[send as usize].push(Dep::Op(last));
+                        }
+                    }
                 }
             }
-            // every gradient reduced, then all ranks agree on the gradient norm
-            let barrier = b.push(
-                rank,
-                Stream::Compute,
-                OpKind::Barrier { iteration: it },
-                "gradient-norm sync",
-                (it, u32::MAX),
-                // the last pass may run on the second compute queue
-                grad_ops.iter().chain(pass_ends.last()).map(|&o| Dep::Op(o)).collect(),
-            );
+            if !paired {
+                group_ends = pass_ends.last().copied().into_iter().collect();
+            }
+            // DualPipe: the two copies of a chunk (here and on the mirror stage) add their
+            // reduced gradient shards
+            let mut opt_deps: Vec<Dep> = grad_ops.iter().chain(&group_ends).map(|&o| Dep::Op(o)).collect();
+            if copies > 1 && pp > 1 {
+                let mirror = pp - 1 - stage;
+                let shard = |x: f64, g: u32| if p.zero_stage >= 1 { x / g as f64 } else { x };
+                let bytes = GRAD_BYTES * (shard(local_params, p.dp) + shard(local_expert_params, edp)) / copies as f64;
+                let id = b.push(
+                    rank,
+                    Stream::Pp,
+                    OpKind::Send { to: mirror, bytes },
+                    "send gradients to the mirror copy",
+                    (it, u32::MAX),
+                    opt_deps.clone(),
+                );
+                let key = |to: u32| SendKey {
+                    iteration: it,
+                    microbatch: u32::MAX,
+                    chunk: n_chunks + to,
+                    forward: false,
+                };
+                b.sends.insert(key(mirror), id);
+                opt_deps.push(Dep::Recv(key(stage)));
+            }
+            // every gradient reduced, then all ranks agree on the gradient norm (or, with
+            // post-validation, each stage steps on its own and the check follows)
+            let opt_after = if post_validation {
+                opt_deps
+            } else {
+                let barrier = b.push(
+                    rank,
+                    Stream::Compute,
+                    OpKind::Barrier { iteration: it },
+                    "gradient-norm sync",
+                    (it, u32::MAX),
+                    opt_deps,
+                );
+                vec![Dep::Op(barrier)]
+            };
+            // DualPipe's copies share one optimizer state (sharded over the pair)
             let local_opt_params = if p.zero_stage >= 1 {
                 local_params / p.dp as f64 + local_expert_params / edp as f64
             } else {
                 local_params + local_expert_params
-            };
+            } / copies as f64;
             let opt = b.push(
                 rank,
                 Stream::Compute,
@@ -413,7 +516,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 },
                 "optimizer step",
                 (it, u32::MAX),
-                vec![Dep::Op(barrier)],
+                opt_after,
             );
             // sharded optimizer: gather the updated parameters, one collective per chunk
             for c in 0..v {
@@ -457,5 +560,6 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
         iterations: spec.iterations,
         all_to_alls,
         moe: moe_router.map(|r| r.loads),
+        compute_priority: paired,
     }
 }

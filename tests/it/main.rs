@@ -28,6 +28,8 @@ mod properties;
 mod readme;
 /// Every shipped scenario loads and the examples run.
 mod scenarios;
+/// Pipeline schedules against Zero Bubble's and DeepSeek-V3's formulas; uneven splits.
+mod schedules;
 /// The explorer's HTTP API against a real `trainsim serve`.
 #[cfg(feature = "serve")]
 mod serve;

@@ -153,6 +153,8 @@ pub fn category_colour(category: &str) -> RGBColor {
     match category {
         "forward" => RGBColor(31, 119, 180),
         "backward" => RGBColor(255, 127, 14),
+        // weight-gradient passes (W) apart from the backward (B, or B+W fused)
+        "backward_weight" | "backward (weight)" => RGBColor(140, 109, 49),
         "recompute" => RGBColor(148, 103, 189),
         "optimizer" => RGBColor(140, 86, 75),
         "exposed TP comm" | "tp_comm" => RGBColor(214, 39, 40),

@@ -26,9 +26,10 @@ pub const BINS: usize = 1000;
 pub const TOUCH_S: f64 = 1e-9;
 
 /// Categories in legend order.
-const CATEGORIES: [&str; 9] = [
+const CATEGORIES: [&str; 10] = [
     "forward",
     "backward",
+    "backward_weight",
     "recompute",
     "optimizer",
     "tp_comm",
@@ -116,6 +117,7 @@ pub fn category_label(c: &str) -> &str {
         "ep_comm" => "EP all-to-all",
         "dp_comm" => "DP comm",
         "pp_comm" => "PP comm",
+        "backward_weight" => "weight gradient (W)",
         other => other,
     }
 }

@@ -1,0 +1,122 @@
+//! A scenario's `[parallel]` section as a [`ParallelPlan`], with the pipeline part checked
+//! where the file says it: the schedule's own conditions (`parallel.schedule`) and the
+//! layer split (`parallel.first_stage_layers`, `last_stage_layers`, `stage_layers`,
+//! `pipeline_split_embedding_and_loss`), each error located at its key; the remaining plan
+//! checks are [`ParallelPlan::validate`]'s.
+
+use super::raw::{RawMoe, RawParallel};
+use super::{Checker, ScenarioError};
+use crate::model::TransformerSpec;
+use crate::parallel::{LayerSplit, ParallelPlan, Recompute, Schedule};
+
+impl Checker<'_> {
+    /// The plan of `[parallel]` (and the MoE overlap knob of `[moe]`), checked against the
+    /// model, the cluster's `(num_gpus, gpus_per_node)` and the global batch.
+    pub(super) fn plan(
+        &self,
+        rp: &RawParallel,
+        moe: Option<&RawMoe>,
+        model: &TransformerSpec,
+        (num_gpus, gpus_per_node): (u32, u32),
+        global_batch: u32,
+    ) -> Result<ParallelPlan, ScenarioError> {
+        let tp = self.at_least_one("parallel.tp", rp.tp.unwrap_or(1))?;
+        let pp = self.at_least_one("parallel.pp", rp.pp.unwrap_or(1))?;
+        let dp = match rp.dp {
+            Some(d) => self.at_least_one("parallel.dp", d)?,
+            // derived; a remainder is reported by the plan check below
+            None => (num_gpus / (tp * pp)).max(1),
+        };
+        let virtual_stages = self.at_least_one("parallel.virtual_stages", rp.virtual_stages.unwrap_or(1))?;
+        let schedule = match &rp.schedule {
+            Some(s) => self.choice("parallel.schedule", s, &Schedule::names(), Schedule::ALL)?,
+            None if virtual_stages > 1 => Schedule::INTERLEAVED,
+            None => Schedule::ONE_F_ONE_B,
+        };
+        let recompute = match &rp.recompute {
+            Some(s) => self.choice(
+                "parallel.recompute",
+                s,
+                Recompute::NAMES,
+                &[Recompute::None, Recompute::Selective, Recompute::Full],
+            )?,
+            None => Recompute::None,
+        };
+        let zero_stage = rp.zero_stage.unwrap_or(1);
+        if zero_stage > 3 {
+            return Err(self.invalid("parallel.zero_stage", zero_stage, "allowed values are 0, 1, 2, 3"));
+        }
+        let plan = ParallelPlan {
+            tp,
+            pp,
+            dp,
+            cp: 1,
+            sequence_parallel: rp.sequence_parallel.unwrap_or(tp > 1),
+            schedule,
+            virtual_stages,
+            micro_batch_size: self.at_least_one("parallel.micro_batch_size", rp.micro_batch_size.unwrap_or(1))?,
+            zero_stage,
+            recompute,
+            overlap_grad_reduce: rp.overlap_grad_reduce.unwrap_or(true),
+            overlap_param_gather: rp.overlap_param_gather.unwrap_or(true),
+            pipeline_split_embedding_and_loss: rp.pipeline_split_embedding_and_loss.unwrap_or(false),
+            layer_split: LayerSplit {
+                first_stage: rp.first_stage_layers,
+                last_stage: rp.last_stage_layers,
+                stages: rp.stage_layers.clone(),
+            },
+            grad_bucket_params: self.positive("parallel.grad_bucket_params", rp.grad_bucket_params.unwrap_or(40e6))?,
+            tp_comm_overlap: rp.tp_comm_overlap.unwrap_or(false),
+            ep: self.at_least_one("parallel.ep", rp.ep.unwrap_or(1))?,
+            expert_tp: self.at_least_one("parallel.expert_tp", rp.expert_tp.unwrap_or(1))?,
+            moe_overlap: moe.and_then(|m| m.overlap_all_to_all).unwrap_or(false),
+            optimizer_post_validation: rp.optimizer_post_validation.unwrap_or(false),
+        };
+        self.pipeline(&plan, model, global_batch)?;
+        plan.validate(model, num_gpus, gpus_per_node, global_batch)
+            .map_err(|e| {
+                let message = e.to_string();
+                ScenarioError::Plan {
+                    path: self.path.to_path_buf(),
+                    location: self.locate_plan(&message),
+                    message,
+                }
+            })?;
+        Ok(plan)
+    }
+
+    /// Located errors for the schedule and the split of `plan` (the remaining plan checks
+    /// follow in [`ParallelPlan::validate`]).
+    pub(super) fn pipeline(
+        &self,
+        plan: &ParallelPlan,
+        model: &TransformerSpec,
+        global_batch: u32,
+    ) -> Result<(), ScenarioError> {
+        let per_step = plan.dp * plan.micro_batch_size;
+        if per_step > 0 && global_batch % per_step == 0 {
+            let shape = plan.pipeline_shape(global_batch, 0);
+            if let Err(e) = plan.schedule.get().check(&shape) {
+                return Err(self.invalid("parallel.schedule", format!("\"{}\"", plan.schedule.name()), e));
+            }
+        }
+        if let Err(e) = plan.try_layers_per_chunk(model.num_layers) {
+            let s = &plan.layer_split;
+            let value = match e.field {
+                "parallel.stage_layers" => format!("{:?}", s.stages.clone().unwrap_or_default()),
+                "parallel.first_stage_layers" => s.first_stage.map(|x| x.to_string()).unwrap_or_default(),
+                "parallel.last_stage_layers" => s.last_stage.map(|x| x.to_string()).unwrap_or_default(),
+                _ => plan.pipeline_split_embedding_and_loss.to_string(),
+            };
+            return Err(self.invalid(
+                e.field,
+                value,
+                format!(
+                    "{} (model.num_layers = {}, pp = {})",
+                    e.message, model.num_layers, plan.pp
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
