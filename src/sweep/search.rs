@@ -5,7 +5,10 @@
 //! for the objective).
 //!
 //! Space: TP in the divisors of the node size, PP up to 64 dividing the layers (or the
-//! layers + 2 with Megatron's embedding/loss split), DP derived, expert parallelism EP
+//! layers + 2 with Megatron's embedding/loss split), context parallelism CP in
+//! [`SearchOptions::cps`] (by default 1, and 1 to 32 for sequences of 16K tokens or more or
+//! a scenario that already uses CP; the scenario's `cp_comm_type` and load balancing), DP
+//! derived, expert parallelism EP
 //! (Mixture-of-Experts models: the divisors of the expert count that divide `tp * dp`;
 //! 1 for dense models), micro-batch 1/2/4, virtual stages 1/2/3/4/6, recomputation
 //! none/selective/full, ZeRO stages as asked.
@@ -165,6 +168,18 @@ pub struct SearchOptions {
     pub objective: Objective,
     /// Use the contention-free bound (off: the cheap bound alone, as a reference).
     pub contention_free_bound: bool,
+    /// Context-parallel degrees to consider; empty: [`default_cps`].
+    pub cps: Vec<u32>,
+}
+
+/// Context-parallel degrees the search considers by default: 1, 2, 4, 8, 16, 32 for a long
+/// sequence (16K tokens or more) or a scenario that already uses CP, else 1 only.
+pub fn default_cps(base: &RunInput) -> Vec<u32> {
+    if base.training.seq_length >= 16384 || base.plan.cp > 1 {
+        vec![1, 2, 4, 8, 16, 32]
+    } else {
+        vec![1]
+    }
 }
 
 impl Default for SearchOptions {
@@ -175,6 +190,7 @@ impl Default for SearchOptions {
             iterations: 2,
             objective: Objective::Throughput,
             contention_free_bound: true,
+            cps: Vec::new(),
         }
     }
 }
@@ -209,17 +225,17 @@ fn divisors_up_to(n: u32, max: u32) -> Vec<u32> {
 }
 
 /// Enumerates plans for `base` (its model, cluster and batch; its plan gives the defaults
-/// of fields the search does not vary).
-pub fn enumerate(base: &RunInput, zero_stages: &[u32]) -> Vec<ParallelPlan> {
+/// of fields the search does not vary) over the context-parallel degrees `cps`.
+pub fn enumerate(base: &RunInput, zero_stages: &[u32], cps: &[u32]) -> Vec<ParallelPlan> {
     let c = &base.cluster;
     let m = &base.model;
     let mut out = Vec::new();
     for tp in divisors_up_to(c.gpus_per_node, 64) {
-        for pp in 1..=64u32.min(m.num_layers) {
-            if c.num_gpus % (tp * pp) != 0 {
+        for (pp, cp) in (1..=64u32.min(m.num_layers)).flat_map(|pp| cps.iter().map(move |&cp| (pp, cp.max(1)))) {
+            if c.num_gpus % (tp * pp * cp) != 0 {
                 continue;
             }
-            let dp = c.num_gpus / (tp * pp);
+            let dp = c.num_gpus / (tp * pp * cp);
             let eps = match &m.moe {
                 Some(moe) => divisors_up_to(moe.num_experts, moe.num_experts)
                     .into_iter()
@@ -243,7 +259,7 @@ pub fn enumerate(base: &RunInput, zero_stages: &[u32]) -> Vec<ParallelPlan> {
                                         tp,
                                         pp,
                                         dp,
-                                        cp: 1,
+                                        cp,
                                         sequence_parallel: tp > 1,
                                         schedule: if v > 1 {
                                             Schedule::INTERLEAVED
@@ -308,7 +324,12 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, Se
             opts.objective.name()
         )));
     }
-    let plans = enumerate(base, &opts.zero_stages);
+    let cps = if opts.cps.is_empty() {
+        default_cps(base)
+    } else {
+        opts.cps.clone()
+    };
+    let plans = enumerate(base, &opts.zero_stages, &cps);
     let enumerated = plans.len();
     let c = &base.cluster;
     let t = &base.training;
@@ -316,7 +337,10 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, Se
     let mut cands: Vec<Candidate> = plans
         .into_par_iter()
         .map(|plan| {
-            if let Err(e) = plan.validate(&base.model, c.num_gpus, c.gpus_per_node, t.global_batch_size) {
+            if let Err(e) = plan
+                .validate(&base.model, c.num_gpus, c.gpus_per_node, t.global_batch_size)
+                .and_then(|()| plan.validate_context(t.seq_length, t.flash_attention))
+            {
                 return Candidate {
                     plan,
                     bound_s: 0.0,
@@ -437,6 +461,7 @@ pub const TABLE_COLUMNS: &[&str] = &[
     "tp",
     "pp",
     "dp",
+    "cp",
     "ep",
     "virtual_stages",
     "micro_batch_size",
@@ -453,6 +478,7 @@ pub const TABLE_COLUMNS: &[&str] = &[
     "mfu_pct",
     "compute_s",
     "exposed_tp_comm_s",
+    "exposed_cp_comm_s",
     "exposed_dp_grad_comm_s",
     "exposed_dp_param_comm_s",
     "exposed_pp_comm_s",
@@ -504,6 +530,7 @@ pub fn table_csv(o: &SearchOutcome) -> String {
             p.tp.to_string(),
             p.pp.to_string(),
             p.dp.to_string(),
+            p.cp.to_string(),
             p.ep.to_string(),
             p.virtual_stages.to_string(),
             p.micro_batch_size.to_string(),
@@ -520,6 +547,7 @@ pub fn table_csv(o: &SearchOutcome) -> String {
             opt(r.map(|r| 100.0 * r.mfu_fraction), 3),
             opt(b.map(|b| b.compute_s()), 6),
             opt(b.map(|b| b.exposed(CommKind::Tp)), 6),
+            opt(b.map(|b| b.exposed(CommKind::Cp)), 6),
             opt(b.map(|b| b.exposed(CommKind::DpGrad)), 6),
             opt(b.map(|b| b.exposed(CommKind::DpParam)), 6),
             opt(b.map(|b| b.exposed(CommKind::Pp)), 6),
@@ -549,6 +577,7 @@ pub fn why(r: &RunResult, next: Option<(usize, &RunResult)>) -> String {
     let mut diffs = [
         ("compute", a.compute_s() - b.compute_s()),
         ("exposed TP", a.exposed(CommKind::Tp) - b.exposed(CommKind::Tp)),
+        ("exposed CP", a.exposed(CommKind::Cp) - b.exposed(CommKind::Cp)),
         (
             "exposed DP",
             a.exposed(CommKind::DpGrad) + a.exposed(CommKind::DpParam)
