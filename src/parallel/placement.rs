@@ -157,4 +157,31 @@ mod tests {
         assert_eq!(pl.layout(Dim::Ep).members_per_node, 8);
         assert_eq!(pl.layout(Dim::ExpertDp).members_per_node, 1);
     }
+
+    /// Megatron's order with CP: TP, CP, DP, PP. The gradient group with CP is DP x CP,
+    /// `tp` apart; a hierarchical CP group puts its all-to-all ranks next to each other and
+    /// its ring `cp_a2a_size` CP ranks apart.
+    #[test]
+    fn context_parallel_groups_follow_tp_and_precede_dp() {
+        let mut p = plan(2, 2, 4);
+        p.cp = 8;
+        let pl = Placement::megatron(&p, 8);
+        assert_eq!((pl.stride_gpus[Dim::Cp], pl.layout(Dim::Cp).size), (2, 8));
+        assert_eq!(pl.layout(Dim::Cp).members_per_node, 4);
+        assert_eq!(pl.stride_gpus[Dim::Dp], 16);
+        assert_eq!(pl.layout(Dim::DpCp).size, 32);
+        assert_eq!(pl.layout(Dim::DpCp).members_per_node, 4);
+        assert_eq!(pl.stride_gpus[Dim::Pp], 64);
+        assert_eq!(pl.summary().order, "tp-cp-dp-pp");
+        p.cp_comm_type = crate::parallel::CpCommType::A2aP2p;
+        p.cp_a2a_size = 2;
+        let pl = Placement::megatron(&p, 8);
+        assert_eq!(
+            (pl.layout(Dim::CpA2a).size, pl.layout(Dim::CpA2a).members_per_node),
+            (2, 2)
+        );
+        assert_eq!((pl.layout(Dim::Cp).size, pl.stride_gpus[Dim::Cp]), (4, 4));
+        assert_eq!(pl.layout(Dim::Cp).members_per_node, 2);
+        assert_eq!(pl.stride_gpus[Dim::Dp], 16);
+    }
 }

@@ -338,6 +338,36 @@ mod tests {
         assert!(z1 < full && z3 < z1, "{full} {z1} {z3}");
     }
 
+    /// Context parallelism keeps `1/cp` of every activation (each rank stores its `s/cp`
+    /// tokens): per layer and for the whole stage (embedding and logits included); ZeRO
+    /// shards the optimizer over DP x CP.
+    #[test]
+    fn activations_fall_as_one_over_cp() {
+        let m = model_preset("llama3-70b").unwrap();
+        let t = training(131072, 64, true);
+        let at = |cp: u32| {
+            let mut p = plan(8, 4, 4);
+            p.cp = cp;
+            (
+                activation_bytes_per_layer(&m, &p, &t),
+                memory_per_gpu(&m, &p, &t, &[80.0]),
+            )
+        };
+        let (layer1, mem1) = at(1);
+        for cp in [2u32, 4, 8, 16] {
+            let (layer, mem) = at(cp);
+            assert!((layer * cp as f64 / layer1 - 1.0).abs() < 1e-12, "cp {cp}");
+            assert!(
+                (mem.activations_gib * cp as f64 / mem1.activations_gib - 1.0).abs() < 1e-12,
+                "cp {cp}: {} vs {}",
+                mem.activations_gib,
+                mem1.activations_gib
+            );
+            assert!((mem.optimizer_gib * cp as f64 / mem1.optimizer_gib - 1.0).abs() < 1e-12);
+            assert!(mem.buffers_gib > mem1.buffers_gib, "ring K/V buffers");
+        }
+    }
+
     #[test]
     fn korthikanti_table2_no_parallelism_gives_34_sbh_plus_scores() {
         let mut m = model_preset("gpt3-175b").unwrap();

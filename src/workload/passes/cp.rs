@@ -292,3 +292,204 @@ fn apply(cx: &LayerContext, items: &mut Vec<Item>) {
     let new = CpAttention::new(cx).items();
     items.splice(at..=at, new);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hardware::presets::gpu_preset;
+    use crate::hardware::Precision;
+    use crate::model::presets::model_preset;
+    use crate::network::collective::CollectiveKind;
+    use crate::parallel::{ParallelPlan, Recompute};
+    use crate::training::TrainingSpec;
+    use crate::workload::layer::{compute_time_s, LayerSteps, Step};
+    use crate::workload::passes::layer_steps;
+
+    const SEQ: u32 = 131072;
+
+    fn plan(tp: u32, cp: u32, kind: CpCommType, lb: bool) -> ParallelPlan {
+        let mut p = crate::parallel::tests_support::plan(tp, 1, 1);
+        p.cp = cp;
+        p.cp_comm_type = kind;
+        p.cp_load_balance = lb;
+        p.recompute = Recompute::None;
+        if kind == CpCommType::A2aP2p {
+            p.cp_a2a_size = 2;
+        }
+        p
+    }
+
+    fn steps(p: &ParallelPlan) -> LayerSteps {
+        let g = gpu_preset("H100-SXM").unwrap();
+        let m = model_preset("llama3-8b").unwrap();
+        let t = TrainingSpec {
+            global_batch_size: 8,
+            seq_length: SEQ,
+            precision: Precision::Bf16,
+            flash_attention: true,
+        };
+        layer_steps(&LayerContext::new(&g, &m, p, &t), None)
+    }
+
+    /// (dim, kind, bytes, overlap) of every collective of `s`.
+    fn comms(s: &[Step]) -> Vec<(Dim, CollectiveKind, f64, Overlap)> {
+        s.iter()
+            .filter_map(|s| match s {
+                Step::Comm {
+                    dim,
+                    kind,
+                    bytes,
+                    overlap,
+                } => Some((*dim, *kind, *bytes, *overlap)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn flops(s: &[Step]) -> f64 {
+        s.iter()
+            .map(|s| match s {
+                Step::Compute { flops, .. } => *flops,
+                _ => 0.0,
+            })
+            .sum()
+    }
+
+    /// Ring attention sends, per rank, its K/V block `B = 2 bytes x s/cp x kv heads x (dk +
+    /// dv)` (llama3-8b: 8 key/value heads of 128, 4 per TP rank at tp = 2) at each of the
+    /// `cp - 1` forward steps, beside the next block; `2B` (K/V and dK/dV) at each backward
+    /// step and `B` (the last dK/dV, going home, blocking) at the end: `(3cp - 2) B` per layer.
+    #[test]
+    fn ring_attention_sends_the_closed_form_bytes() {
+        for cp in [2u32, 4, 8] {
+            let l = steps(&plan(2, cp, CpCommType::P2p, true));
+            let b = 2.0 * (SEQ / cp) as f64 * 4.0 * 256.0;
+            let ring = |s: &[Step]| -> Vec<(f64, Overlap)> {
+                comms(s)
+                    .into_iter()
+                    .filter(|c| c.1 == CollectiveKind::SendRecv)
+                    .map(|c| {
+                        assert_eq!(c.0, Dim::Cp);
+                        (c.2, c.3)
+                    })
+                    .collect()
+            };
+            let f = ring(&l.forward);
+            assert_eq!(f, vec![(b, Overlap::WithNext); cp as usize - 1], "cp {cp}");
+            let mut want = vec![(2.0 * b, Overlap::WithNext); cp as usize - 1];
+            want.push((b, Overlap::Blocking));
+            assert_eq!(ring(&l.backward), want, "cp {cp}");
+            let total: f64 = ring(&l.forward).iter().chain(&ring(&l.backward)).map(|c| c.0).sum();
+            assert_eq!(total, (3 * cp - 2) as f64 * b);
+            // cp attention blocks in each direction, separated by the exchanges
+            let attn = |s: &[Step]| {
+                s.iter()
+                    .filter(|s| matches!(s, Step::Compute { name, .. } if name.starts_with("attention")))
+                    .count()
+            };
+            assert!(attn(&l.forward) >= cp as usize, "{:?}", l.forward);
+        }
+    }
+
+    /// All-gather CP (Llama 3): the whole sequence's K/V gathered, blocking, once forward;
+    /// gathered again and the dK/dV reduce-scattered in the backward.
+    #[test]
+    fn all_gather_moves_the_whole_sequence_kv() {
+        let l = steps(&plan(2, 4, CpCommType::AllGather, true));
+        let full = 2.0 * SEQ as f64 * 4.0 * 256.0;
+        let cp = |s: &[Step]| -> Vec<(CollectiveKind, f64, Overlap)> {
+            comms(s)
+                .into_iter()
+                .filter(|c| c.0 == Dim::Cp)
+                .map(|c| (c.1, c.2, c.3))
+                .collect()
+        };
+        assert_eq!(
+            cp(&l.forward),
+            vec![(CollectiveKind::AllGather, full, Overlap::Blocking)]
+        );
+        assert_eq!(
+            cp(&l.backward),
+            vec![
+                (CollectiveKind::AllGather, full, Overlap::Blocking),
+                (CollectiveKind::ReduceScatter, full, Overlap::Blocking)
+            ]
+        );
+    }
+
+    /// Ulysses: all-to-all of Q, K, V (32 + 2 x 8 heads of 128 over tp = 2) before the
+    /// attention and of the output (32 heads) after it, over the all-to-all group.
+    #[test]
+    fn ulysses_all_to_alls_qkv_and_output() {
+        let l = steps(&plan(2, 4, CpCommType::A2a, true));
+        let tokens = (SEQ / 4) as f64;
+        let got: Vec<(Dim, CollectiveKind, f64)> = comms(&l.forward)
+            .into_iter()
+            .filter(|c| c.0 != Dim::Tp)
+            .map(|c| (c.0, c.1, c.2))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    Dim::CpA2a,
+                    CollectiveKind::AllToAll,
+                    2.0 * tokens * (16.0 + 8.0) * 128.0
+                ),
+                (Dim::CpA2a, CollectiveKind::AllToAll, 2.0 * tokens * 16.0 * 128.0)
+            ]
+        );
+    }
+
+    /// Everything but attention works on `s / cp` tokens: TP collectives carry `1/cp` of
+    /// the bytes; a rank's FLOPs are `1/cp` of the unsplit layer's for every variant (the
+    /// causal attention shared evenly, or on average without load balancing).
+    #[test]
+    fn a_rank_does_one_cp_th_of_the_layer() {
+        let one = steps(&plan(2, 1, CpCommType::P2p, true));
+        let tp_bytes =
+            |l: &LayerSteps| -> f64 { comms(&l.forward).iter().filter(|c| c.0 == Dim::Tp).map(|c| c.2).sum() };
+        for kind in CpCommType::ALL {
+            for lb in [true, false] {
+                for cp in [2u32, 4] {
+                    let l = steps(&plan(2, cp, kind, lb));
+                    let r = tp_bytes(&l) / tp_bytes(&one);
+                    assert!((r - 1.0 / cp as f64).abs() < 1e-12, "{kind:?} cp {cp}: {r}");
+                    for (a, b) in [(&l.forward, &one.forward), (&l.backward, &one.backward)] {
+                        let r = flops(a) / flops(b);
+                        assert!((r * cp as f64 - 1.0).abs() < 1e-9, "{kind:?} lb {lb} cp {cp}: {r}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Without load balancing the representative is the last rank, whose attention blocks
+    /// pace every ring step: `2 - 1/cp` times the balanced rank's attention pairs, so the
+    /// forward takes longer by nearly that factor on the attention part.
+    #[test]
+    fn without_load_balancing_the_last_rank_paces_the_ring() {
+        for cp in [2u32, 4, 8] {
+            let attn = |lb| {
+                let l = steps(&plan(1, cp, CpCommType::P2p, lb));
+                compute_time_s(&l.forward)
+            };
+            let (balanced, unbalanced) = (attn(true), attn(false));
+            let ratio = unbalanced / balanced;
+            assert!(ratio > 1.3 && ratio < 2.0 - 1.0 / cp as f64, "cp {cp}: {ratio}");
+        }
+    }
+
+    /// Transient buffers: four ring blocks for p2p, twice the gathered K/V for all-gather.
+    #[test]
+    fn buffers_follow_the_variant() {
+        let m = model_preset("llama3-8b").unwrap();
+        let b = 2.0 * (SEQ / 4) as f64 * 4.0 * 256.0;
+        assert_eq!(buffer_bytes(&m, &plan(2, 4, CpCommType::P2p, true), SEQ), 4.0 * b);
+        assert_eq!(
+            buffer_bytes(&m, &plan(2, 4, CpCommType::AllGather, true), SEQ),
+            2.0 * 4.0 * b
+        );
+        assert_eq!(buffer_bytes(&m, &plan(2, 1, CpCommType::P2p, true), SEQ), 0.0);
+    }
+}
