@@ -19,7 +19,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 use trainsim::scenario::Scenario;
-use trainsim::sweep::search::{search, table_csv, SearchOptions, SearchOutcome, Status};
+use trainsim::sweep::search::{search, SearchOptions, SearchOutcome, Status};
+use trainsim::sweep::search_table::table_csv;
 
 fn best(o: &SearchOutcome) -> String {
     match o.candidates.first().map(|c| &c.status) {

@@ -213,7 +213,8 @@ const SEARCH_HELP: &str = "Examples:
   trainsim search scenarios/peers/p4-gpt3-175b-a100-1024.toml --zero 0,1,2,3 --top 5
   trainsim search my.toml --objective cost      (needs a [target] section)
 
-Enumerates TP, PP (with Megatron's uneven split), virtual stages, micro-batch size,
+Enumerates TP, PP (with Megatron's uneven split), context parallelism (--cp; by default
+1 to 32 for sequences of 16K tokens or more), virtual stages, micro-batch size,
 recomputation and ZeRO stage; drops impossible plans and those that do not fit; orders the
 rest by a lower bound on step time, tightens it for those that might win (the operation graph
 timed without network contention) and simulates only those that can still beat the N-th best.
@@ -232,6 +233,10 @@ pub struct SearchArgs {
     /// ZeRO stages to consider, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub zero: Vec<u32>,
+    /// Context-parallel degrees to consider, comma-separated [default: 1, or
+    /// 1,2,4,8,16,32 for sequences of 16K tokens or more or a scenario with cp > 1].
+    #[arg(long, value_delimiter = ',')]
+    pub cp: Vec<u32>,
     /// What to minimise: step time (throughput), or, with a [target] section, wall-clock
     /// to the target, its cost or its energy.
     #[arg(long, value_enum, default_value = "throughput")]
@@ -365,7 +370,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 }
 
 fn search(path: &Path, a: SearchArgs) -> anyhow::Result<i32> {
-    use crate::sweep::search::{search, table_csv, why, SearchOptions, Status};
+    use crate::sweep::search::{search, SearchOptions, Status};
+    use crate::sweep::search_table::{table_csv, why};
     let usage = |message: String| crate::sweep::SweepError::Invalid {
         path: path.to_path_buf(),
         location: String::new(),
@@ -377,6 +383,9 @@ fn search(path: &Path, a: SearchArgs) -> anyhow::Result<i32> {
     if let Some(z) = a.zero.iter().find(|z| **z > 3) {
         return Err(usage(format!("--zero {z}: ZeRO stages are 0, 1, 2 or 3")).into());
     }
+    if a.cp.contains(&0) {
+        return Err(usage("--cp 0: context-parallel degrees are at least 1".into()).into());
+    }
     let sc = Scenario::load_with(path, &a.set)?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.threads.unwrap_or(0))
@@ -386,6 +395,7 @@ fn search(path: &Path, a: SearchArgs) -> anyhow::Result<i32> {
         top: a.top,
         zero_stages: a.zero,
         objective: a.objective,
+        cps: a.cp,
         ..SearchOptions::default()
     };
     let o = pool.install(|| search(&sc.input, &opts)).map_err(|e| usage(e.0))?;

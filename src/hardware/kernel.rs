@@ -51,6 +51,52 @@ pub fn attention_time_s(gpu: &GpuSpec, flops: f64, backward: bool) -> f64 {
     flops / (tflops_to_flops_per_s(gpu.peak_bf16_tflops) * eff) + us_to_s(gpu.kernel_overhead_us)
 }
 
+/// Query rows (and key/value columns) of one flash-attention tile.
+pub const FLASH_TILE: f64 = 128.0;
+
+/// Key/value tokens' worth of work one flash-attention thread block spends outside its
+/// key/value loop: loading its query tile and the first key/value tile before the loop's
+/// software pipeline fills, rescaling, normalising and writing its output tile (and the
+/// log-sum-exp) after it. About two 128-token tiles.
+pub const FLASH_PROLOGUE_TOKENS: f64 = 256.0;
+
+/// The shape of one fused-attention kernel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FlashShape {
+    /// Query rows.
+    pub q: f64,
+    /// Key/value tokens one query tile loops over, on average (the whole key range without
+    /// masking; half of it on a causal diagonal).
+    pub kv_loop: f64,
+    /// Sequences times heads (independent attention problems in the launch).
+    pub batch_heads: f64,
+}
+
+/// Efficiency of a flash-attention kernel of shape `block` relative to one of shape
+/// `whole`: a thread block pays [`FLASH_PROLOGUE_TOKENS`] of work around a key/value loop
+/// of `kv_loop` tokens (efficiency `kv / (kv + prologue)`, the same ramp as the GEMMs'),
+/// and `ceil(q / 128) x batch_heads` thread blocks fill the SMs in waves
+/// ([`wave_efficiency`]). Splitting one attention into smaller blocks (context
+/// parallelism's ring steps, a short sequence) lowers both; at most 1.
+pub fn flash_relative_efficiency(gpu: &GpuSpec, block: FlashShape, whole: FlashShape) -> f64 {
+    let eff = |s: FlashShape| {
+        let kv = s.kv_loop.max(1.0);
+        kv / (kv + FLASH_PROLOGUE_TOKENS) * wave_efficiency(gpu, s.q.max(1.0), FLASH_TILE, s.batch_heads)
+    };
+    (eff(block) / eff(whole)).min(1.0)
+}
+
+/// Time of a fused attention kernel doing `flops` FLOPs at `relative` times the GPU's
+/// attention efficiency (see [`flash_relative_efficiency`]), seconds.
+pub fn attention_block_time_s(gpu: &GpuSpec, flops: f64, backward: bool, relative: f64) -> f64 {
+    let eff = if backward {
+        gpu.attention_bwd_efficiency
+    } else {
+        gpu.attention_fwd_efficiency
+    };
+    flops / (tflops_to_flops_per_s(gpu.peak_bf16_tflops) * eff * relative.max(1e-3)) + us_to_s(gpu.kernel_overhead_us)
+}
+
 /// Time of `kernels` memory-bound kernels that together move `bytes`, seconds.
 pub fn memory_bound_time_s(gpu: &GpuSpec, bytes: f64, kernels: u32) -> f64 {
     memory_s(gpu, bytes) + kernels as f64 * us_to_s(gpu.kernel_overhead_us)
@@ -95,6 +141,34 @@ mod tests {
             gemm_time_s(&a, Precision::Fp8, d, d, d, 1.0),
             gemm_time_s(&a, Precision::Bf16, d, d, d, 1.0)
         );
+    }
+
+    /// A ring step's block loses against the whole sequence's kernel as its key/value loop
+    /// shortens (the ramp), and nothing at equal shape.
+    #[test]
+    fn flash_blocks_lose_efficiency_as_they_shrink() {
+        let g = gpu_preset("H100-SXM").unwrap();
+        let whole = FlashShape {
+            q: 131072.0,
+            kv_loop: 65536.0,
+            batch_heads: 8.0,
+        };
+        assert_eq!(flash_relative_efficiency(&g, whole, whole), 1.0);
+        let rel = |c: f64| {
+            flash_relative_efficiency(
+                &g,
+                FlashShape {
+                    q: 2.0 * c,
+                    kv_loop: c,
+                    batch_heads: 8.0,
+                },
+                whole,
+            )
+        };
+        assert!(rel(16384.0) > 0.95, "{}", rel(16384.0));
+        assert!(rel(1024.0) < 0.85 && rel(1024.0) > 0.7, "{}", rel(1024.0));
+        assert!(rel(128.0) < 0.4, "{}", rel(128.0));
+        assert!(rel(128.0) < rel(512.0) && rel(512.0) < rel(4096.0));
     }
 
     #[test]

@@ -22,21 +22,39 @@ pub enum Dim {
     ExpertDp,
     /// Pipeline parallelism: consecutive layers on consecutive stages.
     Pp,
+    /// The all-to-all (Ulysses) part of a context-parallel group: the `cp` ranks of
+    /// `cp_comm_type = "a2a"`, or the `cp_a2a_size` adjacent ranks of `"a2a+p2p"` (whose
+    /// ring is then [`Dim::Cp`]).
+    CpA2a,
+    /// Data parallelism together with context parallelism (Megatron's data-parallel group
+    /// with CP, `dp * cp` ranks): the group gradients are reduced over and the distributed
+    /// optimizer is sharded over when `cp > 1`.
+    DpCp,
 }
 
 impl Dim {
     /// Number of dimensions (size of arrays indexed by [`Dim::index`]).
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 8;
 
     /// Every dimension, in index order.
-    pub const ALL: [Dim; Dim::COUNT] = [Dim::Tp, Dim::Cp, Dim::Dp, Dim::Ep, Dim::ExpertDp, Dim::Pp];
+    pub const ALL: [Dim; Dim::COUNT] = [
+        Dim::Tp,
+        Dim::Cp,
+        Dim::Dp,
+        Dim::Ep,
+        Dim::ExpertDp,
+        Dim::Pp,
+        Dim::CpA2a,
+        Dim::DpCp,
+    ];
 
     /// Dense index into `[T; Dim::COUNT]` arrays.
     pub fn index(self) -> usize {
         self as usize
     }
 
-    /// The snake_case name (scenario keys, JSON): `tp`, `cp`, `dp`, `ep`, `expert_dp`, `pp`.
+    /// The snake_case name (scenario keys, JSON): `tp`, `cp`, `dp`, `ep`, `expert_dp`, `pp`,
+    /// `cp_a2a`, `dp_cp`.
     pub fn name(self) -> &'static str {
         match self {
             Dim::Tp => "tp",
@@ -45,10 +63,13 @@ impl Dim {
             Dim::Ep => "ep",
             Dim::ExpertDp => "expert_dp",
             Dim::Pp => "pp",
+            Dim::CpA2a => "cp_a2a",
+            Dim::DpCp => "dp_cp",
         }
     }
 
-    /// The short label of plans and charts: `TP`, `CP`, `DP`, `EP`, `EDP`, `PP`.
+    /// The short label of plans and charts: `TP`, `CP`, `DP`, `EP`, `EDP`, `PP`, `CP-A2A`,
+    /// `DPxCP`.
     pub fn label(self) -> &'static str {
         match self {
             Dim::Tp => "TP",
@@ -57,6 +78,8 @@ impl Dim {
             Dim::Ep => "EP",
             Dim::ExpertDp => "EDP",
             Dim::Pp => "PP",
+            Dim::CpA2a => "CP-A2A",
+            Dim::DpCp => "DPxCP",
         }
     }
 }

@@ -4,12 +4,14 @@
 //! pipeline schedules are [`schedule`] (the trait) and [`schedules`] (the built-in ones and
 //! their table), the split of the layers over the pipeline is [`split`].
 
+pub mod cp;
 mod dim;
 pub mod placement;
 pub mod schedule;
 pub mod schedules;
 pub mod split;
 
+pub use cp::CpCommType;
 pub use dim::{Dim, PerDim};
 pub use placement::{Placement, PlacementSummary};
 pub use schedule::PipelineShape;
@@ -46,9 +48,21 @@ pub struct ParallelPlan {
     pub pp: u32,
     /// Data-parallel degree.
     pub dp: u32,
-    /// Context-parallel degree (the sequence split across ranks); only 1 is modelled yet.
+    /// Context-parallel degree: the sequence of every micro-batch split across `cp` ranks
+    /// ([`cp`]).
     #[serde(default = "one")]
     pub cp: u32,
+    /// How attention exchanges keys and values across the CP group.
+    #[serde(default, skip_serializing_if = "CpCommType::is_default")]
+    pub cp_comm_type: CpCommType,
+    /// Causal load balancing: each CP rank holds two mirrored chunks of the sequence
+    /// ([`cp`]); off, rank `i` holds the `i`-th contiguous `s/cp` tokens.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub cp_load_balance: bool,
+    /// All-to-all degree of a hierarchical (`a2a+p2p`) CP group: adjacent ranks exchanging
+    /// heads; the ring runs over `cp / cp_a2a_size` of them. 1 otherwise.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub cp_a2a_size: u32,
     /// Sequence parallelism: TP all-reduces become reduce-scatter + all-gather.
     pub sequence_parallel: bool,
     /// Pipeline schedule.
@@ -102,13 +116,29 @@ fn one() -> u32 {
     1
 }
 
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn is_one(x: &u32) -> bool {
+    *x == 1
+}
+
 /// Why a plan cannot run. Each variant is fatal for that plan only (a sweep marks the
 /// point infeasible and continues).
 #[derive(Clone, Debug, PartialEq, Error)]
 pub enum PlanError {
-    /// tp * pp * dp does not equal the number of GPUs.
-    #[error("the plan uses tp*pp*dp = {tp}*{pp}*{dp} = {used} GPUs but the cluster has {gpus}; make the product equal cluster.num_gpus")]
+    /// tp * pp * dp (* cp) does not equal the number of GPUs.
+    #[error(
+        "the plan uses {product} = {used} GPUs but the cluster has {gpus}; make the product equal cluster.num_gpus"
+    )]
     GpuCountMismatch {
+        /// The product spelt out: `tp*pp*dp = 8*8*16`, with `*cp` when cp > 1.
+        product: String,
         /// TP.
         tp: u32,
         /// PP.
@@ -123,6 +153,16 @@ pub enum PlanError {
     /// A divisibility or range constraint failed.
     #[error("{0}")]
     Constraint(String),
+    /// One field's value is not allowed with the rest of the plan (scenario files locate it).
+    #[error("{field} = {value}: {allowed}")]
+    Field {
+        /// Dotted scenario path, e.g. `parallel.cp`.
+        field: &'static str,
+        /// The value as a scenario writes it.
+        value: String,
+        /// What is allowed and why.
+        allowed: String,
+    },
 }
 
 impl ParallelPlan {
@@ -130,12 +170,39 @@ impl ParallelPlan {
     pub fn degree(&self, dim: Dim) -> u32 {
         match dim {
             Dim::Tp => self.tp,
-            Dim::Cp => self.cp,
+            Dim::Cp => self.cp / self.cp_a2a(),
             Dim::Dp => self.dp,
             Dim::Ep => self.ep,
             Dim::ExpertDp => self.expert_dp(),
             Dim::Pp => self.pp,
+            Dim::CpA2a => self.cp_a2a(),
+            Dim::DpCp => self.dp * self.cp,
         }
+    }
+
+    /// The all-to-all (Ulysses) degree inside the CP group: `cp` for `a2a`,
+    /// `cp_a2a_size` for `a2a+p2p`, 1 otherwise. The ring ([`Dim::Cp`]) has `cp / this`.
+    pub fn cp_a2a(&self) -> u32 {
+        match self.cp_comm_type {
+            CpCommType::A2a => self.cp.max(1),
+            CpCommType::A2aP2p => self.cp_a2a_size.clamp(1, self.cp.max(1)),
+            CpCommType::P2p | CpCommType::AllGather => 1,
+        }
+    }
+
+    /// The group gradients are reduced over and the optimizer sharded over: DP, or with
+    /// context parallelism DP x CP (Megatron's data-parallel group with CP).
+    pub fn grad_dim(&self) -> Dim {
+        if self.cp > 1 {
+            Dim::DpCp
+        } else {
+            Dim::Dp
+        }
+    }
+
+    /// Ranks of [`ParallelPlan::grad_dim`]: `dp * cp`.
+    pub fn grad_group(&self) -> u32 {
+        self.dp * self.cp.max(1)
     }
 
     /// The pipeline shape the schedule fills for a step of `global_batch_size` sequences;
@@ -179,6 +246,8 @@ impl ParallelPlan {
             ("tp", self.tp),
             ("pp", self.pp),
             ("dp", self.dp),
+            ("cp", self.cp),
+            ("cp_a2a_size", self.cp_a2a_size),
             ("virtual_stages", self.virtual_stages),
             ("micro_batch_size", self.micro_batch_size),
         ] {
@@ -240,9 +309,15 @@ impl ParallelPlan {
             }
             None => {}
         }
-        let used = self.tp as u64 * self.pp as u64 * self.dp as u64;
+        let used = self.tp as u64 * self.pp as u64 * self.dp as u64 * self.cp as u64;
         if used != num_gpus as u64 {
+            let product = if self.cp > 1 {
+                format!("tp*pp*dp*cp = {}*{}*{}*{}", self.tp, self.pp, self.dp, self.cp)
+            } else {
+                format!("tp*pp*dp = {}*{}*{}", self.tp, self.pp, self.dp)
+            };
             return Err(PlanError::GpuCountMismatch {
+                product,
                 tp: self.tp,
                 pp: self.pp,
                 dp: self.dp,
@@ -264,12 +339,7 @@ impl ParallelPlan {
                 self.zero_stage
             ));
         }
-        if self.cp != 1 {
-            return c(format!(
-                "parallel.cp={} is not modelled yet; only cp = 1 (no context parallelism) is",
-                self.cp
-            ));
-        }
+        self.validate_cp(model)?;
         self.try_layers_per_chunk(model.num_layers)
             .map_err(|e| PlanError::Constraint(e.message))?;
         let per_step = self.dp * self.micro_batch_size;
@@ -281,6 +351,107 @@ impl ParallelPlan {
         }
         let shape = self.pipeline_shape(global_batch_size, 0);
         self.schedule.get().check(&shape).map_err(PlanError::Constraint)?;
+        Ok(())
+    }
+
+    /// Checks the context-parallel fields against the model.
+    fn validate_cp(&self, model: &TransformerSpec) -> Result<(), PlanError> {
+        let field = |field, value: String, allowed: String| Err(PlanError::Field { field, value, allowed });
+        if self.cp > 1 && model.moe.is_some() {
+            return field(
+                "parallel.cp",
+                self.cp.to_string(),
+                format!(
+                    "context parallelism with a Mixture-of-Experts model is not modelled yet; use cp = 1 for {}",
+                    model.name
+                ),
+            );
+        }
+        if self.cp_a2a_size > 1 && self.cp_comm_type != CpCommType::A2aP2p {
+            return field(
+                "parallel.cp_a2a_size",
+                self.cp_a2a_size.to_string(),
+                format!(
+                    "applies to cp_comm_type = \"a2a+p2p\" only (it is \"{}\"); remove it or set it to 1",
+                    self.cp_comm_type.name()
+                ),
+            );
+        }
+        if self.cp_comm_type == CpCommType::A2aP2p && self.cp % self.cp_a2a_size != 0 {
+            return field(
+                "parallel.cp_a2a_size",
+                self.cp_a2a_size.to_string(),
+                format!(
+                    "must divide cp = {} (the all-to-all groups tile the CP group); allowed: {}",
+                    self.cp,
+                    divisors(self.cp).join(", ")
+                ),
+            );
+        }
+        let a2a = self.cp_a2a();
+        if a2a > 1 {
+            let heads = model.num_heads / self.tp;
+            let kv_heads = (model.num_kv_heads / self.tp).max(1);
+            if heads % a2a != 0 || kv_heads % a2a != 0 {
+                let (name, value) = if self.cp_comm_type == CpCommType::A2a {
+                    ("parallel.cp_comm_type", format!("\"{}\"", self.cp_comm_type.name()))
+                } else {
+                    ("parallel.cp_a2a_size", a2a.to_string())
+                };
+                return field(
+                    name,
+                    value,
+                    format!(
+                        "Ulysses (all-to-all) context parallelism splits the attention heads over {a2a} CP ranks, but each TP rank holds \
+                         {heads} query and {kv_heads} key/value heads (num_heads/tp, num_kv_heads/tp with tp = {}), which {a2a} does not divide; \
+                         replicating key/value heads across CP ranks is not modelled: use cp_comm_type = \"p2p\" or \"all_gather\", \
+                         or \"a2a+p2p\" with cp_a2a_size among {}",
+                        self.tp,
+                        divisors(gcd(heads, kv_heads)).join(", ")
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks what context parallelism needs of the sequence: with load balancing `2 cp`
+    /// chunks (`cp` without), and fused attention.
+    pub fn validate_context(&self, seq_length: u32, flash_attention: bool) -> Result<(), PlanError> {
+        if self.cp <= 1 {
+            return Ok(());
+        }
+        if !flash_attention {
+            return Err(PlanError::Field {
+                field: "parallel.cp",
+                value: self.cp.to_string(),
+                allowed:
+                    "context parallelism needs fused (flash) attention; set training.flash_attention = true or cp = 1"
+                        .into(),
+            });
+        }
+        let per_rank = if self.cp_load_balance { 2 } else { 1 };
+        let chunks = per_rank * self.cp;
+        if seq_length % chunks != 0 {
+            let fits: Vec<String> = (1..=seq_length / per_rank)
+                .filter(|c| seq_length % (per_rank * c) == 0 && *c <= 64)
+                .map(|c| c.to_string())
+                .collect();
+            return Err(PlanError::Field {
+                field: "parallel.cp",
+                value: self.cp.to_string(),
+                allowed: format!(
+                    "{} = {chunks} must divide training.seq_length = {seq_length}{}; cp values that do (up to 64): {}",
+                    if self.cp_load_balance { "2*cp" } else { "cp" },
+                    if self.cp_load_balance {
+                        " (causal load balancing gives each CP rank two mirrored chunks of the sequence)"
+                    } else {
+                        ""
+                    },
+                    fits.join(", ")
+                ),
+            });
+        }
         Ok(())
     }
 
@@ -317,6 +488,18 @@ impl ParallelPlan {
     }
 }
 
+fn divisors(n: u32) -> Vec<String> {
+    (1..=n).filter(|d| n % d == 0).map(|d| d.to_string()).collect()
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
 /// Plans for unit tests elsewhere in the crate.
 #[cfg(test)]
 pub(crate) mod tests_support {
@@ -329,6 +512,9 @@ pub(crate) mod tests_support {
             pp,
             dp,
             cp: 1,
+            cp_comm_type: CpCommType::P2p,
+            cp_load_balance: true,
+            cp_a2a_size: 1,
             sequence_parallel: true,
             schedule: Schedule::ONE_F_ONE_B,
             virtual_stages: 1,

@@ -2,7 +2,9 @@
 //!
 //! Computed once per run ([`Placement::megatron`]) and shared by the workload, the
 //! simulation and the search bounds. Megatron's default rank order puts the fastest-varying
-//! dimension innermost: TP, then CP, then DP, then PP for the dense layers; the expert
+//! dimension innermost: TP, then CP, then DP, then PP for the dense layers (inside CP, the
+//! all-to-all part of a hierarchical group before its ring; DP x CP, the gradient group
+//! with context parallelism, is the CP and DP ranks together, `tp` apart); the expert
 //! layers reuse the same ranks as expert-TP, then EP, then expert-DP. A group whose ranks are
 //! `stride` GPUs apart has `min(size, gpus_per_node / stride)` members in one node (1 once
 //! the stride reaches a node).
@@ -36,12 +38,13 @@ impl Placement {
     pub fn megatron(plan: &ParallelPlan, gpus_per_node: u32) -> Placement {
         let gpn = gpus_per_node.max(1);
         let mut stride = PerDim([1u32; Dim::COUNT]);
-        // dense order: TP, CP, DP, PP
+        // dense order: TP, CP (its all-to-all part, then its ring), DP, PP
         let mut s = 1u32;
-        for d in [Dim::Tp, Dim::Cp, Dim::Dp, Dim::Pp] {
+        for d in [Dim::Tp, Dim::CpA2a, Dim::Cp, Dim::Dp, Dim::Pp] {
             stride[d] = s;
             s = s.saturating_mul(plan.degree(d).max(1));
         }
+        stride[Dim::DpCp] = stride[Dim::CpA2a];
         // expert order: expert-TP, EP, expert-DP
         stride[Dim::Ep] = plan.expert_tp.max(1);
         stride[Dim::ExpertDp] = plan.expert_tp.max(1).saturating_mul(plan.ep.max(1));
@@ -80,7 +83,7 @@ impl Placement {
         let per_node = |d: Dim| self.layouts[d].members_per_node;
         let order: Vec<&str> = [Dim::Tp, Dim::Cp, Dim::Dp, Dim::Pp]
             .into_iter()
-            .filter(|&d| d != Dim::Cp || self.layouts[d].size > 1)
+            .filter(|&d| d != Dim::Cp || self.layouts[d].size * self.layouts[Dim::CpA2a].size > 1)
             .map(Dim::name)
             .collect();
         PlacementSummary {
@@ -153,5 +156,32 @@ mod tests {
         assert_eq!(pl.stride_gpus[Dim::Pp], 32);
         assert_eq!(pl.layout(Dim::Ep).members_per_node, 8);
         assert_eq!(pl.layout(Dim::ExpertDp).members_per_node, 1);
+    }
+
+    /// Megatron's order with CP: TP, CP, DP, PP. The gradient group with CP is DP x CP,
+    /// `tp` apart; a hierarchical CP group puts its all-to-all ranks next to each other and
+    /// its ring `cp_a2a_size` CP ranks apart.
+    #[test]
+    fn context_parallel_groups_follow_tp_and_precede_dp() {
+        let mut p = plan(2, 2, 4);
+        p.cp = 8;
+        let pl = Placement::megatron(&p, 8);
+        assert_eq!((pl.stride_gpus[Dim::Cp], pl.layout(Dim::Cp).size), (2, 8));
+        assert_eq!(pl.layout(Dim::Cp).members_per_node, 4);
+        assert_eq!(pl.stride_gpus[Dim::Dp], 16);
+        assert_eq!(pl.layout(Dim::DpCp).size, 32);
+        assert_eq!(pl.layout(Dim::DpCp).members_per_node, 4);
+        assert_eq!(pl.stride_gpus[Dim::Pp], 64);
+        assert_eq!(pl.summary().order, "tp-cp-dp-pp");
+        p.cp_comm_type = crate::parallel::CpCommType::A2aP2p;
+        p.cp_a2a_size = 2;
+        let pl = Placement::megatron(&p, 8);
+        assert_eq!(
+            (pl.layout(Dim::CpA2a).size, pl.layout(Dim::CpA2a).members_per_node),
+            (2, 2)
+        );
+        assert_eq!((pl.layout(Dim::Cp).size, pl.stride_gpus[Dim::Cp]), (4, 4));
+        assert_eq!(pl.layout(Dim::Cp).members_per_node, 2);
+        assert_eq!(pl.stride_gpus[Dim::Dp], 16);
     }
 }

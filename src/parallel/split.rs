@@ -224,7 +224,7 @@ pub fn layers_per_chunk(
                 ),
             ));
         }
-        let mut st = vec![if middle > 0 { rest / middle } else { 0 }; pp as usize];
+        let mut st = vec![rest.checked_div(middle).unwrap_or(0); pp as usize];
         if let Some(f) = split.first_stage {
             st[0] = f;
         }

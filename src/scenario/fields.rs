@@ -12,13 +12,13 @@ const SCENARIO_DOC: &str = include_str!("../../docs/scenario.md");
 
 /// Fields and values people reach for that trainsim does not model yet, with what to say.
 const NOT_MODELLED: &[(&str, &str)] = &[
+    ("context_parallel", "context parallelism is `parallel.cp` (with `parallel.cp_comm_type`)"),
+    ("context_parallel_size", "context parallelism is `parallel.cp` (with `parallel.cp_comm_type`)"),
+    ("cp_size", "context parallelism is `parallel.cp` (with `parallel.cp_comm_type`)"),
     (
-        "cp",
-        "context parallelism is not modelled yet (an open issue); runs that need it cannot be expressed today",
+        "hierarchical_context_parallel_sizes",
+        "hierarchical context parallelism is `parallel.cp_comm_type = \"a2a+p2p\"` with `parallel.cp_a2a_size` (the all-to-all part)",
     ),
-    ("context_parallel", "context parallelism is not modelled yet (an open issue)"),
-    ("context_parallel_size", "context parallelism is not modelled yet (an open issue)"),
-    ("cp_size", "context parallelism is not modelled yet (an open issue)"),
     (
         "etp",
         "expert tensor parallelism is `parallel.expert_tp`, and only expert_tp = 1 is modelled yet",
@@ -423,8 +423,9 @@ mod tests {
         assert!(e.contains("did you mean `parallel.micro_batch_size`"), "{e}");
         let e = check_path("training.micro_batch_size").unwrap_err();
         assert!(e.contains("`parallel.micro_batch_size`"), "{e}");
-        let e = check_path("parallel.cp").unwrap_err();
-        assert!(e.contains("context parallelism is not modelled yet"), "{e}");
+        assert!(check_path("parallel.cp").is_ok());
+        let e = check_path("parallel.context_parallel_size").unwrap_err();
+        assert!(e.contains("`parallel.cp`"), "{e}");
         let e = check_path("parallel").unwrap_err();
         assert!(e.contains("is a section"), "{e}");
     }

@@ -316,7 +316,7 @@ impl Checker<'_> {
             r.moe.as_ref(),
             &model,
             (num_gpus, gpus_per_node),
-            training.global_batch_size,
+            &training,
         )?;
 
         let goal = self.goal(r.target.as_ref(), r.reliability.as_ref(), r.energy.as_ref(), &model)?;

@@ -7,7 +7,8 @@
 use super::raw::{RawMoe, RawParallel};
 use super::{Checker, ScenarioError};
 use crate::model::TransformerSpec;
-use crate::parallel::{LayerSplit, ParallelPlan, Recompute, Schedule};
+use crate::parallel::{CpCommType, LayerSplit, ParallelPlan, PlanError, Recompute, Schedule};
+use crate::training::TrainingSpec;
 
 impl Checker<'_> {
     /// The plan of `[parallel]` (and the MoE overlap knob of `[moe]`), checked against the
@@ -18,14 +19,25 @@ impl Checker<'_> {
         moe: Option<&RawMoe>,
         model: &TransformerSpec,
         (num_gpus, gpus_per_node): (u32, u32),
-        global_batch: u32,
+        training: &TrainingSpec,
     ) -> Result<ParallelPlan, ScenarioError> {
+        let global_batch = training.global_batch_size;
         let tp = self.at_least_one("parallel.tp", rp.tp.unwrap_or(1))?;
         let pp = self.at_least_one("parallel.pp", rp.pp.unwrap_or(1))?;
+        let cp = self.at_least_one("parallel.cp", rp.cp.unwrap_or(1))?;
         let dp = match rp.dp {
             Some(d) => self.at_least_one("parallel.dp", d)?,
             // derived; a remainder is reported by the plan check below
-            None => (num_gpus / (tp * pp)).max(1),
+            None => (num_gpus / (tp * pp * cp)).max(1),
+        };
+        let cp_comm_type = match &rp.cp_comm_type {
+            Some(s) => self.choice("parallel.cp_comm_type", s, CpCommType::NAMES, &CpCommType::ALL)?,
+            None => CpCommType::P2p,
+        };
+        let cp_a2a_size = match rp.cp_a2a_size {
+            Some(a) => self.at_least_one("parallel.cp_a2a_size", a)?,
+            None if cp_comm_type == CpCommType::A2aP2p => default_cp_a2a_size(cp, tp, gpus_per_node, model),
+            None => 1,
         };
         let virtual_stages = self.at_least_one("parallel.virtual_stages", rp.virtual_stages.unwrap_or(1))?;
         let schedule = match &rp.schedule {
@@ -50,7 +62,10 @@ impl Checker<'_> {
             tp,
             pp,
             dp,
-            cp: 1,
+            cp,
+            cp_comm_type,
+            cp_load_balance: rp.cp_load_balance.unwrap_or(true),
+            cp_a2a_size,
             sequence_parallel: rp.sequence_parallel.unwrap_or(tp > 1),
             schedule,
             virtual_stages,
@@ -74,12 +89,16 @@ impl Checker<'_> {
         };
         self.pipeline(&plan, model, global_batch)?;
         plan.validate(model, num_gpus, gpus_per_node, global_batch)
-            .map_err(|e| {
-                let message = e.to_string();
-                ScenarioError::Plan {
-                    path: self.path.to_path_buf(),
-                    location: self.locate_plan(&message),
-                    message,
+            .and_then(|()| plan.validate_context(training.seq_length, training.flash_attention))
+            .map_err(|e| match e {
+                PlanError::Field { field, value, allowed } => self.invalid(field, value, allowed),
+                e => {
+                    let message = e.to_string();
+                    ScenarioError::Plan {
+                        path: self.path.to_path_buf(),
+                        location: self.locate_plan(&message),
+                        message,
+                    }
                 }
             })?;
         Ok(plan)
@@ -119,4 +138,16 @@ impl Checker<'_> {
         }
         Ok(())
     }
+}
+
+/// Default all-to-all degree of a hierarchical (`a2a+p2p`) CP group: the largest divisor
+/// of `cp` whose all-to-all stays inside a node with the TP group and divides the query and
+/// key/value heads of a TP rank.
+fn default_cp_a2a_size(cp: u32, tp: u32, gpus_per_node: u32, model: &TransformerSpec) -> u32 {
+    let heads = model.num_heads / tp.max(1);
+    let kv_heads = (model.num_kv_heads / tp.max(1)).max(1);
+    (1..=cp)
+        .rev()
+        .find(|&a| cp % a == 0 && a * tp <= gpus_per_node && heads % a == 0 && kv_heads % a == 0)
+        .unwrap_or(1)
 }

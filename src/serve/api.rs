@@ -585,7 +585,8 @@ fn run_search_job(
     opts: &crate::sweep::search::SearchOptions,
     job: &Job,
 ) -> Result<Value, String> {
-    use crate::sweep::search::{search, table_csv, why, Status};
+    use crate::sweep::search::{search, Status};
+    use crate::sweep::search_table::{table_csv, why};
     job.state.send_replace(JobState::Running { done: 0, total: 1 });
     std::fs::create_dir_all(&job.dir).map_err(|e| e.to_string())?;
     let started = Instant::now();

@@ -308,10 +308,24 @@ pub fn plan_label(p: &ParallelPlan) -> String {
     if p.sequence_parallel && p.tp > 1 {
         s.push_str(" SP");
     }
-    for d in [Dim::Cp, Dim::Ep] {
-        if p.degree(d) > 1 {
-            s.push_str(&format!(" {}{}", d.label(), p.degree(d)));
+    if p.cp > 1 {
+        s.push_str(&format!(" CP{}", p.cp));
+        let mut how = Vec::new();
+        if p.cp_comm_type != crate::parallel::CpCommType::P2p {
+            how.push(p.cp_comm_type.name().to_string());
         }
+        if p.cp_comm_type == crate::parallel::CpCommType::A2aP2p {
+            how.push(format!("a2a {}", p.cp_a2a()));
+        }
+        if !p.cp_load_balance {
+            how.push("unbalanced".into());
+        }
+        if !how.is_empty() {
+            s.push_str(&format!("({})", how.join(", ")));
+        }
+    }
+    if p.degree(Dim::Ep) > 1 {
+        s.push_str(&format!(" {}{}", Dim::Ep.label(), p.degree(Dim::Ep)));
     }
     if p.virtual_stages > 1 {
         s.push_str(&format!(" VPP{}", p.virtual_stages));
@@ -350,7 +364,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
         pp_route: SendRoute::between(c, placement.pp_neighbours_share_node(), placement.stride_gpus[Dim::Pp]),
         algorithms: input.collectives,
     };
-    let factors = super::stragglers::stage_factors(&input.stragglers, input.seed, p.pp, p.tp * p.dp, iterations);
+    let factors = super::stragglers::stage_factors(&input.stragglers, input.seed, p.pp, p.tp * p.cp * p.dp, iterations);
     let out = simulate(&w, c, layouts, &factors)?;
 
     let warm = input.warmup_iterations as usize;

@@ -15,6 +15,7 @@ pub const METRIC_COLUMNS: &[&str] = &[
     "exposed_tp_comm_s",
     "exposed_dp_comm_s",
     "exposed_pp_comm_s",
+    "exposed_cp_comm_s",
     "memory_gib",
     "fits_in_memory",
     "num_gpus",

@@ -13,6 +13,7 @@ mod pass_bound;
 pub mod run;
 pub mod search;
 mod search_bounds;
+pub mod search_table;
 pub mod spec;
 
 pub use run::{merge_csv, run_sweep, SweepOptions, SweepOutcome};

@@ -81,6 +81,7 @@ impl Row {
                     format!("{:.6}", b.exposed(CommKind::Tp)),
                     format!("{:.6}", b.exposed(CommKind::DpGrad) + b.exposed(CommKind::DpParam)),
                     format!("{:.6}", b.exposed(CommKind::Pp)),
+                    format!("{:.6}", b.exposed(CommKind::Cp)),
                     format!("{:.3}", r.memory.total_gib),
                     r.memory.fits.to_string(),
                     r.num_gpus.to_string(),
@@ -134,6 +135,7 @@ impl Row {
                     b.exposed(CommKind::DpGrad) + b.exposed(CommKind::DpParam),
                 ),
                 ("exposed_pp_comm_s", b.exposed(CommKind::Pp)),
+                ("exposed_cp_comm_s", b.exposed(CommKind::Cp)),
                 ("memory_gib", r.memory.total_gib),
                 ("gpu_hours_per_step", r.step_time_s * r.num_gpus as f64 / 3600.0),
             ] {

@@ -121,7 +121,13 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let params_local = if m.moe.is_some() {
         moe_min_optimizer_params(m, plan, &chunks, |s, c| schedule.global_chunk(s, c, &shape) as usize, v)
     } else {
-        m.total_params() / (plan.tp * plan.pp) as f64 / if plan.zero_stage >= 1 { plan.dp as f64 } else { 1.0 }
+        m.total_params()
+            / (plan.tp * plan.pp) as f64
+            / if plan.zero_stage >= 1 {
+                plan.grad_group() as f64
+            } else {
+                1.0
+            }
     };
     busiest * nmb + lightest * fill + optimizer_time_s(g, params_local)
 }

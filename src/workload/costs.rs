@@ -23,7 +23,7 @@ pub struct LayerContext<'a> {
     pub p: &'a ParallelPlan,
     /// GEMM precision.
     pub prec: Precision,
-    /// Tokens per micro-batch.
+    /// Tokens per micro-batch on this rank: its context-parallel shard, `mbs * seq / cp`.
     pub tokens: f64,
     /// Sequence length, tokens.
     pub seq: f64,
@@ -31,6 +31,8 @@ pub struct LayerContext<'a> {
     pub mbs: f64,
     /// Tensor-parallel degree.
     pub tp: f64,
+    /// Context-parallel degree.
+    pub cp: f64,
     /// Fused (flash) attention.
     pub flash: bool,
 }
@@ -72,10 +74,11 @@ impl<'a> LayerContext<'a> {
             m,
             p,
             prec: training.precision,
-            tokens: p.micro_batch_size as f64 * training.seq_length as f64,
+            tokens: p.micro_batch_size as f64 * training.seq_length as f64 / p.cp.max(1) as f64,
             seq: training.seq_length as f64,
             mbs: p.micro_batch_size as f64,
             tp: p.tp as f64,
+            cp: p.cp.max(1) as f64,
             flash: training.flash_attention,
         }
     }
@@ -253,15 +256,18 @@ pub fn base_layer(cx: &LayerContext, moe: Option<&MoeCost>) -> Vec<Item> {
     items
 }
 
-/// Cost of the attention core's forward (what selective recomputation reruns).
+/// Cost of the attention core's forward (what selective recomputation reruns): every
+/// attention-core module (one, or context parallelism's ring steps).
 pub fn core_attention_fwd(items: &[Item]) -> Cost {
     items
         .iter()
-        .find_map(|i| match i {
+        .filter_map(|i| match i {
             Item::Module(m) if m.kind == ModuleKind::CoreAttn => Some(m.fwd),
             _ => None,
         })
-        .unwrap_or_default()
+        .fold(Cost::default(), |a, c| {
+            Cost::new(a.time_s + c.time_s, a.flops + c.flops)
+        })
 }
 
 /// A TP collective the compute stream waits for.

@@ -91,6 +91,8 @@ fn collective_name(dim: Dim) -> &'static str {
     match dim {
         Dim::Tp => "tp collective",
         Dim::Cp => "cp collective",
+        Dim::CpA2a => "cp all-to-all",
+        Dim::DpCp => "dp-cp collective",
         Dim::Dp => "dp collective",
         Dim::Ep => "ep collective",
         Dim::ExpertDp => "expert-dp collective",

@@ -158,6 +158,9 @@ pub enum Item {
     },
     /// The routed experts' grouped GEMMs (their time depends on the routed load).
     Experts,
+    /// A kernel boundary: the modules on either side are separate steps (e.g. a ring
+    /// attention block that must wait for the K/V the previous step brought).
+    Boundary,
 }
 
 /// Which part of the routed experts' work a step runs.
@@ -315,6 +318,7 @@ pub fn lower_forward(items: &[Item], phase: Phase) -> Vec<Step> {
                     to_experts: *to_experts,
                 });
             }
+            Item::Boundary => f.flush(phase, &mut out),
             Item::Experts => {
                 f.flush(phase, &mut out);
                 out.push(Step::Experts {
@@ -373,6 +377,7 @@ fn lower_backward(items: &[Item], grads: Grads) -> Vec<Step> {
                     to_experts: !to_experts,
                 });
             }
+            Item::Boundary => f.flush(phase, &mut out),
             Item::Experts => {
                 f.flush(phase, &mut out);
                 out.push(Step::Experts {
@@ -406,7 +411,7 @@ fn lower_weight(items: &[Item]) -> Vec<Step> {
                     part: ExpertPart::Weight,
                 });
             }
-            Item::Comm(_) | Item::AllToAll { .. } => {}
+            Item::Comm(_) | Item::AllToAll { .. } | Item::Boundary => {}
         }
     }
     f.flush(phase, &mut out);

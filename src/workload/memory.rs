@@ -2,7 +2,10 @@
 //! recomputation mode and pipeline in-flight micro-batches) and communication buffers.
 //!
 //! Activation sizes follow Korthikanti et al. 2022 (Table 2), generalised to GQA and gated
-//! MLPs; with fused (flash) attention the `5 a s / h` score term is absent. How many
+//! MLPs; with fused (flash) attention the `5 a s / h` score term is absent. Context
+//! parallelism divides every activation by `cp` (each rank keeps its `s / cp` tokens) and
+//! adds the transient K/V buffers of its exchange; the gradient group and ZeRO's sharding
+//! are DP x CP. How many
 //! micro-batches' activations a stage holds is read off the schedule's program
 //! ([`crate::parallel::schedule::peak_in_flight`]), not from a per-schedule formula; so is
 //! what pending weight-gradient passes keep (their GEMM inputs and output gradients, M_W,
@@ -67,7 +70,8 @@ pub fn activation_bytes_per_layer(m: &TransformerSpec, p: &ParallelPlan, t: &Tra
 /// shared experts' tensors).
 pub fn layer_activation_bytes(m: &TransformerSpec, p: &ParallelPlan, t: &TrainingSpec, layer: u32) -> f64 {
     let (seq, flash) = (t.seq_length, t.flash_attention);
-    let s = seq as f64;
+    // this rank's sequence shard under context parallelism
+    let s = seq as f64 / p.cp.max(1) as f64;
     let b = p.micro_batch_size as f64;
     let h = m.hidden_size as f64;
     let tp = p.tp as f64;
@@ -207,7 +211,8 @@ fn stage_memory_of(
 ) -> MemoryBreakdown {
     let (seq, global_batch) = (tr.seq_length, tr.global_batch_size);
     let t = p.tp as f64;
-    let dp = p.dp as f64;
+    // ZeRO shards over the gradient group: DP, or DP x CP with context parallelism
+    let dp = p.grad_group() as f64;
     let layers_per_chunk = p.layers_per_chunk(m.num_layers);
     let schedule = p.schedule.get();
     let shape = p.pipeline_shape(global_batch, p.extra_warmup(m));
@@ -254,7 +259,7 @@ fn stage_memory_of(
     let optimizer = 12.0 * (params / shard(1, dp) + expert_params / shard(1, edp)) / copies;
     let params = params + expert_params;
 
-    let s = seq as f64;
+    let s = seq as f64 / p.cp.max(1) as f64;
     let b = p.micro_batch_size as f64;
     let h = m.hidden_size as f64;
     let per_layer = stage_layer_ids
@@ -316,7 +321,9 @@ fn stage_memory_of(
         act += s * b * h * 4.0 * (1.0 + m.vocab_size as f64 / h) / t;
     }
     // gradient buckets (two in flight) and NCCL/framework workspace
-    let buffers = 2.0 * 4.0 * p.grad_bucket_params.min(params) + 1.0 * BYTES_PER_GIB;
+    let buffers = 2.0 * 4.0 * p.grad_bucket_params.min(params)
+        + 1.0 * BYTES_PER_GIB
+        + crate::workload::passes::cp::buffer_bytes(m, p, seq);
     let gib = |x: f64| x / BYTES_PER_GIB;
     let total = weights + grads + optimizer + act + buffers;
     MemoryBreakdown {
@@ -416,6 +423,36 @@ mod tests {
         p.zero_stage = 3;
         let z3 = mem(&p);
         assert!(z1 < full && z3 < z1, "{full} {z1} {z3}");
+    }
+
+    /// Context parallelism keeps `1/cp` of every activation (each rank stores its `s/cp`
+    /// tokens): per layer and for the whole stage (embedding and logits included); ZeRO
+    /// shards the optimizer over DP x CP.
+    #[test]
+    fn activations_fall_as_one_over_cp() {
+        let m = model_preset("llama3-70b").unwrap();
+        let t = training(131072, 64, true);
+        let at = |cp: u32| {
+            let mut p = plan(8, 4, 4);
+            p.cp = cp;
+            (
+                activation_bytes_per_layer(&m, &p, &t),
+                memory_per_gpu(&m, &p, &t, &[80.0]),
+            )
+        };
+        let (layer1, mem1) = at(1);
+        for cp in [2u32, 4, 8, 16] {
+            let (layer, mem) = at(cp);
+            assert!((layer * cp as f64 / layer1 - 1.0).abs() < 1e-12, "cp {cp}");
+            assert!(
+                (mem.activations_gib * cp as f64 / mem1.activations_gib - 1.0).abs() < 1e-12,
+                "cp {cp}: {} vs {}",
+                mem.activations_gib,
+                mem1.activations_gib
+            );
+            assert!((mem.optimizer_gib * cp as f64 / mem1.optimizer_gib - 1.0).abs() < 1e-12);
+            assert!(mem.buffers_gib > mem1.buffers_gib, "ring K/V buffers");
+        }
     }
 
     #[test]

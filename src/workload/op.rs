@@ -86,8 +86,8 @@ impl Stream {
     pub fn overlapping(dim: Dim) -> Stream {
         match dim {
             Dim::Tp => Stream::Tp,
-            Dim::Cp => Stream::Cp,
-            Dim::Dp | Dim::ExpertDp => Stream::Dp,
+            Dim::Cp | Dim::CpA2a => Stream::Cp,
+            Dim::Dp | Dim::ExpertDp | Dim::DpCp => Stream::Dp,
             Dim::Ep => Stream::Ep,
             Dim::Pp => Stream::Pp,
         }
@@ -147,11 +147,11 @@ impl CommKind {
     pub fn of(dim: Dim, purpose: CommPurpose) -> CommKind {
         match (dim, purpose) {
             (Dim::Tp, _) => CommKind::Tp,
-            (Dim::Cp, _) => CommKind::Cp,
+            (Dim::Cp | Dim::CpA2a, _) => CommKind::Cp,
             (Dim::Pp, _) => CommKind::Pp,
             (Dim::Ep, _) => CommKind::Ep,
-            (Dim::Dp | Dim::ExpertDp, CommPurpose::Parameters) => CommKind::DpParam,
-            (Dim::Dp | Dim::ExpertDp, _) => CommKind::DpGrad,
+            (Dim::Dp | Dim::ExpertDp | Dim::DpCp, CommPurpose::Parameters) => CommKind::DpParam,
+            (Dim::Dp | Dim::ExpertDp | Dim::DpCp, _) => CommKind::DpGrad,
         }
     }
 
@@ -208,10 +208,10 @@ impl CommKind {
     pub fn trace_name(self) -> &'static str {
         match self.dim() {
             Dim::Tp => "tp_comm",
-            Dim::Cp => "cp_comm",
+            Dim::Cp | Dim::CpA2a => "cp_comm",
             Dim::Pp => "pp_comm",
             Dim::Ep => "ep_comm",
-            Dim::Dp | Dim::ExpertDp => "dp_comm",
+            Dim::Dp | Dim::ExpertDp | Dim::DpCp => "dp_comm",
         }
     }
 }

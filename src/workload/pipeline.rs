@@ -100,7 +100,11 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
         })
         .collect();
     let seq = spec.training.seq_length;
-    let act_p2p_bytes = 2.0 * p.micro_batch_size as f64 * seq as f64 * m.hidden_size as f64 / p.tp as f64;
+    // the activation of this rank's sequence shard (context parallelism splits it too)
+    let act_p2p_bytes =
+        2.0 * p.micro_batch_size as f64 * seq as f64 * m.hidden_size as f64 / p.tp as f64 / p.cp.max(1) as f64;
+    // gradients are reduced, and ZeRO shards, over DP (x CP with context parallelism)
+    let (grad_dim, grad_group) = (p.grad_dim(), p.grad_group());
     // parameters one GPU holds of layer `l`: dense part split over TP, routed experts over EP
     let dense_local = |l: u32| m.layer_dense_params(l) / p.tp as f64;
     let expert_local = |l: u32| m.layer_expert_params(l) / (p.ep * p.expert_tp).max(1) as f64;
@@ -285,9 +289,9 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     reduces_grads && (p.zero_stage >= 2 || last_grad_pass[stage as usize][pass.chunk as usize] == pi);
                 // the pass that uses a MoE layer's routing draw last drops it
                 let last_use = pass.kind != PassKind::Forward && pass.kind != PassKind::BackwardInput;
-                let zero3 = p.zero_stage >= 3 && p.dp > 1;
+                let zero3 = p.zero_stage >= 3 && grad_group > 1;
                 let gather = |b: &mut Builder, cur: &mut Cursor, l: u32| {
-                    for (dim, params) in [(Dim::Dp, dense_local(l)), (Dim::ExpertDp, expert_local(l))] {
+                    for (dim, params) in [(grad_dim, dense_local(l)), (Dim::ExpertDp, expert_local(l))] {
                         if params <= 0.0 || (dim == Dim::ExpertDp && edp <= 1) {
                             continue;
                         }
@@ -326,7 +330,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     // gradient buckets: dense parameters over DP, routed experts over expert-DP
                     let mut bucket = [0.0f64; 2];
                     let flush = |b: &mut Builder, cur: &Cursor, bucket: &mut [f64; 2], grad_ops: &mut Vec<OpId>| {
-                        for (i, dim, size) in [(0, Dim::Dp, p.dp), (1, Dim::ExpertDp, edp)] {
+                        for (i, dim, size) in [(0, grad_dim, grad_group), (1, Dim::ExpertDp, edp)] {
                             if bucket[i] > 0.0 && size > 1 {
                                 let mut deps = cur.extra.clone();
                                 deps.extend(cur.last.map(Dep::Op));
@@ -502,7 +506,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
             };
             // DualPipe's copies share one optimizer state (sharded over the pair)
             let local_opt_params = if p.zero_stage >= 1 {
-                local_params / p.dp as f64 + local_expert_params / edp as f64
+                local_params / grad_group as f64 + local_expert_params / edp as f64
             } else {
                 local_params + local_expert_params
             } / copies as f64;
@@ -526,7 +530,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     let dense: f64 =
                         chunk_layers(gch).map(dense_local).sum::<f64>() + if gch == 0 { emb_params_local } else { 0.0 };
                     let experts: f64 = chunk_layers(gch).map(expert_local).sum();
-                    for (dim, size, params) in [(Dim::Dp, p.dp, dense), (Dim::ExpertDp, edp, experts)] {
+                    for (dim, size, params) in [(grad_dim, grad_group, dense), (Dim::ExpertDp, edp, experts)] {
                         if size <= 1 || params <= 0.0 {
                             continue;
                         }

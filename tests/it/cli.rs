@@ -268,8 +268,8 @@ fn os_errors_are_printed_once() {
     assert_eq!(err.matches("os error 2").count(), 1, "{err}");
 }
 
-/// Misspelt keys, presets and values get a "did you mean"; context parallelism says it is
-/// not modelled yet; a plan error carries the line of the field it is about.
+/// Misspelt keys, presets and values get a "did you mean"; a plan whose GPU product counts
+/// CP wrongly says so; a plan error carries the line of the field it is about.
 #[test]
 fn near_misses_get_did_you_mean_and_plan_errors_a_line() {
     let (code, e) = run_case("dym-key", "tp = 2", "tp = 2\nmicro_batch_sizes = 2");
@@ -280,7 +280,10 @@ fn near_misses_get_did_you_mean_and_plan_errors_a_line() {
     let (_, e) = run_case("dym-gpu", "\"H100-SXM\"", "\"H100-SMX\"");
     assert!(e.contains("did you mean \"H100-SXM\""), "{e}");
     let (_, e) = run_case("cp", "tp = 2", "tp = 2\ncp = 2");
-    assert!(e.contains("context parallelism is not modelled yet"), "{e}");
+    assert!(
+        e.contains("tp*pp*dp*cp = 2*2*4*2 = 32 GPUs but the cluster has 16"),
+        "{e}"
+    );
     let (code, e) = run_case("plan-line", "tp = 2", "tp = 3");
     assert_eq!(code, 2);
     assert!(e.contains("plan-line.toml:12:1: impossible plan"), "{e}");

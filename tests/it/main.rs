@@ -9,6 +9,9 @@ mod browser;
 mod cli;
 /// Closed forms the simulation must reproduce exactly or within stated tolerance.
 mod closed_forms;
+/// Context parallelism: ring overlap and bytes, DP x CP gradients, the NeMo CP table,
+/// load balancing, located errors, the Llama-3 405B 128K example, search with CP.
+mod context_parallel;
 /// Same scenario and seed give byte-identical results, on any thread count.
 mod determinism;
 /// results.json byte-for-byte against a committed golden file.

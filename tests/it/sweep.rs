@@ -409,7 +409,8 @@ fn moe_search_covers_expert_parallelism_and_keeps_the_optimum() {
 }
 
 fn moe_search_case(moe_extra: &str) {
-    use trainsim::sweep::search::{search, table_csv, SearchOptions, SearchOutcome, Status};
+    use trainsim::sweep::search::{search, SearchOptions, SearchOutcome, Status};
+    use trainsim::sweep::search_table::table_csv;
     let base = crate::scenario(&format!("{MOE_SEARCH_SRC}{moe_extra}")).input;
     let opts = |top: usize| SearchOptions {
         top,
@@ -504,7 +505,7 @@ fn moe_search_case(moe_extra: &str) {
     assert_eq!(top(&pruned), top(&all));
     let csv = table_csv(&pruned);
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    assert_eq!(&header[1..5], ["tp", "pp", "dp", "ep"]);
+    assert_eq!(&header[1..6], ["tp", "pp", "dp", "cp", "ep"]);
     assert!(header.contains(&"exposed_ep_comm_s") && header.contains(&"moe_imbalance_s"));
 }
 

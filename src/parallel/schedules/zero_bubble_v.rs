@@ -43,9 +43,15 @@ impl PipelineSchedule for ZeroBubbleV {
     }
 }
 
+/// Every stage's program, shared.
+type Programs = Arc<Vec<Vec<Pass>>>;
+
+/// Per stage, the scheduled (kind, chunk, micro-batch) triples.
+type Timetable = Vec<Vec<(usize, usize, usize)>>;
+
 /// Every stage's program for `pp` stages and `m` micro-batches, computed once per shape.
-fn programs(pp: u32, m: u32) -> Arc<Vec<Vec<Pass>>> {
-    static CACHE: OnceLock<Mutex<HashMap<(u32, u32), Arc<Vec<Vec<Pass>>>>>> = OnceLock::new();
+fn programs(pp: u32, m: u32) -> Programs {
+    static CACHE: OnceLock<Mutex<HashMap<(u32, u32), Programs>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     if let Some(p) = cache.lock().expect("schedule cache").get(&(pp, m)) {
         return p.clone();
@@ -195,9 +201,7 @@ impl Attempt {
             for i in 0..ns {
                 if self.count[i][3] >= self.count[i][2] {
                     b0.push(i);
-                } else if i == ns - 1 {
-                    b1.push(i);
-                } else if self.end(1, 1, i + 1, self.count[i][3]) >= 0 || self.count[i][2] >= nm {
+                } else if i == ns - 1 || self.end(1, 1, i + 1, self.count[i][3]) >= 0 || self.count[i][2] >= nm {
                     b1.push(i);
                 } else {
                     b0.push(i);
@@ -226,9 +230,7 @@ impl Attempt {
                 }
                 let item = if self.count[i][1] >= self.count[i][0] {
                     Some(0)
-                } else if i == ns - 1 {
-                    Some(1)
-                } else if self.end(0, 1, i + 1, self.count[i][1]) >= 0 {
+                } else if i == ns - 1 || self.end(0, 1, i + 1, self.count[i][1]) >= 0 {
                     Some(1)
                 } else if self.count[i][0] < nm && (i == 0 || self.end(0, 0, i - 1, self.count[i][0]) >= 0) {
                     Some(0)
@@ -260,13 +262,7 @@ impl Attempt {
 
 /// One attempt, retried with its per-stage bubbles as the approved ones while the worst
 /// bubble shrinks: (schedule, worst stage bubble).
-fn attempt(
-    ns: usize,
-    nm: usize,
-    fill_f: bool,
-    fill_b: bool,
-    approved: Option<Vec<i64>>,
-) -> (Vec<Vec<(usize, usize, usize)>>, i64) {
+fn attempt(ns: usize, nm: usize, fill_f: bool, fill_b: bool, approved: Option<Vec<i64>>) -> (Timetable, i64) {
     let approved = approved.unwrap_or_else(|| vec![-1; ns]);
     let max_approved = approved.iter().copied().max().unwrap_or(-1);
     let mut a = Attempt {
@@ -295,7 +291,7 @@ fn attempt(
 
 /// The best of the scheduler's four fill policies, as pass programs.
 fn greedy(ns: usize, nm: usize) -> Vec<Vec<Pass>> {
-    let mut best: Option<(Vec<Vec<(usize, usize, usize)>>, i64)> = None;
+    let mut best: Option<(Timetable, i64)> = None;
     for fill_b in [true, false] {
         for fill_f in [true, false] {
             let (s, w) = attempt(ns, nm, fill_f, fill_b, None);

@@ -5,6 +5,7 @@
 //! Adding a dimension's effect on a layer is adding one file here and one entry in
 //! [`PASSES`].
 
+pub mod cp;
 pub mod ep;
 pub mod recompute;
 pub mod tp;
@@ -21,7 +22,7 @@ pub struct LayerPass {
 }
 
 /// The passes, in the order they run.
-pub const PASSES: &[LayerPass] = &[tp::PASS, ep::PASS];
+pub const PASSES: &[LayerPass] = &[tp::PASS, cp::PASS, ep::PASS];
 
 /// One layer's lowered passes on this rank: the base graph (dense, or MoE with `moe`), every
 /// pass of [`PASSES`], then the recomputation.
