@@ -472,7 +472,7 @@ fn validate(dir: &Path) -> anyhow::Result<i32> {
                     "{:<40} {:<11} {:<10} {:>17.1} {:>16.1} {:>+7.1}%",
                     r.name,
                     r.role,
-                    r.algorithm.name(),
+                    format!("{}/{}", r.choice.algorithm.name(), r.choice.protocol.name()),
                     r.published_gbyte_per_s,
                     r.trainsim_gbyte_per_s,
                     r.error_fraction * 100.0

@@ -298,7 +298,7 @@ impl AlgorithmChoice {
             CollectiveKind::AllGather => self.all_gather,
             CollectiveKind::ReduceScatter => self.reduce_scatter,
             CollectiveKind::AllToAll => Algorithm::Direct,
-            CollectiveKind::SendRecv => Algorithm::Ring,
+            CollectiveKind::SendRecv | CollectiveKind::Broadcast | CollectiveKind::Reduce => Algorithm::Ring,
         }
     }
 }

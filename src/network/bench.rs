@@ -34,19 +34,7 @@ pub struct BenchRow {
     pub algorithm: Algorithm,
 }
 
-/// nccl-tests' bus-bandwidth factor: `2(n-1)/n` for all-reduce, `(n-1)/n` for all-gather,
-/// reduce-scatter and all-to-all, 1 for sendrecv.
-pub fn bus_factor(kind: CollectiveKind, n: u32) -> f64 {
-    if n <= 1 {
-        return 0.0;
-    }
-    let nf = n as f64;
-    match kind {
-        CollectiveKind::AllReduce => 2.0 * (nf - 1.0) / nf,
-        CollectiveKind::ReduceScatter | CollectiveKind::AllGather | CollectiveKind::AllToAll => (nf - 1.0) / nf,
-        CollectiveKind::SendRecv => 1.0,
-    }
-}
+pub use super::tuner::bus_factor;
 
 /// The group of a benchmark: every GPU of the cluster, one scale-up domain
 /// (`gpus_per_node` unless `topology.scale_up_domain` says more) per unit.
@@ -74,6 +62,7 @@ pub fn default_cluster() -> ClusterSpec {
         oversubscription: 1.0,
         nodes_per_leaf: crate::hardware::cluster::DEFAULT_NODES_PER_LEAF,
         topology: Default::default(),
+        fabric: Default::default(),
     }
 }
 
@@ -81,12 +70,11 @@ pub fn default_cluster() -> ClusterSpec {
 /// ([`calibration::calibrated`]): the scale-up one when `scale_up` (and the generation has
 /// one), the scale-out one when `scale_out`.
 pub fn apply_calibration(c: &mut ClusterSpec, scale_up: bool, scale_out: bool) {
-    let cal = calibration::calibrated(&c.gpu, c.nic_gbit_per_s);
     if scale_up {
-        c.scale_up_efficiency = cal.scale_up.unwrap_or(c.scale_up_efficiency);
+        c.scale_up_efficiency = calibration::scale_up_efficiency(&c.gpu);
     }
     if scale_out {
-        c.scale_out_efficiency = cal.scale_out;
+        c.scale_out_efficiency = calibration::scale_out_efficiency();
     }
 }
 
@@ -215,7 +203,7 @@ pub fn parse_size(s: &str) -> Result<f64, String> {
 }
 
 /// Parses an operation name (`all_reduce`, `all_gather`, `reduce_scatter`, `all_to_all`,
-/// `sendrecv`; `-` works too, and nccl-tests' `alltoall`).
+/// `sendrecv`, `broadcast`, `reduce`; `-` works too, and nccl-tests' `alltoall`).
 pub fn parse_op(s: &str) -> Result<CollectiveKind, String> {
     match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
         "all_reduce" | "allreduce" => Ok(CollectiveKind::AllReduce),
@@ -223,8 +211,15 @@ pub fn parse_op(s: &str) -> Result<CollectiveKind, String> {
         "reduce_scatter" | "reducescatter" => Ok(CollectiveKind::ReduceScatter),
         "all_to_all" | "alltoall" => Ok(CollectiveKind::AllToAll),
         "sendrecv" | "send_recv" => Ok(CollectiveKind::SendRecv),
+        "broadcast" | "bcast" => Ok(CollectiveKind::Broadcast),
+        "reduce" => Ok(CollectiveKind::Reduce),
         _ => Err(format!(
-            "unknown collective '{s}': allowed values are \"all_reduce\", \"all_gather\", \"reduce_scatter\", \"all_to_all\", \"sendrecv\""
+            "unknown collective '{s}': allowed values are {}",
+            CollectiveKind::NAMES
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }

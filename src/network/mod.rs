@@ -11,6 +11,7 @@
 //! | [`calibration`] | achievable bandwidth per link generation (published nccl-tests runs) |
 //! | [`group`] | [`CollectiveKind`], [`GroupLayout`], the ring's byte and step counts |
 //! | [`topology`] | [`Tier`] (the one link vocabulary), [`PortCapacities`], [`topology::Fabric`] |
+//! | [`tuner`] | the NCCL model: protocols, algorithms' closed forms, p2p, NCCL-like selection |
 //! | [`decompose`] | [`decompose::Phase`]; the ring (one model), tree, NVLS, hierarchical, halving-doubling, torus |
 //! | [`all_to_all`] | direct and pairwise all-to-all; the MoE dispatch's port loads ([`all_to_all::ExpertDispatch`]) |
 //! | [`algorithm`] | [`Algorithm`], checks, NCCL-like selection, idle-network time |
@@ -30,6 +31,7 @@ pub mod flow;
 pub mod group;
 pub mod nccl;
 pub mod topology;
+pub mod tuner;
 
 pub use algorithm::{Algorithm, AlgorithmChoice};
 pub use all_to_all::{AllToAllLoads, Dispatcher, ExpertDispatch, PortLoads};

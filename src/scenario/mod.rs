@@ -279,6 +279,7 @@ impl Checker<'_> {
                     .unwrap_or(crate::hardware::cluster::DEFAULT_NODES_PER_LEAF),
             )?,
             topology: self.topology(&n)?,
+            fabric: Default::default(),
             gpu,
         };
         let collectives = self.algorithms(&n)?;
