@@ -27,6 +27,7 @@ pub mod cluster;
 pub mod collective;
 pub mod decompose;
 pub mod fit;
+pub mod fitting;
 pub mod flow;
 pub mod group;
 pub mod nccl;
