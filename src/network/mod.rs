@@ -17,7 +17,7 @@
 //! | [`algorithm`] | [`Algorithm`], checks, NCCL-like selection, idle-network time |
 //! | [`collective`] | a collective folded onto a rank's ports, as the simulation charges it |
 //! | [`cluster`] | [`ClusterNetwork`]: the simulation's ports, collectives, sends, all-to-alls |
-//! | [`mod@bench`], [`fit`], [`nccl`] | the engines of `trainsim collective`: tables, log fitting, published cases |
+//! | [`mod@bench`], [`nccl`], [`fitting`], [`fit`] | the engines of `trainsim collective`: tables, published cases, fitting and cross-validation, log fitting |
 
 pub mod algorithm;
 pub mod all_to_all;
@@ -36,7 +36,7 @@ pub mod tuner;
 
 pub use algorithm::{Algorithm, AlgorithmChoice};
 pub use all_to_all::{AllToAllLoads, Dispatcher, ExpertDispatch, PortLoads};
-pub use cluster::{ClusterNetwork, CollectiveRequest, SendRoute, Started};
+pub use cluster::{ClusterNetwork, CollectiveRequest, SendRequest, SendRoute, Started};
 pub use flow::{Completed, FlowNetwork, LinkId, MAX_FLOW_LINKS};
 pub use group::{CollectiveKind, GroupLayout};
 pub use topology::{PortCapacities, Tier};

@@ -25,7 +25,9 @@
 //! what the simulation measures after one warm-up iteration (`end_1 - end_0`, the
 //! optimizer steps being the same in both iterations).
 
-use crate::network::{AlgorithmChoice, ClusterNetwork, CollectiveKind, CollectiveRequest, GroupLayout, SendRoute};
+use crate::network::{
+    AlgorithmChoice, ClusterNetwork, CollectiveKind, CollectiveRequest, GroupLayout, SendRequest, SendRoute,
+};
 use crate::parallel::{Dim, ParallelPlan, Placement};
 use crate::simulation::RunInput;
 use crate::workload::costs::{embedding_and_head_steps, optimizer_time_s, LayerContext, MoeCost};
@@ -257,7 +259,11 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
                     }
                 }
             }
-            OpKind::Send { bytes, .. } => net.send_idle_s(send_route, *bytes),
+            OpKind::Send { bytes, .. } => net.send_idle_s(&SendRequest {
+                route: send_route,
+                group: placement.layout(Dim::Pp),
+                bytes: *bytes,
+            }),
             // each port alone at its capacity (the simulation's flows can only share
             // them), and the other lanes' busiest port, which the op also waits for
             OpKind::AllToAll { table } => {
