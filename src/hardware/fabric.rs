@@ -294,7 +294,11 @@ mod tests {
     fn presets_resolve_and_state_their_sources() {
         assert_eq!(FABRIC_PRESETS.len(), 11);
         for p in FABRIC_PRESETS {
-            assert!(p.source.len() > 20 && p.nic_gbit_per_s > 0.0 && p.nics_per_gpu >= 1.0, "{}", p.name);
+            assert!(
+                p.source.len() > 20 && p.nic_gbit_per_s > 0.0 && p.nics_per_gpu >= 1.0,
+                "{}",
+                p.name
+            );
             assert_eq!(fabric_preset(p.name).unwrap().name, p.name);
             assert_eq!(p.validated, !p.description.contains("unvalidated"), "{}", p.name);
         }

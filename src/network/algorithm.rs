@@ -29,10 +29,10 @@
 
 use super::all_to_all::{direct, pairwise};
 use super::decompose::{collnet, halving_doubling, hierarchical, nvls, ring, torus_ring, tree, units};
-use super::tuner::NcclAlgorithm;
 use super::flow::{FlowNetwork, LinkId};
 use super::group::{CollectiveKind, GroupLayout};
 use super::topology::{Fabric, Tier};
+use super::tuner::NcclAlgorithm;
 use crate::hardware::ClusterSpec;
 use crate::units::SimTime;
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,7 @@ impl Algorithm {
     /// The NCCL algorithm it forces in the NCCL model (`Auto`: none); `Err` for the
     /// algorithms NCCL does not run (hierarchical, halving-doubling, pairwise), which the
     /// hop model times.
-    pub fn nccl(self) -> Result<Option<NcclAlgorithm>, ()> {
+    pub fn nccl(self) -> Result<Option<NcclAlgorithm>, String> {
         Ok(Some(match self {
             Algorithm::Auto | Algorithm::Direct => return Ok(None),
             Algorithm::Ring => NcclAlgorithm::Ring,
@@ -109,7 +109,12 @@ impl Algorithm {
             Algorithm::Nvls => NcclAlgorithm::Nvls,
             Algorithm::NvlsTree => NcclAlgorithm::NvlsTree,
             Algorithm::CollNet => NcclAlgorithm::CollNet,
-            Algorithm::Hierarchical | Algorithm::HalvingDoubling | Algorithm::Pairwise => return Err(()),
+            Algorithm::Hierarchical | Algorithm::HalvingDoubling | Algorithm::Pairwise => {
+                return Err(format!(
+                    "--algo {}: not an NCCL algorithm (the hop model times it)",
+                    self.name()
+                ))
+            }
         }))
     }
 
@@ -264,7 +269,7 @@ pub fn cost(
         }
         Algorithm::Nvls | Algorithm::NvlsTree => {
             let rs_ag = matches!(kind, CollectiveKind::AllGather | CollectiveKind::ReduceScatter);
-            if !ar && !(rs_ag && algo == Algorithm::Nvls) {
+            if !(ar || rs_ag && algo == Algorithm::Nvls) {
                 return reject("runs all_reduce only");
             }
             if !f.nvls {

@@ -352,7 +352,11 @@ impl ClusterNetwork {
     /// Seconds a collective takes alone on the network: its latency plus its busiest port's
     /// bytes at that port's full capacity (a lower bound of any max-min fair share of it).
     pub fn collective_idle_s(&self, req: &CollectiveRequest) -> f64 {
-        let cost = self.collective_cost(req);
+        self.cost_idle_s(&self.collective_cost(req))
+    }
+
+    /// Seconds of a charge alone on the network (see [`ClusterNetwork::collective_idle_s`]).
+    pub fn cost_idle_s(&self, cost: &CollectiveCost) -> f64 {
         let (mut up, mut nic, mut spine) = (0.0, 0.0, 0.0);
         for (tier, b) in &cost.loads {
             match tier {

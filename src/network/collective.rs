@@ -133,9 +133,12 @@ pub fn nccl_cost(
     size_bytes: f64,
     cluster: &ClusterSpec,
 ) -> Result<NcclCharge, String> {
-    let forced = algorithm
-        .nccl()
-        .map_err(|_| format!("--algo {} is not an NCCL algorithm: the hop model times it", algorithm.name()))?;
+    let forced = algorithm.nccl().map_err(|_| {
+        format!(
+            "--algo {} is not an NCCL algorithm: the hop model times it",
+            algorithm.name()
+        )
+    })?;
     if !cluster.topology.torus.is_empty() {
         return Err("a torus has no NCCL model: the hop model times it".into());
     }

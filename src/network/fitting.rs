@@ -145,7 +145,9 @@ impl Param {
             Param::P2pNvlinkChannel => {
                 any(&|p| p.kind == CollectiveKind::SendRecv && p.nodes == 1 && p.size_bytes < 1024.0 * MIB)
             }
-            Param::P2pNetLatency => any(&|p| p.kind == CollectiveKind::SendRecv && p.nodes > 1 && p.size_bytes <= 4.0 * MIB),
+            Param::P2pNetLatency => {
+                any(&|p| p.kind == CollectiveKind::SendRecv && p.nodes > 1 && p.size_bytes <= 4.0 * MIB)
+            }
             Param::NvlinkBlackwell => any(&|p| p.sys.generation.index() == 2),
             Param::NvlsTreeNet => any(&|p| {
                 round2(p)
@@ -172,11 +174,15 @@ impl<'a> Prepared<'a> {
         for p in points {
             *per_entry.entry(p.entry.as_str()).or_default() += 1;
         }
-        let weights = points.iter().map(|p| 1.0 / (per_entry[p.entry.as_str()] as f64).sqrt()).collect();
+        let weights = points
+            .iter()
+            .map(|p| 1.0 / (per_entry[p.entry.as_str()] as f64).sqrt())
+            .collect();
         let fixed = points
             .iter()
             .map(|p| {
-                (p.sys.tuner == TunerKind::Nccl).then(|| tuner::select(&p.sys, p.kind, p.size_bytes, p.forced, None, &PRIOR))
+                (p.sys.tuner == TunerKind::Nccl)
+                    .then(|| tuner::select(&p.sys, p.kind, p.size_bytes, p.forced, None, &PRIOR))
             })
             .collect();
         Prepared { points, weights, fixed }
@@ -320,7 +326,11 @@ impl Metrics {
             return None;
         }
         let g = (r.iter().map(|x| x.ln()).sum::<f64>() / r.len() as f64).exp();
-        Some((g, r.iter().copied().fold(f64::INFINITY, f64::min), r.iter().copied().fold(0.0, f64::max)))
+        Some((
+            g,
+            r.iter().copied().fold(f64::INFINITY, f64::min),
+            r.iter().copied().fold(0.0, f64::max),
+        ))
     }
 }
 
@@ -328,7 +338,9 @@ impl Metrics {
 pub fn metrics(points: &[Point], predicted: &[f64]) -> BTreeMap<(String, &'static str), Metrics> {
     const MIB: f64 = 1024.0 * 1024.0;
     let mut out: BTreeMap<(String, &'static str), Metrics> = BTreeMap::new();
-    let mut groups: BTreeMap<(String, &'static str, String, u32), Vec<(f64, f64)>> = BTreeMap::new();
+    // (system, operation, entry, nodes) -> (size, predicted/measured) of each point
+    type Entry = (String, &'static str, String, u32);
+    let mut groups: BTreeMap<Entry, Vec<(f64, f64)>> = BTreeMap::new();
     for (p, &b) in points.iter().zip(predicted) {
         let ratio = b / p.busbw_gbyte_per_s;
         let key = (p.system.clone(), p.kind.name());

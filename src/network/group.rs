@@ -29,8 +29,15 @@ pub enum CollectiveKind {
 
 impl CollectiveKind {
     /// Names as nccl-tests and `trainsim collective --op` spell them.
-    pub const NAMES: &'static [&'static str] =
-        &["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "sendrecv", "broadcast", "reduce"];
+    pub const NAMES: &'static [&'static str] = &[
+        "all_reduce",
+        "all_gather",
+        "reduce_scatter",
+        "all_to_all",
+        "sendrecv",
+        "broadcast",
+        "reduce",
+    ];
 
     /// The snake_case name (`all_reduce`, ...).
     pub fn name(self) -> &'static str {

@@ -91,7 +91,14 @@ pub fn load_cases(dir: &Path) -> Result<Vec<(PathBuf, NcclCase)>, String> {
 }
 
 /// A cluster of `num_gpus` GPUs of `gpu`, NCCL model, the calibrated efficiencies.
-fn cluster(gpu: &str, num_gpus: u32, gpus_per_node: u32, nics: u32, nic_gbit: f64, fabric: FabricSpec) -> Result<ClusterSpec, String> {
+fn cluster(
+    gpu: &str,
+    num_gpus: u32,
+    gpus_per_node: u32,
+    nics: u32,
+    nic_gbit: f64,
+    fabric: FabricSpec,
+) -> Result<ClusterSpec, String> {
     let gpu = gpu_preset(gpu).ok_or_else(|| format!("unknown GPU preset '{gpu}'"))?;
     Ok(ClusterSpec {
         num_gpus,
@@ -250,10 +257,16 @@ pub fn load_round2(path: &Path) -> Result<Vec<Point>, String> {
             .get("system_group")
             .and_then(|x| x.as_str())
             .ok_or_else(|| at("no system_group"))?;
-        let op = e.get("collective").and_then(|x| x.as_str()).ok_or_else(|| at("no collective"))?;
+        let op = e
+            .get("collective")
+            .and_then(|x| x.as_str())
+            .ok_or_else(|| at("no collective"))?;
         let kind = super::bench::parse_op(op).map_err(|m| at(&m))?;
         let forced = requested_algorithm(e.get("algorithm").and_then(|x| x.as_str()).unwrap_or(""));
-        let points = e.get("points").and_then(|x| x.as_array()).ok_or_else(|| at("no points"))?;
+        let points = e
+            .get("points")
+            .and_then(|x| x.as_array())
+            .ok_or_else(|| at("no points"))?;
         for q in points {
             let nodes = count(q.get("num_nodes"))
                 .or(count(e.get("num_nodes")))
@@ -261,9 +274,22 @@ pub fn load_round2(path: &Path) -> Result<Vec<Point>, String> {
             let ranks = count(q.get("total_gpus"))
                 .or(count(e.get("total_gpus")))
                 .ok_or_else(|| at("a point without total_gpus"))?;
-            let size = q.get("size_bytes").and_then(|x| x.as_f64()).ok_or_else(|| at("a point without size_bytes"))?;
-            let busbw = q.get("busbw_GBps").and_then(|x| x.as_f64()).ok_or_else(|| at("a point without busbw_GBps"))?;
-            if nodes == 0 || ranks == 0 || ranks % nodes != 0 || !(size >= 1.0) || !(busbw > 0.0) {
+            let size = q
+                .get("size_bytes")
+                .and_then(|x| x.as_f64())
+                .ok_or_else(|| at("a point without size_bytes"))?;
+            let busbw = q
+                .get("busbw_GBps")
+                .and_then(|x| x.as_f64())
+                .ok_or_else(|| at("a point without busbw_GBps"))?;
+            if nodes == 0
+                || ranks == 0
+                || ranks % nodes != 0
+                || size.is_nan()
+                || size < 1.0
+                || busbw.is_nan()
+                || busbw <= 0.0
+            {
                 return Err(at(&format!(
                     "point {nodes} nodes, {ranks} ranks, {size} B, {busbw} GB/s is out of range"
                 )));

@@ -107,7 +107,8 @@ pub fn ring_alpha_beta_s(sys: &System, kind: CollectiveKind, s: f64, p: Protocol
     let nch = sys.collective_channels as f64;
     let (steps, inter) = ring_steps(sys, kind);
     let (intra_l, inter_l) = ring_hops(sys, p, c);
-    let mut lat = base_latency_s(NcclAlgorithm::Ring, p) * c.latency_scale + (steps - inter) * intra_l + inter * inter_l;
+    let mut lat =
+        base_latency_s(NcclAlgorithm::Ring, p) * c.latency_scale + (steps - inter) * intra_l + inter * inter_l;
     if p == Protocol::Simple && sys.domains > 1 && kind == CollectiveKind::AllReduce && s / (nch * n) >= 64.0 {
         lat *= RING_SIMPLE_PLATEAU;
     }
@@ -184,7 +185,11 @@ pub fn nvls_s(sys: &System, kind: CollectiveKind, s: f64, c: &ModelConstants) ->
 /// each NIC carries half the data, beyond the tree's NIC side runs at the fitted fraction.
 pub fn nvls_tree_s(sys: &System, kind: CollectiveKind, s: f64, c: &ModelConstants) -> f64 {
     let intra = nvls_bus_bytes_per_s(sys, CollectiveKind::AllReduce, c);
-    let factor = if sys.domains == 2 { 2.0 } else { c.nvls_tree_net_efficiency };
+    let factor = if sys.domains == 2 {
+        2.0
+    } else {
+        c.nvls_tree_net_efficiency
+    };
     let inter = sys.domain_nic_bytes_per_s() * c.net_efficiency * factor;
     let bus = intra.min(inter);
     let levels = log2_floor(sys.domains as f64) as f64;

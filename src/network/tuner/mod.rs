@@ -250,7 +250,14 @@ pub enum RingForm {
 
 /// Seconds of one collective of `size_bytes` (nccl-tests' size) under `choice`, with
 /// constants `c`.
-pub fn time_s(sys: &System, kind: CollectiveKind, size_bytes: f64, choice: Choice, c: &ModelConstants, form: RingForm) -> f64 {
+pub fn time_s(
+    sys: &System,
+    kind: CollectiveKind,
+    size_bytes: f64,
+    choice: Choice,
+    c: &ModelConstants,
+    form: RingForm,
+) -> f64 {
     if sys.ranks <= 1 {
         return 0.0;
     }

@@ -43,7 +43,11 @@ pub fn op_channels(sys: &System, bytes: f64, remote: bool) -> (f64, f64) {
         P2P_NVLINK_CHUNK_BYTES
     };
     let multi = sys.domains > 1;
-    let (min_part, max_part) = if multi { (step / 2.0, step) } else { (step / 8.0, step * 32.0) };
+    let (min_part, max_part) = if multi {
+        (step / 2.0, step)
+    } else {
+        (step / 8.0, step * 32.0)
+    };
     let mut nch = (nmin as f64).min((bytes / min_part).ceil().max(1.0));
     let mut part = min_part.max((bytes / nch).ceil());
     while part > max_part && nch <= (per_peer / 2) as f64 {

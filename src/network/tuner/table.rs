@@ -59,10 +59,17 @@ pub const RING_SIMPLE_PLATEAU: f64 = 1.4;
 /// `nvlsEfficiency`: Hopper, Blackwell.
 pub const NVLS_EFFICIENCY: [f64; 3] = [0.85, 0.85, 0.74];
 /// Per-channel tree bandwidth caps, bytes/s, by generation and node class (1, 2, >2 nodes).
-pub const PER_CHANNEL_TREE: [[f64; 3]; 3] = [[24.0e9, 23.6e9, 17.8e9], [38.7e9, 41.4e9, 36.0e9], [70.0e9, 42.8e9, 24.0e9]];
+pub const PER_CHANNEL_TREE: [[f64; 3]; 3] = [
+    [24.0e9, 23.6e9, 17.8e9],
+    [38.7e9, 41.4e9, 36.0e9],
+    [70.0e9, 42.8e9, 24.0e9],
+];
 /// The same for tree LL128.
-pub const PER_CHANNEL_TREE_LL128: [[f64; 3]; 3] =
-    [[20.0e9, 20.0e9, 20.0e9], [36.7e9, 36.7e9, 29.0e9], [55.6e9, 31.67e9, 20.0e9]];
+pub const PER_CHANNEL_TREE_LL128: [[f64; 3]; 3] = [
+    [20.0e9, 20.0e9, 20.0e9],
+    [36.7e9, 36.7e9, 29.0e9],
+    [55.6e9, 31.67e9, 20.0e9],
+];
 /// Per-channel ring LL128 caps, bytes/s, by generation.
 pub const PER_CHANNEL_RING_LL128: [f64; 3] = [20.0e9, 36.7e9, 40.0e9];
 /// LL bandwidth caps across nodes (Intel CPU row): 2 nodes, more, bytes/s.
