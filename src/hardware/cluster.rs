@@ -8,6 +8,7 @@
 //! fabrics and 2D/3D tori. Every field has a serde default, so scenarios written before it
 //! keep working and mean what they meant.
 
+use super::fabric::FabricSpec;
 use super::gpu::GpuSpec;
 use serde::{Deserialize, Serialize};
 
@@ -24,13 +25,17 @@ pub struct ClusterSpec {
     pub nics_per_node: u32,
     /// Line rate of one NIC, Gbit/s.
     pub nic_gbit_per_s: f64,
-    /// One-hop latency inside the scale-up domain, microseconds.
+    /// One-hop latency inside the scale-up domain, microseconds (hop model; and the
+    /// end-of-iteration barrier).
     pub scale_up_latency_us: f64,
-    /// One-hop latency across the scale-out fabric, microseconds.
+    /// One-hop latency across the scale-out fabric, microseconds (hop model; and the
+    /// end-of-iteration barrier).
     pub scale_out_latency_us: f64,
-    /// Fraction of scale-up bandwidth that collectives sustain (NCCL bus bandwidth / link rate).
+    /// Fraction of scale-up bandwidth that rings and sends sustain (NCCL model: the
+    /// calibrated NVLink efficiency of the GPU generation unless the scenario says).
     pub scale_up_efficiency: f64,
-    /// Fraction of NIC line rate that collectives sustain.
+    /// Fraction of NIC line rate that bulk transfers sustain (NCCL model: the calibrated
+    /// network efficiency unless the scenario says).
     pub scale_out_efficiency: f64,
     /// Leaf-to-spine oversubscription of the scale-out fabric (1 = non-blocking; 4 = 4:1):
     /// spine bandwidth per GPU is its NIC bandwidth divided by this.
@@ -42,6 +47,10 @@ pub struct ClusterSpec {
     /// Fabric shape beyond a 2-tier leaf-spine (all defaults: what the fields above say).
     #[serde(default)]
     pub topology: TopologySpec,
+    /// The scale-out fabric's constants and the collective model (default: InfiniBand NDR,
+    /// NCCL model; [`super::fabric`]).
+    #[serde(default)]
+    pub fabric: FabricSpec,
 }
 
 /// Topology details: each maps to per-link-class bandwidth, latency and hop counts in

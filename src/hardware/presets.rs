@@ -118,8 +118,8 @@ pub fn gpu_preset(name: &str) -> Option<GpuSpec> {
 }
 
 /// A DGX-H100-like cluster for unit tests anywhere in the crate: H100-SXM, one 400 Gbit/s
-/// NIC per GPU, the scenario defaults for latencies and efficiencies, 16 nodes per leaf,
-/// a non-blocking fabric.
+/// NIC per GPU, the hop model with its scenario defaults for latencies and efficiencies,
+/// 16 nodes per leaf, a non-blocking fabric.
 #[cfg(test)]
 pub(crate) fn test_cluster(num_gpus: u32, gpus_per_node: u32) -> super::ClusterSpec {
     super::ClusterSpec {
@@ -135,6 +135,7 @@ pub(crate) fn test_cluster(num_gpus: u32, gpus_per_node: u32) -> super::ClusterS
         oversubscription: 1.0,
         nodes_per_leaf: 16,
         topology: Default::default(),
+        fabric: super::fabric::FabricSpec::hop(),
     }
 }
 

@@ -28,10 +28,11 @@
 //! `bytes / B`, the pipeline fill. 0 (the default) charges the pure pipelined time.
 
 use super::all_to_all::{direct, pairwise};
-use super::decompose::{halving_doubling, hierarchical, nvls, ring, torus_ring, tree, units};
+use super::decompose::{collnet, halving_doubling, hierarchical, nvls, ring, torus_ring, tree, units};
 use super::flow::{FlowNetwork, LinkId};
 use super::group::{CollectiveKind, GroupLayout};
 use super::topology::{Fabric, Tier};
+use super::tuner::NcclAlgorithm;
 use crate::hardware::ClusterSpec;
 use crate::units::SimTime;
 use serde::{Deserialize, Serialize};
@@ -48,8 +49,13 @@ pub enum Algorithm {
     Ring,
     /// NCCL double binary tree across units, chain inside one (all-reduce).
     Tree,
-    /// NVLink SHARP in-switch reduction inside a unit, tree across units (all-reduce).
+    /// NVLink SHARP in-switch reduction inside a unit (all-reduce; hop model: and a tree
+    /// across units; NCCL model: across units NCCL falls back to its own choice).
     Nvls,
+    /// NVLS inside units, a tree across them (all-reduce; NCCL's NVLSTree).
+    NvlsTree,
+    /// In-network reduction (InfiniBand SHARP, NCCL's CollNet): all-reduce, all-gather.
+    CollNet,
     /// Reduce-scatter inside units, the collective across units, all-gather inside units.
     Hierarchical,
     /// Recursive halving then doubling (power-of-two groups).
@@ -67,16 +73,20 @@ impl Algorithm {
         "ring",
         "tree",
         "nvls",
+        "nvls_tree",
+        "collnet",
         "hierarchical",
         "halving_doubling",
         "direct",
         "pairwise",
     ];
-    const ALL: [Algorithm; 8] = [
+    const ALL: [Algorithm; 10] = [
         Algorithm::Auto,
         Algorithm::Ring,
         Algorithm::Tree,
         Algorithm::Nvls,
+        Algorithm::NvlsTree,
+        Algorithm::CollNet,
         Algorithm::Hierarchical,
         Algorithm::HalvingDoubling,
         Algorithm::Direct,
@@ -88,9 +98,42 @@ impl Algorithm {
         Self::NAMES[Self::ALL.iter().position(|a| *a == self).unwrap_or(0)]
     }
 
+    /// The NCCL algorithm it forces in the NCCL model (`Auto`: none); `Err` for the
+    /// algorithms NCCL does not run (hierarchical, halving-doubling, pairwise), which the
+    /// hop model times.
+    pub fn nccl(self) -> Result<Option<NcclAlgorithm>, String> {
+        Ok(Some(match self {
+            Algorithm::Auto | Algorithm::Direct => return Ok(None),
+            Algorithm::Ring => NcclAlgorithm::Ring,
+            Algorithm::Tree => NcclAlgorithm::Tree,
+            Algorithm::Nvls => NcclAlgorithm::Nvls,
+            Algorithm::NvlsTree => NcclAlgorithm::NvlsTree,
+            Algorithm::CollNet => NcclAlgorithm::CollNet,
+            Algorithm::Hierarchical | Algorithm::HalvingDoubling | Algorithm::Pairwise => {
+                return Err(format!(
+                    "--algo {}: not an NCCL algorithm (the hop model times it)",
+                    self.name()
+                ))
+            }
+        }))
+    }
+
+    /// The trainsim algorithm of an NCCL one.
+    pub fn of_nccl(a: NcclAlgorithm) -> Algorithm {
+        match a {
+            NcclAlgorithm::Ring | NcclAlgorithm::P2p => Algorithm::Ring,
+            NcclAlgorithm::Tree => Algorithm::Tree,
+            NcclAlgorithm::Nvls => Algorithm::Nvls,
+            NcclAlgorithm::NvlsTree => Algorithm::NvlsTree,
+            NcclAlgorithm::CollNet => Algorithm::CollNet,
+            NcclAlgorithm::AllToAll => Algorithm::Direct,
+        }
+    }
+
     /// Parses a name (case-insensitive, `-` for `_`); the error lists what is allowed.
     pub fn parse(s: &str) -> Result<Algorithm, String> {
         let t = s.trim().to_ascii_lowercase().replace('-', "_");
+        let t = if t == "nvlstree" { "nvls_tree".to_string() } else { t };
         match Self::NAMES.iter().position(|n| *n == t) {
             Some(i) => Ok(Self::ALL[i]),
             None => Err(format!(
@@ -180,6 +223,30 @@ pub fn cost(
     if a2a && !matches!(algo, Algorithm::Direct | Algorithm::Pairwise | Algorithm::Auto) {
         return reject("does not run all_to_all: use \"direct\" or \"pairwise\" (or \"auto\")");
     }
+    let chain = matches!(
+        kind,
+        CollectiveKind::SendRecv | CollectiveKind::Broadcast | CollectiveKind::Reduce
+    );
+    if chain && !matches!(algo, Algorithm::Ring | Algorithm::Auto) {
+        return reject(&format!(
+            "does not run {}: NCCL runs it point-to-point (use \"ring\" or \"auto\")",
+            kind.name()
+        ));
+    }
+    if kind == CollectiveKind::SendRecv {
+        // every rank to its ring successor: the rank at a unit boundary sends all of it out
+        let x = if f.above_leaf_is_transparent() {
+            super::topology::Crossing::default()
+        } else {
+            f.ring_crossing(m)
+        };
+        let loads = if m > 1 { x.split(sf) } else { vec![(Tier::ScaleUp, sf)] };
+        let top = super::decompose::top_tier(&loads);
+        return Ok(AlgoCost {
+            algorithm: Algorithm::Ring,
+            phases: vec![super::decompose::phase(loads, 1, f.hop_latency_s(top), false)],
+        });
+    }
     let phases = match algo {
         Algorithm::Auto => {
             return cost(
@@ -200,20 +267,42 @@ pub fn cost(
             }
             vec![tree(g, m, sf, &f)]
         }
-        Algorithm::Nvls => {
-            if !ar {
+        Algorithm::Nvls | Algorithm::NvlsTree => {
+            let rs_ag = matches!(kind, CollectiveKind::AllGather | CollectiveKind::ReduceScatter);
+            if !(ar || rs_ag && algo == Algorithm::Nvls) {
                 return reject("runs all_reduce only");
             }
             if !f.nvls {
                 return Err(format!(
-                    "--algo nvls needs NVLink SHARP (NVSwitch of H100/H200/H800/B200); {} has none",
+                    "--algo {} needs NVLink SHARP (NVSwitch of H100/H200/H800/B200); {} has none",
+                    algo.name(),
                     cluster.gpu.name
                 ));
             }
             if g < 2 {
                 return reject("needs at least 2 ranks per scale-up domain");
             }
+            if !ar {
+                if m > 1 {
+                    return reject("runs all_gather and reduce_scatter inside one scale-up domain only");
+                }
+                // NVLS all-gather / reduce-scatter: a ring's bytes through the switch
+                let loads = vec![(Tier::ScaleUp, sf * (g - 1) as f64 / g as f64)];
+                return Ok(AlgoCost {
+                    algorithm: algo,
+                    phases: vec![super::decompose::phase(loads, 1, f.up_latency_s, true)],
+                });
+            }
             vec![nvls(g, m, sf, &f)]
+        }
+        Algorithm::CollNet => {
+            if !matches!(kind, CollectiveKind::AllReduce | CollectiveKind::AllGather) {
+                return reject("runs all_reduce and all_gather only (NCCL's CollNet)");
+            }
+            if m < 2 {
+                return reject("needs a group spanning at least 2 scale-up domains");
+            }
+            vec![collnet(kind, g, m, sf, &f)]
         }
         Algorithm::Hierarchical => hierarchical(kind, g, m, sf, &f),
         Algorithm::HalvingDoubling => {
@@ -291,6 +380,19 @@ impl Default for AlgorithmChoice {
 }
 
 impl AlgorithmChoice {
+    /// NCCL's own choice everywhere (NCCL model), or rings (hop model, what its compute
+    /// calibration was fitted with).
+    pub fn default_for(model: crate::hardware::fabric::CollectiveModel) -> Self {
+        match model {
+            crate::hardware::fabric::CollectiveModel::Nccl => AlgorithmChoice {
+                all_reduce: Algorithm::Auto,
+                all_gather: Algorithm::Auto,
+                reduce_scatter: Algorithm::Auto,
+            },
+            crate::hardware::fabric::CollectiveModel::Hop => AlgorithmChoice::default(),
+        }
+    }
+
     /// The algorithm for `kind`.
     pub fn for_kind(&self, kind: CollectiveKind) -> Algorithm {
         match kind {
@@ -298,7 +400,7 @@ impl AlgorithmChoice {
             CollectiveKind::AllGather => self.all_gather,
             CollectiveKind::ReduceScatter => self.reduce_scatter,
             CollectiveKind::AllToAll => Algorithm::Direct,
-            CollectiveKind::SendRecv => Algorithm::Ring,
+            CollectiveKind::SendRecv | CollectiveKind::Broadcast | CollectiveKind::Reduce => Algorithm::Auto,
         }
     }
 }

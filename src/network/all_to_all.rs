@@ -107,12 +107,16 @@ pub struct AllToAllLoads {
     pub others_max_nic_bytes: f64,
     /// The group spans nodes (latency of a NIC hop) or stays in one (a scale-up hop).
     pub crosses_nodes: bool,
+    /// Peers in other nodes each rank exchanges with (the NCCL model's per-peer cost):
+    /// `ep - g` for the direct dispatcher, the other nodes for the hierarchical one.
+    pub remote_peers: u32,
 }
 
 impl AllToAllLoads {
     /// From the ports of every rank simulated, the representative first (one entry: the
-    /// other ranks are symmetric and need no wait).
-    pub fn from_ranks(ranks: &[PortLoads], crosses_nodes: bool) -> AllToAllLoads {
+    /// other ranks are symmetric and need no wait), exchanging with `remote_peers` peers in
+    /// other nodes.
+    pub fn from_ranks(ranks: &[PortLoads], crosses_nodes: bool, remote_peers: u32) -> AllToAllLoads {
         let busiest = ranks.iter().skip(1).fold([0.0f64, 0.0f64], |a, x| {
             [
                 a[0].max(x.up_send_bytes.max(x.up_recv_bytes)),
@@ -124,6 +128,7 @@ impl AllToAllLoads {
             others_max_up_bytes: busiest[0],
             others_max_nic_bytes: busiest[1],
             crosses_nodes,
+            remote_peers,
         }
     }
 
@@ -219,7 +224,21 @@ impl ExpertDispatch<'_> {
     /// representative; 1 when the other ranks are symmetric).
     pub fn loads(&self, ranks: usize) -> AllToAllLoads {
         let ports: Vec<PortLoads> = (0..ranks.max(1)).map(|r| self.ports(r)).collect();
-        AllToAllLoads::from_ranks(&ports, self.crosses_nodes())
+        AllToAllLoads::from_ranks(&ports, self.crosses_nodes(), self.remote_peers())
+    }
+
+    /// Peers in other nodes each rank exchanges with: `ep - g` (direct), the other nodes
+    /// (hierarchical: one same-rail peer per remote node).
+    pub fn remote_peers(&self) -> u32 {
+        let ep = self.layout.size.max(1);
+        let g = self.layout.members_per_node.clamp(1, ep);
+        if !self.crosses_nodes() {
+            0
+        } else if self.dispatcher == Dispatcher::Hierarchical {
+            ep.div_ceil(g) - 1
+        } else {
+            ep - g
+        }
     }
 }
 

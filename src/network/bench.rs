@@ -11,7 +11,10 @@
 use super::algorithm::{self, Algorithm};
 use super::calibration;
 use super::cluster::{ClusterNetwork, CollectiveRequest};
+use super::collective::nccl_cost;
 use super::group::{CollectiveKind, GroupLayout};
+use super::tuner::{NcclAlgorithm, Protocol};
+use crate::hardware::fabric::CollectiveModel;
 use crate::hardware::presets::gpu_preset;
 use crate::hardware::ClusterSpec;
 use crate::units::SimTime;
@@ -32,21 +35,21 @@ pub struct BenchRow {
     pub busbw_gbyte_per_s: f64,
     /// The algorithm that ran (the choice of `auto` at this size).
     pub algorithm: Algorithm,
+    /// The protocol that ran (NCCL model; `None` under the hop model).
+    pub protocol: Option<Protocol>,
 }
 
-/// nccl-tests' bus-bandwidth factor: `2(n-1)/n` for all-reduce, `(n-1)/n` for all-gather,
-/// reduce-scatter and all-to-all, 1 for sendrecv.
-pub fn bus_factor(kind: CollectiveKind, n: u32) -> f64 {
-    if n <= 1 {
-        return 0.0;
-    }
-    let nf = n as f64;
-    match kind {
-        CollectiveKind::AllReduce => 2.0 * (nf - 1.0) / nf,
-        CollectiveKind::ReduceScatter | CollectiveKind::AllGather | CollectiveKind::AllToAll => (nf - 1.0) / nf,
-        CollectiveKind::SendRecv => 1.0,
+impl BenchRow {
+    /// `ring/Simple`, or the algorithm alone under the hop model.
+    pub fn label(&self) -> String {
+        match self.protocol {
+            Some(p) => format!("{}/{}", self.algorithm.name(), p.name()),
+            None => self.algorithm.name().to_string(),
+        }
     }
 }
+
+pub use super::tuner::bus_factor;
 
 /// The group of a benchmark: every GPU of the cluster, one scale-up domain
 /// (`gpus_per_node` unless `topology.scale_up_domain` says more) per unit.
@@ -74,6 +77,7 @@ pub fn default_cluster() -> ClusterSpec {
         oversubscription: 1.0,
         nodes_per_leaf: crate::hardware::cluster::DEFAULT_NODES_PER_LEAF,
         topology: Default::default(),
+        fabric: Default::default(),
     }
 }
 
@@ -81,12 +85,11 @@ pub fn default_cluster() -> ClusterSpec {
 /// ([`calibration::calibrated`]): the scale-up one when `scale_up` (and the generation has
 /// one), the scale-out one when `scale_out`.
 pub fn apply_calibration(c: &mut ClusterSpec, scale_up: bool, scale_out: bool) {
-    let cal = calibration::calibrated(&c.gpu, c.nic_gbit_per_s);
     if scale_up {
-        c.scale_up_efficiency = cal.scale_up.unwrap_or(c.scale_up_efficiency);
+        c.scale_up_efficiency = calibration::scale_up_efficiency(&c.gpu);
     }
     if scale_out {
-        c.scale_out_efficiency = cal.scale_out;
+        c.scale_out_efficiency = calibration::scale_out_efficiency();
     }
 }
 
@@ -150,13 +153,58 @@ pub fn collective_time(
     now.as_secs()
 }
 
+/// One collective of `size_bytes` over the whole cluster on an idle network: seconds, the
+/// algorithm and the protocol that ran. NCCL model (and an NCCL algorithm): [`nccl_cost`]
+/// on the ports, as the training simulation charges it; otherwise the algorithm's phases
+/// one after another on the fabric's tiers, pipelined phases paying one `chunk_bytes` chunk
+/// per hop (0: none; see [`super::algorithm`]).
+pub fn idle_collective(
+    kind: CollectiveKind,
+    algo: Algorithm,
+    protocol: Option<Protocol>,
+    cluster: &ClusterSpec,
+    size_bytes: f64,
+    chunk_bytes: f64,
+) -> Result<(f64, Algorithm, Option<Protocol>), String> {
+    let layout = whole_cluster_layout(cluster);
+    let nccl =
+        cluster.fabric.model == CollectiveModel::Nccl && cluster.topology.torus.is_empty() && algo.nccl().is_ok();
+    if nccl {
+        let c = nccl_cost(kind, algo, protocol, layout, size_bytes, cluster)?;
+        let ran = match c.choice.algorithm {
+            NcclAlgorithm::Nvls if layout.size > cluster.scale_up_domain() => Algorithm::NvlsTree,
+            a => Algorithm::of_nccl(a),
+        };
+        let net = ClusterNetwork::new(cluster, 0);
+        return Ok((net.cost_idle_s(&c.cost), ran, Some(c.choice.protocol)));
+    }
+    if protocol.is_some() {
+        return Err(format!(
+            "--protocol needs the NCCL model and one of its algorithms (not --model hop, --algo {}, or a torus)",
+            algo.name()
+        ));
+    }
+    let a = match algo {
+        Algorithm::Auto => algorithm::select(kind, layout, size_bytes, cluster),
+        a => a,
+    };
+    let cost = algorithm::cost(kind, a, layout, size_bytes, cluster)?;
+    Ok((
+        algorithm::idle_time_s(&cost, cluster, chunk_bytes),
+        cost.algorithm,
+        None,
+    ))
+}
+
 /// Runs sizes from `min_bytes` doubling up to `max_bytes` (inclusive) under `algo` (`Auto`:
-/// chosen per size), each split into `chunks` pieces run one after another, pipelined
-/// phases paying one `chunk_bytes` chunk per hop (0: none; see [`super::algorithm`]).
-/// Errors: the algorithm cannot run this collective on this cluster.
+/// chosen per size) and `protocol` (`None`: chosen per size), each split into `chunks`
+/// pieces run one after another ([`idle_collective`]). Errors: the algorithm or protocol
+/// cannot run this collective on this cluster.
+#[allow(clippy::too_many_arguments)]
 pub fn sweep_sizes(
     kind: CollectiveKind,
     algo: Algorithm,
+    protocol: Option<Protocol>,
     cluster: &ClusterSpec,
     min_bytes: f64,
     max_bytes: f64,
@@ -170,12 +218,8 @@ pub fn sweep_sizes(
     let mut size = min_bytes.max(1.0);
     while size <= max_bytes * (1.0 + 1e-12) {
         let piece = size / chunks as f64;
-        let a = match algo {
-            Algorithm::Auto => algorithm::select(kind, layout, piece, cluster),
-            a => a,
-        };
-        let cost = algorithm::cost(kind, a, layout, piece, cluster)?;
-        let time_s = chunks as f64 * algorithm::idle_time_s(&cost, cluster, chunk_bytes);
+        let (t, ran, proto) = idle_collective(kind, algo, protocol, cluster, piece, chunk_bytes)?;
+        let time_s = chunks as f64 * t;
         let algbw = if time_s > 0.0 { size / time_s / 1e9 } else { 0.0 };
         rows.push(BenchRow {
             size_bytes: size,
@@ -183,7 +227,8 @@ pub fn sweep_sizes(
             time_s,
             algbw_gbyte_per_s: algbw,
             busbw_gbyte_per_s: algbw * factor,
-            algorithm: cost.algorithm,
+            algorithm: ran,
+            protocol: proto,
         });
         size *= 2.0;
     }
@@ -215,7 +260,7 @@ pub fn parse_size(s: &str) -> Result<f64, String> {
 }
 
 /// Parses an operation name (`all_reduce`, `all_gather`, `reduce_scatter`, `all_to_all`,
-/// `sendrecv`; `-` works too, and nccl-tests' `alltoall`).
+/// `sendrecv`, `broadcast`, `reduce`; `-` works too, and nccl-tests' `alltoall`).
 pub fn parse_op(s: &str) -> Result<CollectiveKind, String> {
     match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
         "all_reduce" | "allreduce" => Ok(CollectiveKind::AllReduce),
@@ -223,8 +268,15 @@ pub fn parse_op(s: &str) -> Result<CollectiveKind, String> {
         "reduce_scatter" | "reducescatter" => Ok(CollectiveKind::ReduceScatter),
         "all_to_all" | "alltoall" => Ok(CollectiveKind::AllToAll),
         "sendrecv" | "send_recv" => Ok(CollectiveKind::SendRecv),
+        "broadcast" | "bcast" => Ok(CollectiveKind::Broadcast),
+        "reduce" => Ok(CollectiveKind::Reduce),
         _ => Err(format!(
-            "unknown collective '{s}': allowed values are \"all_reduce\", \"all_gather\", \"reduce_scatter\", \"all_to_all\", \"sendrecv\""
+            "unknown collective '{s}': allowed values are {}",
+            CollectiveKind::NAMES
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }
@@ -277,6 +329,7 @@ mod tests {
         let rows = sweep_sizes(
             CollectiveKind::AllGather,
             Algorithm::Auto,
+            None,
             &c,
             1024.0,
             1024.0f64.powi(3),
@@ -301,6 +354,7 @@ mod tests {
         assert!(parse_size("12Q").unwrap_err().contains("unknown unit"));
         assert!(parse_size("0").is_err());
         assert_eq!(parse_op("all-reduce").unwrap(), CollectiveKind::AllReduce);
-        assert!(parse_op("broadcast").unwrap_err().contains("\"all_gather\""));
+        assert_eq!(parse_op("broadcast").unwrap(), CollectiveKind::Broadcast);
+        assert!(parse_op("gather").unwrap_err().contains("\"all_gather\""));
     }
 }

@@ -1,42 +1,31 @@
-//! Calibration: owns the achievable-bandwidth factors per link generation, fitted on
-//! published nccl-tests runs, and nothing else.
+//! Calibration: owns the fitted constants of the collective model ([`ModelConstants`]:
+//! [`CALIBRATED`], fitted on published nccl-tests runs only, and [`NOMINAL`], NCCL's own view
+//! used to pick algorithms as NCCL does), the GPU generations they depend on, and nothing else.
 //!
-//! Each constant is the published large-message bus bandwidth
-//! of one calibration case in `scenarios/validation/nccl-tests/` divided by what trainsim's
-//! decomposition moves at line rate (the test `nccl_calibration_constants_come_from_their_cases`
-//! in tests/it/nccl.rs recomputes every one from its case file). Nothing is tuned per case:
-//! the other cases of that folder are held out. Derivations: docs/network.md.
+//! The 12 fitted constants (docs/calibration.md, "Collectives"; fitted by
+//! `trainsim collective --validate` on the 37 round-2 cases of
+//! `scenarios/validation/nccl-tests/round2/` and the 15 round-1 cases):
 //!
-//! | link | factor | from |
+//! | constant | value | meaning |
 //! |---|---|---|
-//! | NVLink3 (A100), ring | 231.58 / 300 = 0.772 | Azure ND A100 v4, 8 GPUs, all_reduce 8 GiB |
-//! | NVLink4 (H100/H200/H800), ring | 370 / 450 = 0.822 | NVIDIA (nccl-tests#212): ring busbw ~370 GB/s |
-//! | NVLink4, NVLS (in-switch reduction) | 480 / 1.75 x 9/8 / 450 = 0.686 | NVIDIA (nccl-tests#212): 8-GPU NVLS all_reduce ~480 GB/s |
-//! | NVLink5 (B200/GB200), ring | 679.61 / 900 = 0.755 | Azure ND GB200 v6, 4 GPUs, ring all_reduce 8 GiB |
-//! | InfiniBand HDR 200G (and slower) | 192 / 200 = 0.96 | NVIDIA (nccl#812): DGX A100, 8 x HDR, ring 192 GB/s |
-//! | InfiniBand NDR 400G (and faster) | 380 / 400 = 0.95 | NVIDIA GTC24 via nccl#1649: multi-node ring ~380 GB/s |
-//!
-//! NVLink5 NVLS has no published figure found: it borrows NVLink4's factor (extrapolated).
-//! GPUs of no listed generation (MI300X) keep the scenario's own efficiencies.
+//! | `net_efficiency` | 0.918 | achievable fraction of NIC line rate for bulk transfers |
+//! | `straggler_cv` | 0.056 | spread of per-step time across a ring's node crossings (flow-routed fabrics) |
+//! | `nvlink_efficiency` | 0.772 / 0.780 / 0.760 | NVLink 3/4/5 fraction for SM-driven rings and sends (A100 from round 1) |
+//! | `nvls_factor` | 0.813 | NVLS all-reduce wire factor on top of NCCL's nvlsEfficiency |
+//! | `nvls_tree_net_efficiency` | 0.841 | NIC side of NVLS-tree beyond two domains |
+//! | `collnet_efficiency` | 0.695 | SHARP all-reduce algbw over the domain's NIC rate |
+//! | `p2p_net_channel_bytes_per_s` | 14.8 GB/s | one p2p channel across the network |
+//! | `p2p_nvlink_channel_bytes_per_s` | 20.7 GB/s | one p2p channel over NVLink |
+//! | `latency_scale` | 3.31 | nccl-tests hop latency over NCCL's latency table |
+//! | `p2p_net_latency_s` | 30 us | p2p floor across nodes |
+//! | `all_to_all_peer_latency_s` | 6.24 us | all-to-all cost per remote peer per call |
+//! | `p2p_nvlink_latency_s` | 10 us | p2p floor inside a domain (prior: no data) |
+//! | `all_to_all_net_efficiency` | 0.95 | all-to-all NIC efficiency relative to the bulk one (prior) |
 
-use crate::hardware::GpuSpec;
-
-/// NVLink3 (A100) ring: Azure ND A100 v4 8-GPU all_reduce busbw 231.58 GB/s at 8 GiB.
-pub const NVLINK3_RING: f64 = 231.58 / 300.0;
-/// NVLink4 (Hopper) ring: 370 GB/s busbw of 450 GB/s.
-pub const NVLINK4_RING: f64 = 370.0 / 450.0;
-/// NVLink4 NVLS: 480 GB/s busbw on 8 GPUs = algbw 480 / (2 x 7/8); the wire carries
-/// algbw x 9/8 (see `algorithm` docs) of 450 GB/s.
-pub const NVLINK4_NVLS: f64 = 480.0 / 1.75 * 9.0 / 8.0 / 450.0;
-/// NVLink5 (Blackwell) ring: Azure ND GB200 v6, 4 GPUs, 679.61 GB/s at 8 GiB of 900 GB/s.
-pub const NVLINK5_RING: f64 = 679.61 / 900.0;
-/// InfiniBand HDR (200 Gbit/s per GPU): DGX A100 ring all_reduce 192 GB/s over 8 x 25 GB/s.
-pub const IB_HDR: f64 = 192.0 / 200.0;
-/// InfiniBand NDR (400 Gbit/s per GPU): multi-node H100 ring all_reduce ~380 GB/s over 8 x 50 GB/s.
-pub const IB_NDR: f64 = 380.0 / 400.0;
+use crate::hardware::{ClusterSpec, GpuSpec};
 
 /// Scale-up link generation of a GPU preset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ScaleUpGeneration {
     /// A100.
     NvLink3,
@@ -44,8 +33,19 @@ pub enum ScaleUpGeneration {
     NvLink4,
     /// B200, GB200.
     NvLink5,
-    /// No calibration data (MI300X, custom GPUs).
+    /// No calibration data (MI300X, custom GPUs): NVLink4's constants, no NVLS.
     Unknown,
+}
+
+impl ScaleUpGeneration {
+    /// Index into per-generation tables (Ampere, Hopper, Blackwell; unknown as Hopper).
+    pub fn index(self) -> usize {
+        match self {
+            ScaleUpGeneration::NvLink3 => 0,
+            ScaleUpGeneration::NvLink4 | ScaleUpGeneration::Unknown => 1,
+            ScaleUpGeneration::NvLink5 => 2,
+        }
+    }
 }
 
 /// Which NVLink generation a GPU (by preset name) has.
@@ -68,30 +68,130 @@ pub fn has_nvls(gpu: &GpuSpec) -> bool {
     matches!(generation(gpu), ScaleUpGeneration::NvLink4 | ScaleUpGeneration::NvLink5)
 }
 
-/// Calibrated factors for one GPU and NIC rate.
+/// NVLS wire efficiency of the hop model (480 GB/s busbw of 8 H100 = algbw 480/1.75, the
+/// wire carrying algbw x 9/8 of 450 GB/s; NVIDIA, nccl-tests#212).
+pub const HOP_NVLS_EFFICIENCY: f64 = 480.0 / 1.75 * 9.0 / 8.0 / 450.0;
+
+/// The fitted constants of the collective model (module docs), in SI units.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Efficiencies {
-    /// Ring (point-to-point) traffic over the scale-up domain; `None`: not calibrated.
-    pub scale_up: Option<f64>,
-    /// NVLS traffic on the wire; `None` when the GPU has no NVLS or no data.
-    pub nvls: Option<f64>,
-    /// NIC line rate.
-    pub scale_out: f64,
+pub struct ModelConstants {
+    /// Fraction of NIC line rate bulk transfers reach.
+    pub net_efficiency: f64,
+    /// Coefficient of variation of per-step time across a ring's node crossings.
+    pub straggler_cv: f64,
+    /// NVLink fraction for rings and sends, per generation (Ampere, Hopper, Blackwell).
+    pub nvlink_efficiency: [f64; 3],
+    /// NVLS all-reduce wire factor on top of NCCL's nvlsEfficiency.
+    pub nvls_factor: f64,
+    /// NVLS-tree NIC efficiency beyond two domains (relative to `net_efficiency`).
+    pub nvls_tree_net_efficiency: f64,
+    /// SHARP all-reduce: algbw over the domain's NIC line rate.
+    pub collnet_efficiency: f64,
+    /// One p2p channel across the network, bytes/s.
+    pub p2p_net_channel_bytes_per_s: f64,
+    /// One p2p channel over NVLink, bytes/s.
+    pub p2p_nvlink_channel_bytes_per_s: f64,
+    /// Measured hop latency over NCCL's latency table.
+    pub latency_scale: f64,
+    /// Point-to-point floor across domains, seconds.
+    pub p2p_net_latency_s: f64,
+    /// Point-to-point floor inside a domain, seconds.
+    pub p2p_nvlink_latency_s: f64,
+    /// All-to-all cost per remote peer per call, seconds.
+    pub all_to_all_peer_latency_s: f64,
+    /// All-to-all NIC efficiency relative to `net_efficiency` (many concurrent flows per
+    /// NIC; a prior, not fitted).
+    pub all_to_all_net_efficiency: f64,
 }
 
-/// The calibrated factors for `gpu` with NICs of `nic_gbit_per_s`.
-pub fn calibrated(gpu: &GpuSpec, nic_gbit_per_s: f64) -> Efficiencies {
-    let (scale_up, nvls) = match generation(gpu) {
-        ScaleUpGeneration::NvLink3 => (Some(NVLINK3_RING), None),
-        ScaleUpGeneration::NvLink4 => (Some(NVLINK4_RING), Some(NVLINK4_NVLS)),
-        ScaleUpGeneration::NvLink5 => (Some(NVLINK5_RING), Some(NVLINK4_NVLS)),
-        ScaleUpGeneration::Unknown => (None, None),
-    };
-    Efficiencies {
-        scale_up,
-        nvls,
-        scale_out: if nic_gbit_per_s <= 200.0 { IB_HDR } else { IB_NDR },
+impl ModelConstants {
+    /// The NVLink efficiency of a generation.
+    pub fn nvlink(&self, g: ScaleUpGeneration) -> f64 {
+        self.nvlink_efficiency[g.index()]
     }
+}
+
+/// The calibrated constants (in-sample fit on every round-2 and round-1 case; LOSO ranges in
+/// docs/calibration.md).
+pub const CALIBRATED: ModelConstants = ModelConstants {
+    net_efficiency: 0.9179,
+    straggler_cv: 0.0557,
+    nvlink_efficiency: [0.772, 0.7801, 0.7599],
+    nvls_factor: 0.8129,
+    nvls_tree_net_efficiency: 0.8409,
+    collnet_efficiency: 0.6954,
+    p2p_net_channel_bytes_per_s: 14.833e9,
+    p2p_nvlink_channel_bytes_per_s: 20.685e9,
+    latency_scale: 3.307,
+    p2p_net_latency_s: 30.04e-6,
+    p2p_nvlink_latency_s: 10e-6,
+    all_to_all_peer_latency_s: 6.242e-6,
+    all_to_all_net_efficiency: 0.95,
+};
+
+/// What a constant is when no data inform it (the prior of a fit).
+pub const PRIOR: ModelConstants = ModelConstants {
+    net_efficiency: 0.92,
+    straggler_cv: 0.05,
+    nvlink_efficiency: [0.772, 0.82, 0.755],
+    nvls_factor: 0.80,
+    nvls_tree_net_efficiency: 0.75,
+    collnet_efficiency: 0.765,
+    p2p_net_channel_bytes_per_s: 14e9,
+    p2p_nvlink_channel_bytes_per_s: 20e9,
+    latency_scale: 1.0,
+    p2p_net_latency_s: 25e-6,
+    p2p_nvlink_latency_s: 10e-6,
+    all_to_all_peer_latency_s: 3e-6,
+    all_to_all_net_efficiency: 0.95,
+};
+
+/// NCCL's own view of the machine, used only to pick an algorithm and protocol as NCCL's
+/// tuner does: 48 of 50 GB/s per 400G NIC, NVLink at line rate, no straggler, its latency
+/// table as is, NVLS (nCh-1)/nCh = 15/16, NVLS-tree not derated, CollNet 0.9 x 0.85, its
+/// 14 GB/s per p2p channel, no per-call constants.
+pub const NOMINAL: ModelConstants = ModelConstants {
+    net_efficiency: 0.96,
+    straggler_cv: 0.0,
+    nvlink_efficiency: [1.0, 1.0, 1.0],
+    nvls_factor: 15.0 / 16.0,
+    nvls_tree_net_efficiency: 1.0,
+    collnet_efficiency: 0.765,
+    p2p_net_channel_bytes_per_s: 14e9,
+    p2p_nvlink_channel_bytes_per_s: 20e9,
+    latency_scale: 1.0,
+    p2p_net_latency_s: 0.0,
+    p2p_nvlink_latency_s: 0.0,
+    all_to_all_peer_latency_s: 0.0,
+    all_to_all_net_efficiency: 1.0,
+};
+
+/// The calibrated NVLink efficiency of a GPU (the scenario default of
+/// `scale_up_efficiency` under the NCCL model).
+pub fn scale_up_efficiency(gpu: &GpuSpec) -> f64 {
+    CALIBRATED.nvlink(generation(gpu))
+}
+
+/// The calibrated network efficiency (the scenario default of `scale_out_efficiency` under
+/// the NCCL model, every fabric: no fabric has a constant of its own).
+pub fn scale_out_efficiency() -> f64 {
+    CALIBRATED.net_efficiency
+}
+
+/// The constants a cluster runs with: the calibrated ones, with its efficiencies (the
+/// scenario's `scale_up_efficiency` for its GPU generation, `scale_out_efficiency`) and the
+/// fabric's overrides of the latency scale and the p2p latency.
+pub fn constants_for(cluster: &ClusterSpec) -> ModelConstants {
+    let mut c = CALIBRATED;
+    c.net_efficiency = cluster.scale_out_efficiency;
+    c.nvlink_efficiency[generation(&cluster.gpu).index()] = cluster.scale_up_efficiency;
+    if let Some(v) = cluster.fabric.latency_scale {
+        c.latency_scale = v;
+    }
+    if let Some(us) = cluster.fabric.p2p_latency_us {
+        c.p2p_net_latency_s = us * 1e-6;
+    }
+    c
 }
 
 #[cfg(test)]
@@ -105,8 +205,7 @@ mod tests {
         assert_eq!(generation(&g("A100-80GB")), ScaleUpGeneration::NvLink3);
         assert!(!has_nvls(&g("A100-40GB")) && has_nvls(&g("H800")) && has_nvls(&g("B200")));
         assert!(!has_nvls(&g("MI300X")));
-        let e = calibrated(&g("H100-SXM"), 400.0);
-        assert!((e.nvls.unwrap() - 0.6857).abs() < 1e-3 && e.scale_out == IB_NDR);
-        assert_eq!(calibrated(&g("A100-80GB"), 200.0).scale_out, IB_HDR);
+        assert_eq!(scale_up_efficiency(&g("MI300X")), scale_up_efficiency(&g("H100-SXM")));
+        assert!((HOP_NVLS_EFFICIENCY - 0.6857).abs() < 1e-3);
     }
 }

@@ -13,10 +13,13 @@
 
 use super::algorithm::Algorithm;
 use super::all_to_all::AllToAllLoads;
+use super::calibration::{constants_for, ModelConstants};
 use super::collective::{collective_cost, CollectiveCost};
 use super::flow::{Completed, FlowNetwork, LinkId};
 use super::group::{CollectiveKind, GroupLayout};
 use super::topology::{PortCapacities, Tier};
+use super::tuner::{p2p, System};
+use crate::hardware::fabric::CollectiveModel;
 use crate::hardware::ClusterSpec;
 use crate::units::SimTime;
 use std::collections::HashMap;
@@ -63,6 +66,18 @@ impl SendRoute {
             SendRoute::SameLeaf
         }
     }
+}
+
+/// One point-to-point send (a pipeline send).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SendRequest {
+    /// Where the two ranks sit.
+    pub route: SendRoute,
+    /// The communicator the send is posted on (Megatron: the pipeline group): under the NCCL
+    /// model its size sets the channels per peer.
+    pub group: GroupLayout,
+    /// Bytes.
+    pub bytes: f64,
 }
 
 /// A started collective.
@@ -142,6 +157,8 @@ pub struct ClusterNetwork {
     spine_latency_s: f64,
     flows: FlowNetwork,
     ports: Vec<RankPorts>,
+    /// The NCCL model's constants for this cluster (`None`: the hop model).
+    nccl: Option<ModelConstants>,
     /// Collective charges by request: a run has few distinct collectives.
     charges: HashMap<(CollectiveKind, GroupLayout, Algorithm, u64), Charge, BuildHasherDefault<KeyHasher>>,
 }
@@ -170,6 +187,7 @@ impl ClusterNetwork {
             spine_latency_s: (cluster.scale_out_latency_us + 2.0 * cluster.topology.switch_latency_us) * 1e-6,
             flows,
             ports,
+            nccl: (cluster.fabric.model == CollectiveModel::Nccl).then(|| constants_for(cluster)),
             charges: HashMap::default(),
         }
     }
@@ -226,25 +244,17 @@ impl ClusterNetwork {
         Started { sent_bytes, done }
     }
 
-    /// Starts a point-to-point send of `bytes` from rank `from` to rank `to`, which sit as
-    /// `route` says. Completes as `tag` after the route's hop latency.
-    pub fn start_send(
-        &mut self,
-        now: SimTime,
-        from: u32,
-        to: u32,
-        route: SendRoute,
-        bytes: f64,
-        tag: u64,
-    ) -> Option<Completed> {
+    /// Starts a point-to-point send from rank `from` to rank `to`. Completes as `tag` after
+    /// the send's latency ([`ClusterNetwork::send_idle_s`]).
+    pub fn start_send(&mut self, now: SimTime, from: u32, to: u32, req: &SendRequest, tag: u64) -> Option<Completed> {
         let (s, d) = (self.ports[from as usize], self.ports[to as usize]);
-        let (path, n): ([LinkId; 4], usize) = match route {
+        let (path, n): ([LinkId; 4], usize) = match req.route {
             SendRoute::SameNode => ([s.up_tx, d.up_rx, 0, 0], 2),
             SendRoute::CrossSpine => ([s.nic_tx, s.spine_tx, d.spine_rx, d.nic_rx], 4),
             SendRoute::SameLeaf => ([s.nic_tx, d.nic_rx, 0, 0], 2),
         };
-        let latency = SimTime::from_secs(self.send_latency_s(route));
-        self.flows.start_transfer(now, &[(&path[..n], bytes)], latency, tag)
+        let latency = SimTime::from_secs(self.send_latency_s(req));
+        self.flows.start_transfer(now, &[(&path[..n], req.bytes)], latency, tag)
     }
 
     /// Starts a MoE all-to-all: the representative `rank`'s four port loads as flows on its
@@ -275,20 +285,43 @@ impl ClusterNetwork {
             .start_transfer_not_before(now, &flows[..n], latency, not_before, tag)
     }
 
-    fn send_latency_s(&self, route: SendRoute) -> f64 {
-        match route {
-            SendRoute::SameNode => self.up_latency_s,
-            SendRoute::SameLeaf => self.out_latency_s,
-            SendRoute::CrossSpine => self.spine_latency_s,
-        }
+    /// The send's time beyond its bytes at the route's full rate: the hop latency (hop
+    /// model), or NCCL's p2p time (floor, pipeline fill, channels per peer) less that.
+    fn send_latency_s(&self, req: &SendRequest) -> f64 {
+        let Some(c) = &self.nccl else {
+            return match req.route {
+                SendRoute::SameNode => self.up_latency_s,
+                SendRoute::SameLeaf => self.out_latency_s,
+                SendRoute::CrossSpine => self.spine_latency_s,
+            };
+        };
+        let remote = req.route != SendRoute::SameNode;
+        let sys = System::new(&self.cluster, req.group);
+        let cap = if remote {
+            self.caps.nic_bytes_per_s
+        } else {
+            self.caps.up_bytes_per_s
+        };
+        (p2p::send_s(&sys, req.bytes, remote, c) - req.bytes / cap).max(0.0)
     }
 
+    /// The all-to-all's time beyond its ports at full rate: one hop (hop model), or NCCL's
+    /// fixed cost, which grows with the remote peers, plus its lower NIC efficiency.
     fn all_to_all_latency_s(&self, a: &AllToAllLoads) -> f64 {
-        if a.crosses_nodes {
-            self.out_latency_s
-        } else {
-            self.up_latency_s
-        }
+        let Some(c) = &self.nccl else {
+            return if a.crosses_nodes {
+                self.out_latency_s
+            } else {
+                self.up_latency_s
+            };
+        };
+        let nic = a
+            .ports
+            .nic_send_bytes
+            .max(a.ports.nic_recv_bytes)
+            .max(a.others_max_nic_bytes);
+        let slower = nic / self.caps.nic_bytes_per_s * (1.0 / c.all_to_all_net_efficiency - 1.0);
+        p2p::all_to_all_latency_s(if a.crosses_nodes { a.remote_peers.max(1) } else { 0 }, c) + slower
     }
 
     /// When the next flow will finish at current rates, if any flow is active.
@@ -319,7 +352,11 @@ impl ClusterNetwork {
     /// Seconds a collective takes alone on the network: its latency plus its busiest port's
     /// bytes at that port's full capacity (a lower bound of any max-min fair share of it).
     pub fn collective_idle_s(&self, req: &CollectiveRequest) -> f64 {
-        let cost = self.collective_cost(req);
+        self.cost_idle_s(&self.collective_cost(req))
+    }
+
+    /// Seconds of a charge alone on the network (see [`ClusterNetwork::collective_idle_s`]).
+    pub fn cost_idle_s(&self, cost: &CollectiveCost) -> f64 {
         let (mut up, mut nic, mut spine) = (0.0, 0.0, 0.0);
         for (tier, b) in &cost.loads {
             match tier {
@@ -338,14 +375,15 @@ impl ClusterNetwork {
                 .max(spine / c.spine_bytes_per_s)
     }
 
-    /// Seconds a send of `bytes` takes alone on the network over `route`.
-    pub fn send_idle_s(&self, route: SendRoute, bytes: f64) -> f64 {
-        let bytes_per_s = match route {
+    /// Seconds a send takes alone on the network: its bytes at the route's rate plus its
+    /// latency (under the NCCL model, on a non-blocking route, NCCL's p2p time).
+    pub fn send_idle_s(&self, req: &SendRequest) -> f64 {
+        let bytes_per_s = match req.route {
             SendRoute::SameNode => self.caps.up_bytes_per_s,
             SendRoute::SameLeaf => self.caps.nic_bytes_per_s,
             SendRoute::CrossSpine => self.caps.spine_bytes_per_s,
         };
-        bytes / bytes_per_s + self.send_latency_s(route)
+        req.bytes / bytes_per_s + self.send_latency_s(req)
     }
 
     /// Seconds a MoE all-to-all takes alone on the network: each of the representative's
@@ -437,11 +475,19 @@ mod tests {
             (SendRoute::CrossSpine, caps.spine_bytes_per_s, 5.0),
         ] {
             let mut net = ClusterNetwork::new(&c, 2);
-            assert!(net.start_send(SimTime::ZERO, 0, 1, route, bytes, 1).is_none());
+            let req = SendRequest {
+                route,
+                group: GroupLayout {
+                    size: 8,
+                    members_per_node: 1,
+                },
+                bytes,
+            };
+            assert!(net.start_send(SimTime::ZERO, 0, 1, &req, 1).is_none());
             let done = run_to_end(&mut net);
             let want = bytes / bytes_per_s + hop_us * 1e-6;
             assert!(close(done[0].ready_at.as_secs(), want), "{route:?}");
-            assert!(close(net.send_idle_s(route, bytes), want), "{route:?}");
+            assert!(close(net.send_idle_s(&req), want), "{route:?}");
             let port = if route == SendRoute::SameNode {
                 Tier::ScaleUp
             } else {
@@ -474,6 +520,7 @@ mod tests {
             others_max_up_bytes: 0.0,
             others_max_nic_bytes: 9e7,
             crosses_nodes: true,
+            remote_peers: 56,
         };
         let mut net = ClusterNetwork::new(&c, 1);
         assert!(net.start_all_to_all(SimTime::ZERO, 0, &a, 3).is_none());

@@ -31,8 +31,11 @@
 //! every NIC byte to the spine.
 
 use super::algorithm::{cost, AlgoCost, Algorithm};
+use super::calibration::constants_for;
 use super::topology::{Fabric, PortCapacities, Tier};
+use super::tuner::{self, Choice, Protocol, System};
 use crate::hardware::cluster::TopologySpec;
+use crate::hardware::fabric::CollectiveModel;
 use crate::hardware::ClusterSpec;
 
 pub use super::group::{ring_bytes_per_rank, ring_steps, CollectiveKind, GroupLayout};
@@ -91,9 +94,104 @@ pub fn on_ports(c: &AlgoCost, cluster: &ClusterSpec) -> CollectiveCost {
     }
 }
 
+/// A collective under the NCCL model: what ran, its time on an idle network and its charge.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NcclCharge {
+    /// The algorithm and protocol NCCL's tuner (or the forced algorithm) ran.
+    pub choice: Choice,
+    /// The model's time on an idle, non-blocking network, seconds.
+    pub time_s: f64,
+    /// Port loads (wire bytes: the protocol's flags included) and the latency that makes
+    /// the loads at the ports' full rate take `time_s`.
+    pub cost: CollectiveCost,
+}
+
+/// Seconds the ports need for `c` at full rate, the spine as fast as the NIC.
+fn port_time_s(c: &CollectiveCost, caps: &PortCapacities) -> f64 {
+    let (mut up, mut nic) = (0.0, 0.0);
+    for &(t, b) in &c.loads {
+        if t.is_scale_out() {
+            nic += b;
+        } else {
+            up += b;
+        }
+    }
+    (up / caps.up_bytes_per_s).max(nic / caps.nic_bytes_per_s)
+}
+
+/// One collective under the NCCL model ([`super::tuner`]): the tuner's choice (or the
+/// forced algorithm, `protocol` the forced protocol) timed by its closed form; the choice's
+/// decomposition, times the protocol's wire factor, folded onto the ports; the latency the
+/// rest of the time. Errors: an algorithm NCCL does not run (hierarchical, halving-doubling,
+/// pairwise; a torus), one the collective or hardware cannot run, a protocol the algorithm
+/// does not have.
+pub fn nccl_cost(
+    kind: CollectiveKind,
+    algorithm: Algorithm,
+    protocol: Option<Protocol>,
+    layout: GroupLayout,
+    size_bytes: f64,
+    cluster: &ClusterSpec,
+) -> Result<NcclCharge, String> {
+    let forced = algorithm.nccl().map_err(|_| {
+        format!(
+            "--algo {} is not an NCCL algorithm: the hop model times it",
+            algorithm.name()
+        )
+    })?;
+    if !cluster.topology.torus.is_empty() {
+        return Err("a torus has no NCCL model: the hop model times it".into());
+    }
+    // the checks of the decomposition (an all-gather tree, NVLS on A100, ...)
+    if algorithm != Algorithm::Auto {
+        cost(kind, algorithm, layout, size_bytes, cluster)?;
+    }
+    if algorithm == Algorithm::CollNet && !cluster.fabric.sharp {
+        return Err(
+            "--algo collnet needs in-network reduction: set sharp = true in [cluster.network] (or --sharp)".into(),
+        );
+    }
+    let sys = System::new(cluster, layout);
+    if let Some(p) = protocol {
+        let c = tuner::candidates(&sys, kind, forced);
+        if !c.as_slice().iter().any(|x| x.protocol == p) {
+            return Err(format!(
+                "--protocol {}: {} {} runs {} here",
+                p.name(),
+                kind.name(),
+                algorithm.name(),
+                c.as_slice()
+                    .iter()
+                    .map(|x| format!("{}/{}", x.algorithm.name(), x.protocol.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    let consts = constants_for(cluster);
+    let pred = tuner::predict(&sys, kind, size_bytes, forced, protocol, &consts);
+    let ran = match pred.choice.algorithm {
+        tuner::NcclAlgorithm::Nvls if sys.domains > 1 => Algorithm::NvlsTree,
+        a => Algorithm::of_nccl(a),
+    };
+    let mut cost = on_ports(&cost(kind, ran, layout, size_bytes, cluster)?, cluster);
+    let wire = pred.choice.protocol.wire_factor();
+    for l in cost.loads.iter_mut() {
+        l.1 *= wire;
+    }
+    cost.latency_s = (pred.time_s - port_time_s(&cost, &PortCapacities::of(cluster))).max(0.0);
+    Ok(NcclCharge {
+        choice: pred.choice,
+        time_s: pred.time_s,
+        cost,
+    })
+}
+
 /// Per-rank port loads and latency of one collective under `algorithm`, the way the training
-/// simulation charges it: the algorithm's decomposition on the cluster's fabric folded onto
-/// the ports, or [`ring_cost`] when the algorithm cannot run this collective here.
+/// simulation charges it. NCCL model: [`nccl_cost`] (NCCL's own choice when the forced
+/// algorithm cannot run here). Hop model, and algorithms NCCL does not run: the algorithm's
+/// decomposition on the cluster's fabric folded onto the ports, or [`ring_cost`] when the
+/// algorithm cannot run this collective here.
 pub fn collective_cost(
     kind: CollectiveKind,
     algorithm: Algorithm,
@@ -101,6 +199,14 @@ pub fn collective_cost(
     size_bytes: f64,
     cluster: &ClusterSpec,
 ) -> CollectiveCost {
+    if cluster.fabric.model == CollectiveModel::Nccl && cluster.topology.torus.is_empty() && algorithm.nccl().is_ok() {
+        if let Ok(c) = nccl_cost(kind, algorithm, None, layout, size_bytes, cluster) {
+            return c.cost;
+        }
+        if let Ok(c) = nccl_cost(kind, Algorithm::Auto, None, layout, size_bytes, cluster) {
+            return c.cost;
+        }
+    }
     match cost(kind, algorithm, layout, size_bytes, cluster) {
         Ok(c) => on_ports(&c, cluster),
         Err(_) => ring_cost(kind, layout, size_bytes, cluster),

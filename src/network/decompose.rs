@@ -143,6 +143,24 @@ pub(crate) fn nvls(g: u32, m: u32, sf: f64, f: &Fabric) -> Phase {
     phase(loads, 2 + 2 * depth, lat, true)
 }
 
+/// CollNet (SHARP): a reduce-scatter to the unit's NIC heads and an all-gather back over
+/// the scale-up port (all-reduce), each GPU's NIC sending its `S/g` shard up the switch tree
+/// and receiving the reduced shard; all-gather multicasts, a GPU's NIC receiving the other
+/// units' `S (m-1)/m / g`.
+pub(crate) fn collnet(kind: CollectiveKind, g: u32, m: u32, sf: f64, f: &Fabric) -> Phase {
+    let (gf, mf) = (g as f64, m as f64);
+    let x = f.tree_crossing(m);
+    let (up, nic) = if kind == CollectiveKind::AllReduce {
+        (2.0 * sf * (gf - 1.0) / gf, sf / gf)
+    } else {
+        (sf * (gf - 1.0) / gf, sf * (mf - 1.0) / mf / gf)
+    };
+    let mut loads = vec![(Tier::ScaleUp, up)];
+    loads.extend(x.split(nic));
+    let lat = 2.0 * f.up_latency_s + f.out_hop_s(x);
+    phase(loads, 3, lat, true)
+}
+
 /// Reduce-scatter inside units, the collective across units, all-gather inside units.
 pub(crate) fn hierarchical(kind: CollectiveKind, g: u32, m: u32, sf: f64, f: &Fabric) -> Vec<Phase> {
     let (gf, mf) = (g as f64, m as f64);

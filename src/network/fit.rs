@@ -16,8 +16,12 @@
 
 use super::algorithm::{self, AlgoCost, Algorithm};
 use super::bench::{bus_factor, parse_op};
+use super::calibration::{constants_for, ModelConstants};
+use super::fitting::{fit, Param};
 use super::group::{CollectiveKind, GroupLayout};
+use super::nccl::Point;
 use super::topology::{Fabric, Tier};
+use super::tuner::{self, Choice, System};
 use crate::hardware::ClusterSpec;
 
 /// One row of the table.
@@ -54,6 +58,9 @@ fn op_from_binary(text: &str) -> Option<CollectiveKind> {
         ("all_gather_perf", CollectiveKind::AllGather),
         ("reduce_scatter_perf", CollectiveKind::ReduceScatter),
         ("alltoall_perf", CollectiveKind::AllToAll),
+        ("sendrecv_perf", CollectiveKind::SendRecv),
+        ("broadcast_perf", CollectiveKind::Broadcast),
+        ("reduce_perf", CollectiveKind::Reduce),
     ];
     names.iter().find(|(n, _)| text.contains(n)).map(|(_, k)| *k)
 }
@@ -337,6 +344,127 @@ fn binding_tier(c: &AlgoCost, f: &Fabric) -> Tier {
     best.0
 }
 
+/// The NCCL model fitted to one log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelFit {
+    /// The constants (fitted ones and the cluster's).
+    pub constants: ModelConstants,
+    /// The fitted constants and their values (in the units of [`Param::get`]).
+    pub fitted: Vec<(Param, f64)>,
+    /// (line, size, measured s, model s, choice) per row.
+    pub points: Vec<(usize, f64, f64, f64, Choice)>,
+    /// Root mean square of the relative time residuals.
+    pub rms_residual_fraction: f64,
+    /// `[cluster.network]` keys (and model constants that are not scenario keys).
+    pub keys: NetworkKeys,
+}
+
+/// Fits the NCCL model's constants a log can inform to its rows (module docs) on `cluster`
+/// (whole-cluster group), `algo` the algorithm NCCL ran (`Auto`: its choice).
+pub fn fit_model(
+    log: &NcclLog,
+    kind: CollectiveKind,
+    algo: Algorithm,
+    cluster: &ClusterSpec,
+    file: &str,
+) -> Result<ModelFit, String> {
+    let forced = algo.nccl().map_err(|_| {
+        format!(
+            "--algo {} is not an NCCL algorithm: nothing to fit the NCCL model with",
+            algo.name()
+        )
+    })?;
+    let layout = GroupLayout {
+        size: cluster.num_gpus,
+        members_per_node: cluster.scale_up_domain(),
+    };
+    let sys = System::new(cluster, layout);
+    let factor = bus_factor(kind, layout.size);
+    if factor <= 0.0 {
+        return Err(format!("{file}: bus factor is 0 (a single rank): nothing to fit"));
+    }
+    let mut sizes: Vec<f64> = log.rows.iter().map(|r| r.size_bytes).collect();
+    sizes.sort_by(f64::total_cmp);
+    sizes.dedup();
+    if sizes.len() < 2 {
+        return Err(format!(
+            "{file}: {} distinct message size(s); fitting latency and bandwidth needs at least 2 (run nccl-tests with -b < -e)",
+            sizes.len()
+        ));
+    }
+    let points: Vec<Point> = log
+        .rows
+        .iter()
+        .map(|r| Point {
+            system: "log".into(),
+            entry: file.to_string(),
+            kind,
+            forced,
+            sys,
+            nodes: sys.domains,
+            size_bytes: r.size_bytes,
+            busbw_gbyte_per_s: r.size_bytes / r.time_s * factor / 1e9,
+        })
+        .collect();
+    let multi = sys.domains > 1;
+    let nvlink = if sys.generation.index() == 2 {
+        Param::NvlinkBlackwell
+    } else {
+        Param::NvlinkHopper
+    };
+    let mut params = vec![if multi { Param::NetEfficiency } else { nvlink }, Param::LatencyScale];
+    match kind {
+        CollectiveKind::SendRecv if multi => params.extend([Param::P2pNetLatency, Param::P2pNetChannel]),
+        CollectiveKind::SendRecv => params.push(Param::P2pNvlinkChannel),
+        CollectiveKind::AllToAll if multi => params.push(Param::AllToAllPeer),
+        CollectiveKind::AllReduce if !multi && sys.nvls => params.push(Param::NvlsFactor),
+        _ => {}
+    }
+    let start = constants_for(cluster);
+    let f = fit(&points, &params, &start);
+    let c = f.constants;
+    let rows: Vec<(usize, f64, f64, f64, Choice)> = log
+        .rows
+        .iter()
+        .map(|r| {
+            let p = tuner::predict(&sys, kind, r.size_bytes, forced, None, &c);
+            (r.line, r.size_bytes, r.time_s, p.time_s, p.choice)
+        })
+        .collect();
+    let rms = (rows.iter().map(|p| ((p.3 - p.2) / p.2).powi(2)).sum::<f64>() / rows.len() as f64).sqrt();
+    let fitted: Vec<(Param, f64)> = f.fitted.iter().map(|p| (*p, p.get(&c))).collect();
+    let keys = fitted
+        .iter()
+        .map(|&(p, v)| {
+            let k = match p {
+                Param::NetEfficiency => "scale_out_efficiency",
+                Param::NvlinkHopper | Param::NvlinkBlackwell => "scale_up_efficiency",
+                Param::LatencyScale => "latency_scale",
+                Param::P2pNetLatency => "p2p_latency_us",
+                other => other.name(),
+            };
+            (k, v)
+        })
+        .collect();
+    Ok(ModelFit {
+        constants: c,
+        fitted,
+        points: rows,
+        rms_residual_fraction: rms,
+        keys,
+    })
+}
+
+/// Keys of a fragment that are scenario keys (the others are written as comments).
+const SCENARIO_KEYS: [&str; 6] = [
+    "scale_out_efficiency",
+    "scale_up_efficiency",
+    "latency_scale",
+    "p2p_latency_us",
+    "scale_out_latency_us",
+    "scale_up_latency_us",
+];
+
 /// The scenario fragment: a comment with the fit, then `[cluster.network]` keys.
 pub fn fragment_toml(header: &str, keys: &[(&str, f64)]) -> String {
     let mut s = String::new();
@@ -351,8 +479,12 @@ pub fn fragment_toml(header: &str, keys: &[(&str, f64)]) -> String {
             s.push_str(&format!(
                 "# nvls_efficiency = {v:.4}   (not a scenario key: pass --nvls-efficiency to trainsim collective)\n"
             ));
-        } else {
+        } else if SCENARIO_KEYS.contains(k) {
             s.push_str(&format!("{k} = {v:.4}\n"));
+        } else {
+            s.push_str(&format!(
+                "# {k} = {v:.4}   (a model constant, not a scenario key: src/network/calibration.rs)\n"
+            ));
         }
     }
     s

@@ -21,12 +21,23 @@ pub enum CollectiveKind {
     /// from its predecessor (nccl-tests `sendrecv`; one step of a ring exchange, as context
     /// parallelism's ring attention and pipeline neighbours use it): bus factor 1.
     SendRecv,
+    /// The root's `S` bytes to every rank (nccl-tests `broadcast`): bus factor 1.
+    Broadcast,
+    /// Every rank's `S` bytes summed on the root (nccl-tests `reduce`): bus factor 1.
+    Reduce,
 }
 
 impl CollectiveKind {
     /// Names as nccl-tests and `trainsim collective --op` spell them.
-    pub const NAMES: &'static [&'static str] =
-        &["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "sendrecv"];
+    pub const NAMES: &'static [&'static str] = &[
+        "all_reduce",
+        "all_gather",
+        "reduce_scatter",
+        "all_to_all",
+        "sendrecv",
+        "broadcast",
+        "reduce",
+    ];
 
     /// The snake_case name (`all_reduce`, ...).
     pub fn name(self) -> &'static str {
@@ -36,6 +47,8 @@ impl CollectiveKind {
             CollectiveKind::ReduceScatter => "reduce_scatter",
             CollectiveKind::AllToAll => "all_to_all",
             CollectiveKind::SendRecv => "sendrecv",
+            CollectiveKind::Broadcast => "broadcast",
+            CollectiveKind::Reduce => "reduce",
         }
     }
 }
@@ -61,11 +74,12 @@ pub fn ring_bytes_per_rank(kind: CollectiveKind, n: u32, size_bytes: f64) -> f64
         CollectiveKind::ReduceScatter | CollectiveKind::AllGather | CollectiveKind::AllToAll => {
             (nf - 1.0) / nf * size_bytes
         }
-        CollectiveKind::SendRecv => size_bytes,
+        CollectiveKind::SendRecv | CollectiveKind::Broadcast | CollectiveKind::Reduce => size_bytes,
     }
 }
 
-/// Ring steps (hops on the critical path): `2(n-1)` for all-reduce, `n-1` otherwise.
+/// Ring steps (hops on the critical path): `2(n-1)` for all-reduce, 1 for sendrecv, `n-1`
+/// otherwise (the chain of broadcast and reduce).
 pub fn ring_steps(kind: CollectiveKind, n: u32) -> u32 {
     if n <= 1 {
         return 0;

@@ -11,12 +11,13 @@
 //! | [`calibration`] | achievable bandwidth per link generation (published nccl-tests runs) |
 //! | [`group`] | [`CollectiveKind`], [`GroupLayout`], the ring's byte and step counts |
 //! | [`topology`] | [`Tier`] (the one link vocabulary), [`PortCapacities`], [`topology::Fabric`] |
+//! | [`tuner`] | the NCCL model: protocols, algorithms' closed forms, p2p, NCCL-like selection |
 //! | [`decompose`] | [`decompose::Phase`]; the ring (one model), tree, NVLS, hierarchical, halving-doubling, torus |
 //! | [`all_to_all`] | direct and pairwise all-to-all; the MoE dispatch's port loads ([`all_to_all::ExpertDispatch`]) |
 //! | [`algorithm`] | [`Algorithm`], checks, NCCL-like selection, idle-network time |
 //! | [`collective`] | a collective folded onto a rank's ports, as the simulation charges it |
 //! | [`cluster`] | [`ClusterNetwork`]: the simulation's ports, collectives, sends, all-to-alls |
-//! | [`mod@bench`], [`fit`], [`nccl`] | the engines of `trainsim collective`: tables, log fitting, published cases |
+//! | [`mod@bench`], [`nccl`], [`fitting`], [`fit`] | the engines of `trainsim collective`: tables, published cases, fitting and cross-validation, log fitting |
 
 pub mod algorithm;
 pub mod all_to_all;
@@ -26,14 +27,16 @@ pub mod cluster;
 pub mod collective;
 pub mod decompose;
 pub mod fit;
+pub mod fitting;
 pub mod flow;
 pub mod group;
 pub mod nccl;
 pub mod topology;
+pub mod tuner;
 
 pub use algorithm::{Algorithm, AlgorithmChoice};
 pub use all_to_all::{AllToAllLoads, Dispatcher, ExpertDispatch, PortLoads};
-pub use cluster::{ClusterNetwork, CollectiveRequest, SendRoute, Started};
+pub use cluster::{ClusterNetwork, CollectiveRequest, SendRequest, SendRoute, Started};
 pub use flow::{Completed, FlowNetwork, LinkId, MAX_FLOW_LINKS};
 pub use group::{CollectiveKind, GroupLayout};
 pub use topology::{PortCapacities, Tier};

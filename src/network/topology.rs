@@ -172,12 +172,13 @@ impl Fabric {
     /// The fabric of `cluster` (validated by the caller: positive rates, ratios >= 1).
     pub fn new(cluster: &ClusterSpec) -> Fabric {
         let t = &cluster.topology;
-        let eff = super::calibration::calibrated(&cluster.gpu, cluster.nic_gbit_per_s);
         let line_up = crate::units::gbyte_per_s_to_bytes_per_s(cluster.gpu.scale_up_gbyte_per_s);
         let nvls_eff = if t.nvls_efficiency > 0.0 {
             t.nvls_efficiency
+        } else if super::calibration::has_nvls(&cluster.gpu) {
+            super::calibration::HOP_NVLS_EFFICIENCY
         } else {
-            eff.nvls.unwrap_or(cluster.scale_up_efficiency)
+            cluster.scale_up_efficiency
         };
         let ports = PortCapacities::of(cluster);
         let (nic, spine) = (ports.nic_bytes_per_s, ports.spine_bytes_per_s);

@@ -2,8 +2,9 @@
 //! network topology and collective algorithms.
 use super::check::{quote_list, Checker};
 use super::{fields, raw, ScenarioError};
+use crate::hardware::fabric::{default_fabric, fabric_names, fabric_preset, CollectiveModel, FabricSpec};
 use crate::hardware::presets::{gpu_preset, GPU_PRESETS};
-use crate::hardware::GpuSpec;
+use crate::hardware::{ClusterSpec, GpuSpec};
 
 impl Checker<'_> {
     pub(super) fn gpu(&self, g: &raw::RawGpu) -> Result<GpuSpec, ScenarioError> {
@@ -69,6 +70,114 @@ impl Checker<'_> {
         Ok(spec)
     }
 
+    /// The cluster of `[cluster.network]` on `gpu`: the fabric preset (named, else
+    /// InfiniBand of the NIC rate) gives the NIC rate and count, the NVLink domain and the
+    /// NCCL model's constants unless the scenario sets them; the efficiencies default to the
+    /// calibrated ones under the NCCL model, 0.8 and 0.9 under the hop model.
+    pub(super) fn cluster(
+        &self,
+        n: &raw::RawNetwork,
+        gpu: GpuSpec,
+        num_gpus: u32,
+        gpus_per_node: u32,
+    ) -> Result<ClusterSpec, ScenarioError> {
+        let names = fabric_names();
+        let named = match &n.fabric {
+            Some(name) => Some(fabric_preset(name).ok_or_else(|| {
+                self.invalid(
+                    "cluster.network.fabric",
+                    format!("\"{name}\""),
+                    format!(
+                        "{}known fabric presets are {}",
+                        fields::did_you_mean(name, names.iter().copied(), "\""),
+                        quote_list(&names)
+                    ),
+                )
+            })?),
+            None => None,
+        };
+        let gpu_nic = if gpu.name.starts_with("A100") { 200.0 } else { 400.0 };
+        let nic_gbit = self.positive(
+            "cluster.network.nic_gbit_per_s",
+            n.nic_gbit_per_s.or(named.map(|p| p.nic_gbit_per_s)).unwrap_or(gpu_nic),
+        )?;
+        let preset = named.unwrap_or_else(|| default_fabric(nic_gbit));
+        let nics = match n.nics_per_node {
+            Some(v) => v,
+            None if named.is_some() => (preset.nics_per_gpu * gpus_per_node as f64).round().max(1.0) as u32,
+            None => gpus_per_node,
+        };
+        let mut fabric = FabricSpec::of(preset);
+        if let Some(m) = &n.collective_model {
+            fabric.model = self.choice(
+                "cluster.network.collective_model",
+                m,
+                CollectiveModel::NAMES,
+                &CollectiveModel::ALL,
+            )?;
+        }
+        if let Some(v) = n.fabric_latency_us {
+            fabric.latency_us = self.non_negative("cluster.network.fabric_latency_us", v)?;
+        }
+        if let Some(v) = n.sharp {
+            fabric.sharp = v;
+        }
+        if let Some(v) = n.packet_spraying {
+            fabric.packet_spraying = v;
+        }
+        if let Some(v) = n.latency_scale {
+            fabric.latency_scale = Some(self.positive("cluster.network.latency_scale", v)?);
+        }
+        if let Some(v) = n.p2p_latency_us {
+            fabric.p2p_latency_us = Some(self.non_negative("cluster.network.p2p_latency_us", v)?);
+        }
+        let nccl = fabric.model == CollectiveModel::Nccl;
+        let (up_eff, out_eff) = if nccl {
+            (
+                crate::network::calibration::scale_up_efficiency(&gpu),
+                crate::network::calibration::scale_out_efficiency(),
+            )
+        } else {
+            (0.8, 0.9)
+        };
+        let mut topology = self.topology(n)?;
+        if n.scale_up_domain.is_none() && preset.scale_up_domain > 0 {
+            topology.scale_up_domain = preset.scale_up_domain;
+        }
+        Ok(ClusterSpec {
+            num_gpus,
+            gpus_per_node,
+            nics_per_node: self.at_least_one("cluster.network.nics_per_node", nics)?,
+            nic_gbit_per_s: nic_gbit,
+            scale_up_latency_us: self.non_negative(
+                "cluster.network.scale_up_latency_us",
+                n.scale_up_latency_us.unwrap_or(1.5),
+            )?,
+            scale_out_latency_us: self.non_negative(
+                "cluster.network.scale_out_latency_us",
+                n.scale_out_latency_us.unwrap_or(4.0),
+            )?,
+            scale_up_efficiency: self.fraction(
+                "cluster.network.scale_up_efficiency",
+                n.scale_up_efficiency.unwrap_or(up_eff),
+            )?,
+            scale_out_efficiency: self.fraction(
+                "cluster.network.scale_out_efficiency",
+                n.scale_out_efficiency.unwrap_or(out_eff),
+            )?,
+            oversubscription: self
+                .at_least_one_ratio("cluster.network.oversubscription", n.oversubscription.unwrap_or(1.0))?,
+            nodes_per_leaf: self.at_least_one(
+                "cluster.network.nodes_per_leaf",
+                n.nodes_per_leaf
+                    .unwrap_or(crate::hardware::cluster::DEFAULT_NODES_PER_LEAF),
+            )?,
+            topology,
+            fabric,
+            gpu,
+        })
+    }
+
     pub(super) fn topology(
         &self,
         n: &raw::RawNetwork,
@@ -105,9 +214,10 @@ impl Checker<'_> {
     pub(super) fn algorithms(
         &self,
         n: &raw::RawNetwork,
+        model: CollectiveModel,
     ) -> Result<crate::network::algorithm::AlgorithmChoice, ScenarioError> {
         use crate::network::algorithm::{Algorithm, AlgorithmChoice};
-        let mut c = AlgorithmChoice::default();
+        let mut c = AlgorithmChoice::default_for(model);
         let allowed: [(&str, &[Algorithm]); 3] = [
             (
                 "all_reduce_algorithm",
@@ -116,6 +226,8 @@ impl Checker<'_> {
                     Algorithm::Ring,
                     Algorithm::Tree,
                     Algorithm::Nvls,
+                    Algorithm::NvlsTree,
+                    Algorithm::CollNet,
                     Algorithm::Hierarchical,
                     Algorithm::HalvingDoubling,
                 ],
@@ -125,6 +237,8 @@ impl Checker<'_> {
                 &[
                     Algorithm::Auto,
                     Algorithm::Ring,
+                    Algorithm::Nvls,
+                    Algorithm::CollNet,
                     Algorithm::Hierarchical,
                     Algorithm::HalvingDoubling,
                 ],
@@ -134,6 +248,7 @@ impl Checker<'_> {
                 &[
                     Algorithm::Auto,
                     Algorithm::Ring,
+                    Algorithm::Nvls,
                     Algorithm::Hierarchical,
                     Algorithm::HalvingDoubling,
                 ],

@@ -18,7 +18,7 @@ mod routing;
 
 pub use error::ScenarioError;
 
-use crate::hardware::{ClusterSpec, Precision};
+use crate::hardware::Precision;
 use crate::simulation::RunInput;
 use crate::training::TrainingSpec;
 use check::{quote_list, Checker};
@@ -243,45 +243,8 @@ impl Checker<'_> {
             ));
         }
         let n = r.cluster.network.unwrap_or_default();
-        let default_nic = if gpu.name.starts_with("A100") { 200.0 } else { 400.0 };
-        let cluster = ClusterSpec {
-            num_gpus,
-            gpus_per_node,
-            nics_per_node: self.at_least_one(
-                "cluster.network.nics_per_node",
-                n.nics_per_node.unwrap_or(gpus_per_node),
-            )?,
-            nic_gbit_per_s: self.positive(
-                "cluster.network.nic_gbit_per_s",
-                n.nic_gbit_per_s.unwrap_or(default_nic),
-            )?,
-            scale_up_latency_us: self.non_negative(
-                "cluster.network.scale_up_latency_us",
-                n.scale_up_latency_us.unwrap_or(1.5),
-            )?,
-            scale_out_latency_us: self.non_negative(
-                "cluster.network.scale_out_latency_us",
-                n.scale_out_latency_us.unwrap_or(4.0),
-            )?,
-            scale_up_efficiency: self.fraction(
-                "cluster.network.scale_up_efficiency",
-                n.scale_up_efficiency.unwrap_or(0.8),
-            )?,
-            scale_out_efficiency: self.fraction(
-                "cluster.network.scale_out_efficiency",
-                n.scale_out_efficiency.unwrap_or(0.9),
-            )?,
-            oversubscription: self
-                .at_least_one_ratio("cluster.network.oversubscription", n.oversubscription.unwrap_or(1.0))?,
-            nodes_per_leaf: self.at_least_one(
-                "cluster.network.nodes_per_leaf",
-                n.nodes_per_leaf
-                    .unwrap_or(crate::hardware::cluster::DEFAULT_NODES_PER_LEAF),
-            )?,
-            topology: self.topology(&n)?,
-            gpu,
-        };
-        let collectives = self.algorithms(&n)?;
+        let cluster = self.cluster(&n, gpu, num_gpus, gpus_per_node)?;
+        let collectives = self.algorithms(&n, cluster.fabric.model)?;
         let model = self.model(&r.model)?;
 
         let t = &r.training;

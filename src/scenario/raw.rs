@@ -98,6 +98,13 @@ pub struct RawNetwork {
     pub core_oversubscription: Option<f64>,
     pub rail_optimized: Option<bool>,
     pub switch_latency_us: Option<f64>,
+    pub fabric: Option<String>,
+    pub collective_model: Option<String>,
+    pub fabric_latency_us: Option<f64>,
+    pub sharp: Option<bool>,
+    pub packet_spraying: Option<bool>,
+    pub latency_scale: Option<f64>,
+    pub p2p_latency_us: Option<f64>,
 }
 
 /// `[model]`: a preset and/or explicit fields.

@@ -10,7 +10,7 @@ pub mod trace;
 
 use crate::engine::EventQueue;
 use crate::hardware::ClusterSpec;
-use crate::network::{AlgorithmChoice, ClusterNetwork, CollectiveRequest, SendRoute, Tier};
+use crate::network::{AlgorithmChoice, ClusterNetwork, CollectiveRequest, SendRequest, SendRoute, Tier};
 use crate::parallel::Placement;
 use crate::units::SimTime;
 use crate::workload::{CommKind, OpId, OpKind, Phase, Stream, Workload};
@@ -230,8 +230,12 @@ impl<'a> Sim<'a> {
             }
             OpKind::Send { to, bytes } => {
                 self.bytes_by_kind[CommKind::Pp.index()] += *bytes;
-                let route = self.layouts.pp_route;
-                if let Some(c) = self.net.start_send(now, op.rank, *to, route, *bytes, id as u64) {
+                let req = SendRequest {
+                    route: self.layouts.pp_route,
+                    group: self.layouts.placement.layout(crate::parallel::Dim::Pp),
+                    bytes: *bytes,
+                };
+                if let Some(c) = self.net.start_send(now, op.rank, *to, &req, id as u64) {
                     self.q.schedule(c.ready_at, Event::OpDone(id));
                 }
                 self.net_changed = true;

@@ -26,7 +26,9 @@
 //! optimizer steps being the same in both iterations).
 
 use super::pass_bound::{pass_bound, PassBound};
-use crate::network::{AlgorithmChoice, ClusterNetwork, CollectiveKind, CollectiveRequest, GroupLayout, SendRoute};
+use crate::network::{
+    AlgorithmChoice, ClusterNetwork, CollectiveKind, CollectiveRequest, GroupLayout, SendRequest, SendRoute,
+};
 use crate::parallel::schedule::PassKind;
 use crate::parallel::Schedule;
 use crate::parallel::{Dim, ParallelPlan, Placement};
@@ -376,7 +378,11 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
                     }
                 }
             }
-            OpKind::Send { bytes, .. } => net.send_idle_s(send_route, *bytes),
+            OpKind::Send { bytes, .. } => net.send_idle_s(&SendRequest {
+                route: send_route,
+                group: placement.layout(Dim::Pp),
+                bytes: *bytes,
+            }),
             // each port alone at its capacity (the simulation's flows can only share
             // them), and the other lanes' busiest port, which the op also waits for
             OpKind::AllToAll { table } => {

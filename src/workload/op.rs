@@ -72,6 +72,19 @@ impl Stream {
     /// Number of streams per rank.
     pub const COUNT: usize = 9;
 
+    /// Every stream, in [`Stream::index`] order.
+    pub const ALL: [Stream; Stream::COUNT] = [
+        Stream::Compute,
+        Stream::Tp,
+        Stream::Pp,
+        Stream::Dp,
+        Stream::DpGather,
+        Stream::Compute2,
+        Stream::Ep,
+        Stream::Ep2,
+        Stream::Cp,
+    ];
+
     /// Whether ops of this stream occupy the GPU's compute units (one at a time per rank).
     pub fn is_compute(self) -> bool {
         matches!(self, Stream::Compute | Stream::Compute2)
@@ -363,5 +376,12 @@ mod tests {
         assert_eq!(CommKind::of(Dim::Dp, CommPurpose::Parameters), CommKind::DpParam);
         assert_eq!(CommKind::DpParam.trace_name(), "dp_comm");
         assert_eq!(OpKind::Send { to: 1, bytes: 1.0 }.trace_category(), "pp_comm");
+    }
+
+    #[test]
+    fn streams_list_in_index_order() {
+        for (i, s) in Stream::ALL.iter().enumerate() {
+            assert_eq!(s.index(), i);
+        }
     }
 }

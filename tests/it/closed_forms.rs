@@ -5,7 +5,8 @@ use trainsim::simulation::breakdown::Category;
 use trainsim::units::SimTime;
 use trainsim::workload::Phase;
 
-/// A pipeline-only scenario whose communication is free (links 1e9 GB/s, zero latency)
+/// A pipeline-only scenario whose communication is free (links 1e9 GB/s, zero latency, the
+/// hop model: the NCCL model's sends pay p2p floors and per-channel rates)
 /// and whose embedding, head and optimizer are negligible (vocabulary 64, tiny model
 /// state), so every stage does the same work per micro-batch.
 fn free_comm_pipeline(pp: u32, m: u32, v: u32) -> String {
@@ -19,6 +20,7 @@ preset = "A100-80GB"
 scale_up_gbyte_per_s = 1e9
 kernel_overhead_us = 0
 [cluster.network]
+collective_model = "hop"
 nic_gbit_per_s = 1e10
 scale_up_latency_us = 0
 scale_out_latency_us = 0

@@ -23,6 +23,8 @@ mod http;
 mod moe;
 /// Published nccl-tests bus bandwidths, calibration provenance, fitting nccl-tests logs.
 mod nccl;
+/// The NCCL model against the round-2 nccl-tests data (in-sample, leave-one-system-out) and its shape.
+mod nccl_model;
 /// Collective algorithms, topologies, max-min fairness, and `trainsim collective` (nccl-tests style).
 mod network;
 /// Properties that must hold as inputs change (monotonicity, conservation).

@@ -103,7 +103,8 @@ fn collective_bad_inputs_exit_2_with_a_clear_message() {
     let out = std::env::temp_dir().join(format!("trainsim-coll-{}", std::process::id()));
     let out = out.to_str().unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (&["--op", "broadcast"], "unknown collective 'broadcast'"),
+        // broadcast, reduce and sendrecv are operations since issue 12
+        (&["--op", "gather"], "unknown collective 'gather'"),
         (&["--min-bytes", "8M", "--max-bytes", "1K"], "larger than --max-bytes"),
         (&["--max-bytes", "12Q"], "unknown unit"),
         (
@@ -191,7 +192,8 @@ fn collective_takes_the_cluster_from_a_scenario() {
     );
 }
 
-/// P1 at 4,096 GPUs (PEERS.md): one flow per representative, far under a second; the
+/// P1 at 4,096 GPUs (PEERS.md), under the hop model (PEERS.md's textbook ring; the NCCL
+/// model's P1 is in nccl_model.rs): one flow per representative, far under a second; the
 /// bandwidth term is the textbook 2(n-1)/n * 1 GiB / 50 GiB/s.
 #[test]
 fn collective_table_for_p1_runs_fast_and_matches_the_ring_closed_form() {
@@ -199,6 +201,8 @@ fn collective_table_for_p1_runs_fast_and_matches_the_ring_closed_form() {
     let started = std::time::Instant::now();
     let (code, stdout, err) = trainsim(&[
         "collective",
+        "--model",
+        "hop",
         "--algo",
         "ring",
         "--gpus",
@@ -251,6 +255,8 @@ fn cluster(num_gpus: u32, gpus_per_node: u32) -> ClusterSpec {
         scale_out_efficiency: 0.9,
         oversubscription: 1.0,
         nodes_per_leaf: 4,
+        // the closed forms below are the hop model's (algorithm.rs, decompose.rs)
+        fabric: trainsim::hardware::fabric::FabricSpec::hop(),
         topology: Default::default(),
     }
 }

@@ -45,6 +45,7 @@ preset = "A100-80GB"
 scale_up_gbyte_per_s = 1e9
 kernel_overhead_us = 0
 [cluster.network]
+collective_model = "hop"
 nic_gbit_per_s = 1e10
 scale_up_latency_us = 0
 scale_out_latency_us = 0

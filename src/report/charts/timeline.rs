@@ -211,16 +211,7 @@ pub fn data(r: &RunResult) -> Data {
         .collect();
 
     // group spans by (stage, stream)
-    let streams = [
-        Stream::Compute,
-        Stream::Tp,
-        Stream::Pp,
-        Stream::Dp,
-        Stream::DpGather,
-        Stream::Compute2,
-        Stream::Ep,
-        Stream::Ep2,
-    ];
+    let streams = Stream::ALL;
     let mut groups: Vec<Vec<&TimelineSpan>> = vec![Vec::new(); shown.len() * streams.len()];
     for s in &r.timeline {
         if let Ok(i) = shown.binary_search(&s.stage) {

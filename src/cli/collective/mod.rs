@@ -1,10 +1,15 @@
 //! `trainsim collective`: owns its arguments ([`CollectiveArgs`]), the cluster its flags
-//! describe, and the printing of its table, validation and fit. The computations are the
-//! network's ([`crate::network::bench`], [`crate::network::fit`], [`crate::network::nccl`]).
+//! describe, and the printing of its table; [`nccl_tests`] prints the validation and the fit.
+//! The computations are the network's ([`crate::network::bench`], [`crate::network::fit`],
+//! [`crate::network::nccl`], [`crate::network::fitting`]).
 
+mod nccl_tests;
+
+use crate::hardware::fabric::{fabric_names, fabric_preset, CollectiveModel, FabricSpec};
 use crate::hardware::presets::{gpu_preset, GPU_PRESETS};
 use crate::hardware::ClusterSpec;
-use crate::network::{bench, fit, nccl, Algorithm};
+use crate::network::tuner::Protocol;
+use crate::network::{bench, Algorithm};
 use crate::report;
 use crate::scenario::Scenario;
 use std::fmt::Write as _;
@@ -13,9 +18,13 @@ use std::path::{Path, PathBuf};
 /// After-help of `trainsim collective`.
 pub(crate) const COLLECTIVE_HELP: &str = "Examples:
   trainsim collective --gpu H100-SXM --gpus 16 --gpus-per-node 8 --nic-gbit 400 \\
-      --op all_reduce --min-bytes 1K --max-bytes 8G
-  trainsim collective --gpus 8 --op all_reduce --algo ring --max-bytes 8G
-      force one algorithm (auto = NCCL-like choice per size: ring, tree or nvls)
+      --op all_reduce --min-bytes 8 --max-bytes 16G
+  trainsim collective --gpus 8 --op all_reduce --algo ring --protocol simple --max-bytes 8G
+      force one algorithm and protocol (auto = NCCL's tuner's choice per size)
+  trainsim collective --fabric efa-p5 --gpus 256 --op all_to_all
+      an AWS p5 cluster (32 x 100 Gb/s EFA per node)
+  trainsim collective --fabric ib-ndr --sharp --gpu B200 --gpus 128 --algo collnet
+      InfiniBand SHARP (NCCL's CollNet)
   trainsim collective --scenario scenarios/llama3-8b-h100-64.toml --op all_gather
       the scenario's cluster; flags given explicitly override it
   trainsim collective --gpu B200 --gpus 1152 --gpus-per-node 4 --scale-up-domain 72
@@ -24,20 +33,24 @@ pub(crate) const COLLECTIVE_HELP: &str = "Examples:
       --oversubscription 2 --core-oversubscription 4 --rail-optimized --switch-latency-us 0.3
   trainsim collective --gpus 256 --torus 8x8x4 --op all_reduce
       a TPU-like 3D torus (no switched fabric)
+  trainsim collective --gpus 4096 --gpus-per-node 1 --model hop --scale-out-latency-us 0.5
+      the textbook hop model (bytes over links plus a latency per hop), as simulators
+      such as ASTRA-sim model a ring
   trainsim collective --fit all_reduce.log --gpu H100-SXM --write-fragment net.toml
-      fit latency and bandwidth to a real nccl-tests log; print the residuals; write the
-      [cluster.network] keys that reproduce it
+      fit the NCCL model's network efficiency and latency scale to a real nccl-tests log;
+      print the residuals; write the [cluster.network] keys that reproduce it
   trainsim collective --validate scenarios/validation/nccl-tests
-      published nccl-tests bus bandwidths against trainsim
+      published nccl-tests bus bandwidths against trainsim; with the round-2 calibration
+      file beside them, leave-one-system-out cross-validation of the model's constants
 
 Runs one collective over every GPU of the cluster for each size from --min-bytes doubling to
---max-bytes through the flow network, with the algorithm's decomposition into bytes per link
-tier and sequential phases (docs/network.md), and prints size, count (4-byte elements),
-time, algbw = size / time, busbw = algbw * 2(n-1)/n (all-reduce) or (n-1)/n (all-gather,
-reduce-scatter, all-to-all), as nccl-tests does, and the algorithm. Unless a scenario or a
-flag says otherwise, the achievable-bandwidth factors are those calibrated on published
-nccl-tests runs for the GPU and NIC generation (src/network/calibration.rs). Writes busbw.png
-(bus bandwidth vs size) and collective.csv to --out. Exit status 2 on invalid input.";
+--max-bytes and prints size, count (4-byte elements), time, algbw = size / time, busbw =
+algbw * 2(n-1)/n (all-reduce), (n-1)/n (all-gather, reduce-scatter, all-to-all) or 1
+(sendrecv, broadcast, reduce), as nccl-tests does, and the algorithm and protocol. The NCCL
+model (default) times NCCL's algorithms and protocols as its tuner would pick them, with
+constants calibrated on published nccl-tests runs (docs/network.md, docs/calibration.md);
+the bytes go through the same ports as in a training run. Writes busbw.png (bus bandwidth
+vs size) and collective.csv to --out. Exit status 2 on invalid input.";
 
 /// Arguments of `trainsim collective`.
 #[derive(Clone, Debug, clap::Args)]
@@ -63,18 +76,33 @@ pub struct CollectiveArgs {
     /// Scale-up bandwidth per GPU per direction, GB/s [default: the GPU preset's].
     #[arg(long)]
     pub scale_up_gbyte: Option<f64>,
-    /// Scale-up hop latency, microseconds [default: 1.5].
+    /// Scale-out fabric preset: ib-hdr, ib-ndr, ib-xdr, roce, spectrum-x, efa-p5, efa-p5en,
+    /// efa-p6, tcpxo, slingshot, nvl72 [default: InfiniBand of the NIC rate]; sets the NIC
+    /// rate and count unless given.
+    #[arg(long)]
+    pub fabric: Option<String>,
+    /// Collective model: nccl (NCCL's tuner model) or hop (bytes plus a latency per hop)
+    /// [default: nccl].
+    #[arg(long)]
+    pub model: Option<String>,
+    /// NCCL protocol: auto, ll, ll128 or simple (NCCL model).
+    #[arg(long, default_value = "auto")]
+    pub protocol: String,
+    /// In-network reduction (InfiniBand SHARP) available: NCCL may run CollNet.
+    #[arg(long)]
+    pub sharp: bool,
+    /// Scale-up hop latency of the hop model, microseconds [default: 1.5].
     #[arg(long)]
     pub scale_up_latency_us: Option<f64>,
-    /// Scale-out hop latency, microseconds [default: 4].
+    /// Scale-out hop latency of the hop model, microseconds [default: 4].
     #[arg(long)]
     pub scale_out_latency_us: Option<f64>,
-    /// Fraction of scale-up bandwidth collectives sustain [default: calibrated for the GPU
-    /// generation, printed in the table's first line; 0.8 with --scenario unless it sets one].
+    /// Fraction of scale-up bandwidth rings and sends sustain [default: calibrated for the
+    /// GPU generation, printed in the table's first line].
     #[arg(long)]
     pub scale_up_efficiency: Option<f64>,
-    /// Fraction of NIC line rate collectives sustain [default: calibrated for the NIC
-    /// generation, printed in the table's first line; 0.9 with --scenario unless it sets one].
+    /// Fraction of NIC line rate bulk transfers sustain [default: calibrated, printed in
+    /// the table's first line].
     #[arg(long)]
     pub scale_out_efficiency: Option<f64>,
     /// Leaf-to-spine oversubscription ratio, at least 1 [default: 1].
@@ -83,10 +111,11 @@ pub struct CollectiveArgs {
     /// Nodes per leaf switch [default: 16].
     #[arg(long)]
     pub nodes_per_leaf: Option<u32>,
-    /// all_reduce, all_gather, reduce_scatter or all_to_all.
+    /// all_reduce, all_gather, reduce_scatter, all_to_all, sendrecv, broadcast or reduce.
     #[arg(long, default_value = "all_reduce")]
     pub op: String,
-    /// auto, ring, tree, nvls, hierarchical, halving_doubling, direct or pairwise.
+    /// auto, ring, tree, nvls, nvls_tree, collnet, hierarchical, halving_doubling, direct
+    /// or pairwise.
     #[arg(long, default_value = "auto")]
     pub algo: String,
     /// Chunk of a pipelined algorithm (e.g. 512K, NCCL's Simple protocol); each hop also
@@ -126,7 +155,8 @@ pub struct CollectiveArgs {
     /// With --fit: write the fitted [cluster.network] keys to this TOML file.
     #[arg(long, requires = "fit")]
     pub write_fragment: Option<PathBuf>,
-    /// Compare every published nccl-tests case (*.json) in this folder with trainsim.
+    /// Compare every published nccl-tests case (*.json) in this folder with trainsim, and
+    /// cross-validate the model on the round-2 calibration file (DIR/round2/ or the file).
     #[arg(long)]
     pub validate: Option<PathBuf>,
     /// Smallest message (B, K, M, G, T; binary multiples).
@@ -154,6 +184,19 @@ fn cluster(a: &CollectiveArgs) -> anyhow::Result<Result<ClusterSpec, String>> {
         Some(p) => Scenario::load(p)?.input.cluster,
         None => bench::default_cluster(),
     };
+    let preset = match &a.fabric {
+        Some(name) => match fabric_preset(name) {
+            Some(p) => Some(p),
+            None => {
+                let known: Vec<String> = fabric_names().iter().map(|n| format!("\"{n}\"")).collect();
+                return Ok(Err(format!(
+                    "--fabric \"{name}\": known fabric presets are {}",
+                    known.join(", ")
+                )));
+            }
+        },
+        None => None,
+    };
     if let Some(name) = &a.gpu {
         let Some(g) = gpu_preset(name) else {
             let known: Vec<String> = GPU_PRESETS.iter().map(|n| format!("\"{n}\"")).collect();
@@ -162,16 +205,40 @@ fn cluster(a: &CollectiveArgs) -> anyhow::Result<Result<ClusterSpec, String>> {
                 known.join(", ")
             )));
         };
-        if a.scenario.is_none() && a.nic_gbit.is_none() && g.name.starts_with("A100") {
+        if a.scenario.is_none() && a.nic_gbit.is_none() && preset.is_none() && g.name.starts_with("A100") {
             c.nic_gbit_per_s = 200.0;
         }
         c.gpu = g;
     }
+    if let Some(p) = preset {
+        c.fabric = FabricSpec::of(p);
+        if a.nic_gbit.is_none() {
+            c.nic_gbit_per_s = p.nic_gbit_per_s;
+        }
+        if p.scale_up_domain > 0 && a.scale_up_domain.is_none() {
+            c.topology.scale_up_domain = p.scale_up_domain;
+        }
+    } else if a.scenario.is_none() {
+        c.fabric = FabricSpec::of(crate::hardware::fabric::default_fabric(
+            a.nic_gbit.unwrap_or(c.nic_gbit_per_s),
+        ));
+    }
+    if let Some(m) = &a.model {
+        match CollectiveModel::NAMES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(m.trim()))
+        {
+            Some(i) => c.fabric.model = CollectiveModel::ALL[i],
+            None => return Ok(Err(format!("--model \"{m}\": allowed values are \"nccl\", \"hop\""))),
+        }
+    }
+    c.fabric.sharp |= a.sharp;
     if let Some(v) = a.gpus_per_node {
         c.gpus_per_node = v;
-        if a.nics_per_node.is_none() {
-            c.nics_per_node = v;
-        }
+    }
+    if a.nics_per_node.is_none() && (a.gpus_per_node.is_some() || preset.is_some()) {
+        let per_gpu = preset.map_or(1.0, |p| p.nics_per_gpu);
+        c.nics_per_node = (per_gpu * c.gpus_per_node as f64).round().max(1.0) as u32;
     }
     macro_rules! set {
         ($field:ident, $arg:ident) => {
@@ -336,8 +403,12 @@ pub fn run(a: &CollectiveArgs) -> anyhow::Result<i32> {
         Ok(2)
     };
     if let Some(dir) = &a.validate {
-        return validate(dir);
+        return nccl_tests::validate(dir);
     }
+    let protocol = match Protocol::parse(&a.protocol) {
+        Ok(p) => p,
+        Err(e) => return fail(format!("--protocol: {e}")),
+    };
     let kind = match bench::parse_op(&a.op) {
         Ok(k) => k,
         Err(e) => return fail(format!("--op: {e}")),
@@ -354,7 +425,7 @@ pub fn run(a: &CollectiveArgs) -> anyhow::Result<i32> {
         },
     };
     if let Some(log) = &a.fit {
-        return fit_log(a, log, algo);
+        return nccl_tests::fit_log(a, log, algo);
     }
     let (min, max) = match (bench::parse_size(&a.min_bytes), bench::parse_size(&a.max_bytes)) {
         (Ok(lo), Ok(hi)) => (lo, hi),
@@ -375,7 +446,7 @@ pub fn run(a: &CollectiveArgs) -> anyhow::Result<i32> {
         Err(msg) => return fail(msg),
     };
     let started = std::time::Instant::now();
-    let rows = match bench::sweep_sizes(kind, algo, &c, min, max, a.chunks, chunk_bytes) {
+    let rows = match bench::sweep_sizes(kind, algo, protocol, &c, min, max, a.chunks, chunk_bytes) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -392,8 +463,14 @@ pub fn run(a: &CollectiveArgs) -> anyhow::Result<i32> {
         bench::topology_note(&c)
     );
     println!(
-        "# {title}; algorithm {}; {} piece(s) per message; efficiency scale-up {:.3}, scale-out {:.3}",
+        "# {title}; {} model, fabric {}; algorithm {}, protocol {}; {} piece(s) per message; efficiency scale-up {:.3}, scale-out {:.3}",
+        match c.fabric.model {
+            CollectiveModel::Nccl => "NCCL",
+            CollectiveModel::Hop => "hop",
+        },
+        c.fabric.preset,
         algo.name(),
+        protocol.map_or("auto", |p| p.name()),
         a.chunks,
         c.scale_up_efficiency,
         c.scale_out_efficiency
@@ -411,7 +488,7 @@ pub fn run(a: &CollectiveArgs) -> anyhow::Result<i32> {
             r.time_s * 1e6,
             r.algbw_gbyte_per_s,
             r.busbw_gbyte_per_s,
-            r.algorithm.name()
+            r.label()
         );
         let _ = writeln!(
             csv,
@@ -421,7 +498,7 @@ pub fn run(a: &CollectiveArgs) -> anyhow::Result<i32> {
             r.time_s * 1e6,
             r.algbw_gbyte_per_s,
             r.busbw_gbyte_per_s,
-            r.algorithm.name()
+            r.label()
         );
     }
     println!("simulated {} sizes in {:.6} s of wall time", rows.len(), wall_s);
@@ -447,162 +524,6 @@ pub fn run(a: &CollectiveArgs) -> anyhow::Result<i32> {
         };
         report::charts::sweep::draw_lines(&data, &png)?;
         println!("wrote {}", png.display());
-    }
-    Ok(0)
-}
-
-/// `trainsim collective --validate DIR`: published nccl-tests cases against trainsim.
-fn validate(dir: &Path) -> anyhow::Result<i32> {
-    let cases = match nccl::load_cases(dir) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(2);
-        }
-    };
-    println!(
-        "{:<40} {:<11} {:<10} {:>17} {:>16} {:>8}",
-        "case", "role", "algorithm", "published (GB/s)", "trainsim (GB/s)", "error"
-    );
-    let mut errs = Vec::new();
-    for (path, case) in &cases {
-        match nccl::predict(case) {
-            Ok(r) => {
-                println!(
-                    "{:<40} {:<11} {:<10} {:>17.1} {:>16.1} {:>+7.1}%",
-                    r.name,
-                    r.role,
-                    r.algorithm.name(),
-                    r.published_gbyte_per_s,
-                    r.trainsim_gbyte_per_s,
-                    r.error_fraction * 100.0
-                );
-                errs.push((r.error_fraction.abs(), r.name));
-            }
-            Err(e) => {
-                eprintln!("error: {}: {e}", path.display());
-                return Ok(2);
-            }
-        }
-    }
-    let mean = errs.iter().map(|e| e.0).sum::<f64>() / errs.len().max(1) as f64;
-    if let Some(w) = errs.iter().max_by(|a, b| a.0.total_cmp(&b.0)) {
-        println!(
-            "{} cases: mean |error| {:.1}%, worst {:.1}% ({})",
-            errs.len(),
-            mean * 100.0,
-            w.0 * 100.0,
-            w.1
-        );
-    }
-    Ok(0)
-}
-
-/// `trainsim collective --fit LOG`: alpha-beta fit of a real nccl-tests log, residuals, and
-/// the `[cluster.network]` keys reproducing it on the given cluster.
-fn fit_log(a: &CollectiveArgs, log_path: &Path, algo: Algorithm) -> anyhow::Result<i32> {
-    let fail = |msg: String| {
-        eprintln!("error: {msg}");
-        Ok(2)
-    };
-    let name = log_path.display().to_string();
-    let text = match std::fs::read(log_path) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) => return fail(format!("--fit {name}: cannot read: {e}")),
-    };
-    let log = match fit::parse_log(&text, &name) {
-        Ok(l) => l,
-        Err(e) => return fail(e),
-    };
-    let kind = match fit::log_op(&log, &a.op) {
-        Ok(k) => k,
-        Err(e) => return fail(format!("--op: {e}")),
-    };
-    let mut args = a.clone();
-    if let Some(r) = log.ranks {
-        match a.gpus {
-            Some(g) if g != r => {
-                return fail(format!(
-                    "--gpus {g} but {name} lists {r} ranks; drop --gpus or give the matching log"
-                ))
-            }
-            _ => args.gpus = Some(r),
-        }
-        if let (Some(h), None) = (log.hosts, a.gpus_per_node) {
-            if r % h == 0 {
-                args.gpus_per_node = Some(r / h);
-            }
-        }
-    }
-    if args.gpu.is_none() && args.scenario.is_none() {
-        if let Some(p) = log.gpu.as_deref().and_then(fit::gpu_preset_for) {
-            args.gpu = Some(p.to_string());
-        }
-    }
-    let c = match cluster(&args)? {
-        Ok(c) => c,
-        Err(msg) => return fail(msg),
-    };
-    let factor = bench::bus_factor(kind, c.num_gpus);
-    let f = match fit::fit_alpha_beta(&log.rows, factor, &name) {
-        Ok(f) => f,
-        Err(e) => return fail(e),
-    };
-    let largest = log.rows.iter().map(|r| r.size_bytes).fold(0.0, f64::max);
-    let (used, keys) = match fit::network_keys(&f, kind, algo, &c, largest) {
-        Ok(k) => k,
-        Err(e) => return fail(e),
-    };
-    println!(
-        "# fit of {name}: {} over {} x {} ({} per node), {} sizes, trainsim algorithm {}",
-        kind.name(),
-        c.num_gpus,
-        c.gpu.name,
-        c.gpus_per_node,
-        log.rows.len(),
-        used.name()
-    );
-    println!("alpha (latency)        {:>10.2} us", f.alpha_s * 1e6);
-    println!("achievable busbw       {:>10.2} GB/s", f.busbw_bytes_per_s / 1e9);
-    println!("rms residual           {:>10.2} %", f.rms_residual_fraction * 100.0);
-    println!(
-        "{:>6} {:>14} {:>14} {:>14} {:>9}",
-        "line", "size (B)", "measured (us)", "fitted (us)", "residual"
-    );
-    for (line, size, t, m) in &f.points {
-        println!(
-            "{:>6} {:>14} {:>14.2} {:>14.2} {:>+8.1}%",
-            line,
-            size,
-            t * 1e6,
-            m * 1e6,
-            (m - t) / t * 100.0
-        );
-    }
-    println!("[cluster.network] keys reproducing it on this cluster:");
-    for (k, v) in &keys {
-        println!("  {k} = {v:.4}");
-    }
-    if let Some((k, v)) = keys.iter().find(|(k, v)| k.ends_with("efficiency") && *v > 1.0) {
-        eprintln!(
-            "warning: fitted {k} = {v:.3} exceeds line rate: NCCL probably ran another algorithm than {} (try --algo)",
-            used.name()
-        );
-    }
-    if let Some(out) = &a.write_fragment {
-        let header = format!(
-            "fitted by trainsim collective --fit {name}\n{} over {} x {}, algorithm {}: alpha = {:.2} us, busbw = {:.2} GB/s, rms residual {:.2}% over {} sizes",
-            kind.name(),
-            c.num_gpus,
-            c.gpu.name,
-            used.name(),
-            f.alpha_s * 1e6,
-            f.busbw_bytes_per_s / 1e9,
-            f.rms_residual_fraction * 100.0,
-            log.rows.len()
-        );
-        report::write_atomic(out, fit::fragment_toml(&header, &keys).as_bytes())?;
-        println!("wrote {}", out.display());
     }
     Ok(0)
 }
