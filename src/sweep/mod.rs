@@ -13,6 +13,7 @@ pub mod run;
 pub mod search;
 mod search_bounds;
 pub mod spec;
+pub mod table;
 
 pub use run::{merge_csv, run_sweep, SweepOptions, SweepOutcome};
 pub use spec::{SweepError, SweepSpec};
