@@ -119,9 +119,9 @@ pub struct SweepTable {
 }
 
 fn read_csv(csv: &Path) -> Result<(Vec<String>, Vec<Vec<String>>), ReportError> {
-    let text = std::fs::read_to_string(csv).map_err(|e| ReportError::Io {
+    let text = std::fs::read_to_string(csv).map_err(|e| ReportError::Read {
         path: csv.into(),
-        source: e,
+        message: e.to_string(),
     })?;
     let mut lines = text.lines();
     let header = split_csv(lines.next().unwrap_or(""));
