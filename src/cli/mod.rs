@@ -3,6 +3,7 @@
 
 pub mod collective;
 pub mod diff;
+pub mod plot;
 pub mod schema;
 #[cfg(feature = "serve")]
 pub mod serve;
@@ -32,6 +33,8 @@ const EXAMPLES: &str = "Examples:
       predicted vs measured step time for every scenario with a [measured] section
   trainsim plot out/gpt3-175b-a100-1024/results.json
       redraw the charts from saved results without simulating again
+  trainsim plot out/gpt3-175b-tp-pp/sweep.csv --metric mfu_pct
+      redraw a sweep's charts with another metric
   trainsim diff out/a/results.json out/b/results.json
       what changed between two runs and by how much
   trainsim serve
@@ -104,15 +107,9 @@ pub enum Command {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
-    /// Redraw the charts of a saved results.json.
-    #[command(after_help = "Example:\n  trainsim plot out/gpt3/results.json --out /tmp/charts")]
-    Plot {
-        /// A results.json written by `trainsim run`.
-        results: PathBuf,
-        /// Output folder [default: the folder of results.json].
-        #[arg(long, short)]
-        out: Option<PathBuf>,
-    },
+    /// Redraw the charts of a saved results.json, or of a sweep.csv with a chosen metric.
+    #[command(after_help = plot::PLOT_HELP)]
+    Plot(plot::PlotArgs),
     /// Run a parameter sweep: a grid over scenario fields, in parallel, one row per point.
     #[command(after_help = SWEEP_HELP)]
     Sweep {
@@ -141,7 +138,8 @@ pub enum Command {
         #[arg(long, value_enum, value_delimiter = ',')]
         chart: Vec<crate::sweep::charts::ChartKind>,
         /// x metric of the Pareto chart: a numeric column of sweep.csv or an axis field
-        /// [default: cost_usd with a [target], else gpu_hours_per_step].
+        /// [default: cost_usd with a [target], else gpu_hours_per_step; memory_gib when
+        /// that is proportional to y, as at one GPU count].
         #[arg(long)]
         x: Option<String>,
         /// y metric of the Pareto chart [default: time_to_target_days with a [target], else
@@ -196,7 +194,7 @@ pub enum Command {
 
 const SWEEP_HELP: &str = "Example:
   trainsim sweep scenarios/sweeps/gpt3-175b-tp-pp.toml
-      every (TP, PP) pair for GPT-3 175B on 1,024 A100; writes plots/gpt3-175b-tp-pp/sweep.csv
+      every (TP, PP) pair for GPT-3 175B on 1,024 A100; writes out/gpt3-175b-tp-pp/sweep.csv
   trainsim sweep big.toml --shard 3/16 --out /scratch/big
       one slice of a sweep too large for one machine (e.g. a Slurm array task); join the
       slices with `trainsim merge`
@@ -205,9 +203,12 @@ Rows stream to sweep.csv.partial and sweep.jsonl.partial in point order and are 
 the sweep ends; rerunning an interrupted sweep resumes after the last complete row.
 Invalid or out-of-memory points are rows with feasible=false and the reason.
 
-Charts (unsharded runs): scaling.png, heatmap.png (two axes) and pareto.png, two metrics
+Charts (unsharded runs): scaling.png (scaling sweeps: an axis of cluster.num_gpus or
+parallel.dp that doubles; throughput with ideal scaling, log axes), heatmap.png (two axes;
+the best cell outlined, out-of-memory cells with their GiB) and pareto.png, two metrics
 with the non-dominated front, e.g.
-  trainsim sweep my.toml --chart pareto --x cost_usd --y time_to_target_days";
+  trainsim sweep my.toml --chart pareto --x cost_usd --y time_to_target_days
+Redraw them with another metric: trainsim plot out/my/sweep.csv --metric mfu_pct";
 
 const SEARCH_HELP: &str = "Examples:
   trainsim search scenarios/peers/p4-gpt3-175b-a100-1024.toml --zero 0,1,2,3 --top 5
@@ -335,7 +336,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             max_error_pct,
             csv,
         } => validate::validate(&dir, check, max_mape_pct, max_error_pct, csv.as_deref()),
-        Command::Plot { results, out } => plot(&results, out),
+        Command::Plot(a) => plot::plot(a),
         Command::Sweep {
             sweep,
             out,
@@ -348,7 +349,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             x,
             y,
         } => {
-            let charts = crate::sweep::charts::ChartOptions { kinds: chart, x, y };
+            let charts = crate::sweep::charts::ChartOptions {
+                kinds: chart,
+                x,
+                y,
+                metric: None,
+            };
             run_sweep(&sweep, &set, out, shard, restart, threads, quiet, charts)
         }
         Command::Search(a) => {
@@ -576,17 +582,5 @@ fn run(
             println!("wrote {}", p.display());
         }
     }
-    Ok(0)
-}
-
-fn plot(results: &Path, out: Option<PathBuf>) -> anyhow::Result<i32> {
-    let r = report::read_results(results)?;
-    let dir = out.unwrap_or_else(|| results.parent().map(Path::to_path_buf).unwrap_or_default());
-    for p in report::charts::draw_all(&r, &dir)? {
-        println!("wrote {}", p.display());
-    }
-    let md = dir.join("report.md");
-    report::write_atomic(&md, report::markdown::markdown(&r).as_bytes())?;
-    println!("wrote {}", md.display());
     Ok(0)
 }

@@ -9,7 +9,7 @@ use crate::network::{PortCapacities, SendRoute};
 use crate::parallel::{Dim, ParallelPlan, Placement, PlacementSummary, Recompute};
 use crate::training::TrainingSpec;
 use crate::units::{tflops_to_flops_per_s, SimTime};
-use crate::workload::memory::{memory_per_gpu, MemoryBreakdown};
+use crate::workload::memory::{memory_per_gpu, memory_per_stage, MemoryBreakdown};
 use crate::workload::{self, CommKind, OpKind, Stream, WorkloadSpec};
 use serde::de::Deserializer;
 use serde::ser::{SerializeMap, Serializer};
@@ -258,6 +258,10 @@ pub struct RunResult {
     pub bubble_fraction: f64,
     /// Memory of the most loaded GPU.
     pub memory: MemoryBreakdown,
+    /// Memory of one GPU of each pipeline stage; index = stage (absent from results
+    /// written before it was recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_per_stage: Vec<MemoryBreakdown>,
     /// Rank placement.
     pub placement: PlacementSummary,
     /// Bytes sent over scale-up ports per step, per GPU.
@@ -289,6 +293,8 @@ pub struct RunResult {
 pub const MAX_TIMELINE_STAGES: u32 = 8;
 /// Above this many operations per stage and iteration, the timeline keeps one span per pass.
 pub const MAX_SPANS_PER_STAGE: usize = 3000;
+/// In such a timeline, TP collectives of one pass closer than the iteration over this merge.
+pub const TP_MERGE_PARTS: f64 = 2000.0;
 
 /// Stages shown in the timeline: all when few, else evenly spaced with first and last.
 pub fn timeline_stages(pp: u32) -> Vec<u32> {
@@ -397,10 +403,14 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
     let hfu = hw_flops / nmeas / (mean * gpus * peak);
 
     let memory = memory_per_gpu(&input.model, p, t, &[c.gpu.hbm_capacity_gib]);
+    let memory_per_stage = memory_per_stage(&input.model, p, t, &[c.gpu.hbm_capacity_gib]);
 
     // timeline of the last iteration, for at most MAX_TIMELINE_STAGES stages
     let last = iterations - 1;
     let t0 = starts[last as usize];
+    // coarse timelines: the TP stream's collectives of one pass merge across compute gaps
+    // shorter than this (under a pixel of the timeline chart), so the stream stays visible
+    let tp_gap_s = (ends[last as usize] - starts[last as usize]).as_secs() / TP_MERGE_PARTS;
     let stages = timeline_stages(p.pp);
     let mut per_stage_ops = vec![0usize; p.pp as usize];
     for op in w.ops.iter().filter(|op| op.iteration == last && op.rank < w.stages) {
@@ -425,12 +435,11 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
             start_s: s.saturating_sub(t0).as_secs(),
             end_s: e.saturating_sub(t0).as_secs(),
         };
-        // large runs: one span per pass (TP collectives inside a pass are absorbed)
+        // large runs: one span per pass and stream (on the TP stream, one per run of
+        // collectives closer than `tp_gap_s`)
         let coarse = per_stage_ops[op.rank as usize] > MAX_SPANS_PER_STAGE;
-        if coarse && op.stream == Stream::Tp {
-            continue;
-        }
         if coarse {
+            let gap_s = if op.stream == Stream::Tp { tp_gap_s } else { 1e-9 };
             if let Some(prev) = timeline
                 .iter_mut()
                 .rev()
@@ -438,7 +447,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
             {
                 let same_pass = prev.microbatch == span.microbatch
                     && (prev.category == span.category || span.category == CommKind::Tp.trace_name());
-                if same_pass && span.start_s - prev.end_s < 1e-9 {
+                if same_pass && span.start_s - prev.end_s < gap_s {
                     prev.end_s = span.end_s;
                     continue;
                 }
@@ -470,6 +479,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
         breakdown: bd,
         breakdown_per_stage: per_stage,
         memory,
+        memory_per_stage,
         placement: placement.summary(),
         scale_up_bytes_per_step_per_gpu: out.bytes_scale_up / n_rep / iters,
         scale_out_bytes_per_step_per_gpu: out.bytes_scale_out / n_rep / iters,

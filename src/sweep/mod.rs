@@ -15,6 +15,7 @@ pub mod search;
 mod search_bounds;
 pub mod search_table;
 pub mod spec;
+pub mod table;
 
 pub use run::{merge_csv, run_sweep, SweepOptions, SweepOutcome};
 pub use spec::{SweepError, SweepSpec};

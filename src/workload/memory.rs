@@ -187,6 +187,26 @@ pub fn memory_per_gpu(
     best
 }
 
+/// Memory of one GPU of every pipeline stage, stage 0 first; capacities as in
+/// [`memory_per_gpu`], whose result is the entry with the largest fraction of its capacity.
+pub fn memory_per_stage(
+    m: &TransformerSpec,
+    p: &ParallelPlan,
+    tr: &TrainingSpec,
+    stage_capacity_gib: &[f64],
+) -> Vec<MemoryBreakdown> {
+    (0..p.pp)
+        .map(|stage| {
+            let cap = stage_capacity_gib
+                .get(stage as usize)
+                .or(stage_capacity_gib.last())
+                .copied()
+                .unwrap_or(0.0);
+            stage_memory(m, p, stage, tr, cap)
+        })
+        .collect()
+}
+
 /// Memory of one GPU of pipeline stage `stage`.
 pub fn stage_memory(
     m: &TransformerSpec,

@@ -182,9 +182,9 @@ fn pareto_chart_data_is_the_non_dominated_set() {
     let (csv, _) = run(&spec, &out, None, 2);
     assert!(out.join("pareto.png").exists());
     let opts = ChartOptions {
-        kinds: vec![],
         x: Some("memory_gib".into()),
         y: Some("step_time_s".into()),
+        ..Default::default()
     };
     let data = pareto_data(&spec, &out.join("sweep.csv"), &opts).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
@@ -217,13 +217,10 @@ fn pareto_chart_data_is_the_non_dominated_set() {
     assert!(!on_front.is_empty() && on_front.len() < feasible.len());
     let idx = front(&feasible, Better::Lower, Better::Lower);
     assert_eq!(idx.len(), on_front.len());
-    // default axes without a [target]: GPU-hours per step vs step time
+    // default axes without a [target]: every point has 64 GPUs, so GPU-hours per step are
+    // proportional to the step time (a line, not a front): memory is the x instead
     let dflt = pareto_data(&spec, &out.join("sweep.csv"), &ChartOptions::default()).unwrap();
-    assert!(
-        dflt.title.contains("step_time_s vs gpu_hours_per_step"),
-        "{}",
-        dflt.title
-    );
+    assert!(dflt.title.contains("step_time_s vs memory_gib"), "{}", dflt.title);
 }
 
 /// Bad chart flags of `trainsim sweep`: located errors and exit status 2, before any point runs.
@@ -564,4 +561,75 @@ fn moe_columns_are_filled_for_moe_runs_only() {
         .collect();
     assert!(row[dh.len() - 5..dh.len() - 1].iter().all(|c| c.is_empty()), "{row:?}");
     assert!(!row[dh.len() - 1].is_empty());
+}
+
+/// A TP x PP sweep at one GPU count draws a heatmap and no scaling chart; `trainsim plot
+/// sweep.csv --metric` redraws it from the CSV alone with another metric, and rejects a
+/// column that is not a metric or a chart that does not apply (exit status 2).
+#[test]
+fn plot_redraws_a_sweep_csv_with_another_metric() {
+    let d = tmp("plot-csv");
+    std::fs::create_dir_all(&d).unwrap();
+    let base = repo("scenarios/llama3-8b-h100-64.toml");
+    let text = format!(
+        "name = \"tp-pp\"\nbase = \"{}\"\nunset = [\"parallel.dp\"]\n\
+         [[axis]]\nfield = \"parallel.tp\"\nvalues = [1, 2]\n\
+         [[axis]]\nfield = \"parallel.pp\"\nvalues = [1, 2]\n",
+        base.display()
+    );
+    let spec = d.join("tp-pp.toml");
+    std::fs::write(&spec, text).unwrap();
+    let out = d.join("sweep");
+    let (code, _, err) = trainsim(&["sweep", "--quiet", "--out"], &[&out, &spec]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.join("heatmap.png").is_file() && out.join("pareto.png").is_file());
+    assert!(
+        !out.join("scaling.png").exists(),
+        "not a scaling sweep: no scaling chart"
+    );
+    let csv = out.join("sweep.csv");
+    let redrawn = d.join("redrawn");
+    let (code, stdout, err) = trainsim(&["plot", "--metric", "mfu_pct", "--out"], &[&redrawn, &csv]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        stdout.contains("heatmap.png") && stdout.contains("pareto.png"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("scaling.png"), "{stdout}");
+    let png = |p: &Path| std::fs::read(p).unwrap();
+    assert!(png(&redrawn.join("heatmap.png")).starts_with(b"\x89PNG"));
+    assert_ne!(
+        png(&redrawn.join("heatmap.png")),
+        png(&out.join("heatmap.png")),
+        "another metric, another heatmap"
+    );
+    // the heatmap the CLI drew, as data: MFU, the best cell marked
+    let t = trainsim::sweep::table::SweepTable::from_csv(&csv).unwrap();
+    let opts = ChartOptions {
+        metric: Some("mfu_pct".into()),
+        ..Default::default()
+    };
+    let h = trainsim::sweep::charts::heatmap_data(&t, &opts).expect("two axes");
+    assert!(h.title.contains("mfu_pct") && h.metric_label == "%", "{}", h.title);
+    assert!(h.best.is_some() && h.best_label == "best (highest)");
+    for (args, want) in [
+        (
+            &["plot", "--metric", "speed"][..],
+            "--metric speed: not a numeric column",
+        ),
+        (&["plot", "--chart", "scaling"][..], "scaling sweep"),
+        (&["plot", "--metric", "mfu_pct"][..], "not a sweep CSV"),
+    ] {
+        let input = if want == "not a sweep CSV" {
+            let bad = d.join("bad.csv");
+            std::fs::write(&bad, "a,b\n1,2\n").unwrap();
+            bad
+        } else {
+            csv.clone()
+        };
+        let (code, _, err) = trainsim(args, &[&input]);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(want) && !err.contains("panicked"), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(d);
 }

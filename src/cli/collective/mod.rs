@@ -511,18 +511,15 @@ pub fn run(a: &CollectiveArgs) -> anyhow::Result<i32> {
     println!("wrote {}", file.display());
     if !a.no_chart {
         let png = dir.join("busbw.png");
-        let data = report::charts::sweep::LineData {
-            title: format!("{op} bus bandwidth vs message size"),
-            subtitle: title,
-            x_label: "message size (bytes, log2)".into(),
-            y_label: "bus bandwidth (GB/s)".into(),
-            log_x: true,
-            series: vec![(
+        let data = report::charts::busbw::data(
+            op,
+            title,
+            vec![(
                 format!("{op}, {} GPUs, {}", c.num_gpus, algo.name()),
                 rows.iter().map(|r| (r.size_bytes, r.busbw_gbyte_per_s)).collect(),
             )],
-        };
-        report::charts::sweep::draw_lines(&data, &png)?;
+        );
+        report::charts::busbw::draw(&data, &png)?;
         println!("wrote {}", png.display());
     }
     Ok(0)

@@ -3,6 +3,8 @@
 //! (already unit-scaled) apart from drawing it, so tests can check the data series.
 
 pub mod breakdown;
+pub mod busbw;
+pub mod lines;
 pub mod loss;
 pub mod memory;
 pub mod moe;
@@ -219,7 +221,17 @@ pub(crate) fn bold(px: u32) -> TextStyle<'static> {
     TextStyle::from((FAMILY, px, FontStyle::Bold).into_font())
 }
 
-/// Draws the centred title and subtitle; returns the area below them.
+/// Height of the title block of a chart whose subtitle is `subtitle` (one line per `\n`),
+/// pixels.
+pub(crate) fn header_px(subtitle: &str) -> u32 {
+    HEADER_PX + (subtitle.lines().count().max(1) as u32 - 1) * SUBTITLE_LINE_PX
+}
+
+/// Pixels between subtitle lines.
+const SUBTITLE_LINE_PX: u32 = LABEL_PX + 6;
+
+/// Draws the centred title and subtitle (one line per `\n`); returns the area below them
+/// ([`header_px`] high).
 pub(crate) fn header<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -228,18 +240,20 @@ pub(crate) fn header<DB: DrawingBackend>(
     let w = root.dim_in_pixel().0 as i32;
     let centre = Pos::new(HPos::Center, VPos::Top);
     root.draw(&Text::new(title, (w / 2, 12), bold(TITLE_PX).pos(centre)))?;
-    // a long plan label gets a smaller font rather than running off the image
-    let sub_px = if text_px(subtitle, LABEL_PX) as i32 > w - 24 {
-        TICK_PX
-    } else {
-        LABEL_PX
-    };
-    root.draw(&Text::new(
-        subtitle,
-        (w / 2, 12 + TITLE_PX as i32 + 10),
-        font(sub_px).pos(centre),
-    ))?;
-    Ok(root.split_vertically(HEADER_PX).1)
+    for (i, line) in subtitle.lines().enumerate() {
+        // a long plan label gets a smaller font rather than running off the image
+        let sub_px = if text_px(line, LABEL_PX) as i32 > w - 24 {
+            TICK_PX
+        } else {
+            LABEL_PX
+        };
+        root.draw(&Text::new(
+            line,
+            (w / 2, 12 + TITLE_PX as i32 + 10 + (i as u32 * SUBTITLE_LINE_PX) as i32),
+            font(sub_px).pos(centre),
+        ))?;
+    }
+    Ok(root.split_vertically(header_px(subtitle)).1)
 }
 
 /// A legend entry's swatch.
@@ -248,6 +262,10 @@ pub(crate) enum Swatch {
     Fill(RGBColor),
     /// Thick line.
     Line(RGBColor),
+    /// Thick dashed line.
+    Dashed(RGBColor),
+    /// Empty box with a thick outline.
+    Outline(RGBColor),
 }
 
 /// Draws a legend (heading, then one swatch and label per entry, top-down) into `area`.
@@ -270,6 +288,12 @@ pub(crate) fn legend<DB: DrawingBackend>(
                 ))?;
             }
             Swatch::Line(c) => area.draw(&PathElement::new(vec![(x, y + 9), (x + 22, y + 9)], c.stroke_width(3)))?,
+            Swatch::Dashed(c) => {
+                for x0 in [x, x + 9, x + 18] {
+                    area.draw(&PathElement::new(vec![(x0, y + 9), (x0 + 5, y + 9)], c.stroke_width(3)))?;
+                }
+            }
+            Swatch::Outline(c) => area.draw(&Rectangle::new([(x + 1, y + 1), (x + 21, y + 17)], c.stroke_width(3)))?,
         }
         area.draw(&Text::new(
             label.as_str(),

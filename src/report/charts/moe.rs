@@ -1,7 +1,8 @@
 //! Expert load of a Mixture-of-Experts run: a heatmap of each expert's relative load
 //! (1 = the mean expert's load) in each MoE layer, over all simulated steps. x is the
 //! expert index, y the MoE layer (layer 0 at the bottom); a colour bar beside it maps
-//! colour to load / mean load.
+//! colour to load / mean load on a diverging scale: blue below the mean, white at the
+//! mean load 1, red above it (an even load reads as a white grid).
 
 use super::Chart;
 use crate::report::ReportError;
@@ -31,11 +32,11 @@ pub struct Data {
     pub loads: Vec<Vec<f64>>,
     /// Number of columns drawn (experts; the longest row).
     pub num_experts: usize,
-    /// Load at the white end of the colour scale (at most the smallest load).
+    /// Load at the blue end of the colour scale (at most the smallest load).
     pub scale_min: f64,
-    /// Load at the middle (blue) of the colour scale: the mean load, 1.
+    /// Load at the middle (white) of the colour scale: the mean load, 1.
     pub scale_mid: f64,
-    /// Load at the dark-red end of the colour scale (at least the largest load).
+    /// Load at the red end of the colour scale (at least the largest load).
     pub scale_max: f64,
 }
 
@@ -123,7 +124,7 @@ pub fn draw(d: &Data, path: &Path) -> Result<(), ReportError> {
 }
 
 impl Data {
-    /// Position of `load` on the colour scale, 0 (white, `scale_min`) to 1 (dark red,
+    /// Position of `load` on the colour scale, 0 (blue, `scale_min`) to 1 (red,
     /// `scale_max`): linear from the minimum to the mean (0.5), then to the maximum.
     pub fn scale_position(&self, load: f64) -> f64 {
         let (lo, mid, hi) = (self.scale_min, self.scale_mid, self.scale_max);
@@ -141,10 +142,11 @@ impl Data {
     }
 }
 
-/// Colour at position `t` in [0, 1] of the sequential scale white, blue, dark red.
+/// Colour at position `t` in [0, 1] of the diverging scale blue (0), white (0.5, the mean
+/// load), red (1) (ColorBrewer RdBu ends).
 pub fn colour(t: f64) -> RGBColor {
-    const STOPS: [(f64, f64, f64); 3] = [(247.0, 251.0, 255.0), (33.0, 113.0, 181.0), (103.0, 0.0, 13.0)];
-    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.0 };
+    const STOPS: [(f64, f64, f64); 3] = [(33.0, 102.0, 172.0), (247.0, 247.0, 247.0), (178.0, 24.0, 43.0)];
+    let t = if t.is_finite() { t.clamp(0.0, 1.0) } else { 0.5 };
     let (a, b, u) = if t <= 0.5 {
         (STOPS[0], STOPS[1], t * 2.0)
     } else {
@@ -225,7 +227,7 @@ impl Chart for Data {
         let cell_w = (right - left) as f64 / nc as f64;
         let cell_h = (bottom - top) as f64 / nr as f64;
 
-        // cells; white gaps between them while they are large enough to show
+        // cells; thin grey gaps between them (white is the mean load) while they show
         let cells = self
             .loads
             .iter()
@@ -242,7 +244,7 @@ impl Chart for Data {
             chart.draw_series(cells.clone().map(|(r, c, _)| {
                 Rectangle::new(
                     [(c as f64, r as f64), (c as f64 + 1.0, (r + 1) as f64)],
-                    WHITE.stroke_width(1),
+                    RGBColor(190, 190, 190).stroke_width(1),
                 )
             }))?;
         }
@@ -311,7 +313,7 @@ impl Data {
         let (y0, y1) = (top + 34, bottom.max(top + 134));
         let h = (y1 - y0) as f64;
         let (bx0, bx1) = (x + 4, x + 30);
-        // bands of 2 pixels, dark red at the top
+        // bands of 2 pixels, red at the top
         let mut y = y0;
         while y < y1 {
             let t = 1.0 - ((y - y0) as f64 + 1.0) / h;
@@ -489,14 +491,26 @@ zipf_exponent = 1.0
     }
 
     #[test]
-    fn colour_scale_runs_white_blue_dark_red() {
-        assert_eq!(colour(0.0), RGBColor(247, 251, 255));
-        assert_eq!(colour(0.5), RGBColor(33, 113, 181));
-        assert_eq!(colour(1.0), RGBColor(103, 0, 13));
-        assert_eq!(colour(f64::NAN), colour(0.0));
+    fn colour_scale_diverges_around_the_mean() {
+        assert_eq!(colour(0.0), RGBColor(33, 102, 172));
+        assert_eq!(colour(0.5), RGBColor(247, 247, 247), "the mean load is white");
+        assert_eq!(colour(1.0), RGBColor(178, 24, 43));
+        assert_eq!(colour(f64::NAN), colour(0.5));
         let lum = |c: RGBColor| 0.2126 * c.0 as f64 + 0.7152 * c.1 as f64 + 0.0722 * c.2 as f64;
         let steps: Vec<f64> = (0..=20).map(|i| lum(colour(i as f64 / 20.0))).collect();
-        assert!(steps.windows(2).all(|w| w[0] > w[1]), "darker with load: {steps:?}");
+        // lighter up to the mean, darker beyond it: both ends stand out from an even load
+        assert!(steps[..=10].windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+        assert!(steps[10..].windows(2).all(|w| w[0] > w[1]), "{steps:?}");
+        // blue below the mean, red above it
+        let (lo, hi) = (colour(0.2), colour(0.8));
+        assert!(lo.2 > lo.0 && hi.0 > hi.2, "{lo:?} {hi:?}");
+        // an even load on the data's scale is white
+        let mut r = moe_run().clone();
+        if let Some(m) = r.moe.as_mut() {
+            m.expert_load_per_layer = vec![vec![1.0; 8]; 2];
+        }
+        let d = data(&r).expect("chart");
+        assert_eq!(colour(d.scale_position(1.0)), RGBColor(247, 247, 247));
     }
 
     #[test]

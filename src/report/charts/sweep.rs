@@ -1,7 +1,7 @@
-//! Sweep charts: a metric against one axis with one line per value of the other axes (the
-//! scaling chart), a heatmap of a metric over two axes (infeasible cells marked), and a
-//! Pareto chart of two metrics (feasible and infeasible points, the non-dominated front
-//! drawn as a line).
+//! Sweep charts: a heatmap of a metric over two axes (the best cell outlined, infeasible
+//! cells marked with the reason, out-of-memory ones with their GiB), and a Pareto chart of
+//! two metrics (feasible and infeasible points, the non-dominated front drawn as a line).
+//! The scaling chart is a [`super::lines::LineData`].
 //! The sweep module prepares the data; this file only draws it.
 
 use super::{Chart, Swatch};
@@ -10,23 +10,6 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
-
-/// Line chart data: `series` of (label, points (x, y)); points with no value are omitted.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LineData {
-    /// Title.
-    pub title: String,
-    /// Subtitle.
-    pub subtitle: String,
-    /// x-axis description with unit.
-    pub x_label: String,
-    /// y-axis description with unit.
-    pub y_label: String,
-    /// Plot x on a log2 scale (for doubling axes such as GPU counts).
-    pub log_x: bool,
-    /// Series label and points.
-    pub series: Vec<(String, Vec<(f64, f64)>)>,
-}
 
 /// Heatmap data: `values[row][col]`, `None` for infeasible cells (with a short reason).
 #[derive(Debug, Clone, PartialEq)]
@@ -45,8 +28,12 @@ pub struct HeatmapData {
     pub columns: Vec<String>,
     /// Row labels.
     pub rows: Vec<String>,
-    /// Cell values, or the reason the cell is infeasible.
+    /// Cell values, or why the cell has none (one line per `\n`, e.g. "OOM\n569 GiB").
     pub cells: Vec<Vec<Result<f64, String>>>,
+    /// The best feasible cell (row, column), outlined.
+    pub best: Option<(usize, usize)>,
+    /// Legend text of the best cell's outline, e.g. "best (highest)".
+    pub best_label: String,
 }
 
 /// Pareto chart data: every point of two metrics, and the non-dominated front.
@@ -79,88 +66,9 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(23, 190, 207),
 ];
 
-/// Draws a line chart (PNG or SVG by extension).
-pub fn draw_lines(d: &LineData, path: &Path) -> Result<(), ReportError> {
-    super::draw_chart(d, path)
-}
-
 /// Draws a heatmap (PNG or SVG by extension).
 pub fn draw_heatmap(d: &HeatmapData, path: &Path) -> Result<(), ReportError> {
     super::draw_chart(d, path)
-}
-
-impl Chart for LineData {
-    fn size(&self) -> (u32, u32) {
-        (super::WIDTH, 640)
-    }
-
-    fn render<DB: DrawingBackend>(
-        &self,
-        root: &DrawingArea<DB, Shift>,
-    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-        let body = super::header(root, &self.title, &self.subtitle)?;
-        let (plot, side) = body.split_horizontally(super::WIDTH - 300);
-        let tx = |x: f64| if self.log_x { x.max(1e-300).log2() } else { x };
-        let pts = self.series.iter().flat_map(|(_, p)| p.iter());
-        let (mut x0, mut x1, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
-        for &(x, y) in pts {
-            x0 = x0.min(tx(x));
-            x1 = x1.max(tx(x));
-            y1 = y1.max(y);
-        }
-        if !x0.is_finite() {
-            (x0, x1, y1) = (0.0, 1.0, 1.0);
-        }
-        if x1 <= x0 {
-            x1 = x0 + 1.0;
-        }
-        let pad = (x1 - x0) * 0.04;
-        let log_x = self.log_x;
-        let mut chart = ChartBuilder::on(&plot)
-            .margin(20)
-            .x_label_area_size(60)
-            .y_label_area_size(90)
-            .build_cartesian_2d(x0 - pad..x1 + pad, 0.0..y1 * 1.1 + 1e-12)?;
-        chart
-            .configure_mesh()
-            .x_desc(self.x_label.as_str())
-            .y_desc(self.y_label.as_str())
-            .axis_desc_style(super::font(super::LABEL_PX))
-            .label_style(super::font(super::TICK_PX))
-            // a doubling axis is labelled at its powers of two only
-            .x_labels(if log_x {
-                ((x1 - x0).ceil() as usize + 1).max(2)
-            } else {
-                10
-            })
-            .x_label_formatter(&|x| {
-                if log_x {
-                    if (x - x.round()).abs() < 0.05 {
-                        let v = 2f64.powf(x.round());
-                        if v >= 1.0 {
-                            format!("{v:.0}")
-                        } else {
-                            super::short(v)
-                        }
-                    } else {
-                        String::new()
-                    }
-                } else {
-                    super::short(*x)
-                }
-            })
-            .y_label_formatter(&|y| super::short(*y))
-            .draw()?;
-        let mut entries = Vec::new();
-        for (i, (label, p)) in self.series.iter().enumerate() {
-            let c = PALETTE[i % PALETTE.len()];
-            let line: Vec<(f64, f64)> = p.iter().map(|&(x, y)| (tx(x), y)).collect();
-            chart.draw_series(LineSeries::new(line.clone(), c.stroke_width(3)))?;
-            chart.draw_series(line.iter().map(|&pt| Circle::new(pt, 5, c.filled())))?;
-            entries.push((label.clone(), Swatch::Line(c)));
-        }
-        super::legend(&side, "Series", &entries)
-    }
 }
 
 /// Draws a Pareto chart (PNG or SVG by extension).
@@ -234,6 +142,9 @@ impl Chart for ParetoData {
         super::legend(&side, "Points", &entries)
     }
 }
+
+/// Outline of the best heatmap cell.
+const BEST: RGBColor = RGBColor(230, 85, 13);
 
 /// Colour of a value in [0, 1] on a white-to-blue scale.
 fn shade(t: f64) -> RGBColor {
@@ -314,13 +225,38 @@ impl Chart for HeatmapData {
                     [(x, y), (x + 1.0, y + 1.0)],
                     WHITE.stroke_width(2),
                 )))?;
-                let style = super::font(super::TICK_PX)
-                    .pos(centre)
-                    .color(if dark { &WHITE } else { &BLACK });
-                chart.draw_series(std::iter::once(Text::new(text, (x + 0.5, y + 0.5), style)))?;
+                let text = if self.best == Some((r, c)) {
+                    format!("{text}\nbest")
+                } else {
+                    text
+                };
+                let lines: Vec<&str> = text.lines().collect();
+                let colour = if dark { &WHITE } else { &BLACK };
+                let (cx, cy) = chart.backend_coord(&(x + 0.5, y + 0.5));
+                let step = super::TICK_PX as i32 + 4;
+                let top = cy - step * (lines.len() as i32 - 1) / 2;
+                for (i, l) in lines.iter().enumerate() {
+                    let style = if self.best == Some((r, c)) && i == 0 {
+                        super::bold(super::TICK_PX)
+                    } else {
+                        super::font(super::TICK_PX)
+                    };
+                    root.draw(&Text::new(
+                        l.to_string(),
+                        (cx, top + step * i as i32),
+                        style.pos(centre).color(colour),
+                    ))?;
+                }
             }
         }
-        let entries = vec![
+        if let Some((r, c)) = self.best {
+            let (x, y) = (c as f64, r as f64);
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x + 0.03, y + 0.05), (x + 0.97, y + 0.95)],
+                BEST.stroke_width(4),
+            )))?;
+        }
+        let mut entries = vec![
             (
                 format!("{} (low)", super::short(if lo.is_finite() { lo } else { 0.0 })),
                 Swatch::Fill(shade(0.0)),
@@ -331,6 +267,9 @@ impl Chart for HeatmapData {
             ),
             ("infeasible".to_string(), Swatch::Fill(RGBColor(200, 200, 200))),
         ];
+        if self.best.is_some() {
+            entries.push((self.best_label.clone(), Swatch::Outline(BEST)));
+        }
         super::legend(&side, &self.metric_label, &entries)
     }
 }

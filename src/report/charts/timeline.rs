@@ -1,5 +1,7 @@
 //! Gantt chart of the last simulated iteration: one row per (stage, stream) that has work,
-//! ordered by stage then stream (compute, tp, pp, dp), spans coloured by category.
+//! ordered by stage then stream (compute, tp, pp, dp, ...), spans coloured by category on a
+//! light grey idle background (time the stream does nothing; on a compute row, the bubble).
+//! The subtitle's second line says which stages are drawn and which streams the rows show.
 //!
 //! Rows are reduced before drawing so that even a timeline of 100k spans draws quickly:
 //! same-category spans that touch (gap at most 1e-9 s) are merged, and a row still holding
@@ -24,6 +26,8 @@ pub const MAX_SPANS_PER_ROW: usize = 1000;
 pub const BINS: usize = 1000;
 /// Same-category spans closer than this are merged, s.
 pub const TOUCH_S: f64 = 1e-9;
+/// Background of every row over the iteration: the stream is idle where no span covers it.
+pub const IDLE: RGBColor = RGBColor(228, 228, 228);
 
 /// Categories in legend order.
 const CATEGORIES: [&str; 10] = [
@@ -74,7 +78,8 @@ pub struct Data {
     pub scenario: String,
     /// Chart title (holds the scenario name, and says when stages were subsampled).
     pub title: String,
-    /// Line under the title: model, cluster and plan.
+    /// Lines under the title: model, cluster and plan; then the stages drawn and the
+    /// streams of the rows.
     pub subtitle: String,
     /// Time unit of every value: "s" or "ms".
     pub unit: String,
@@ -275,11 +280,12 @@ pub fn data(r: &RunResult) -> Data {
     if shown.len() < stages_total {
         title.push_str(&format!(" ({} of {} stages shown)", shown.len(), stages_total));
     }
+    let stages_line = stages_line(&shown, stages_total, &rows);
     Data {
         scenario: r.name.clone(),
         title,
         subtitle: format!(
-            "{} on {} x {}, {}; iteration {} {unit}",
+            "{} on {} x {}, {}; iteration {} {unit}\n{stages_line}",
             r.model,
             r.num_gpus,
             r.gpu,
@@ -295,6 +301,33 @@ pub fn data(r: &RunResult) -> Data {
         rows,
         legend,
     }
+}
+
+/// "pipeline stages 0-3 (all 4); rows: compute, tp, dp streams" or, subsampled, "16 of 40
+/// pipeline stages: 0, 3, ..., 39; ...".
+fn stages_line(shown: &[u32], total: usize, rows: &[Row]) -> String {
+    let consecutive = shown.windows(2).all(|w| w[1] == w[0] + 1);
+    let stages = match (shown.first(), shown.last()) {
+        (Some(a), Some(b)) if shown.len() == total && consecutive && a != b => {
+            format!("pipeline stages {a}-{b} (all {total})")
+        }
+        (Some(a), _) if shown.len() == 1 && total == 1 => format!("pipeline stage {a} (the only one)"),
+        _ => format!(
+            "{} of {total} pipeline stages: {}",
+            shown.len(),
+            shown.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let mut streams: Vec<&str> = Vec::new();
+    for r in rows {
+        if !streams.contains(&r.stream.as_str()) {
+            streams.push(&r.stream);
+        }
+    }
+    format!(
+        "{stages}; rows: the {} streams of each (light grey: idle)",
+        streams.join(", ")
+    )
 }
 
 /// Draws the chart to `path` (`.png` or `.svg`).
@@ -317,7 +350,8 @@ impl Data {
 
 impl Chart for Data {
     fn size(&self) -> (u32, u32) {
-        let h = 200 + self.rows.len().max(1) as u32 * self.row_px();
+        let extra = super::header_px(&self.subtitle) - super::header_px("");
+        let h = 200 + extra + self.rows.len().max(1) as u32 * self.row_px();
         (super::WIDTH, h.max(480))
     }
 
@@ -358,6 +392,11 @@ impl Chart for Data {
         }
         chart.draw_series(shade)?;
         let half = 0.38;
+        // idle background of every row over the iteration, spans drawn over it
+        chart.draw_series((0..n).map(|i| {
+            let y = super::row_centre(i, n);
+            Rectangle::new([(0.0, y - half), (self.iteration, y + half)], IDLE.filled())
+        }))?;
         for (i, r) in self.rows.iter().enumerate() {
             let y = super::row_centre(i, n);
             chart.draw_series(r.spans.iter().map(|s| {
@@ -381,6 +420,9 @@ impl Chart for Data {
             .iter()
             .map(|c| (category_label(c).to_string(), Swatch::Fill(category_colour(c))))
             .collect();
+        if !self.rows.is_empty() {
+            entries.push(("idle".into(), Swatch::Fill(IDLE)));
+        }
         if self.extent > self.iteration * (1.0 + 1e-9) {
             entries.push(("iteration end".into(), Swatch::Line(BLACK)));
         }
@@ -537,6 +579,9 @@ mod tests {
         assert_eq!(d.stages_shown.last(), Some(&39));
         assert!(d.stages_shown.windows(2).all(|w| w[0] < w[1]));
         assert!(d.title.contains("16 of 40 stages shown"));
+        let second = d.subtitle.lines().nth(1).expect("stages line");
+        assert!(second.starts_with("16 of 40 pipeline stages: 0, "), "{second}");
+        assert!(second.contains(", 39;"), "{second}");
         assert_eq!(d.rows.len(), MAX_STAGES);
         for row in &d.rows {
             assert!(row.resampled && row.source_spans == n as usize);
@@ -565,6 +610,20 @@ mod tests {
         check_files(&dir, "timeline", &d.title);
         let svg = std::fs::read_to_string(dir.join("timeline.svg")).expect("SVG");
         assert!(svg.contains(&d.x_label) && svg.contains("stage 0 compute"));
+        // the legend has the idle colour and the TP stream's category; the subtitle says
+        // which stages are drawn
+        for text in [
+            "\nidle\n",
+            "\nTP comm\n",
+            "pipeline stages 0-3 (all 4)",
+            "\nstage 0 tp\n",
+        ] {
+            assert!(svg.contains(text), "{text:?} not in the SVG");
+        }
+        assert!(
+            svg.contains("rgb(228,228,228)") || svg.contains("#E4E4E4"),
+            "idle fill drawn"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }
