@@ -127,6 +127,13 @@ pub trait PipelineSchedule: Send + Sync {
     /// The passes of `stage`, in program order: every (micro-batch, chunk) has one forward
     /// and either one fused backward or one backward-input and one backward-weight pass.
     fn passes(&self, stage: u32, shape: &PipelineShape) -> Vec<Pass>;
+
+    /// Every stage's program; schedules that build all stages together (ZB-V's greedy)
+    /// override it to do so once. Callers go through [`super::Schedule::programs`], which
+    /// caches it per shape.
+    fn programs(&self, shape: &PipelineShape) -> Vec<Vec<Pass>> {
+        (0..shape.pp).map(|s| self.passes(s, shape)).collect()
+    }
 }
 
 /// Peak of `weight(pass)` summed over the forwards whose backward has not run yet, walking

@@ -353,7 +353,13 @@ async fn compare(State(st): State<Shared>, Query(q): Query<ComparePair>) -> Resp
     Json(json!({ "comparison": c, "text": text })).into_response()
 }
 
-fn start_job(st: &Shared, kind: &'static str) -> (u64, Arc<Job>) {
+/// Registers a job of `kind` and runs `work` on the blocking pool once a job slot is
+/// free; its result (or panic) becomes the job's state. Returns the job's id.
+fn start_job(
+    st: &Shared,
+    kind: &'static str,
+    work: impl FnOnce(&Job) -> Result<Value, String> + Send + 'static,
+) -> u64 {
     let id = st.id();
     let (tx, _) = tokio::sync::watch::channel(JobState::Queued);
     let job = Arc::new(Job {
@@ -362,7 +368,21 @@ fn start_job(st: &Shared, kind: &'static str) -> (u64, Arc<Job>) {
         dir: st.work_dir.join(format!("job-{id}")),
     });
     st.jobs.lock().expect("jobs lock").insert(id, job.clone());
-    (id, job)
+    let gate = st.jobs_gate.clone();
+    tokio::spawn(async move {
+        let Ok(_permit) = gate.acquire_owned().await else {
+            return;
+        };
+        let j = job.clone();
+        let out = tokio::task::spawn_blocking(move || work(&j)).await;
+        let state = match out {
+            Ok(Ok(v)) => JobState::Done(v),
+            Ok(Err(e)) => JobState::Failed(e),
+            Err(e) => JobState::Failed(format!("the {kind} failed: {e}")),
+        };
+        job.state.send_replace(state);
+    });
+    id
 }
 
 async fn sweep(State(st): State<Shared>, Json(req): Json<RunRequest>) -> Response {
@@ -425,21 +445,7 @@ async fn sweep(State(st): State<Shared>, Json(req): Json<RunRequest>) -> Respons
         }
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let (id, job) = start_job(&st, "sweep");
-    let gate = st.jobs_gate.clone();
-    tokio::spawn(async move {
-        let Ok(_permit) = gate.acquire_owned().await else {
-            return;
-        };
-        let j = job.clone();
-        let out = tokio::task::spawn_blocking(move || run_sweep_job(&spec, &points, &j)).await;
-        let state = match out {
-            Ok(Ok(v)) => JobState::Done(v),
-            Ok(Err(e)) => JobState::Failed(e),
-            Err(e) => JobState::Failed(format!("the sweep failed: {e}")),
-        };
-        job.state.send_replace(state);
-    });
+    let id = start_job(&st, "sweep", move |j| run_sweep_job(&spec, &points, j));
     Json(json!({ "job": id })).into_response()
 }
 
@@ -562,21 +568,7 @@ async fn search(State(st): State<Shared>, Json(req): Json<RunRequest>) -> Respon
         objective,
         ..SearchOptions::default()
     };
-    let (id, job) = start_job(&st, "search");
-    let gate = st.jobs_gate.clone();
-    tokio::spawn(async move {
-        let Ok(_permit) = gate.acquire_owned().await else {
-            return;
-        };
-        let j = job.clone();
-        let out = tokio::task::spawn_blocking(move || run_search_job(&sc, &opts, &j)).await;
-        let state = match out {
-            Ok(Ok(v)) => JobState::Done(v),
-            Ok(Err(e)) => JobState::Failed(e),
-            Err(e) => JobState::Failed(format!("the search failed: {e}")),
-        };
-        job.state.send_replace(state);
-    });
+    let id = start_job(&st, "search", move |j| run_search_job(&sc, &opts, j));
     Json(json!({ "job": id })).into_response()
 }
 

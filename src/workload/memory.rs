@@ -216,8 +216,9 @@ pub fn stage_memory(
     capacity_gib: f64,
 ) -> MemoryBreakdown {
     let shape = p.pipeline_shape(tr.global_batch_size, p.extra_warmup(m));
-    let passes = p.schedule.get().passes(stage, &shape);
-    stage_memory_of(m, p, stage, tr, capacity_gib, &passes)
+    let programs = p.schedule.programs(&shape);
+    let passes = &programs[stage as usize];
+    stage_memory_of(m, p, stage, tr, capacity_gib, passes)
 }
 
 /// [`stage_memory`] with the stage's program given.

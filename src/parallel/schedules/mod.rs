@@ -89,7 +89,7 @@ impl Schedule {
         if let Some(p) = cache.lock().expect("program cache").0.get(&key) {
             return p.clone();
         }
-        let p: Arc<Vec<Vec<Pass>>> = Arc::new((0..shape.pp).map(|s| self.0.passes(s, shape)).collect());
+        let p: Arc<Vec<Vec<Pass>>> = Arc::new(self.0.programs(shape));
         let n: usize = p.iter().map(Vec::len).sum();
         let mut c = cache.lock().expect("program cache");
         if c.1 + n > MAX_PASSES {

@@ -11,8 +11,7 @@
 
 use super::{v_global, v_locate, v_shape};
 use crate::parallel::schedule::{Pass, PassKind, PipelineSchedule, PipelineShape};
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::VecDeque;
 
 /// ZB-V.
 pub(super) struct ZeroBubbleV;
@@ -39,27 +38,16 @@ impl PipelineSchedule for ZeroBubbleV {
     }
 
     fn passes(&self, stage: u32, shape: &PipelineShape) -> Vec<Pass> {
-        programs(shape.pp, shape.microbatches)[stage as usize].clone()
+        self.programs(shape).swap_remove(stage as usize)
+    }
+
+    fn programs(&self, shape: &PipelineShape) -> Vec<Vec<Pass>> {
+        greedy(shape.pp as usize, shape.microbatches as usize)
     }
 }
-
-/// Every stage's program, shared.
-type Programs = Arc<Vec<Vec<Pass>>>;
 
 /// Per stage, the scheduled (kind, chunk, micro-batch) triples.
 type Timetable = Vec<Vec<(usize, usize, usize)>>;
-
-/// Every stage's program for `pp` stages and `m` micro-batches, computed once per shape.
-fn programs(pp: u32, m: u32) -> Programs {
-    static CACHE: OnceLock<Mutex<HashMap<(u32, u32), Programs>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(p) = cache.lock().expect("schedule cache").get(&(pp, m)) {
-        return p.clone();
-    }
-    let p = Arc::new(greedy(pp as usize, m as usize));
-    cache.lock().expect("schedule cache").insert((pp, m), p.clone());
-    p
-}
 
 /// Pass costs (F, B, W) and the stage-to-stage send of the scheduler, in its units.
 const COST: [i64; 3] = [1000, 1000, 1000];

@@ -4,6 +4,7 @@
 //! colour to load / mean load on a diverging scale: blue below the mean, white at the
 //! mean load 1, red above it (an even load reads as a white grid).
 
+use super::lines::nice_step;
 use super::Chart;
 use crate::report::ReportError;
 use crate::simulation::RunResult;
@@ -175,20 +176,6 @@ fn tick_step(cell_px: f64, min_px: f64, powers_of_two: bool) -> usize {
         };
     }
     step
-}
-
-/// A round step that cuts `range` into about `parts` pieces (1, 2 or 5 times a power of ten).
-fn nice_step(range: f64, parts: f64) -> f64 {
-    let raw = range / parts;
-    if !(raw > 0.0 && raw.is_finite()) {
-        return f64::INFINITY;
-    }
-    let mag = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag)
 }
 
 impl Chart for Data {
