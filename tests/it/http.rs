@@ -53,7 +53,7 @@ pub fn request(method: &str, url: &str, body: Option<&[u8]>) -> std::io::Result<
         if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
             break i;
         }
-        let n = s.read(&mut buf)?;
+        let n = read_some(&mut s, &mut buf)?;
         if n == 0 {
             return Err(std::io::Error::other("connection closed before the response head"));
         }
@@ -79,7 +79,7 @@ pub fn request(method: &str, url: &str, body: Option<&[u8]>) -> std::io::Result<
     let mut body = raw[split + 4..].to_vec();
     if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
         while body.len() < len {
-            let n = s.read(&mut buf)?;
+            let n = read_some(&mut s, &mut buf)?;
             if n == 0 {
                 break;
             }
@@ -88,7 +88,7 @@ pub fn request(method: &str, url: &str, body: Option<&[u8]>) -> std::io::Result<
         body.truncate(len);
     } else if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
         while !body.ends_with(b"0\r\n\r\n") {
-            let n = s.read(&mut buf)?;
+            let n = read_some(&mut s, &mut buf)?;
             if n == 0 {
                 break;
             }
@@ -99,6 +99,21 @@ pub fn request(method: &str, url: &str, body: Option<&[u8]>) -> std::io::Result<
         s.read_to_end(&mut body)?;
     }
     Ok(Response { status, headers, body })
+}
+
+/// Runs `f` again when a signal interrupted the system call (EINTR): `read` does
+/// not retry by itself, and CI containers deliver signals to test processes.
+fn retry<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    retry(|| s.read(buf))
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
