@@ -23,6 +23,14 @@ pub enum PassKind {
 }
 
 impl PassKind {
+    /// Every pass kind.
+    pub const ALL: [PassKind; 4] = [
+        PassKind::Forward,
+        PassKind::Backward,
+        PassKind::BackwardInput,
+        PassKind::BackwardWeight,
+    ];
+
     /// Whether this is the forward.
     pub fn is_forward(self) -> bool {
         self == PassKind::Forward

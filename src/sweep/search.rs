@@ -17,7 +17,9 @@
 //!
 //! Two bounds on the steady-state step time ([`super::search_bounds`]): a cheap one from
 //! the per-layer costs (compute and blocking TP collectives of the busiest stage, pipeline
-//! fill, optimizer) orders the candidates; a tight one (the operation graph timed without
+//! fill, optimizer; for zero-bubble and DualPipe schedules the busy time alone, tightened
+//! with a pass-level run of the programs when the candidate comes up) orders the
+//! candidates; a tight one (the operation graph timed without
 //! network contention, about a tenth of a simulation) is computed for each candidate the
 //! cheap bound cannot rule out, and only those it cannot rule out either are simulated.
 //! Candidates go in fixed-size batches (the batch size does not depend on the thread
@@ -29,11 +31,12 @@
 //! smallest factor the objective can have per second of step (goodput at most 1; GPU
 //! power at least the lowest power level of `[energy]`).
 
-pub use super::search_bounds::{contention_free_step_s, lower_bound_s};
+pub use super::search_bounds::{contention_free_step_s, lower_bound_s, pass_level_bound_s};
 use crate::parallel::{LayerSplit, ParallelPlan, Recompute, Schedule};
 use crate::simulation::{self, RunInput, RunResult};
 use crate::workload::memory::memory_per_gpu;
 use rayon::prelude::*;
+use std::collections::BTreeSet;
 
 /// What the search minimises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -312,6 +315,16 @@ const SCHEDULES: &[(Schedule, u32)] = &[
     (Schedule::DUALPIPE_V, 1),
 ];
 
+/// A key ordering `x` as [`f64::total_cmp`] does.
+fn order_key(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | 1 << 63
+    }
+}
+
 /// Objective values of the simulated candidates, sorted; the N-th best or infinity.
 struct Best {
     values: Vec<f64>,
@@ -396,11 +409,13 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, Se
             }
         })
         .collect();
-    let mut order: Vec<usize> = (0..cands.len())
+    // candidates by bound, lowest first (ties in enumeration order)
+    let mut queue: BTreeSet<(u64, usize)> = (0..cands.len())
         .filter(|&i| matches!(cands[i].status, Status::Pruned(_)))
+        .map(|i| (order_key(cands[i].bound_s), i))
         .collect();
-    order.sort_by(|&a, &b| cands[a].bound_s.total_cmp(&cands[b].bound_s).then(a.cmp(&b)));
-    let feasible = order.len();
+    let feasible = queue.len();
+    let mut tightened = vec![false; cands.len()];
     // the steady state is the second iteration (the first has no parameter gathers or
     // optimizer step before it): both bounds are bounds on it
     let mut input = base.clone();
@@ -412,15 +427,38 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, Se
         top: opts.top.max(1),
         floor_per_s: None,
     };
-    let (mut simulated, mut bounded, mut pos) = (0, 0, 0);
-    while pos < order.len() && best.may_win(cands[order[pos]].bound_s) {
-        let end = (pos + BATCH).min(order.len());
-        let mut ids: Vec<usize> = order[pos..end]
-            .iter()
-            .copied()
-            .filter(|&i| best.may_win(cands[i].bound_s))
+    let (mut simulated, mut bounded) = (0, 0);
+    loop {
+        let mut ids = Vec::with_capacity(BATCH);
+        while ids.len() < BATCH {
+            match queue.first() {
+                Some(&(_, i)) if best.may_win(cands[i].bound_s) => {
+                    queue.pop_first();
+                    ids.push(i);
+                }
+                _ => break,
+            }
+        }
+        if ids.is_empty() {
+            break;
+        }
+        // schedules without a closed-form fill: their cheap bound (busy time) tightened
+        // with the pass-level run when they first come up; back in the queue with it
+        let fresh: Vec<usize> = ids.iter().copied().filter(|&i| !tightened[i]).collect();
+        let tighter: Vec<Option<f64>> = fresh
+            .par_iter()
+            .map(|&i| pass_level_bound_s(base, &cands[i].plan))
             .collect();
-        pos = end;
+        for (&i, b) in fresh.iter().zip(tighter) {
+            tightened[i] = true;
+            if let Some(b) = b {
+                let b = b.max(cands[i].bound_s);
+                cands[i].bound_s = b;
+                cands[i].status = Status::Pruned(b);
+                ids.retain(|&j| j != i);
+                queue.insert((order_key(b), i));
+            }
+        }
         if use_tight {
             let tight: Vec<f64> = ids
                 .par_iter()

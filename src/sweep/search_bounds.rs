@@ -93,9 +93,8 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let schedule = plan.schedule.get();
     let shape = plan.pipeline_shape(t.global_batch_size, plan.extra_warmup(m));
     let v = schedule.chunks_per_stage(&shape);
-    let classic = [Schedule::GPIPE, Schedule::ONE_F_ONE_B, Schedule::INTERLEAVED].contains(&plan.schedule);
-    if !classic {
-        return pass_level_bound_s(base, plan, &cx, &chunks, work);
+    if !is_classic(plan) {
+        return busy_bound_s(base, plan, &cx, &chunks, work);
     }
     // a MoE layer's expert and all-to-all steps are not counted: the lighter of the dense
     // and the MoE layer bounds every layer
@@ -134,35 +133,97 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     busiest * nmb + lightest * fill + optimizer_time_s(g, params_local)
 }
 
-/// The cheap bound of schedules without a closed-form fill here (zero-bubble, DualPipe):
-/// the programs run at pass level ([`pass_bound`]) with each pass at the compute and
-/// blocking TP time of its chunk's layers (for MoE models, the lighter of a dense and a
-/// MoE layer, per pass kind), plus the lightest stage's optimizer step. With the
-/// optimizer post-validation a stage starts its next iteration when its own work is done:
-/// the stage whose first iteration ends last (unknown, hence the smallest over stages)
-/// needs at least its span: the longest path from its first pass to its last with
-/// nothing anchored but its first pass; otherwise all stages start together after the
-/// gradient-norm barrier and the whole pipeline phase bounds the step.
-fn pass_level_bound_s(
+/// The cheap bound of schedules without a closed-form fill here (zero-bubble, DualPipe),
+/// from the busy time alone: every stage runs its program's passes one after the other
+/// (each at the compute and blocking TP time of its chunk's layers; for MoE models, the
+/// lighter of a dense and a MoE layer, per pass kind), so the step lasts at least the
+/// busiest stage's busy time plus the lightest stage's optimizer step. With the optimizer
+/// post-validation a stage starts its next iteration when its own work is done, and only
+/// the least busy stage's time is certain. Cost: one count over the (cached) programs.
+/// [`pass_level_bound_s`] tightens it with the pipeline's fill and drain.
+fn busy_bound_s(
     base: &RunInput,
     plan: &ParallelPlan,
     cx: &LayerContext,
     chunks: &[u32],
     work: impl Fn(&[Step]) -> f64,
 ) -> f64 {
+    let (time, opt) = pass_times(base, plan, cx, chunks, work);
+    let shape = plan.pipeline_shape(base.training.global_batch_size, plan.extra_warmup(&base.model));
+    let schedule = plan.schedule.get();
+    let programs = plan.schedule.programs(&shape);
+    let v = schedule.chunks_per_stage(&shape) as usize;
+    let busy = programs.iter().enumerate().map(|(s, prog)| {
+        // passes per (kind, local chunk), then their times
+        let mut count = vec![[0u32; 4]; v.max(1)];
+        for p in prog.iter() {
+            if let Some(c) = count.get_mut(p.chunk as usize) {
+                c[kind_index(p.kind)] += 1;
+            }
+        }
+        count
+            .iter()
+            .enumerate()
+            .map(|(c, n)| {
+                let g = schedule.global_chunk(s as u32, c as u32, &shape);
+                PassKind::ALL
+                    .iter()
+                    .map(|&k| n[kind_index(k)] as f64 * time(k, g))
+                    .sum::<f64>()
+            })
+            .sum::<f64>()
+    });
+    let busy = if plan.optimizer_post_validation {
+        busy.fold(f64::INFINITY, f64::min)
+    } else {
+        busy.fold(0.0, f64::max)
+    };
+    busy + opt
+}
+
+/// The tight form of the cheap bound for schedules without a closed-form fill here
+/// (zero-bubble, DualPipe); `None` for the others (their cheap bound is already tight):
+/// the programs run at pass level ([`pass_bound`]) with the per-pass times of
+/// [`busy_bound_s`]. With the optimizer post-validation the stage whose first iteration
+/// ends last (unknown, hence the smallest over stages) needs at least its span: the
+/// longest path from its first pass to its last with nothing anchored but its first pass;
+/// otherwise all stages start together after the gradient-norm barrier and the whole
+/// pipeline phase bounds the step. Costs a longest path over every pass of the step.
+pub fn pass_level_bound_s(base: &RunInput, plan: &ParallelPlan) -> Option<f64> {
+    if is_classic(plan) {
+        return None;
+    }
+    let c = &base.cluster;
+    let net = ClusterNetwork::new(c, 0);
+    let tp = Placement::megatron(plan, c.gpus_per_node).layout(Dim::Tp);
+    let cx = LayerContext::new(&c.gpu, &base.model, plan, &base.training);
+    let chunks = plan.layers_per_chunk(base.model.num_layers);
+    let work = |s: &[Step]| blocking_work_s(s, tp, &net, &base.collectives);
     let post = plan.optimizer_post_validation;
-    let (r, opt) = pass_level(base, plan, cx, chunks, work, post);
-    if post {
-        // a stage starts its next iteration when its own work is done: the stage that
-        // ends the first iteration last needs at least its span anchored at its first pass
+    let (r, opt) = pass_level(base, plan, &cx, &chunks, work, post);
+    Some(if post {
         r.span_s.iter().copied().fold(f64::INFINITY, f64::min) + opt
     } else {
         r.end_s.max(r.busy_s.iter().copied().fold(0.0, f64::max)) + opt
+    })
+}
+
+/// Schedules whose cheap bound has a closed-form fill (GPipe, 1F1B, interleaved).
+fn is_classic(plan: &ParallelPlan) -> bool {
+    [Schedule::GPIPE, Schedule::ONE_F_ONE_B, Schedule::INTERLEAVED].contains(&plan.schedule)
+}
+
+fn kind_index(k: PassKind) -> usize {
+    match k {
+        PassKind::Forward => 0,
+        PassKind::Backward => 1,
+        PassKind::BackwardInput => 2,
+        PassKind::BackwardWeight => 3,
     }
 }
 
-/// The pass-level run of `plan`'s programs (module docs of [`pass_bound`]) with per-pass
-/// compute and blocking TP times, and the lightest stage's optimizer step, s.
+/// The pass-level run of `plan`'s programs (module docs of [`pass_bound`]) with the
+/// per-pass times of [`pass_times`], and the lightest stage's optimizer step, s.
 fn pass_level(
     base: &RunInput,
     plan: &ParallelPlan,
@@ -171,6 +232,22 @@ fn pass_level(
     work: impl Fn(&[Step]) -> f64,
     spans: bool,
 ) -> (PassBound, f64) {
+    let shape = plan.pipeline_shape(base.training.global_batch_size, plan.extra_warmup(&base.model));
+    let (time, opt) = pass_times(base, plan, cx, chunks, work);
+    let overlap = plan.extra_warmup(&base.model) > 0;
+    (pass_bound(plan.schedule, &shape, overlap, spans, time), opt)
+}
+
+/// Per-pass compute and blocking TP time `time(kind, global chunk)` (for MoE models the
+/// lighter of a dense and a MoE layer, per pass kind), and the lightest stage's
+/// optimizer step, s.
+fn pass_times(
+    base: &RunInput,
+    plan: &ParallelPlan,
+    cx: &LayerContext,
+    chunks: &[u32],
+    work: impl Fn(&[Step]) -> f64,
+) -> (impl Fn(PassKind, u32) -> f64, f64) {
     let m = &base.model;
     let t = &base.training;
     let moe_cost = MoeCost::new(cx.gpu, m, plan, t.precision, t.seq_length);
@@ -194,13 +271,13 @@ fn pass_level(
     let schedule = plan.schedule.get();
     let shape = plan.pipeline_shape(t.global_batch_size, plan.extra_warmup(m));
     let last = chunks.len() as u32 - 1;
-    let time = |k: PassKind, g: u32| {
-        let i = match k {
-            PassKind::Forward => 0,
-            PassKind::Backward => 1,
-            PassKind::BackwardInput => 2,
-            PassKind::BackwardWeight => 3,
-        };
+    let v = schedule.chunks_per_stage(&shape);
+    let params = moe_min_optimizer_params(m, plan, chunks, |s, c| schedule.global_chunk(s, c, &shape) as usize, v)
+        / schedule.parameter_copies().max(1) as f64;
+    let opt = optimizer_time_s(cx.gpu, params);
+    let chunks = chunks.to_vec();
+    let time = move |k: PassKind, g: u32| {
+        let i = kind_index(k);
         let mut x = chunks.get(g as usize).copied().unwrap_or(0) as f64 * per_layer[i];
         if g == 0 {
             x += emb[i];
@@ -210,12 +287,7 @@ fn pass_level(
         }
         x
     };
-    let overlap = plan.extra_warmup(m) > 0;
-    let r = pass_bound(plan.schedule, &shape, overlap, spans, time);
-    let v = schedule.chunks_per_stage(&shape);
-    let params = moe_min_optimizer_params(m, plan, chunks, |s, c| schedule.global_chunk(s, c, &shape) as usize, v)
-        / schedule.parameter_copies().max(1) as f64;
-    (r, optimizer_time_s(cx.gpu, params))
+    (time, opt)
 }
 
 /// Per stage, the pass-level span bound of a post-validation schedule (no optimizer).

@@ -177,9 +177,10 @@ pub fn memory_per_gpu(
     };
     let shape = p.pipeline_shape(tr.global_batch_size, p.extra_warmup(m));
     let programs = p.schedule.programs(&shape);
-    let mut best = stage_memory_of(m, p, 0, tr, capacity(0), &programs[0]);
+    let chunks = p.layers_per_chunk(m.num_layers);
+    let mut best = stage_memory_of(m, p, 0, tr, capacity(0), &programs[0], &chunks);
     for stage in 1..p.pp {
-        let s = stage_memory_of(m, p, stage, tr, capacity(stage), &programs[stage as usize]);
+        let s = stage_memory_of(m, p, stage, tr, capacity(stage), &programs[stage as usize], &chunks);
         if s.total_gib / s.capacity_gib > best.total_gib / best.capacity_gib {
             best = s;
         }
@@ -218,7 +219,7 @@ pub fn stage_memory(
     let shape = p.pipeline_shape(tr.global_batch_size, p.extra_warmup(m));
     let programs = p.schedule.programs(&shape);
     let passes = &programs[stage as usize];
-    stage_memory_of(m, p, stage, tr, capacity_gib, passes)
+    stage_memory_of(m, p, stage, tr, capacity_gib, passes, &p.layers_per_chunk(m.num_layers))
 }
 
 /// [`stage_memory`] with the stage's program given.
@@ -229,12 +230,12 @@ fn stage_memory_of(
     tr: &TrainingSpec,
     capacity_gib: f64,
     passes: &[crate::parallel::schedule::Pass],
+    layers_per_chunk: &[u32],
 ) -> MemoryBreakdown {
     let (seq, global_batch) = (tr.seq_length, tr.global_batch_size);
     let t = p.tp as f64;
     // ZeRO shards over the gradient group: DP, or DP x CP with context parallelism
     let dp = p.grad_group() as f64;
-    let layers_per_chunk = p.layers_per_chunk(m.num_layers);
     let schedule = p.schedule.get();
     let shape = p.pipeline_shape(global_batch, p.extra_warmup(m));
     let v = schedule.chunks_per_stage(&shape);

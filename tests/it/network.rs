@@ -108,6 +108,10 @@ fn collective_bad_inputs_exit_2_with_a_clear_message() {
         (&["--min-bytes", "8M", "--max-bytes", "1K"], "larger than --max-bytes"),
         (&["--max-bytes", "12Q"], "unknown unit"),
         (
+            &["--gpu", "H100-SXM", "--max-bytes", "100G"],
+            "--max-bytes 100G: sizes out of range: the buffer must fit in one H100-SXM's 80 GiB",
+        ),
+        (
             &["--oversubscription", "0.5"],
             "--oversubscription 0.5: must be a ratio of at least 1",
         ),

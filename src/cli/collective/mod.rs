@@ -445,6 +445,19 @@ pub fn run(a: &CollectiveArgs) -> anyhow::Result<i32> {
         Ok(c) => c,
         Err(msg) => return fail(msg),
     };
+    // nccl-tests' sizes are the per-GPU buffer (all-gather's output, reduce-scatter's
+    // input): a size the GPU cannot hold is not a run anyone can measure
+    let hbm_bytes = c.gpu.hbm_capacity_gib * (1u64 << 30) as f64;
+    if max > hbm_bytes {
+        return fail(format!(
+            "--max-bytes {}: sizes out of range: the buffer must fit in one {}'s {} GiB of memory \
+             (at most {}G)",
+            a.max_bytes,
+            c.gpu.name,
+            c.gpu.hbm_capacity_gib,
+            (hbm_bytes / (1u64 << 30) as f64).floor()
+        ));
+    }
     let started = std::time::Instant::now();
     let rows = match bench::sweep_sizes(kind, algo, protocol, &c, min, max, a.chunks, chunk_bytes) {
         Ok(r) => r,

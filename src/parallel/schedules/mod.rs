@@ -77,28 +77,41 @@ impl Schedule {
     /// Every stage's program for `shape`, computed once per (schedule, shape) and shared
     /// (plan searches evaluate many plans of the same shape).
     pub fn programs(self, shape: &PipelineShape) -> Arc<Vec<Vec<Pass>>> {
-        type Cache = Mutex<(HashMap<(&'static str, [u32; 4]), Arc<Vec<Vec<Pass>>>>, usize)>;
-        /// Passes kept at most (about 16 bytes each); beyond, the cache starts over.
+        type Key = (&'static str, [u32; 4]);
+        /// The programs by key, with their insertion number; passes held.
+        type Cache = Mutex<(HashMap<Key, (u64, Arc<Vec<Vec<Pass>>>)>, usize, u64)>;
+        /// Passes kept at most (12 bytes each); beyond, the oldest entries go first.
         const MAX_PASSES: usize = 4_000_000;
         static CACHE: OnceLock<Cache> = OnceLock::new();
         let key = (
             self.name(),
             [shape.pp, shape.microbatches, shape.virtual_stages, shape.extra_warmup],
         );
-        let cache = CACHE.get_or_init(|| Mutex::new((HashMap::new(), 0)));
-        if let Some(p) = cache.lock().expect("program cache").0.get(&key) {
+        let cache = CACHE.get_or_init(|| Mutex::new((HashMap::new(), 0, 0)));
+        if let Some((_, p)) = cache.lock().expect("program cache").0.get(&key) {
             return p.clone();
         }
         let p: Arc<Vec<Vec<Pass>>> = Arc::new(self.0.programs(shape));
-        let n: usize = p.iter().map(Vec::len).sum();
-        let mut c = cache.lock().expect("program cache");
-        if c.1 + n > MAX_PASSES {
-            c.0.clear();
-            c.1 = 0;
+        let size = |p: &Vec<Vec<Pass>>| p.iter().map(Vec::len).sum::<usize>();
+        let n = size(&p);
+        if n > MAX_PASSES {
+            return p;
         }
-        if n <= MAX_PASSES {
-            c.0.insert(key, p.clone());
-            c.1 += n;
+        let mut guard = cache.lock().expect("program cache");
+        let (map, held, next) = &mut *guard;
+        while *held + n > MAX_PASSES {
+            let oldest = *map
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .expect("entries while held > 0")
+                .0;
+            let (_, gone) = map.remove(&oldest).expect("the oldest entry");
+            *held -= size(&gone);
+        }
+        *next += 1;
+        // (another thread may have inserted the same programs meanwhile: same size)
+        if map.insert(key, (*next, p.clone())).is_none() {
+            *held += n;
         }
         p
     }

@@ -47,7 +47,7 @@ impl PipelineSchedule for ZeroBubbleV {
 }
 
 /// Per stage, the scheduled (kind, chunk, micro-batch) triples.
-type Timetable = Vec<Vec<(usize, usize, usize)>>;
+type Timetable = Vec<Vec<(u8, u8, u32)>>;
 
 /// Pass costs (F, B, W) and the stage-to-stage send of the scheduler, in its units.
 const COST: [i64; 3] = [1000, 1000, 1000];
@@ -68,7 +68,7 @@ struct Attempt {
     mem: Vec<i64>,
     stage_bubble: Vec<i64>,
     pending_w: Vec<VecDeque<usize>>,
-    schedule: Vec<Vec<(usize, usize, usize)>>,
+    schedule: Timetable,
     approved: Vec<i64>,
     max_approved: i64,
 }
@@ -113,7 +113,7 @@ impl Attempt {
         self.end_time[id] = t;
         self.cur_time[stage] = t;
         self.mem[stage] += MEM[cat];
-        self.schedule[stage].push((cat, chunk, cnt));
+        self.schedule[stage].push((cat as u8, chunk as u8, cnt as u32));
         if cat == 1 {
             self.pending_w[stage].push_back(chunk);
         }
@@ -297,8 +297,8 @@ fn greedy(ns: usize, nm: usize) -> Vec<Vec<Pass>> {
                 .map(|(cat, chunk, mb)| {
                     // forwards keep the scheduler's chunk; backwards count from the up chunk
                     let local = if cat == 0 { chunk } else { 1 - chunk } as u32;
-                    let kind = [PassKind::Forward, PassKind::BackwardInput, PassKind::BackwardWeight][cat];
-                    Pass::new(kind, mb as u32, local)
+                    let kind = [PassKind::Forward, PassKind::BackwardInput, PassKind::BackwardWeight][cat as usize];
+                    Pass::new(kind, mb, local)
                 })
                 .collect()
         })
