@@ -7,6 +7,7 @@
 pub mod cp;
 mod dim;
 pub mod placement;
+pub mod recompute;
 pub mod schedule;
 pub mod schedules;
 pub mod split;
@@ -14,6 +15,7 @@ pub mod split;
 pub use cp::CpCommType;
 pub use dim::{Dim, PerDim};
 pub use placement::{Placement, PlacementSummary};
+pub use recompute::{RecomputeModule, RecomputeModules};
 pub use schedule::PipelineShape;
 pub use schedules::Schedule;
 pub use split::LayerSplit;
@@ -28,7 +30,8 @@ use thiserror::Error;
 pub enum Recompute {
     /// Keep every activation.
     None,
-    /// Recompute the attention core only (Korthikanti et al. 2022).
+    /// Recompute the modules of [`ParallelPlan::recompute_modules`] (by default the
+    /// attention core only, Korthikanti et al. 2022).
     Selective,
     /// Keep only each layer's input; rerun the whole layer forward before its backward.
     Full,
@@ -76,6 +79,9 @@ pub struct ParallelPlan {
     pub zero_stage: u32,
     /// Activation recomputation.
     pub recompute: Recompute,
+    /// What selective recomputation reruns (ignored by the other modes).
+    #[serde(default, skip_serializing_if = "RecomputeModules::is_default")]
+    pub recompute_modules: RecomputeModules,
     /// Overlap the gradient reduction with the backward pass (bucketed).
     pub overlap_grad_reduce: bool,
     /// Overlap the parameter all-gather (ZeRO >= 1) with the next forward pass.
@@ -521,6 +527,7 @@ pub(crate) mod tests_support {
             micro_batch_size: 1,
             zero_stage: 1,
             recompute: Recompute::Selective,
+            recompute_modules: RecomputeModules::default(),
             overlap_grad_reduce: true,
             overlap_param_gather: true,
             pipeline_split_embedding_and_loss: false,

@@ -88,9 +88,17 @@ pub struct RoutingSpec {
     /// Capacity factor: an expert keeps at most `capacity_factor * assignments / experts`
     /// tokens and drops the rest; `None` is dropless.
     pub capacity_factor: Option<f64>,
-    /// All-to-all variant.
+    /// How tokens travel to the experts.
     #[serde(default)]
     pub dispatcher: Dispatcher,
+    /// Node-limited routing: each token reaches experts on at most this many nodes of its
+    /// expert-parallel group (DeepSeek-V3: 4); `None` for no limit.
+    #[serde(default)]
+    pub node_limit: Option<u32>,
+    /// Dispatch payloads (tokens towards the experts, forward and backward) in FP8 with
+    /// per-128-element scales; the combine stays BF16.
+    #[serde(default)]
+    pub dispatch_fp8: bool,
 }
 
 impl Default for RoutingSpec {
@@ -98,7 +106,9 @@ impl Default for RoutingSpec {
         RoutingSpec {
             routing: Routing::Balanced,
             capacity_factor: None,
-            dispatcher: Dispatcher::Direct,
+            dispatcher: Dispatcher::AllToAll,
+            node_limit: None,
+            dispatch_fp8: false,
         }
     }
 }
