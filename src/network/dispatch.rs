@@ -481,7 +481,10 @@ mod tests {
                         (p.up_send_bytes, up, "scale-up send"),
                         (p.up_recv_bytes, up, "scale-up receive"),
                     ] {
-                        assert!(rel(got, want), "{d:?} fp8 {fp8} limit {limit:?} {what}: {got} vs {want}");
+                        assert!(
+                            rel(got, want),
+                            "{d:?} fp8 {fp8} limit {limit:?} {what}: {got} vs {want}"
+                        );
                     }
                 }
             }

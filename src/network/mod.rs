@@ -38,8 +38,8 @@ pub mod tuner;
 
 pub use algorithm::{Algorithm, AlgorithmChoice};
 pub use all_to_all::{AllToAllLoads, PortLoads};
-pub use dispatch::{payload_bytes_per_token, Dispatcher, ExpertDispatch};
 pub use cluster::{ClusterNetwork, CollectiveRequest, SendRequest, SendRoute, Started};
+pub use dispatch::{payload_bytes_per_token, Dispatcher, ExpertDispatch};
 pub use flow::{Completed, FlowNetwork, LinkId, MAX_FLOW_LINKS};
 pub use group::{CollectiveKind, GroupLayout};
 pub use topology::{PortCapacities, Tier};

@@ -110,6 +110,11 @@ pub struct ParallelPlan {
     /// ready together in the steady state (one more micro-batch of activations in flight).
     #[serde(default)]
     pub moe_overlap: bool,
+    /// MoE dispatch payloads (tokens towards the experts) in FP8 with per-128-element
+    /// scales (`[moe] dispatch_precision`); the combine stays BF16. The experts then keep
+    /// the FP8 payload as their GEMM input, without a 16-bit copy of the routed tokens.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moe_dispatch_fp8: bool,
     /// Zero Bubble's optimizer post-validation: no gradient-norm synchronisation of all
     /// stages before the optimizer step (the check runs after it and rolls it back in the
     /// rare case it fails), so that a stage starts its next iteration as soon as its own
@@ -537,6 +542,7 @@ pub(crate) mod tests_support {
             ep: 1,
             expert_tp: 1,
             moe_overlap: false,
+            moe_dispatch_fp8: false,
             optimizer_post_validation: false,
         }
     }

@@ -132,7 +132,10 @@ mod tests {
         assert_eq!(RecomputeModules::try_from(names), Ok(s));
         assert!(RecomputeModules::default().has(RecomputeModule::CoreAttn));
         for m in RecomputeModule::ALL {
-            assert_eq!(RecomputeModule::NAMES[RecomputeModule::ALL.iter().position(|&x| x == m).unwrap()], m.name());
+            assert_eq!(
+                RecomputeModule::NAMES[RecomputeModule::ALL.iter().position(|&x| x == m).unwrap()],
+                m.name()
+            );
         }
     }
 }

@@ -127,6 +127,10 @@ impl Checker<'_> {
             ep: self.at_least_one("parallel.ep", rp.ep.unwrap_or(1))?,
             expert_tp: self.at_least_one("parallel.expert_tp", rp.expert_tp.unwrap_or(1))?,
             moe_overlap: moe.and_then(|m| m.overlap_all_to_all).unwrap_or(false),
+            moe_dispatch_fp8: match moe.and_then(|m| m.dispatch_precision.as_ref()) {
+                Some(s) => self.choice("moe.dispatch_precision", s, &["bf16", "fp8"], &[false, true])?,
+                None => false,
+            },
             optimizer_post_validation: rp.optimizer_post_validation.unwrap_or(false),
         };
         self.pipeline(&plan, model, global_batch)?;

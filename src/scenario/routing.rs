@@ -116,10 +116,6 @@ impl Checker<'_> {
             },
             None => Dispatcher::AllToAll,
         };
-        let dispatch_fp8 = match &m.dispatch_precision {
-            Some(s) => self.choice("moe.dispatch_precision", s, &["bf16", "fp8"], &[false, true])?,
-            None => false,
-        };
         let node_limit = match m.node_limit {
             None => None,
             Some(limit) => {
@@ -145,7 +141,6 @@ impl Checker<'_> {
             capacity_factor,
             dispatcher,
             node_limit,
-            dispatch_fp8,
         })
     }
 

@@ -615,8 +615,18 @@ pub fn mtp_input_steps(cx: &LayerContext) -> LayerSteps {
             Phase::Backward,
             "mtp projection",
         )],
-        backward_input: vec![compute(2.0 * ew + proj.dgrad.time_s, f, Phase::Backward, "mtp projection")],
-        weight: vec![compute(proj.wgrad.time_s, f, Phase::BackwardWeight, "mtp projection wgrad")],
+        backward_input: vec![compute(
+            2.0 * ew + proj.dgrad.time_s,
+            f,
+            Phase::Backward,
+            "mtp projection",
+        )],
+        weight: vec![compute(
+            proj.wgrad.time_s,
+            f,
+            Phase::BackwardWeight,
+            "mtp projection wgrad",
+        )],
     }
 }
 

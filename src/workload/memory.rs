@@ -91,8 +91,8 @@ pub fn layer_activation_bytes(m: &TransformerSpec, p: &ParallelPlan, t: &Trainin
         m.ffn_hidden_size as f64 / h
     };
     let qkv = (m.q_dim() + 2.0 * m.kv_dim()) / h; // relative width of Q, K, V
-    // replicated across TP ranks unless SP: two norm inputs (2+2), the norms' outputs (the
-    // QKV and fc1 GEMM inputs), two dropout masks (1+1)
+                                                  // replicated across TP ranks unless SP: two norm inputs (2+2), the norms' outputs (the
+                                                  // QKV and fc1 GEMM inputs), two dropout masks (1+1)
     let norm_outputs = if rerun(RecomputeModule::Layernorm) {
         0.0
     } else {
@@ -124,7 +124,14 @@ pub fn layer_activation_bytes(m: &TransformerSpec, p: &ParallelPlan, t: &Trainin
         let fs = moe.shared_expert_ffn_hidden_size as f64 * moe.num_shared_experts as f64 / h;
         // the down-projections' inputs (the activations' outputs)
         let act_out = if rerun(RecomputeModule::MoeAct) { 0.0 } else { gemm_in };
-        let routed = moe.top_k as f64 * (2.0 + gemm_in + 2.0 * fe * proj + act_out * fe);
+        // the routed copies: the permuted tokens (16-bit) and the experts' GEMM input; an
+        // FP8 dispatch delivers the GEMM input itself (with its scales), no 16-bit copy
+        let tokens_in = if p.moe_dispatch_fp8 {
+            1.0 + 4.0 / crate::network::dispatch::FP8_SCALE_GROUP
+        } else {
+            2.0 + gemm_in
+        };
+        let routed = moe.top_k as f64 * (tokens_in + 2.0 * fe * proj + act_out * fe);
         let shared = if rerun(RecomputeModule::SharedExperts) {
             0.0
         } else {
@@ -357,7 +364,10 @@ fn stage_memory_of(
     } else {
         // layers' worth of activations in flight on this stage, walking its program
         let mtp = |g: usize| if g + 1 == n_chunks { m.mtp_modules } else { 0 };
-        per_layer * peak_in_flight(passes, |ps| (layers_per_chunk[chunk(ps.chunk)] + mtp(chunk(ps.chunk))) as f64)
+        per_layer
+            * peak_in_flight(passes, |ps| {
+                (layers_per_chunk[chunk(ps.chunk)] + mtp(chunk(ps.chunk))) as f64
+            })
     };
     // micro-batches whose embedding output is still held (the chunk holding the embedding)
     let embedding_in_flight = peak_in_flight(passes, |ps| if chunk(ps.chunk) == 0 { 1.0 } else { 0.0 });

@@ -95,7 +95,7 @@ impl<'a> MoeRouter<'a> {
             ep: p.ep.max(1),
             lanes,
             assignments: cost.tokens_per_rank * p.ep.max(1) as f64 * moe.top_k as f64,
-            dispatch_bytes: payload_bytes_per_token(m.hidden_size as f64, routing.dispatch_fp8),
+            dispatch_bytes: payload_bytes_per_token(m.hidden_size as f64, p.moe_dispatch_fp8),
             combine_bytes: payload_bytes_per_token(m.hidden_size as f64, false),
             peers_per_node: placement.layout(Dim::Ep).members_per_node.clamp(1, p.ep.max(1)),
             first_dense: moe.first_dense_layers,

@@ -378,7 +378,17 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                             let lanes = &lane_ranks[stage as usize];
                             let at = (rank, it, mb, l);
                             let moe_l = m.is_moe_layer(l);
-                            emit_layer(&mut b, &mut cur, moe_router.as_mut(), sc, moe_l, pass.kind, at, lanes, false);
+                            emit_layer(
+                                &mut b,
+                                &mut cur,
+                                moe_router.as_mut(),
+                                sc,
+                                moe_l,
+                                pass.kind,
+                                at,
+                                lanes,
+                                false,
+                            );
                             cur.emit(&mut b, rank, (it, mb), &sc.head.forward, None);
                         }
                     }
@@ -408,7 +418,17 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                             let lanes = &lane_ranks[stage as usize];
                             let at = (rank, it, mb, l);
                             let moe_l = m.is_moe_layer(l);
-                            emit_layer(&mut b, &mut cur, moe_router.as_mut(), sc, moe_l, pass.kind, at, lanes, last_use);
+                            emit_layer(
+                                &mut b,
+                                &mut cur,
+                                moe_router.as_mut(),
+                                sc,
+                                moe_l,
+                                pass.kind,
+                                at,
+                                lanes,
+                                last_use,
+                            );
                             cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.mtp_in), None);
                             if reduce_now {
                                 bucket[0] += dense_local(l) + m.mtp_extra_params() / p.tp as f64;

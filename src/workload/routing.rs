@@ -93,12 +93,8 @@ pub struct RoutingSpec {
     pub dispatcher: Dispatcher,
     /// Node-limited routing: each token reaches experts on at most this many nodes of its
     /// expert-parallel group (DeepSeek-V3: 4); `None` for no limit.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_limit: Option<u32>,
-    /// Dispatch payloads (tokens towards the experts, forward and backward) in FP8 with
-    /// per-128-element scales; the combine stays BF16.
-    #[serde(default)]
-    pub dispatch_fp8: bool,
 }
 
 impl Default for RoutingSpec {
@@ -108,7 +104,6 @@ impl Default for RoutingSpec {
             capacity_factor: None,
             dispatcher: Dispatcher::AllToAll,
             node_limit: None,
-            dispatch_fp8: false,
         }
     }
 }

@@ -34,11 +34,7 @@ fn selective(cx: &LayerContext, items: &[Item], moe: Option<&MoeCost>) -> Vec<St
     if r.has(R::CoreAttn) {
         add(core_attention_fwd(items), "attention recompute");
     }
-    let at = |k: ModuleKind| {
-        items
-            .iter()
-            .position(|i| matches!(i, Item::Module(m) if m.kind == k))
-    };
+    let at = |k: ModuleKind| items.iter().position(|i| matches!(i, Item::Module(m) if m.kind == k));
     match moe {
         Some(_) if r.has(R::Moe) => {
             // the whole block, router to shared experts, with its all-to-alls
