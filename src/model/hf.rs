@@ -214,6 +214,7 @@ fn base(
         published_params_b: 0.0,
         attention,
         moe: None,
+        mtp_modules: 0,
     }
 }
 

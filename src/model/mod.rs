@@ -68,6 +68,15 @@ pub struct TransformerSpec {
     /// Mixture-of-Experts MLP (absent for dense models).
     #[serde(default)]
     pub moe: Option<MoeSpec>,
+    /// Multi-token-prediction modules (DeepSeek-V3: 1), after the output head: each is
+    /// two norms, a projection of the concatenated hidden state and next-token embedding
+    /// (`2h -> h`), one transformer layer like the last one, and the shared output head.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mtp_modules: u32,
+}
+
+fn is_zero(x: &u32) -> bool {
+    *x == 0
 }
 
 impl TransformerSpec {
@@ -148,6 +157,19 @@ impl TransformerSpec {
     /// Whether layer `layer` (0-based) has a sparse MoE MLP.
     pub fn is_moe_layer(&self, layer: u32) -> bool {
         self.moe.as_ref().is_some_and(|m| layer >= m.first_dense_layers)
+    }
+
+    /// Index of the transformer layer of MTP module `d` (numbered after the main layers;
+    /// it is built like the last main layer).
+    pub fn mtp_layer(&self, d: u32) -> u32 {
+        self.num_layers + d
+    }
+
+    /// Parameters of one MTP module besides its transformer layer: the `2h x h`
+    /// projection and the two norms (the embedding and the output head are shared).
+    pub fn mtp_extra_params(&self) -> f64 {
+        let h = self.hidden_size as f64;
+        2.0 * h * h + 2.0 * h
     }
 
     /// Number of MoE layers.

@@ -30,6 +30,7 @@ fn m(
         published_params_b: published_b,
         attention: Attention::Standard,
         moe: None,
+        mtp_modules: 0,
     }
 }
 

@@ -13,7 +13,8 @@
 //! | [`topology`] | [`Tier`] (the one link vocabulary), [`PortCapacities`], [`topology::Fabric`] |
 //! | [`tuner`] | the NCCL model: protocols, algorithms' closed forms, p2p, NCCL-like selection |
 //! | [`decompose`] | [`decompose::Phase`]; the ring (one model), tree, NVLS, hierarchical, halving-doubling, torus |
-//! | [`all_to_all`] | direct and pairwise all-to-all; the MoE dispatch's port loads ([`all_to_all::ExpertDispatch`]) |
+//! | [`all_to_all`] | direct and pairwise all-to-all; [`PortLoads`] and [`AllToAllLoads`] (an uneven all-to-all as the simulation runs it) |
+//! | [`dispatch`] | MoE token dispatchers ([`Dispatcher`]: alltoall, allgather, DeepEP normal and low-latency), FP8 payloads, node-limited routing: [`ExpertDispatch`]'s port loads |
 //! | [`algorithm`] | [`Algorithm`], checks, NCCL-like selection, idle-network time |
 //! | [`collective`] | a collective folded onto a rank's ports, as the simulation charges it |
 //! | [`cluster`] | [`ClusterNetwork`]: the simulation's ports, collectives, sends, all-to-alls |
@@ -26,6 +27,7 @@ pub mod calibration;
 pub mod cluster;
 pub mod collective;
 pub mod decompose;
+pub mod dispatch;
 pub mod fit;
 pub mod fitting;
 pub mod flow;
@@ -35,8 +37,9 @@ pub mod topology;
 pub mod tuner;
 
 pub use algorithm::{Algorithm, AlgorithmChoice};
-pub use all_to_all::{AllToAllLoads, Dispatcher, ExpertDispatch, PortLoads};
+pub use all_to_all::{AllToAllLoads, PortLoads};
 pub use cluster::{ClusterNetwork, CollectiveRequest, SendRequest, SendRoute, Started};
+pub use dispatch::{payload_bytes_per_token, Dispatcher, ExpertDispatch};
 pub use flow::{Completed, FlowNetwork, LinkId, MAX_FLOW_LINKS};
 pub use group::{CollectiveKind, GroupLayout};
 pub use topology::{PortCapacities, Tier};

@@ -7,6 +7,7 @@
 pub mod cp;
 mod dim;
 pub mod placement;
+pub mod recompute;
 pub mod schedule;
 pub mod schedules;
 pub mod split;
@@ -14,6 +15,7 @@ pub mod split;
 pub use cp::CpCommType;
 pub use dim::{Dim, PerDim};
 pub use placement::{Placement, PlacementSummary};
+pub use recompute::{RecomputeModule, RecomputeModules};
 pub use schedule::PipelineShape;
 pub use schedules::Schedule;
 pub use split::LayerSplit;
@@ -28,7 +30,8 @@ use thiserror::Error;
 pub enum Recompute {
     /// Keep every activation.
     None,
-    /// Recompute the attention core only (Korthikanti et al. 2022).
+    /// Recompute the modules of [`ParallelPlan::recompute_modules`] (by default the
+    /// attention core only, Korthikanti et al. 2022).
     Selective,
     /// Keep only each layer's input; rerun the whole layer forward before its backward.
     Full,
@@ -76,6 +79,9 @@ pub struct ParallelPlan {
     pub zero_stage: u32,
     /// Activation recomputation.
     pub recompute: Recompute,
+    /// What selective recomputation reruns (ignored by the other modes).
+    #[serde(default, skip_serializing_if = "RecomputeModules::is_default")]
+    pub recompute_modules: RecomputeModules,
     /// Overlap the gradient reduction with the backward pass (bucketed).
     pub overlap_grad_reduce: bool,
     /// Overlap the parameter all-gather (ZeRO >= 1) with the next forward pass.
@@ -104,6 +110,11 @@ pub struct ParallelPlan {
     /// ready together in the steady state (one more micro-batch of activations in flight).
     #[serde(default)]
     pub moe_overlap: bool,
+    /// MoE dispatch payloads (tokens towards the experts) in FP8 with per-128-element
+    /// scales (`[moe] dispatch_precision`); the combine stays BF16. The experts then keep
+    /// the FP8 payload as their GEMM input, without a 16-bit copy of the routed tokens.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moe_dispatch_fp8: bool,
     /// Zero Bubble's optimizer post-validation: no gradient-norm synchronisation of all
     /// stages before the optimizer step (the check runs after it and rolls it back in the
     /// rare case it fails), so that a stage starts its next iteration as soon as its own
@@ -521,6 +532,7 @@ pub(crate) mod tests_support {
             micro_batch_size: 1,
             zero_stage: 1,
             recompute: Recompute::Selective,
+            recompute_modules: RecomputeModules::default(),
             overlap_grad_reduce: true,
             overlap_param_gather: true,
             pipeline_split_embedding_and_loss: false,
@@ -530,6 +542,7 @@ pub(crate) mod tests_support {
             ep: 1,
             expert_tp: 1,
             moe_overlap: false,
+            moe_dispatch_fp8: false,
             optimizer_post_validation: false,
         }
     }

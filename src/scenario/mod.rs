@@ -283,7 +283,7 @@ impl Checker<'_> {
         )?;
 
         let goal = self.goal(r.target.as_ref(), r.reliability.as_ref(), r.energy.as_ref(), &model)?;
-        let routing = self.routing(r.moe.as_ref(), &model)?;
+        let routing = self.routing(r.moe.as_ref(), &model, &plan, gpus_per_node)?;
         let sim = r.simulation.unwrap_or_default();
         let warmup_iterations = sim.warmup_iterations.unwrap_or(1);
         let iterations = self.at_least_one("simulation.iterations", sim.iterations.unwrap_or(3))?;

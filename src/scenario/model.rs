@@ -98,9 +98,11 @@ impl Checker<'_> {
             || r.vocab_size.is_some();
         let attention = self.attention(r, b)?;
         let moe = self.moe_arch(r, b, ffn_hidden_size, num_layers)?;
+        let mtp_modules = r.mtp_modules.or(b.map(|m| m.mtp_modules)).unwrap_or(0);
         Ok(TransformerSpec {
             attention,
             moe,
+            mtp_modules,
             name: r
                 .name
                 .clone()

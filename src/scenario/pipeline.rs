@@ -7,10 +7,49 @@
 use super::raw::{RawMoe, RawParallel};
 use super::{Checker, ScenarioError};
 use crate::model::TransformerSpec;
-use crate::parallel::{CpCommType, LayerSplit, ParallelPlan, PlanError, Recompute, Schedule};
+use crate::parallel::{
+    CpCommType, LayerSplit, ParallelPlan, PlanError, Recompute, RecomputeModule, RecomputeModules, Schedule,
+};
 use crate::training::TrainingSpec;
 
 impl Checker<'_> {
+    /// `parallel.recompute_modules`: Megatron's module names, only with selective
+    /// recomputation, `mla_up_proj` only for MLA models.
+    fn recompute_modules(
+        &self,
+        rp: &RawParallel,
+        recompute: Recompute,
+        model: &TransformerSpec,
+    ) -> Result<RecomputeModules, ScenarioError> {
+        let Some(names) = &rp.recompute_modules else {
+            return Ok(RecomputeModules::default());
+        };
+        let field = "parallel.recompute_modules";
+        if recompute != Recompute::Selective {
+            return Err(self.invalid(
+                field,
+                format!("{names:?}"),
+                format!(
+                    "only applies with parallel.recompute = \"selective\" (it is \"{}\"); remove one of the two",
+                    Recompute::NAMES[recompute as usize]
+                ),
+            ));
+        }
+        let mut modules = Vec::new();
+        for n in names {
+            let m = self.choice(field, n, RecomputeModule::NAMES, &RecomputeModule::ALL)?;
+            if m == RecomputeModule::MlaUpProj && !matches!(model.attention, crate::model::Attention::Mla { .. }) {
+                return Err(self.invalid(
+                    field,
+                    "\"mla_up_proj\"",
+                    "only applies to models with multi-head latent attention (model.attention = \"mla\")",
+                ));
+            }
+            modules.push(m);
+        }
+        Ok(RecomputeModules::of(&modules))
+    }
+
     /// The plan of `[parallel]` (and the MoE overlap knob of `[moe]`), checked against the
     /// model, the cluster's `(num_gpus, gpus_per_node)` and the global batch.
     pub(super) fn plan(
@@ -52,8 +91,10 @@ impl Checker<'_> {
                 Recompute::NAMES,
                 &[Recompute::None, Recompute::Selective, Recompute::Full],
             )?,
+            None if rp.recompute_modules.is_some() => Recompute::Selective,
             None => Recompute::None,
         };
+        let recompute_modules = self.recompute_modules(rp, recompute, model)?;
         let zero_stage = rp.zero_stage.unwrap_or(1);
         if zero_stage > 3 {
             return Err(self.invalid("parallel.zero_stage", zero_stage, "allowed values are 0, 1, 2, 3"));
@@ -72,6 +113,7 @@ impl Checker<'_> {
             micro_batch_size: self.at_least_one("parallel.micro_batch_size", rp.micro_batch_size.unwrap_or(1))?,
             zero_stage,
             recompute,
+            recompute_modules,
             overlap_grad_reduce: rp.overlap_grad_reduce.unwrap_or(true),
             overlap_param_gather: rp.overlap_param_gather.unwrap_or(true),
             pipeline_split_embedding_and_loss: rp.pipeline_split_embedding_and_loss.unwrap_or(false),
@@ -85,6 +127,10 @@ impl Checker<'_> {
             ep: self.at_least_one("parallel.ep", rp.ep.unwrap_or(1))?,
             expert_tp: self.at_least_one("parallel.expert_tp", rp.expert_tp.unwrap_or(1))?,
             moe_overlap: moe.and_then(|m| m.overlap_all_to_all).unwrap_or(false),
+            moe_dispatch_fp8: match moe.and_then(|m| m.dispatch_precision.as_ref()) {
+                Some(s) => self.choice("moe.dispatch_precision", s, &["bf16", "fp8"], &[false, true])?,
+                None => false,
+            },
             optimizer_post_validation: rp.optimizer_post_validation.unwrap_or(false),
         };
         self.pipeline(&plan, model, global_batch)?;

@@ -135,6 +135,7 @@ pub struct RawModel {
     pub expert_ffn_hidden_size: Option<u32>,
     pub shared_expert_ffn_hidden_size: Option<u32>,
     pub first_dense_layers: Option<u32>,
+    pub mtp_modules: Option<u32>,
 }
 
 /// `[parallel]`.
@@ -154,6 +155,7 @@ pub struct RawParallel {
     pub micro_batch_size: Option<u32>,
     pub zero_stage: Option<u32>,
     pub recompute: Option<String>,
+    pub recompute_modules: Option<Vec<String>>,
     pub overlap_grad_reduce: Option<bool>,
     pub overlap_param_gather: Option<bool>,
     pub tp_comm_overlap: Option<bool>,
@@ -181,6 +183,8 @@ pub struct RawMoe {
     pub loads_csv: Option<String>,
     pub capacity_factor: Option<f64>,
     pub dispatcher: Option<String>,
+    pub node_limit: Option<u32>,
+    pub dispatch_precision: Option<String>,
     pub overlap_all_to_all: Option<bool>,
 }
 

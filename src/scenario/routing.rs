@@ -2,6 +2,7 @@
 use super::check::{quote_list, Checker};
 use super::{raw, ScenarioError};
 use crate::model::TransformerSpec;
+use crate::parallel::{Dim, ParallelPlan, Placement};
 use crate::workload::routing::{Dispatcher, Routing, RoutingSpec};
 use std::path::Path;
 
@@ -10,6 +11,8 @@ impl Checker<'_> {
         &self,
         m: Option<&raw::RawMoe>,
         model: &TransformerSpec,
+        plan: &ParallelPlan,
+        gpus_per_node: u32,
     ) -> Result<RoutingSpec, ScenarioError> {
         let Some(m) = m else {
             return Ok(RoutingSpec::default());
@@ -107,18 +110,37 @@ impl Checker<'_> {
             }
         };
         let dispatcher = match &m.dispatcher {
-            Some(s) => self.choice(
-                "moe.dispatcher",
-                s,
-                Dispatcher::NAMES,
-                &[Dispatcher::Direct, Dispatcher::Hierarchical],
-            )?,
-            None => Dispatcher::Direct,
+            Some(s) => match Dispatcher::ALIASES.iter().find(|(a, _)| a.eq_ignore_ascii_case(s)) {
+                Some(&(_, d)) => d,
+                None => self.choice("moe.dispatcher", s, Dispatcher::NAMES, &Dispatcher::ALL)?,
+            },
+            None => Dispatcher::AllToAll,
+        };
+        let node_limit = match m.node_limit {
+            None => None,
+            Some(limit) => {
+                let limit = self.at_least_one("moe.node_limit", limit)?;
+                let layout = Placement::megatron(plan, gpus_per_node).layout(Dim::Ep);
+                let ep = plan.ep.max(1);
+                let nodes = ep.div_ceil(layout.members_per_node.clamp(1, ep));
+                if limit > nodes {
+                    return Err(self.invalid(
+                        "moe.node_limit",
+                        limit,
+                        format!(
+                            "must be at most the nodes an expert-parallel group spans ({nodes}: parallel.ep = {ep}, {} of its ranks per node)",
+                            layout.members_per_node.clamp(1, ep)
+                        ),
+                    ));
+                }
+                Some(limit)
+            }
         };
         Ok(RoutingSpec {
             routing,
             capacity_factor,
             dispatcher,
+            node_limit,
         })
     }
 

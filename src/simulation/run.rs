@@ -336,7 +336,10 @@ pub fn plan_label(p: &ParallelPlan) -> String {
     if p.virtual_stages > 1 {
         s.push_str(&format!(" VPP{}", p.virtual_stages));
     }
-    let recompute = Recompute::NAMES[p.recompute as usize];
+    let mut recompute = Recompute::NAMES[p.recompute as usize].to_string();
+    if p.recompute == Recompute::Selective && !p.recompute_modules.is_default() {
+        recompute.push_str(&format!("({})", p.recompute_modules.label()));
+    }
     s.push_str(&format!(
         " MBS{} ZeRO-{} recompute={recompute}",
         p.micro_batch_size, p.zero_stage

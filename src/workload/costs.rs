@@ -130,6 +130,56 @@ impl<'a> LayerContext<'a> {
         }
     }
 
+    /// Forward of MLA's query and key/value up-projections (what `mla_up_proj`
+    /// recomputation reruns); zero for standard attention.
+    pub fn mla_up_proj_fwd(&self) -> Cost {
+        let crate::model::Attention::Mla {
+            q_lora_rank,
+            kv_lora_rank,
+            qk_rope_head_dim,
+            ..
+        } = self.m.attention
+        else {
+            return Cost::default();
+        };
+        let heads = self.m.num_heads as f64 / self.tp;
+        let kv = self.gemm(
+            heads * (self.m.qk_head_dim() - qk_rope_head_dim as f64 + self.m.v_head_dim()),
+            kv_lora_rank as f64,
+        );
+        let mut c = kv.fwd;
+        if q_lora_rank > 0 {
+            let q = self.gemm(heads * self.m.qk_head_dim(), q_lora_rank as f64).fwd;
+            c = Cost::new(c.time_s + q.time_s, c.flops + q.flops);
+        }
+        c
+    }
+
+    /// Forward of the layer's two norms (what `layernorm` recomputation reruns): read 2,
+    /// write 2 bytes per element of the (sequence-parallel) shard, one kernel each.
+    pub fn norms_fwd(&self) -> Cost {
+        let shard = if self.p.sequence_parallel { self.tp } else { 1.0 };
+        Cost::new(
+            memory_bound_time_s(self.gpu, 2.0 * 4.0 * self.tokens * self.m.hidden_size as f64 / shard, 2),
+            0.0,
+        )
+    }
+
+    /// Forward of a dense layer's MLP (what `mlp` recomputation reruns): fc1, the
+    /// activation, fc2.
+    pub fn mlp_fwd(&self) -> Cost {
+        let (m, t) = (self.m, self.tp);
+        let h = m.hidden_size as f64;
+        let f = m.ffn_hidden_size as f64;
+        let fc1 = self.gemm(m.ffn_in_projections() * f / t, h).fwd;
+        let fc2 = self.gemm(h, f / t).fwd;
+        let act = if m.ffn_type.is_gated() { 6.0 } else { 4.0 } * self.tokens * f / t;
+        Cost::new(
+            fc1.time_s + fc2.time_s + memory_bound_time_s(self.gpu, act, 1),
+            fc1.flops + fc2.flops,
+        )
+    }
+
     /// FP8 cast/amax traffic for `elems` input elements (zero for 16-bit).
     fn cast_s(&self, elems: f64) -> f64 {
         if self.prec == Precision::Fp8 && self.gpu.peak_fp8_tflops > 0.0 {
@@ -305,6 +355,9 @@ pub struct MoeCost {
     pub tokens_per_rank: f64,
     /// Experts each expert-parallel rank holds.
     pub experts_per_rank: u32,
+    /// Forward of the routed (at the balanced load) and shared experts' activations, s
+    /// (what `moe_act` recomputation reruns).
+    pub act_fwd_s: f64,
 }
 
 /// Expert-GEMM time of one expert-parallel rank for one micro-batch.
@@ -404,6 +457,13 @@ impl MoeCost {
             post_wgrad: shared_wgrad,
             tokens_per_rank: tokens,
             experts_per_rank: moe.num_experts / p.ep.max(1),
+            act_fwd_s: memory_bound_time_s(
+                gpu,
+                if m.ffn_type.is_gated() { 6.0 } else { 4.0 }
+                    * tokens
+                    * (k * moe.expert_ffn_hidden_size as f64 / p.expert_tp.max(1) as f64 + fs),
+                2,
+            ),
         })
     }
 
@@ -535,6 +595,39 @@ pub fn embedding_and_head_steps(cx: &LayerContext) -> (LayerSteps, LayerSteps) {
         weight: vec![compute(wgrad, f, Phase::BackwardWeight, "output head wgrad")],
     };
     (emb, head)
+}
+
+/// Steps of an MTP module's input (after the main output head on the last chunk): the
+/// shared embedding's lookup of the next tokens, the two norms, and the projection of the
+/// concatenated `2h` hidden state to `h` (its transformer layer and the shared output head
+/// are emitted as such).
+pub fn mtp_input_steps(cx: &LayerContext) -> LayerSteps {
+    let h = cx.m.hidden_size as f64;
+    let proj = cx.gemm(h, 2.0 * h);
+    // embedding read + write, two norms (read 2, write 2 bytes each)
+    let ew = memory_bound_time_s(cx.gpu, (4.0 + 8.0) * cx.tokens * h, 3);
+    let f = proj.fwd.flops;
+    LayerSteps {
+        forward: vec![compute(ew + proj.fwd.time_s, f, Phase::Forward, "mtp projection")],
+        backward: vec![compute(
+            2.0 * ew + proj.dgrad.time_s + proj.wgrad.time_s,
+            2.0 * f,
+            Phase::Backward,
+            "mtp projection",
+        )],
+        backward_input: vec![compute(
+            2.0 * ew + proj.dgrad.time_s,
+            f,
+            Phase::Backward,
+            "mtp projection",
+        )],
+        weight: vec![compute(
+            proj.wgrad.time_s,
+            f,
+            Phase::BackwardWeight,
+            "mtp projection wgrad",
+        )],
+    }
 }
 
 /// Optimizer step time for `params_local` parameters held (sharded) on one GPU: Adam over

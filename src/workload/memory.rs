@@ -16,7 +16,7 @@
 use crate::hardware::Precision;
 use crate::model::TransformerSpec;
 use crate::parallel::schedule::{peak_activation, peak_in_flight, PassKind};
-use crate::parallel::{ParallelPlan, Recompute};
+use crate::parallel::{ParallelPlan, Recompute, RecomputeModule, RecomputeModules};
 use crate::training::TrainingSpec;
 use crate::units::BYTES_PER_GIB;
 use serde::{Deserialize, Serialize};
@@ -83,18 +83,35 @@ pub fn layer_activation_bytes(m: &TransformerSpec, p: &ParallelPlan, t: &Trainin
         return 2.0 * sbh / if p.sequence_parallel { tp } else { 1.0 };
     }
     let moe = m.moe.as_ref().filter(|_| m.is_moe_layer(layer));
+    // what selective recomputation reruns is not kept (RecomputeModule's docs)
+    let rerun = |module: RecomputeModule| p.recompute == Recompute::Selective && p.recompute_modules.has(module);
     let f_ratio = if moe.is_some() {
         0.0
     } else {
         m.ffn_hidden_size as f64 / h
     };
     let qkv = (m.q_dim() + 2.0 * m.kv_dim()) / h; // relative width of Q, K, V
-                                                  // replicated across TP ranks unless SP: two norm inputs (2+2), QKV and fc1 inputs
-                                                  // (GEMM inputs), two dropout masks (1+1)
-    let replicated = 4.0 + 2.0 * gemm_in + 2.0;
+                                                  // replicated across TP ranks unless SP: two norm inputs (2+2), the norms' outputs (the
+                                                  // QKV and fc1 GEMM inputs), two dropout masks (1+1)
+    let norm_outputs = if rerun(RecomputeModule::Layernorm) {
+        0.0
+    } else {
+        2.0 * gemm_in
+    };
+    let replicated = 4.0 + norm_outputs + 2.0;
     // split across TP ranks: Q, K, V (2 bytes x widths), attention output (out-proj GEMM
     // input), MLP activation input (2 F x projections) and fc2 input (GEMM input, F wide)
-    let split = 2.0 * qkv + gemm_in + 2.0 * f_ratio * m.ffn_in_projections() + gemm_in * f_ratio;
+    let q_k_v = if rerun(RecomputeModule::MlaUpProj) {
+        0.0
+    } else {
+        2.0 * qkv
+    };
+    let mlp = if rerun(RecomputeModule::Mlp) {
+        0.0
+    } else {
+        2.0 * f_ratio * m.ffn_in_projections() + gemm_in * f_ratio
+    };
+    let split = q_k_v + gemm_in + mlp;
     let mut per = if p.sequence_parallel {
         (replicated + split) / tp
     } else {
@@ -105,11 +122,26 @@ pub fn layer_activation_bytes(m: &TransformerSpec, p: &ParallelPlan, t: &Trainin
         let proj = m.ffn_in_projections();
         let fe = moe.expert_ffn_hidden_size as f64 / h;
         let fs = moe.shared_expert_ffn_hidden_size as f64 * moe.num_shared_experts as f64 / h;
-        let routed = moe.top_k as f64 * (2.0 + gemm_in + 2.0 * fe * proj + gemm_in * fe);
-        let shared = 2.0 * fs * proj + gemm_in * fs;
-        per += (routed + shared) / tp;
+        // the down-projections' inputs (the activations' outputs)
+        let act_out = if rerun(RecomputeModule::MoeAct) { 0.0 } else { gemm_in };
+        // the routed copies: the permuted tokens (16-bit) and the experts' GEMM input; an
+        // FP8 dispatch delivers the GEMM input itself (with its scales), no 16-bit copy
+        let tokens_in = if p.moe_dispatch_fp8 {
+            1.0 + 4.0 / crate::network::dispatch::FP8_SCALE_GROUP
+        } else {
+            2.0 + gemm_in
+        };
+        let routed = moe.top_k as f64 * (tokens_in + 2.0 * fe * proj + act_out * fe);
+        let shared = if rerun(RecomputeModule::SharedExperts) {
+            0.0
+        } else {
+            2.0 * fs * proj + act_out * fs
+        };
+        if !rerun(RecomputeModule::Moe) {
+            per += (routed + shared) / tp;
+        }
     }
-    let scores = if flash || p.recompute == Recompute::Selective {
+    let scores = if flash || rerun(RecomputeModule::CoreAttn) {
         0.0
     } else {
         5.0 * m.num_heads as f64 * s / h / tp
@@ -208,6 +240,16 @@ pub fn memory_per_stage(
         .collect()
 }
 
+/// The layers model chunk `g` holds: its share of the main layers (`firsts[g]` on) and,
+/// for the last chunk, the MTP modules' layers.
+fn chunk_layer_ids(m: &TransformerSpec, layers_per_chunk: &[u32], firsts: &[u32], g: usize) -> Vec<u32> {
+    let mut ids: Vec<u32> = (firsts[g]..firsts[g] + layers_per_chunk[g]).collect();
+    if g + 1 == layers_per_chunk.len() {
+        ids.extend((0..m.mtp_modules).map(|d| m.mtp_layer(d)));
+    }
+    ids
+}
+
 /// Memory of one GPU of pipeline stage `stage`.
 pub fn stage_memory(
     m: &TransformerSpec,
@@ -256,7 +298,7 @@ fn stage_memory_of(
             .collect();
         chunks
             .iter()
-            .flat_map(|&g| firsts[g]..firsts[g] + layers_per_chunk[g])
+            .flat_map(|&g| chunk_layer_ids(m, &layers_per_chunk, &firsts, g))
             .collect()
     };
     // dense parts split over TP (sharded over DP by ZeRO); routed experts split over EP
@@ -271,6 +313,10 @@ fn stage_memory_of(
     // stage when tied and pipelined
     if last && (!m.tied_embeddings || p.pp > 1) {
         params += emb / t;
+    }
+    if last {
+        // the MTP modules' projections and norms (their layers are in stage_layer_ids)
+        params += m.mtp_modules as f64 * m.mtp_extra_params() / t;
     }
     let edp = p.expert_dp() as f64;
     let shard = |stage_min: u32, group: f64| if p.zero_stage >= stage_min { group } else { 1.0 };
@@ -304,7 +350,8 @@ fn stage_memory_of(
         let per_chunk: Vec<(f64, f64)> = (0..v)
             .map(|c| {
                 let g = chunk(c);
-                (firsts[g]..firsts[g] + layers_per_chunk[g])
+                chunk_layer_ids(m, &layers_per_chunk, &firsts, g)
+                    .into_iter()
                     .map(|l| {
                         (
                             layer_activation_bytes(m, p, tr, l),
@@ -317,7 +364,11 @@ fn stage_memory_of(
         peak_activation(passes, |ps| per_chunk[ps.chunk as usize])
     } else {
         // layers' worth of activations in flight on this stage, walking its program
-        per_layer * peak_in_flight(passes, |ps| layers_per_chunk[chunk(ps.chunk)] as f64)
+        let mtp = |g: usize| if g + 1 == n_chunks { m.mtp_modules } else { 0 };
+        per_layer
+            * peak_in_flight(passes, |ps| {
+                (layers_per_chunk[chunk(ps.chunk)] + mtp(chunk(ps.chunk))) as f64
+            })
     };
     // micro-batches whose embedding output is still held (the chunk holding the embedding)
     let embedding_in_flight = peak_in_flight(passes, |ps| if chunk(ps.chunk) == 0 { 1.0 } else { 0.0 });
@@ -325,6 +376,7 @@ fn stage_memory_of(
         // one layer's full activations live during its recomputation
         let mut full = p.clone();
         full.recompute = Recompute::Selective;
+        full.recompute_modules = RecomputeModules::default();
         act += activation_bytes_per_layer(
             m,
             &full,

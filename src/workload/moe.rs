@@ -7,7 +7,7 @@ use super::costs::{ExpertTimes, MoeCost};
 use super::op::AllToAllSpec;
 use super::routing::{self, DrawKey, RoutingSpec};
 use crate::model::TransformerSpec;
-use crate::network::{Dispatcher, ExpertDispatch, GroupLayout};
+use crate::network::{payload_bytes_per_token, Dispatcher, ExpertDispatch, GroupLayout};
 use crate::parallel::{Dim, ParallelPlan, Placement};
 use std::collections::HashMap;
 
@@ -56,15 +56,18 @@ pub(crate) struct MoeRouter<'a> {
     lanes: u32,
     /// Assignments per EP group and micro-batch.
     assignments: f64,
-    /// Bytes per token-expert assignment moved by the all-to-all.
-    bytes_per_assignment: f64,
+    /// Bytes per token (or token-expert copy) moved towards the experts (BF16 or FP8).
+    dispatch_bytes: f64,
+    /// Bytes per token (or copy) moved back (the combine, BF16).
+    combine_bytes: f64,
     /// EP peers per node.
     peers_per_node: u32,
     first_dense: u32,
     /// MoE layers in the model.
     moe_layers: u32,
-    /// How tokens travel (direct or node-deduplicated).
+    /// How tokens travel, and the node limit of routing.
     dispatcher: Dispatcher,
+    node_limit: Option<u32>,
     /// Experts per token, as a float.
     top_k: f64,
     pub loads: MoeLoads,
@@ -82,7 +85,8 @@ impl<'a> MoeRouter<'a> {
         lanes: u32,
     ) -> Self {
         let moe = m.moe.as_ref().expect("MoeCost exists only for MoE models");
-        let n_moe = m.num_moe_layers() as usize;
+        // the MTP modules' layers draw after the main ones
+        let n_moe = (m.num_moe_layers() + m.mtp_modules) as usize;
         MoeRouter {
             tokens_per_rank: cost.tokens_per_rank,
             routing,
@@ -91,11 +95,13 @@ impl<'a> MoeRouter<'a> {
             ep: p.ep.max(1),
             lanes,
             assignments: cost.tokens_per_rank * p.ep.max(1) as f64 * moe.top_k as f64,
-            bytes_per_assignment: 2.0 * m.hidden_size as f64,
+            dispatch_bytes: payload_bytes_per_token(m.hidden_size as f64, p.moe_dispatch_fp8),
+            combine_bytes: payload_bytes_per_token(m.hidden_size as f64, false),
             peers_per_node: placement.layout(Dim::Ep).members_per_node.clamp(1, p.ep.max(1)),
             first_dense: moe.first_dense_layers,
             moe_layers: n_moe as u32,
             dispatcher: routing.dispatcher,
+            node_limit: routing.node_limit,
             top_k: moe.top_k as f64,
             loads: MoeLoads {
                 per_layer_expert: vec![vec![0.0; moe.num_experts as usize]; n_moe],
@@ -163,15 +169,26 @@ impl<'a> MoeRouter<'a> {
                 size: self.ep,
                 members_per_node: self.peers_per_node,
             },
-            bytes_per_assignment: self.bytes_per_assignment,
+            bytes_per_assignment: self.dispatch_bytes,
             tokens_per_rank: self.tokens_per_rank,
             top_k: self.top_k as u32,
             dispatcher: self.dispatcher,
+            node_limit: self.node_limit,
         };
-        let loads = dispatch.loads(if self.lanes == 1 { 1 } else { self.ep as usize });
-        let to = AllToAllSpec { loads, wait_from: None };
+        // towards the experts: the dispatch (and, in the backward, the gradient of the
+        // combine) in the dispatch payload; back: the combine (and the gradient of the
+        // dispatch) in BF16
+        let simulated = if self.lanes == 1 { 1 } else { self.ep as usize };
+        let to = AllToAllSpec {
+            loads: dispatch.loads(simulated),
+            wait_from: None,
+        };
+        let back = ExpertDispatch {
+            bytes_per_assignment: self.combine_bytes,
+            ..dispatch
+        };
         let from = AllToAllSpec {
-            loads: loads.reversed(),
+            loads: back.loads(simulated).reversed(),
             wait_from: None,
         };
         let inst = MoeInstance {

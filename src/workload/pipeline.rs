@@ -37,6 +37,8 @@ struct StageCosts {
     moe_layer: LayerSteps,
     emb: LayerSteps,
     head: LayerSteps,
+    /// An MTP module's input projection (when the model has MTP modules).
+    mtp_in: LayerSteps,
     moe: Option<MoeCost>,
 }
 
@@ -51,6 +53,7 @@ impl StageCosts {
             moe_layer: layer_steps(&cx, moe.as_ref()),
             emb,
             head,
+            mtp_in: costs::mtp_input_steps(&cx),
             moe,
         }
     }
@@ -63,6 +66,30 @@ fn pass_steps(kind: PassKind, s: &LayerSteps) -> &[Step] {
         PassKind::Backward => &s.backward,
         PassKind::BackwardInput => &s.backward_input,
         PassKind::BackwardWeight => &s.weight,
+    }
+}
+
+/// Emits the steps of pass `kind` of layer `l` of micro-batch `mb` on `rank`, a MoE layer
+/// with its routing draw (the pass with `last_use` drops it).
+#[allow(clippy::too_many_arguments)]
+fn emit_layer(
+    b: &mut Builder,
+    cur: &mut Cursor,
+    router: Option<&mut MoeRouter>,
+    sc: &StageCosts,
+    moe_layer: bool,
+    kind: PassKind,
+    (rank, it, mb, l): (u32, u32, u32, u32),
+    lanes: &[u32],
+    last_use: bool,
+) {
+    match router.filter(|_| moe_layer) {
+        Some(r) => {
+            let inst = r.instance(sc.moe.as_ref().expect("MoE model"), it, l, mb, last_use);
+            cur.emit(b, rank, (it, mb), pass_steps(kind, &sc.moe_layer), Some((&inst, lanes)));
+        }
+        None if moe_layer => cur.emit(b, rank, (it, mb), pass_steps(kind, &sc.moe_layer), None),
+        None => cur.emit(b, rank, (it, mb), pass_steps(kind, &sc.layer), None),
     }
 }
 
@@ -100,6 +127,8 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
         })
         .collect();
     let seq = spec.training.seq_length;
+    // the MTP modules' layers, numbered after the main ones, on the last chunk
+    let mtp_layers = m.mtp_layer(0)..m.mtp_layer(m.mtp_modules);
     // the activation of this rank's sequence shard (context parallelism splits it too)
     let act_p2p_bytes =
         2.0 * p.micro_batch_size as f64 * seq as f64 * m.hidden_size as f64 / p.tp as f64 / p.cp.max(1) as f64;
@@ -201,7 +230,22 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 .sum();
             let local_expert_params: f64 = (0..v)
                 .map(|c| chunk_layers(global(c)).map(expert_local).sum::<f64>())
-                .sum();
+                .sum::<f64>()
+                + (0..v)
+                    .filter(|&c| global(c) == n_chunks - 1)
+                    .map(|_| mtp_layers.clone().map(expert_local).sum::<f64>())
+                    .sum::<f64>();
+            // the MTP modules (on the last chunk's stages)
+            let local_params = local_params
+                + (0..v)
+                    .filter(|&c| global(c) == n_chunks - 1)
+                    .map(|_| {
+                        mtp_layers
+                            .clone()
+                            .map(|l| dense_local(l) + m.mtp_extra_params() / p.tp as f64)
+                            .sum::<f64>()
+                    })
+                    .sum::<f64>();
             // with overlapped all-to-alls, backward passes run on a second compute queue and
             // each pass may overlap only its neighbour in the schedule: it waits for the
             // passes two and three before it. Paired passes wait for the previous group.
@@ -314,17 +358,39 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         if zero3 {
                             gather(&mut b, &mut cur, l);
                         }
-                        match moe_router.as_mut().filter(|_| m.is_moe_layer(l)) {
-                            Some(r) => {
-                                let inst = r.instance(sc.moe.as_ref().expect("MoE model"), it, l, mb, false);
-                                let lanes = lane_ranks[stage as usize].as_slice();
-                                cur.emit(&mut b, rank, (it, mb), &sc.moe_layer.forward, Some((&inst, lanes)));
-                            }
-                            None => cur.emit(&mut b, rank, (it, mb), &sc.layer.forward, None),
-                        }
+                        emit_layer(
+                            &mut b,
+                            &mut cur,
+                            moe_router.as_mut(),
+                            sc,
+                            m.is_moe_layer(l),
+                            pass.kind,
+                            (rank, it, mb, l),
+                            &lane_ranks[stage as usize],
+                            false,
+                        );
                     }
                     if g == n_chunks - 1 {
                         cur.emit(&mut b, rank, (it, mb), &sc.head.forward, None);
+                        // the MTP modules: input projection, layer, the shared head again
+                        for l in mtp_layers.clone() {
+                            cur.emit(&mut b, rank, (it, mb), &sc.mtp_in.forward, None);
+                            let lanes = &lane_ranks[stage as usize];
+                            let at = (rank, it, mb, l);
+                            let moe_l = m.is_moe_layer(l);
+                            emit_layer(
+                                &mut b,
+                                &mut cur,
+                                moe_router.as_mut(),
+                                sc,
+                                moe_l,
+                                pass.kind,
+                                at,
+                                lanes,
+                                false,
+                            );
+                            cur.emit(&mut b, rank, (it, mb), &sc.head.forward, None);
+                        }
                     }
                 } else {
                     // gradient buckets: dense parameters over DP, routed experts over expert-DP
@@ -346,6 +412,29 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         }
                     };
                     if g == n_chunks - 1 {
+                        // the MTP modules' backward first (their loss is the last computed)
+                        for l in mtp_layers.clone().rev() {
+                            cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.head), None);
+                            let lanes = &lane_ranks[stage as usize];
+                            let at = (rank, it, mb, l);
+                            let moe_l = m.is_moe_layer(l);
+                            emit_layer(
+                                &mut b,
+                                &mut cur,
+                                moe_router.as_mut(),
+                                sc,
+                                moe_l,
+                                pass.kind,
+                                at,
+                                lanes,
+                                last_use,
+                            );
+                            cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.mtp_in), None);
+                            if reduce_now {
+                                bucket[0] += dense_local(l) + m.mtp_extra_params() / p.tp as f64;
+                                bucket[1] += expert_local(l);
+                            }
+                        }
                         cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.head), None);
                         if reduces_grads && (pp > 1 || !m.tied_embeddings) {
                             bucket[0] += emb_params_local;
@@ -355,23 +444,17 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         if zero3 && pass.kind != PassKind::BackwardWeight {
                             gather(&mut b, &mut cur, l);
                         }
-                        match moe_router.as_mut().filter(|_| m.is_moe_layer(l)) {
-                            Some(r) => {
-                                let inst = r.instance(sc.moe.as_ref().expect("MoE model"), it, l, mb, last_use);
-                                let lanes = lane_ranks[stage as usize].as_slice();
-                                cur.emit(
-                                    &mut b,
-                                    rank,
-                                    (it, mb),
-                                    pass_steps(pass.kind, &sc.moe_layer),
-                                    Some((&inst, lanes)),
-                                );
-                            }
-                            None if m.is_moe_layer(l) => {
-                                cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.moe_layer), None)
-                            }
-                            None => cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.layer), None),
-                        }
+                        emit_layer(
+                            &mut b,
+                            &mut cur,
+                            moe_router.as_mut(),
+                            sc,
+                            m.is_moe_layer(l),
+                            pass.kind,
+                            (rank, it, mb, l),
+                            &lane_ranks[stage as usize],
+                            last_use,
+                        );
                         if reduce_now {
                             bucket[0] += dense_local(l);
                             bucket[1] += expert_local(l);

@@ -88,9 +88,13 @@ pub struct RoutingSpec {
     /// Capacity factor: an expert keeps at most `capacity_factor * assignments / experts`
     /// tokens and drops the rest; `None` is dropless.
     pub capacity_factor: Option<f64>,
-    /// All-to-all variant.
+    /// How tokens travel to the experts.
     #[serde(default)]
     pub dispatcher: Dispatcher,
+    /// Node-limited routing: each token reaches experts on at most this many nodes of its
+    /// expert-parallel group (DeepSeek-V3: 4); `None` for no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_limit: Option<u32>,
 }
 
 impl Default for RoutingSpec {
@@ -98,7 +102,8 @@ impl Default for RoutingSpec {
         RoutingSpec {
             routing: Routing::Balanced,
             capacity_factor: None,
-            dispatcher: Dispatcher::Direct,
+            dispatcher: Dispatcher::AllToAll,
+            node_limit: None,
         }
     }
 }

@@ -245,6 +245,13 @@ fn deepseek_v3_scenario_runs() {
     assert_eq!((m.ep, m.num_experts, m.top_k), (64, 256, 8));
     assert!(m.exposed_all_to_all_s > 0.0 && m.imbalance_wait_s > 0.0);
     assert_eq!(m.expert_load_per_layer.len(), 59); // 58 MoE layers + the MTP block
+                                                   // the published setup, no workaround: 61 layers + MTP, DeepEP-style FP8 dispatch with
+                                                   // node limit 4, partial recomputation
+    assert_eq!(s.input.model.num_layers, 61);
+    assert_eq!(s.input.model.mtp_modules, 1);
+    assert_eq!(s.input.routing.node_limit, Some(4));
+    assert!(s.input.plan.moe_dispatch_fp8);
+    assert_eq!(s.input.plan.recompute, trainsim::parallel::Recompute::Selective);
 }
 
 /// Bad MoE input: exit 2 with the file, the field and what is allowed; never a panic.
@@ -342,8 +349,59 @@ fn bad_moe_input_gives_located_errors() {
         ),
         (
             "dispatcher",
-            base.replace("routing = \"zipf\"", "routing = \"zipf\"\ndispatcher = \"deepep\""),
-            vec!["moe.dispatcher", "\"direct\", \"hierarchical\""],
+            base.replace(
+                "routing = \"zipf\"",
+                "routing = \"zipf\"\ndispatcher = \"deepep_normal\"",
+            ),
+            vec![
+                "moe.dispatcher",
+                "\"alltoall\", \"allgather\", \"deepep\", \"deepep_low_latency\"",
+            ],
+        ),
+        (
+            "node-limit",
+            base.replace(
+                "routing = \"zipf\"",
+                "routing = \"zipf\"\ndispatcher = \"deepep\"\nnode_limit = 3",
+            ),
+            vec![
+                "moe.node_limit",
+                "3",
+                "at most the nodes an expert-parallel group spans (2: parallel.ep = 16",
+            ],
+        ),
+        (
+            "dispatch-precision",
+            base.replace("routing = \"zipf\"", "routing = \"zipf\"\ndispatch_precision = \"fp4\""),
+            vec!["moe.dispatch_precision", "\"bf16\", \"fp8\""],
+        ),
+        (
+            "recompute-module",
+            base.replace(
+                "[parallel]\n",
+                "[parallel]\nrecompute_modules = [\"layernorm\", \"attn_core\"]\n",
+            ),
+            vec![
+                "parallel.recompute_modules",
+                "\"attn_core\"",
+                "\"core_attn\", \"mla_up_proj\"",
+            ],
+        ),
+        (
+            "recompute-modules-full",
+            base.replace(
+                "[parallel]\n",
+                "[parallel]\nrecompute = \"full\"\nrecompute_modules = [\"moe_act\"]\n",
+            ),
+            vec![
+                "parallel.recompute_modules",
+                "only applies with parallel.recompute = \"selective\"",
+            ],
+        ),
+        (
+            "mla-up-proj",
+            base.replace("[parallel]\n", "[parallel]\nrecompute_modules = [\"mla_up_proj\"]\n"),
+            vec!["parallel.recompute_modules", "multi-head latent attention"],
         ),
         (
             "unknown-moe-key",
@@ -416,10 +474,10 @@ fn hierarchical_dispatch_deduplicates_nic_bytes() {
     let run = |k: u32, d: &str| simulate(&moe_src(16, 64, k, &format!("[moe]\ndispatcher = \"{d}\"")));
     let nic = |r: &RunResult| r.network.as_ref().unwrap().scale_out_bytes_per_step_per_gpu;
     let nvl = |r: &RunResult| r.network.as_ref().unwrap().scale_up_bytes_per_step_per_gpu;
-    let (d1, h1) = (run(1, "direct"), run(1, "hierarchical"));
+    let (d1, h1) = (run(1, "alltoall"), run(1, "deepep"));
     assert!((nic(&h1) / nic(&d1) - 1.0).abs() < 1e-9, "{} vs {}", nic(&h1), nic(&d1));
     assert!(nvl(&h1) > nvl(&d1), "forwarding inside the node");
-    let (d8, h8) = (run(8, "direct"), run(8, "hierarchical"));
+    let (d8, h8) = (run(8, "direct"), run(8, "hierarchical")); // the earlier names
     assert!(
         nic(&h8) < 0.6 * nic(&d8),
         "NIC bytes {} vs direct {}",
@@ -480,4 +538,206 @@ fn hfu_counts_every_expert_lane_and_is_at_least_mfu() {
             r.mfu_fraction
         );
     }
+}
+
+/// The dispatch as the simulation charges it, balanced top-8 over EP16 on 2 nodes: the
+/// all-to-alls towards the experts carry the dispatch payload (FP8: 1 byte per element and
+/// a 4-byte scale per 128), those back the BF16 combine, in the closed forms of
+/// `network::dispatch` for every dispatcher, with and without a node limit.
+#[test]
+fn simulated_dispatch_bytes_follow_the_closed_forms() {
+    let (t, h, k, ep, g) = (2048.0, 1024.0, 8.0, 16.0, 8.0);
+    let n = ep / g;
+    let rel = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    for (dispatcher, limit, fp8) in [
+        ("alltoall", None, false),
+        ("alltoall", None, true),
+        ("allgather", None, true),
+        ("deepep", None, false),
+        ("deepep", Some(1u32), true),
+        ("deepep_low_latency", None, true),
+    ] {
+        let mut section = format!("[moe]\ndispatcher = \"{dispatcher}\"\n");
+        if let Some(m) = limit {
+            section.push_str(&format!("node_limit = {m}\n"));
+        }
+        if fp8 {
+            section.push_str("dispatch_precision = \"fp8\"\n");
+        }
+        let input = scenario(&moe_src(16, 64, 8, &section)).input;
+        let w = input.workload(&input.placement(), 1);
+        let nic_per_token = |b: f64| match dispatcher {
+            "alltoall" => k * b * (ep - g) / ep,
+            "allgather" => b * (ep - 1.0) / g,
+            "deepep" => {
+                let free = 1.0 - (1.0 - 1.0 / n).powf(k);
+                let hit = limit.map_or(free, |m| free.min(m as f64 / n));
+                b * (n - 1.0) * hit
+            }
+            _ => k * b * (ep - 1.0) / ep,
+        };
+        let dispatch_b = if fp8 { h + 4.0 * h / 128.0 } else { 2.0 * h };
+        let (mut to, mut back) = (0, 0);
+        for a in &w.all_to_alls {
+            let nic = a.loads.ports.nic_send_bytes;
+            if rel(nic, t * nic_per_token(dispatch_b)) {
+                to += 1;
+            } else if rel(nic, t * nic_per_token(2.0 * h)) {
+                back += 1;
+            } else {
+                panic!("{dispatcher} {limit:?} fp8 {fp8}: NIC bytes {nic} match neither direction");
+            }
+        }
+        // 4 layers x 2 micro-batches, each way once in the forward and once in the backward
+        if fp8 {
+            assert_eq!((to, back), (16, 16), "{dispatcher}");
+        } else {
+            assert_eq!(to + back, 32, "{dispatcher}");
+        }
+    }
+}
+
+/// Each recompute module saves the activation bytes the docs give (per token of a
+/// micro-batch, `h` hidden, 1-byte GEMM inputs under FP8) and nothing else; the FLOPs it
+/// re-adds are its modules' forward FLOPs.
+#[test]
+fn recompute_modules_save_their_activations_and_rerun_their_forward() {
+    use trainsim::parallel::{Recompute, RecomputeModule as R, RecomputeModules};
+    use trainsim::workload::memory::layer_activation_bytes;
+    let ds = std::fs::read_to_string(repo("scenarios/deepseek-v3-h800-2048.toml")).unwrap();
+    let input = scenario(&ds).input;
+    let (m, tr) = (&input.model, &input.training);
+    let mut p = input.plan.clone();
+    p.recompute = Recompute::Selective;
+    let bytes = |p: &trainsim::parallel::ParallelPlan, layer: u32| layer_activation_bytes(m, p, tr, layer);
+    let with = |modules: &[R]| {
+        let mut q = p.clone();
+        q.recompute_modules = RecomputeModules::of(modules);
+        q
+    };
+    let none = with(&[]);
+    let sbh = tr.seq_length as f64 * m.hidden_size as f64;
+    let s = tr.seq_length as f64;
+    let moe = m.moe.as_ref().unwrap();
+    let (fe, fs) = (
+        moe.expert_ffn_hidden_size as f64,
+        (moe.shared_expert_ffn_hidden_size * moe.num_shared_experts) as f64,
+    );
+    let gemm_in = 1.0; // FP8
+    let moe_layer = 10;
+    let saved = |modules: &[R], layer: u32| bytes(&none, layer) - bytes(&with(modules), layer);
+    let rel = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+    let cases = [
+        (R::CoreAttn, moe_layer, 0.0), // flash attention keeps no scores
+        (R::Layernorm, moe_layer, 2.0 * gemm_in * sbh),
+        (R::MlaUpProj, moe_layer, 2.0 * (m.q_dim() + 2.0 * m.kv_dim()) * s),
+        (R::MoeAct, moe_layer, gemm_in * (moe.top_k as f64 * fe + fs) * s),
+        (R::SharedExperts, moe_layer, (2.0 * 2.0 * fs + gemm_in * fs) * s),
+        (
+            R::Moe,
+            moe_layer,
+            // FP8 dispatch: the routed copies are the FP8 payload (1 byte + scales), no BF16 copy
+            moe.top_k as f64
+                * (1.0 + 4.0 / 128.0 + 2.0 * 2.0 * fe / m.hidden_size as f64 + gemm_in * fe / m.hidden_size as f64)
+                * sbh
+                + (2.0 * 2.0 * fs + gemm_in * fs) * s,
+        ),
+        (R::Mlp, 0, (2.0 * 2.0 + gemm_in) * m.ffn_hidden_size as f64 * s),
+        (R::Mlp, moe_layer, 0.0),
+        (R::MoeAct, 0, 0.0),
+    ];
+    for (module, layer, want) in cases {
+        let got = saved(&[module], layer);
+        assert!(
+            rel(got, want),
+            "{module:?} layer {layer}: saves {got} bytes, want {want}"
+        );
+    }
+    // savings add up for disjoint modules
+    let three = [R::Layernorm, R::MlaUpProj, R::MoeAct];
+    let sum: f64 = three.iter().map(|&x| saved(&[x], moe_layer)).sum();
+    assert!(rel(saved(&three, moe_layer), sum));
+
+    // what the backward reruns: MLA's up-projections' forward FLOPs, the norms and the
+    // activation as memory-bound work; `moe` reruns the block with its two all-to-alls
+    use trainsim::workload::costs::{LayerContext, MoeCost};
+    use trainsim::workload::layer::Step;
+    use trainsim::workload::passes::layer_steps;
+    let gpu = &input.cluster.gpu;
+    let rerun = |modules: &[R]| {
+        let q = with(modules);
+        let cx = LayerContext::new(gpu, m, &q, tr);
+        let c = MoeCost::new(gpu, m, &q, tr.precision, tr.seq_length);
+        let steps = layer_steps(&cx, c.as_ref()).backward;
+        let n = steps.len()
+            - layer_steps(&LayerContext::new(gpu, m, &none, tr), c.as_ref())
+                .backward
+                .len();
+        steps[..n].to_vec()
+    };
+    let flops = |steps: &[Step]| -> f64 {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Compute { flops, .. } => *flops,
+                _ => 0.0,
+            })
+            .sum()
+    };
+    let trainsim::model::Attention::Mla {
+        q_lora_rank,
+        kv_lora_rank,
+        qk_nope_head_dim,
+        qk_rope_head_dim,
+        v_head_dim,
+    } = m.attention
+    else {
+        panic!("DeepSeek-V3 uses MLA")
+    };
+    let heads = m.num_heads as f64;
+    let up = 2.0
+        * s
+        * heads
+        * (kv_lora_rank as f64 * (qk_nope_head_dim + v_head_dim) as f64
+            + q_lora_rank as f64 * (qk_nope_head_dim + qk_rope_head_dim) as f64);
+    assert!(rel(flops(&rerun(&[R::MlaUpProj])), up));
+    for memory_bound in [R::Layernorm, R::MoeAct] {
+        let r = rerun(&[memory_bound]);
+        assert_eq!(r.len(), 1, "{memory_bound:?}");
+        assert!(matches!(r[0], Step::Compute { flops, time_s, .. } if flops == 0.0 && time_s > 0.0));
+    }
+    let block = rerun(&[R::Moe]);
+    let a2a = block.iter().filter(|s| matches!(s, Step::AllToAll { .. })).count();
+    assert_eq!(a2a, 2, "the MoE block reruns its dispatch and combine");
+    assert!(block.iter().any(|s| matches!(s, Step::Experts { .. })));
+}
+
+/// DeepSeek-V3's multi-token-prediction module is a module on the last chunk: one more
+/// MoE layer's routing draws, its parameters and activations on the last stage, and more
+/// work per step; the main model keeps its 61 layers.
+#[test]
+fn mtp_is_a_module_after_the_output_head() {
+    let src = moe_src(16, 64, 2, "").replace("[parallel]\ntp = 1\npp = 1", "[parallel]\ntp = 1\npp = 2");
+    let src = src.replace("dp = 16\n", "dp = 8\n").replace("ep = 16\n", "ep = 8\n");
+    let plain = simulate(&src);
+    let mtp = simulate(&src.replace(
+        "expert_ffn_hidden_size = 1024",
+        "expert_ffn_hidden_size = 1024\nmtp_modules = 1",
+    ));
+    let (a, b) = (plain.moe.as_ref().unwrap(), mtp.moe.as_ref().unwrap());
+    assert_eq!(b.expert_load_per_layer.len(), a.expert_load_per_layer.len() + 1);
+    assert!(mtp.step_time_s > plain.step_time_s);
+    let input = scenario(&src.replace(
+        "expert_ffn_hidden_size = 1024",
+        "expert_ffn_hidden_size = 1024\nmtp_modules = 1",
+    ))
+    .input;
+    assert_eq!(input.model.num_layers, 4);
+    let mem = |i: &trainsim::simulation::RunInput| {
+        trainsim::workload::memory::memory_per_stage(&i.model, &i.plan, &i.training, &[80.0])
+    };
+    let plain_in = scenario(&src).input;
+    let (m0, m1) = (mem(&plain_in), mem(&input));
+    assert_eq!(m0[0].total_gib, m1[0].total_gib, "the first stage holds no MTP");
+    assert!(m1[1].activations_gib > m0[1].activations_gib && m1[1].weights_gib > m0[1].weights_gib);
 }

@@ -31,7 +31,7 @@ pub fn layer_steps(cx: &LayerContext, moe: Option<&MoeCost>) -> LayerSteps {
     for pass in PASSES {
         (pass.apply)(cx, &mut items);
     }
-    let rerun = recompute::steps(cx, &items);
+    let rerun = recompute::steps(cx, &items, moe);
     lower(&items, &rerun)
 }
 
