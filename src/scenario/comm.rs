@@ -15,7 +15,14 @@ impl Checker<'_> {
     pub(super) fn comm(&self, raw: Option<&RawCommunication>, plan: &ParallelPlan) -> Result<CommSpec, ScenarioError> {
         let mut spec = CommSpec::default();
         let Some(r) = raw else { return Ok(spec) };
-        let dtypes = [&r.tp_dtype, &r.cp_dtype, &r.dp_grad_dtype, &r.dp_param_dtype, &r.pp_dtype, &r.ep_dtype];
+        let dtypes = [
+            &r.tp_dtype,
+            &r.cp_dtype,
+            &r.dp_grad_dtype,
+            &r.dp_param_dtype,
+            &r.pp_dtype,
+            &r.ep_dtype,
+        ];
         for (k, v) in CommKind::ALL.iter().zip(dtypes) {
             if let Some(v) = v {
                 let field = format!("communication.{}_dtype", k.name());
@@ -58,7 +65,11 @@ impl Checker<'_> {
         only("topk_fraction", r.topk_fraction.is_some(), &[Method::Topk])?;
         let zpp = r.zeropp_qwz.is_some() || r.zeropp_hpz.is_some() || r.zeropp_qgz.is_some();
         only("zeropp_qwz", zpp, &[Method::Zeropp])?;
-        let compressing: Vec<Method> = METHODS.iter().map(|m| m.method).filter(|&m| m != Method::None).collect();
+        let compressing: Vec<Method> = METHODS
+            .iter()
+            .map(|m| m.method)
+            .filter(|&m| m != Method::None)
+            .collect();
         only("extra_steps_fraction", r.extra_steps_fraction.is_some(), &compressing)?;
         if let Some(w) = r.warmup_fraction {
             if !(w.is_finite() && (0.0..1.0).contains(&w)) {

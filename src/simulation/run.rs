@@ -593,7 +593,10 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
             expert_load_per_step: relative(&loads.per_iteration_expert),
         });
     }
-    let grad_bytes = result.network.as_ref().map_or(0.0, |n| n.bytes_by_kind.get(CommKind::DpGrad));
+    let grad_bytes = result
+        .network
+        .as_ref()
+        .map_or(0.0, |n| n.bytes_by_kind.get(CommKind::DpGrad));
     result.comm = super::phases::comm_result(&input.comm, mean, grad_bytes, |phase| {
         let (w, out, _) = simulate_phase(input, phase)?;
         let ends = &out.iteration_ends;

@@ -60,7 +60,7 @@ fn is_zero(x: &f64) -> bool {
 /// Memory of one GPU with the wire's compression buffers and hpZ's secondary weight shard
 /// ([`super::wire`]), and offloaded state moved to the host or NVMe ([`super::offload`]):
 /// the optimizer's FP32 states and gradient shard leave HBM (16-bit gradients stay),
-/// offloaded parameters leave two layers' gathered weights as prefetch buffers, offloaded
+/// offloaded parameters leave no weight shard (gathered layers are transient), offloaded
 /// activations leave two micro-batches' worth per stage. `hpz_group`: GPUs of the
 /// gradient group in one node.
 #[allow(clippy::too_many_arguments)]
@@ -77,7 +77,7 @@ pub fn with_wire_and_offload(
     let gib = BYTES_PER_GIB;
     let shard3 = if p.zero_stage >= 3 { p.grad_group() as f64 } else { 1.0 };
     let local_params = mem.weights_gib * gib / 2.0 * shard3;
-    mem.buffers_gib += comm.buffer_bytes_per_element() * local_params / gib;
+    mem.buffers_gib += comm.buffer_bytes_per_element(p.grad_group()) * local_params / gib;
     let c = &comm.compression;
     if c.method == super::wire::Method::Zeropp && c.hpz && p.zero_stage >= 3 {
         mem.weights_gib += 2.0 * local_params / hpz_group.max(1) as f64 / gib;
@@ -91,11 +91,15 @@ pub fn with_wire_and_offload(
     }
     if off.parameters.is_offloaded() {
         moved[off.parameters as usize] += mem.weights_gib;
-        mem.weights_gib = 2.0 * 2.0 * m.params_per_layer() / p.tp as f64 / gib;
+        // the gathered layers' buffers stay, as without offloading (not counted there either)
+        mem.weights_gib = 0.0;
     }
     if off.activations.is_offloaded() {
         let layers = (m.num_layers as f64 / p.pp as f64).ceil();
-        let per_mb = layers * (0..m.num_layers).map(|l| layer_activation_bytes(m, p, tr, l)).sum::<f64>()
+        let per_mb = layers
+            * (0..m.num_layers)
+                .map(|l| layer_activation_bytes(m, p, tr, l))
+                .sum::<f64>()
             / m.num_layers.max(1) as f64;
         let keep = mem.activations_gib.min(2.0 * per_mb / gib);
         moved[off.activations as usize] += mem.activations_gib - keep;

@@ -17,8 +17,8 @@
 use super::costs::{self, embedding_and_head_steps, LayerContext, MoeCost};
 use super::graph::{Builder, Cursor, Dep, SendKey};
 use super::layer::{LayerSteps, Step};
-use super::moe::MoeRouter;
 use super::memory::layer_activation_bytes;
+use super::moe::MoeRouter;
 use super::op::{CommKind, CommPurpose, OpId, OpKind, Phase, RankInfo, Stream};
 use super::passes::layer_steps;
 use super::wire::{layer_grad_elements, BucketElements};
@@ -119,8 +119,9 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
     let (comm, off, phase) = (spec.comm, spec.offload, spec.grad_phase);
     // gradient elements of every layer (dense, experts), as PowerSGD sees the matrices
     let rank_r = comm.compression.powersgd_rank;
-    let layer_elems: Vec<[BucketElements; 2]> =
-        (0..m.num_layers).map(|l| layer_grad_elements(m, p, l, rank_r)).collect();
+    let layer_elems: Vec<[BucketElements; 2]> = (0..m.num_layers)
+        .map(|l| layer_grad_elements(m, p, l, rank_r))
+        .collect();
     let mut emb_elems = BucketElements::default();
     emb_elems.add_matrix(m.vocab_size as f64 / p.tp as f64, m.hidden_size as f64, 1.0, rank_r);
     let overlap_grad = p.overlap_grad_reduce && comm.bucketed(phase);
@@ -307,7 +308,14 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         let duration = SimTime::from_secs(off.pcie_s(bytes));
                         let op = OpKind::HostCopy { duration, bytes };
                         let mb = pass.microbatch;
-                        deps.push(Dep::Op(b.push_exact(rank, Stream::Offload, op, "activation fetch", (it, mb), fetch_deps)));
+                        deps.push(Dep::Op(b.push_exact(
+                            rank,
+                            Stream::Offload,
+                            op,
+                            "activation fetch",
+                            (it, mb),
+                            fetch_deps,
+                        )));
                     }
                 }
                 let mut cur = Cursor::new(deps, pass_stream, overlap_a2a);
@@ -323,7 +331,10 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 // ZeRO-3 gathers (ZeRO++: quantised, the backward's inside the node), each
                 // after its shard's fetch from the host when parameters are offloaded
                 let gather = |b: &mut Builder, cur: &mut Cursor, l: u32, fwd: bool| {
-                    for (dim, group, params) in [(grad_dim, grad_group, dense_local(l)), (Dim::ExpertDp, edp, expert_local(l))] {
+                    for (dim, group, params) in [
+                        (grad_dim, grad_group, dense_local(l)),
+                        (Dim::ExpertDp, edp, expert_local(l)),
+                    ] {
                         if params <= 0.0 || (dim == Dim::ExpertDp && edp <= 1) {
                             continue;
                         }
@@ -372,51 +383,59 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 } else {
                     // gradient buckets: dense parameters over DP, routed experts over expert-DP
                     let mut bucket = [BucketElements::default(); 2];
-                    let flush = |b: &mut Builder, cur: &Cursor, bucket: &mut [BucketElements; 2], grad_ops: &mut Vec<OpId>| {
-                        for (i, dim, size) in [(0, grad_dim, grad_group), (1, Dim::ExpertDp, edp)] {
-                            let e = std::mem::take(&mut bucket[i]);
-                            if e.elements <= 0.0 || size <= 1 {
-                                continue;
-                            }
-                            let Some(x) = comm.grad_exchange(phase, p.zero_stage, size, &e) else {
-                                continue;
-                            };
-                            let mut deps = cur.extra.clone();
-                            deps.extend(cur.last.map(Dep::Op));
-                            if x.compute_bytes > 0.0 {
-                                // compression kernels, on the GPU before the exchange
-                                let duration = SimTime::from_secs(memory_bound_time_s(&sc.gpu, x.compute_bytes, 2));
-                                let op = OpKind::Compute {
-                                    duration,
-                                    flops: 0.0,
-                                    phase: Phase::Optimizer,
+                    let flush =
+                        |b: &mut Builder, cur: &Cursor, bucket: &mut [BucketElements; 2], grad_ops: &mut Vec<OpId>| {
+                            for (i, dim, size) in [(0, grad_dim, grad_group), (1, Dim::ExpertDp, edp)] {
+                                let e = std::mem::take(&mut bucket[i]);
+                                if e.elements <= 0.0 || size <= 1 {
+                                    continue;
+                                }
+                                let Some(x) = comm.grad_exchange(phase, p.zero_stage, size, &e) else {
+                                    continue;
                                 };
-                                let id = b.push(rank, cur.stream, op, "gradient compression", (it, mb), deps);
-                                deps = vec![Dep::Op(id)];
+                                let mut deps = cur.extra.clone();
+                                deps.extend(cur.last.map(Dep::Op));
+                                if x.compute_bytes > 0.0 {
+                                    // compression kernels, on the GPU before the exchange
+                                    let duration = SimTime::from_secs(memory_bound_time_s(&sc.gpu, x.compute_bytes, 2));
+                                    let op = OpKind::Compute {
+                                        duration,
+                                        flops: 0.0,
+                                        phase: Phase::Optimizer,
+                                    };
+                                    let id = b.push(rank, cur.stream, op, "gradient compression", (it, mb), deps);
+                                    deps = vec![Dep::Op(id)];
+                                }
+                                for (kind, bytes) in x.collectives {
+                                    let op = OpKind::Collective {
+                                        dim,
+                                        kind,
+                                        bytes,
+                                        purpose: CommPurpose::Gradients,
+                                    };
+                                    let id = b.push_exact(rank, Stream::Dp, op, "gradient reduce", (it, mb), deps);
+                                    deps = vec![Dep::Op(id)];
+                                    grad_ops.push(id);
+                                }
+                                if off.optimizer.is_offloaded() {
+                                    // the reduced shard goes to the host's optimizer
+                                    let shard = if p.zero_stage >= 1 { size as f64 } else { 1.0 };
+                                    let bytes = GRAD_BYTES * e.elements / shard;
+                                    let op = OpKind::HostCopy {
+                                        duration: SimTime::from_secs(off.pcie_s(bytes)),
+                                        bytes,
+                                    };
+                                    grad_ops.push(b.push_exact(
+                                        rank,
+                                        Stream::Offload,
+                                        op,
+                                        "gradient offload",
+                                        (it, mb),
+                                        deps,
+                                    ));
+                                }
                             }
-                            for (kind, bytes) in x.collectives {
-                                let op = OpKind::Collective {
-                                    dim,
-                                    kind,
-                                    bytes,
-                                    purpose: CommPurpose::Gradients,
-                                };
-                                let id = b.push_exact(rank, Stream::Dp, op, "gradient reduce", (it, mb), deps);
-                                deps = vec![Dep::Op(id)];
-                                grad_ops.push(id);
-                            }
-                            if off.optimizer.is_offloaded() {
-                                // the reduced shard goes to the host's optimizer
-                                let shard = if p.zero_stage >= 1 { size as f64 } else { 1.0 };
-                                let bytes = GRAD_BYTES * e.elements / shard;
-                                let op = OpKind::HostCopy {
-                                    duration: SimTime::from_secs(off.pcie_s(bytes)),
-                                    bytes,
-                                };
-                                grad_ops.push(b.push_exact(rank, Stream::Offload, op, "gradient offload", (it, mb), deps));
-                            }
-                        }
-                    };
+                        };
                     if g == n_chunks - 1 {
                         cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.head), None);
                         if reduces_grads && (pp > 1 || !m.tied_embeddings) {
@@ -528,7 +547,14 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     let bytes = chunk_act_bytes[g as usize];
                     let duration = SimTime::from_secs(off.pcie_s(bytes));
                     let op = OpKind::HostCopy { duration, bytes };
-                    let id = b.push_exact(rank, Stream::Offload, op, "activation offload", (it, mb), vec![Dep::Op(last)]);
+                    let id = b.push_exact(
+                        rank,
+                        Stream::Offload,
+                        op,
+                        "activation offload",
+                        (it, mb),
+                        vec![Dep::Op(last)],
+                    );
                     act_copies.insert((it, mb, g), id);
                 }
                 if let Some(last) = cur.last {
@@ -594,7 +620,28 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 // the GPU waits for the CPU's step
                 let duration = SimTime::from_secs(off.optimizer_step_s(local_opt_params));
                 let op = OpKind::HostCopy { duration, bytes: 0.0 };
-                b.push_exact(rank, Stream::Compute, op, "cpu optimizer step", (it, u32::MAX), opt_after)
+                let cpu = b.push_exact(
+                    rank,
+                    Stream::Compute,
+                    op,
+                    "cpu optimizer step",
+                    (it, u32::MAX),
+                    opt_after,
+                );
+                // the step is over (the iteration's end, for the simulation)
+                let done = OpKind::Compute {
+                    duration: SimTime::ZERO,
+                    flops: 0.0,
+                    phase: Phase::Optimizer,
+                };
+                b.push(
+                    rank,
+                    Stream::Compute,
+                    done,
+                    "optimizer step",
+                    (it, u32::MAX),
+                    vec![Dep::Op(cpu)],
+                )
             } else {
                 let op = OpKind::Compute {
                     duration: SimTime::from_secs(costs::optimizer_time_s(&sc.gpu, local_opt_params)),

@@ -124,7 +124,7 @@ pub const METHODS: [MethodInfo; 7] = [
         zero_stages: &[0],
         default_warmup_fraction: 0.15,
         compute_bytes_per_element: 16.0,
-        buffer_bytes_per_element: 8.0,
+        buffer_bytes_per_element: 4.0,
     },
     // freeze_step 15-25 % of the steps (DeepSpeed tutorial)
     MethodInfo {
@@ -133,7 +133,7 @@ pub const METHODS: [MethodInfo; 7] = [
         zero_stages: &[0],
         default_warmup_fraction: 0.15,
         compute_bytes_per_element: 16.0,
-        buffer_bytes_per_element: 8.0,
+        buffer_bytes_per_element: 4.0,
     },
     MethodInfo {
         method: Method::ZeroOneAdam,
@@ -141,7 +141,7 @@ pub const METHODS: [MethodInfo; 7] = [
         zero_stages: &[0],
         default_warmup_fraction: 0.0,
         compute_bytes_per_element: 16.0,
-        buffer_bytes_per_element: 8.0,
+        buffer_bytes_per_element: 4.0,
     },
     // P = M Q and Q = M^T P read the FP32 gradient twice; error feedback reads and writes
     // it once more; one gradient-sized error buffer
@@ -177,7 +177,10 @@ pub const METHODS: [MethodInfo; 7] = [
 impl Method {
     /// Its row of [`METHODS`].
     pub fn info(self) -> &'static MethodInfo {
-        METHODS.iter().find(|m| m.method == self).expect("every method has a row")
+        METHODS
+            .iter()
+            .find(|m| m.method == self)
+            .expect("every method has a row")
     }
 
     /// Method names, in table order.
@@ -353,7 +356,13 @@ impl CommSpec {
 
     /// The gradient exchange of a bucket over a group of `group` ranks under ZeRO stage
     /// `zero_stage`, in `phase` (`None`: nothing to send).
-    pub fn grad_exchange(&self, phase: GradPhase, zero_stage: u32, group: u32, e: &BucketElements) -> Option<GradExchange> {
+    pub fn grad_exchange(
+        &self,
+        phase: GradPhase,
+        zero_stage: u32,
+        group: u32,
+        e: &BucketElements,
+    ) -> Option<GradExchange> {
         let d = self.bytes_per_element(CommKind::DpGrad);
         let plain_kind = if zero_stage >= 1 {
             CollectiveKind::ReduceScatter
@@ -420,9 +429,16 @@ impl CommSpec {
         }
     }
 
-    /// Extra GPU memory per local gradient element (error feedback, residuals), bytes.
-    pub fn buffer_bytes_per_element(&self) -> f64 {
-        self.compression.method.info().buffer_bytes_per_element
+    /// Extra GPU memory per local gradient element (error feedback, residuals), bytes, in
+    /// a gradient group of `group` ranks: 1-bit methods keep a worker error (FP32, every
+    /// element) and a server error (FP32, the rank's `1/group` chunk).
+    pub fn buffer_bytes_per_element(&self, group: u32) -> f64 {
+        let m = self.compression.method;
+        if m.is_onebit() {
+            4.0 + 4.0 / group.max(1) as f64
+        } else {
+            m.info().buffer_bytes_per_element
+        }
     }
 }
 
@@ -433,7 +449,10 @@ impl CommSpec {
 pub fn layer_grad_elements(m: &TransformerSpec, p: &ParallelPlan, layer: u32, r: u32) -> [BucketElements; 2] {
     let (h, tp) = (m.hidden_size as f64, p.tp as f64);
     let proj = m.ffn_in_projections();
-    let mut mats: Vec<(f64, f64, f64)> = vec![(h, (m.q_dim() + 2.0 * m.kv_dim()) / tp, 1.0), (m.attn_out_dim() / tp, h, 1.0)];
+    let mut mats: Vec<(f64, f64, f64)> = vec![
+        (h, (m.q_dim() + 2.0 * m.kv_dim()) / tp, 1.0),
+        (m.attn_out_dim() / tp, h, 1.0),
+    ];
     let mut experts = BucketElements::default();
     match m.moe.as_ref().filter(|_| m.is_moe_layer(layer)) {
         Some(moe) => {
@@ -534,6 +553,8 @@ mod tests {
         let ph = s.phases();
         assert_eq!(ph.iter().map(|p| p.1).sum::<f64>(), 1.0);
         assert!(ph.contains(&(GradPhase::Local, 0.75)));
-        assert!(s.grad_exchange(GradPhase::Local, 0, 8, &BucketElements::default()).is_none());
+        assert!(s
+            .grad_exchange(GradPhase::Local, 0, 8, &BucketElements::default())
+            .is_none());
     }
 }
