@@ -355,7 +355,7 @@ mod tests {
         b.comm_total_s[CommKind::DpParam.index()] = 2.0;
         let json = serde_json::to_value(&b).unwrap();
         assert_eq!(json["total_dp_comm_s"], 3.0);
-        assert_eq!(json["pipeline_bubble_s"], 13.5);
+        assert_eq!(json["pipeline_bubble_s"], 14.5);
         let back: Breakdown = serde_json::from_value(json).unwrap();
         assert_eq!(back.seconds, b.seconds);
         assert_eq!(back.total_comm_of_dim(crate::parallel::Dim::Dp), 3.0);
