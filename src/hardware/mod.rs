@@ -8,8 +8,10 @@
 pub mod cluster;
 pub mod fabric;
 pub mod gpu;
+pub mod host;
 pub mod kernel;
 pub mod presets;
 
 pub use cluster::ClusterSpec;
 pub use gpu::{GpuSpec, Precision};
+pub use host::HostSpec;

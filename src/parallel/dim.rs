@@ -30,11 +30,15 @@ pub enum Dim {
     /// with CP, `dp * cp` ranks): the group gradients are reduced over and the distributed
     /// optimizer is sharded over when `cp > 1`.
     DpCp,
+    /// The members of the gradient group ([`Dim::Dp`] or [`Dim::DpCp`]) inside one node:
+    /// the group of ZeRO++'s hierarchical partitioning (hpZ), whose backward parameter
+    /// gathers stay on the scale-up fabric.
+    DpNode,
 }
 
 impl Dim {
     /// Number of dimensions (size of arrays indexed by [`Dim::index`]).
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
 
     /// Every dimension, in index order.
     pub const ALL: [Dim; Dim::COUNT] = [
@@ -46,6 +50,7 @@ impl Dim {
         Dim::Pp,
         Dim::CpA2a,
         Dim::DpCp,
+        Dim::DpNode,
     ];
 
     /// Dense index into `[T; Dim::COUNT]` arrays.
@@ -54,7 +59,7 @@ impl Dim {
     }
 
     /// The snake_case name (scenario keys, JSON): `tp`, `cp`, `dp`, `ep`, `expert_dp`, `pp`,
-    /// `cp_a2a`, `dp_cp`.
+    /// `cp_a2a`, `dp_cp`, `dp_node`.
     pub fn name(self) -> &'static str {
         match self {
             Dim::Tp => "tp",
@@ -65,11 +70,12 @@ impl Dim {
             Dim::Pp => "pp",
             Dim::CpA2a => "cp_a2a",
             Dim::DpCp => "dp_cp",
+            Dim::DpNode => "dp_node",
         }
     }
 
     /// The short label of plans and charts: `TP`, `CP`, `DP`, `EP`, `EDP`, `PP`, `CP-A2A`,
-    /// `DPxCP`.
+    /// `DPxCP`, `DP-node`.
     pub fn label(self) -> &'static str {
         match self {
             Dim::Tp => "TP",
@@ -80,6 +86,7 @@ impl Dim {
             Dim::Pp => "PP",
             Dim::CpA2a => "CP-A2A",
             Dim::DpCp => "DPxCP",
+            Dim::DpNode => "DP-node",
         }
     }
 }

@@ -188,6 +188,8 @@ impl ParallelPlan {
             Dim::Pp => self.pp,
             Dim::CpA2a => self.cp_a2a(),
             Dim::DpCp => self.dp * self.cp,
+            // the node's share of the gradient group: the placement knows the node size
+            Dim::DpNode => self.grad_group(),
         }
     }
 

@@ -45,16 +45,23 @@ impl Placement {
             s = s.saturating_mul(plan.degree(d).max(1));
         }
         stride[Dim::DpCp] = stride[Dim::CpA2a];
+        stride[Dim::DpNode] = stride[plan.grad_dim()];
         // expert order: expert-TP, EP, expert-DP
         stride[Dim::Ep] = plan.expert_tp.max(1);
         stride[Dim::ExpertDp] = plan.expert_tp.max(1).saturating_mul(plan.ep.max(1));
-        let layouts = PerDim(Dim::ALL.map(|d| {
+        let mut layouts = PerDim(Dim::ALL.map(|d| {
             let size = plan.degree(d).max(1);
             GroupLayout {
                 size,
                 members_per_node: members_per_node(size, stride[d], gpn),
             }
         }));
+        // hpZ's group: the gradient group's members in one node
+        let local = layouts[plan.grad_dim()].members_per_node;
+        layouts[Dim::DpNode] = GroupLayout {
+            size: local,
+            members_per_node: local,
+        };
         Placement {
             layouts,
             stride_gpus: stride,
@@ -149,6 +156,11 @@ mod tests {
         p.ep = 8;
         let pl = Placement::megatron(&p, 8);
         for d in Dim::ALL {
+            if d == Dim::DpNode {
+                // hpZ's group: the gradient group's members in one node
+                assert_eq!(pl.layout(d).size, pl.layout(Dim::Dp).members_per_node);
+                continue;
+            }
             assert_eq!(pl.layout(d).size, p.degree(d).max(1), "{d:?}");
             assert!(pl.layout(d).members_per_node <= pl.layout(d).size);
         }

@@ -99,6 +99,13 @@ pub fn summary(r: &RunResult) -> String {
     for (label, gib) in m.largest_consumers() {
         let _ = writeln!(w, "  {:<22} {:>8.2} GiB", label, gib);
     }
+    if m.host_capacity_gib > 0.0 || m.nvme_gib > 0.0 {
+        let _ = writeln!(
+            w,
+            "  offloaded: {:.2} GiB in CPU memory (of {:.1} GiB per GPU), {:.2} GiB on NVMe",
+            m.host_gib, m.host_capacity_gib, m.nvme_gib
+        );
+    }
     if !m.fits {
         let _ = writeln!(w, "  the step time above is hypothetical: this plan cannot run; try more recomputation, a higher ZeRO stage, more TP/PP or a smaller micro-batch");
     }
@@ -133,6 +140,36 @@ pub fn summary(r: &RunResult) -> String {
             100.0 * n.scale_out_utilisation_fraction,
             gb(n.spine_bytes_per_step_per_gpu),
             by_kind.join(", "),
+        );
+    }
+    if let Some(c) = &r.comm {
+        let wire: Vec<String> = c
+            .wire_dtype
+            .iter()
+            .filter(|(_, d)| d.as_str() != "bf16")
+            .map(|(k, d)| format!("{k} {d}"))
+            .collect();
+        let phases: Vec<String> = c
+            .phases
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {:.0}% of steps at {:.3} s ({:.3} GB DP grad)",
+                    format!("{:?}", p.phase).to_lowercase(),
+                    100.0 * p.steps_fraction,
+                    p.step_time_s,
+                    p.dp_grad_bytes_per_step_per_gpu / 1e9
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            w,
+            "communication: compression {}{}; {}; mean step over the run {:.3} s; convergence penalty +{:.1}% steps to a target loss",
+            c.method,
+            if wire.is_empty() { String::new() } else { format!(", wire {}", wire.join(", ")) },
+            phases.join(", "),
+            c.mean_step_time_s,
+            100.0 * c.extra_steps_fraction
         );
     }
     if let Some(m) = &r.moe {

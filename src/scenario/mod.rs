@@ -6,6 +6,7 @@
 //! line, column, field, value and what is allowed.
 
 mod check;
+mod comm;
 pub mod error;
 pub mod fields;
 mod goal;
@@ -243,6 +244,7 @@ impl Checker<'_> {
             ));
         }
         let n = r.cluster.network.unwrap_or_default();
+        let host = r.cluster.host;
         let cluster = self.cluster(&n, gpu, num_gpus, gpus_per_node)?;
         let collectives = self.algorithms(&n, cluster.fabric.model)?;
         let model = self.model(&r.model)?;
@@ -282,6 +284,14 @@ impl Checker<'_> {
             &training,
         )?;
 
+        let comm = self.comm(r.communication.as_ref(), &plan)?;
+        let offload = self.offload(
+            r.offload.as_ref(),
+            host.as_ref(),
+            &cluster.gpu.name,
+            gpus_per_node,
+            &plan,
+        )?;
         let goal = self.goal(r.target.as_ref(), r.reliability.as_ref(), r.energy.as_ref(), &model)?;
         let routing = self.routing(r.moe.as_ref(), &model, &plan, gpus_per_node)?;
         let sim = r.simulation.unwrap_or_default();
@@ -362,6 +372,8 @@ impl Checker<'_> {
                 stragglers,
                 routing,
                 collectives,
+                comm,
+                offload,
             },
             measured,
             source: String::new(),

@@ -39,6 +39,50 @@ pub struct RawScenario {
     pub energy: Option<RawEnergy>,
     /// MoE routing.
     pub moe: Option<RawMoe>,
+    /// Element types on the wire and gradient compression.
+    pub communication: Option<RawCommunication>,
+    /// Offloading to CPU memory or NVMe.
+    pub offload: Option<RawOffload>,
+}
+
+/// `[communication]`: one `{kind}_dtype` per communication kind, and gradient compression.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCommunication {
+    pub tp_dtype: Option<String>,
+    pub cp_dtype: Option<String>,
+    pub dp_grad_dtype: Option<String>,
+    pub dp_param_dtype: Option<String>,
+    pub pp_dtype: Option<String>,
+    pub ep_dtype: Option<String>,
+    pub compression: Option<String>,
+    pub warmup_fraction: Option<f64>,
+    pub local_steps: Option<u32>,
+    pub powersgd_rank: Option<u32>,
+    pub topk_fraction: Option<f64>,
+    pub zeropp_qwz: Option<bool>,
+    pub zeropp_hpz: Option<bool>,
+    pub zeropp_qgz: Option<bool>,
+    pub extra_steps_fraction: Option<f64>,
+}
+
+/// `[offload]`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOffload {
+    pub optimizer: Option<String>,
+    pub parameters: Option<String>,
+    pub activations: Option<String>,
+}
+
+/// `[cluster.host]`: the node's host side (offloading).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    pub cpu_memory_gib: Option<f64>,
+    pub pcie_gbyte_per_s: Option<f64>,
+    pub nvme_gbyte_per_s: Option<f64>,
+    pub cpu_adam_params_per_s: Option<f64>,
 }
 
 /// `[cluster]`.
@@ -53,6 +97,8 @@ pub struct RawCluster {
     pub gpu: RawGpu,
     /// `[cluster.network]`.
     pub network: Option<RawNetwork>,
+    /// `[cluster.host]`.
+    pub host: Option<RawHost>,
 }
 
 /// `[cluster.gpu]`: a preset and/or explicit fields (fields override the preset).

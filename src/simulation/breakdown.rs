@@ -21,6 +21,9 @@ pub enum Category {
     Compute(Phase),
     /// Communication of a kind not hidden behind compute.
     Comm(CommKind),
+    /// Host-device copies and CPU optimizer work of offloading not hidden behind compute
+    /// or communication.
+    Offload,
     /// Waiting for the slowest expert-parallel rank after the experts (routing imbalance).
     MoeImbalance,
     /// Cross-rank synchronisation (gradient-norm all-reduce).
@@ -33,7 +36,7 @@ pub enum Category {
 
 impl Category {
     /// Number of categories.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 16;
 
     /// Every category, in priority order (lower index wins when several are active).
     pub const ALL: [Category; Category::COUNT] = [
@@ -48,6 +51,7 @@ impl Category {
         Category::Comm(CommKind::DpParam),
         Category::Comm(CommKind::Pp),
         Category::Comm(CommKind::Ep),
+        Category::Offload,
         Category::MoeImbalance,
         Category::Sync,
         Category::Bubble,
@@ -65,10 +69,11 @@ impl Category {
                 Phase::Optimizer => 4,
             },
             Category::Comm(k) => 5 + k.index(),
-            Category::MoeImbalance => 11,
-            Category::Sync => 12,
-            Category::Bubble => 13,
-            Category::Idle => 14,
+            Category::Offload => 11,
+            Category::MoeImbalance => 12,
+            Category::Sync => 13,
+            Category::Bubble => 14,
+            Category::Idle => 15,
         }
     }
 
@@ -77,6 +82,7 @@ impl Category {
         match self {
             Category::Compute(p) => format!("{}_s", p.name()),
             Category::Comm(k) => format!("exposed_{}_comm_s", k.name()),
+            Category::Offload => "exposed_offload_s".into(),
             Category::MoeImbalance => "moe_imbalance_s".into(),
             Category::Sync => "sync_s".into(),
             Category::Bubble => "pipeline_bubble_s".into(),
@@ -90,6 +96,7 @@ impl Category {
             Category::Compute(Phase::BackwardWeight) => "backward (weight)".into(),
             Category::Compute(p) => p.name().into(),
             Category::Comm(k) => format!("exposed {}", k.label()),
+            Category::Offload => "exposed offload".into(),
             Category::MoeImbalance => "MoE imbalance wait".into(),
             Category::Sync => "sync".into(),
             Category::Bubble => "pipeline bubble".into(),
@@ -194,6 +201,10 @@ impl Serialize for Breakdown {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(Category::COUNT + TOTAL_DIMS.len()))?;
         for c in Category::ALL {
+            // offloading's category only where a run offloads (results stay as they were)
+            if c == Category::Offload && self.get(c) == 0.0 {
+                continue;
+            }
             m.serialize_entry(&c.key(), &self.get(c))?;
         }
         let mut totals = [0.0f64; TOTAL_DIMS.len()];
@@ -229,6 +240,7 @@ fn category(kind: &OpKind) -> Option<Category> {
     match kind {
         OpKind::Compute { duration, phase, .. } => (duration.as_ps() != 0).then_some(Category::Compute(*phase)),
         OpKind::Barrier { .. } => Some(Category::Sync),
+        OpKind::HostCopy { .. } => Some(Category::Offload),
         other => other.comm_kind().map(Category::Comm),
     }
 }
@@ -343,7 +355,7 @@ mod tests {
         b.comm_total_s[CommKind::DpParam.index()] = 2.0;
         let json = serde_json::to_value(&b).unwrap();
         assert_eq!(json["total_dp_comm_s"], 3.0);
-        assert_eq!(json["pipeline_bubble_s"], 13.5);
+        assert_eq!(json["pipeline_bubble_s"], 14.5);
         let back: Breakdown = serde_json::from_value(json).unwrap();
         assert_eq!(back.seconds, b.seconds);
         assert_eq!(back.total_comm_of_dim(crate::parallel::Dim::Dp), 3.0);

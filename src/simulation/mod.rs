@@ -5,6 +5,7 @@
 //! communication are never computed by formula here: they are read off the event trace.
 
 pub mod breakdown;
+pub mod phases;
 pub mod stragglers;
 pub mod trace;
 
@@ -251,6 +252,7 @@ impl<'a> Sim<'a> {
                 }
                 self.net_changed = true;
             }
+            OpKind::HostCopy { duration, .. } => self.q.schedule(now + *duration, Event::OpDone(id)),
             OpKind::Barrier { iteration } => {
                 let waiting = &mut self.barrier_waiting[*iteration as usize];
                 waiting.push(id);

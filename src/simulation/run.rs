@@ -9,7 +9,8 @@ use crate::network::{PortCapacities, SendRoute};
 use crate::parallel::{Dim, ParallelPlan, Placement, PlacementSummary, Recompute};
 use crate::training::TrainingSpec;
 use crate::units::{tflops_to_flops_per_s, SimTime};
-use crate::workload::memory::{memory_per_gpu, memory_per_stage, MemoryBreakdown};
+use crate::workload::memory::{memory_per_gpu, memory_per_stage, with_wire_and_offload, MemoryBreakdown};
+use crate::workload::wire::GradPhase;
 use crate::workload::{self, CommKind, OpKind, Stream, WorkloadSpec};
 use serde::de::Deserializer;
 use serde::ser::{SerializeMap, Serializer};
@@ -42,6 +43,10 @@ pub struct RunInput {
     pub routing: crate::workload::routing::RoutingSpec,
     /// Collective algorithm per kind (`[cluster.network] *_algorithm`; rings by default).
     pub collectives: crate::network::algorithm::AlgorithmChoice,
+    /// Element types on the wire and gradient compression (`[communication]`).
+    pub comm: crate::workload::wire::CommSpec,
+    /// Offloading to the host (`[offload]`, `[cluster.host]`).
+    pub offload: crate::workload::offload::OffloadSpec,
 }
 
 impl RunInput {
@@ -50,8 +55,14 @@ impl RunInput {
         Placement::megatron(&self.plan, self.cluster.gpus_per_node)
     }
 
-    /// The operation graph this input simulates, over `iterations` iterations.
+    /// The operation graph this input simulates, over `iterations` iterations (the
+    /// compressed steps of a compressed run).
     pub fn workload(&self, placement: &Placement, iterations: u32) -> workload::Workload {
+        self.workload_in(placement, iterations, GradPhase::Compressed)
+    }
+
+    /// [`RunInput::workload`] for the steps of `phase`.
+    pub fn workload_in(&self, placement: &Placement, iterations: u32, phase: GradPhase) -> workload::Workload {
         workload::build(&WorkloadSpec {
             stage_gpus: std::slice::from_ref(&self.cluster.gpu),
             model: &self.model,
@@ -61,6 +72,9 @@ impl RunInput {
             iterations,
             routing: &self.routing,
             seed: self.seed,
+            comm: &self.comm,
+            grad_phase: phase,
+            offload: &self.offload,
         })
     }
 }
@@ -287,6 +301,32 @@ pub struct RunResult {
     /// Bytes per link class and per communication kind, link utilisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<NetworkUsage>,
+    /// Wire element types and gradient compression: the phases of the run and its mean
+    /// step time (absent when everything is BF16 and uncompressed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm: Option<super::phases::CommResult>,
+}
+
+/// Builds and simulates the graph of `input`'s steps of `phase`: the workload, the
+/// simulation's output and the stragglers' compute factors.
+fn simulate_phase(
+    input: &RunInput,
+    phase: GradPhase,
+) -> Result<(workload::Workload, super::SimOutput, Vec<Vec<f64>>), SimError> {
+    let c = &input.cluster;
+    let p = &input.plan;
+    let iterations = input.iterations.max(input.warmup_iterations + 1);
+    let placement = input.placement();
+    let w = input.workload_in(&placement, iterations, phase);
+    let layouts = Layouts {
+        placement,
+        // adjacent stages are `stride` GPUs apart
+        pp_route: SendRoute::between(c, placement.pp_neighbours_share_node(), placement.stride_gpus[Dim::Pp]),
+        algorithms: input.collectives,
+    };
+    let factors = super::stragglers::stage_factors(&input.stragglers, input.seed, p.pp, p.tp * p.cp * p.dp, iterations);
+    let out = simulate(&w, c, layouts, &factors)?;
+    Ok((w, out, factors))
 }
 
 /// Stages kept in the timeline at most.
@@ -366,15 +406,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
     let t = &input.training;
     let iterations = input.iterations.max(input.warmup_iterations + 1);
     let placement = input.placement();
-    let w = input.workload(&placement, iterations);
-    let layouts = Layouts {
-        placement,
-        // adjacent stages are `stride` GPUs apart
-        pp_route: SendRoute::between(c, placement.pp_neighbours_share_node(), placement.stride_gpus[Dim::Pp]),
-        algorithms: input.collectives,
-    };
-    let factors = super::stragglers::stage_factors(&input.stragglers, input.seed, p.pp, p.tp * p.cp * p.dp, iterations);
-    let out = simulate(&w, c, layouts, &factors)?;
+    let (w, out, factors) = simulate_phase(input, GradPhase::Compressed)?;
 
     let warm = input.warmup_iterations as usize;
     let ends = &out.iteration_ends;
@@ -405,8 +437,13 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
     }
     let hfu = hw_flops / nmeas / (mean * gpus * peak);
 
-    let memory = memory_per_gpu(&input.model, p, t, &[c.gpu.hbm_capacity_gib]);
-    let memory_per_stage = memory_per_stage(&input.model, p, t, &[c.gpu.hbm_capacity_gib]);
+    let hpz_group = placement.layout(Dim::DpNode).size;
+    let host = |mem| with_wire_and_offload(mem, &input.model, p, t, &input.comm, &input.offload, hpz_group);
+    let memory = host(memory_per_gpu(&input.model, p, t, &[c.gpu.hbm_capacity_gib]));
+    let memory_per_stage = memory_per_stage(&input.model, p, t, &[c.gpu.hbm_capacity_gib])
+        .into_iter()
+        .map(host)
+        .collect();
 
     // timeline of the last iteration, for at most MAX_TIMELINE_STAGES stages
     let last = iterations - 1;
@@ -505,6 +542,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
         to_target: None,
         moe: None,
         network: None,
+        comm: None,
     };
     {
         let per = |x: f64| x / n_rep / iters;
@@ -558,9 +596,26 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
             expert_load_per_step: relative(&loads.per_iteration_expert),
         });
     }
+    let grad_bytes = result
+        .network
+        .as_ref()
+        .map_or(0.0, |n| n.bytes_by_kind.get(CommKind::DpGrad));
+    result.comm = super::phases::comm_result(&input.comm, mean, grad_bytes, |phase| {
+        let (w, out, _) = simulate_phase(input, phase)?;
+        let ends = &out.iteration_ends;
+        let start = if warm == 0 { SimTime::ZERO } else { ends[warm - 1] };
+        let step = (*ends.last().expect("iterations") - start).as_secs() / (ends.len() - warm) as f64;
+        let bytes = out.bytes_by_kind[CommKind::DpGrad.index()] / w.stages as f64 / iterations as f64;
+        Ok((step, bytes))
+    })?;
+    let (run_step_s, extra_steps) = result
+        .comm
+        .as_ref()
+        .map_or((mean, 0.0), |x| (x.mean_step_time_s, x.extra_steps_fraction));
     result.to_target = input.goal.as_ref().map(|g| {
         let step = crate::training::SimulatedStep {
-            step_time_s: result.step_time_s,
+            extra_steps_fraction: extra_steps,
+            step_time_s: run_step_s,
             tokens_per_step: result.tokens_per_step,
             compute_s: result.breakdown.compute_s(),
             exposed_comm_s: result.breakdown.exposed_comm_s() + result.breakdown.get(Category::Sync),

@@ -124,6 +124,7 @@ pub(crate) fn collect(w: &Workload, out: &SimOutput, warmup: u32, req: &TraceReq
             OpKind::Compute { flops, .. } => (None, Some(*flops)),
             OpKind::Collective { bytes, .. } | OpKind::Send { bytes, .. } => (Some(*bytes), None),
             OpKind::Barrier { .. } => (None, None),
+            OpKind::HostCopy { bytes, .. } => ((*bytes > 0.0).then_some(*bytes), None),
             OpKind::AllToAll { table } => {
                 let a = &w.all_to_alls[*table as usize];
                 (Some(a.sent_bytes()), None)

@@ -354,6 +354,9 @@ fn workload_of(base: &RunInput, plan: &ParallelPlan, placement: &Placement, iter
         iterations,
         routing: &base.routing,
         seed: base.seed,
+        comm: &base.comm,
+        grad_phase: crate::workload::wire::GradPhase::Compressed,
+        offload: &base.offload,
     })
 }
 
@@ -437,7 +440,7 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
         let op = &w.ops[i as usize];
         #[allow(unreachable_patterns)]
         let d = match &op.kind {
-            OpKind::Compute { duration, .. } => duration.as_secs(),
+            OpKind::Compute { duration, .. } | OpKind::HostCopy { duration, .. } => duration.as_secs(),
             OpKind::Collective { dim, kind, bytes, .. } => {
                 let key = (*dim, *kind, bytes.to_bits());
                 match cache.iter().find(|e| (e.0, e.1, e.2) == key) {

@@ -142,6 +142,7 @@ mod tests {
             tokens_per_step: 1.0,
             compute_s: 6.0,
             exposed_comm_s: 2.0,
+            extra_steps_fraction: 0.0,
         };
         let spec = EnergySpec::default();
         let p = gpu_power_w(&spec, 700.0, &step);

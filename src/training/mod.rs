@@ -41,6 +41,9 @@ pub struct SimulatedStep {
     /// Communication not hidden behind compute, synchronisation included, s (the rest of
     /// the step is idle).
     pub exposed_comm_s: f64,
+    /// Extra optimizer steps to a target loss, fraction (gradient compression's
+    /// convergence penalty; 0 without one).
+    pub extra_steps_fraction: f64,
 }
 
 impl TrainingSpec {

@@ -154,10 +154,16 @@ pub fn outcome(
     let n = goal.loss_law_params(model);
     let b = r.tokens_per_step;
     let (law, cb) = (&goal.loss_law, &goal.critical_batch);
+    // a convergence penalty (gradient compression) takes more steps to a target loss; a
+    // tokens or steps target trains as long and reaches what the law predicts
+    let penalty = match goal.target {
+        Target::Loss(_) => 1.0 + r.extra_steps_fraction.max(0.0),
+        _ => 1.0,
+    };
     let (tokens, target) = match goal.target {
         Target::Loss(l) => (
             // reachability was checked with the scenario; infinity if not
-            tokens_to_loss(law, cb, n, l, b).unwrap_or(f64::INFINITY),
+            tokens_to_loss(law, cb, n, l, b).unwrap_or(f64::INFINITY) * penalty,
             format!("loss = {l}"),
         ),
         Target::Tokens(t) => (t, format!("tokens = {t:e}")),
@@ -220,7 +226,7 @@ pub fn outcome(
     if tokens.is_finite() {
         for i in 1..=LOSS_CURVE_POINTS {
             let t = tokens * i as f64 / LOSS_CURVE_POINTS as f64;
-            if let Some(l) = loss_after_tokens(law, cb, n, t, b) {
+            if let Some(l) = loss_after_tokens(law, cb, n, t / penalty, b) {
                 loss_curve.push(LossPoint {
                     wall_clock_h: t / b * r.step_time_s / goodput / 3600.0,
                     tokens: t,

@@ -5,7 +5,7 @@
 
 use super::layer::{Overlap, Step};
 use super::moe::MoeInstance;
-use super::op::{AllToAllSpec, CommPurpose, Op, OpId, OpKind, Stream, EXPERTS_OP};
+use super::op::{AllToAllSpec, CommKind, CommPurpose, Op, OpId, OpKind, Stream, EXPERTS_OP};
 use crate::parallel::Dim;
 use crate::units::SimTime;
 use std::collections::HashMap;
@@ -34,10 +34,45 @@ pub(crate) struct Builder {
     pub pending_deps: Vec<Vec<Dep>>,
     pub sends: HashMap<SendKey, OpId>,
     pub all_to_alls: Vec<AllToAllSpec>,
+    /// Factor on the 16-bit bytes of each communication kind: its wire element type
+    /// ([`super::wire::CommSpec::factor`]); empty: 1 for every kind.
+    pub wire: Vec<f64>,
 }
 
 impl Builder {
+    /// A builder whose communication carries the element types of `comm`.
+    pub fn with_wire(comm: &super::wire::CommSpec) -> Builder {
+        Builder {
+            wire: CommKind::ALL.iter().map(|&k| comm.factor(k)).collect(),
+            ..Builder::default()
+        }
+    }
+
+    fn factor(&self, k: CommKind) -> f64 {
+        self.wire.get(k.index()).copied().unwrap_or(1.0)
+    }
+
+    /// Appends an op; the bytes of a collective or send are 16-bit bytes, scaled here to
+    /// the wire type of its kind.
     pub fn push(
+        &mut self,
+        rank: u32,
+        stream: Stream,
+        mut kind: OpKind,
+        name: &'static str,
+        (it, mb): (u32, u32),
+        deps: Vec<Dep>,
+    ) -> OpId {
+        let f = kind.comm_kind().map_or(1.0, |k| self.factor(k));
+        if let OpKind::Collective { bytes, .. } | OpKind::Send { bytes, .. } = &mut kind {
+            *bytes *= f;
+        }
+        self.push_exact(rank, stream, kind, name, (it, mb), deps)
+    }
+
+    /// Appends an op whose bytes are already the wire's (gradient and parameter exchanges,
+    /// [`super::wire`]).
+    pub fn push_exact(
         &mut self,
         rank: u32,
         stream: Stream,
@@ -61,12 +96,26 @@ impl Builder {
 
     /// Resolves symbolic receive dependencies into a flat list: (ops, deps).
     pub fn finish(self) -> (Vec<Op>, Vec<OpId>, Vec<AllToAllSpec>) {
+        let f = self.factor(CommKind::Ep);
         let Builder {
             mut ops,
             pending_deps,
             sends,
-            all_to_alls,
+            mut all_to_alls,
+            ..
         } = self;
+        if f != 1.0 {
+            // MoE dispatch and combine: every port's bytes in the EP wire type
+            for a in &mut all_to_alls {
+                let l = &mut a.loads;
+                l.ports.up_send_bytes *= f;
+                l.ports.up_recv_bytes *= f;
+                l.ports.nic_send_bytes *= f;
+                l.ports.nic_recv_bytes *= f;
+                l.others_max_up_bytes *= f;
+                l.others_max_nic_bytes *= f;
+            }
+        }
         let mut deps = Vec::new();
         for (op, list) in ops.iter_mut().zip(pending_deps) {
             let start = deps.len() as u32;
@@ -93,6 +142,7 @@ fn collective_name(dim: Dim) -> &'static str {
         Dim::Cp => "cp collective",
         Dim::CpA2a => "cp all-to-all",
         Dim::DpCp => "dp-cp collective",
+        Dim::DpNode => "dp-node collective",
         Dim::Dp => "dp collective",
         Dim::Ep => "ep collective",
         Dim::ExpertDp => "expert-dp collective",

@@ -40,8 +40,79 @@ pub struct MemoryBreakdown {
     pub total_gib: f64,
     /// HBM capacity, GiB.
     pub capacity_gib: f64,
-    /// Whether the total fits in HBM.
+    /// Whether the total fits in HBM (and the offloaded state in host memory).
     pub fits: bool,
+    /// State offloaded to CPU memory, GiB per GPU (absent without offloading).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub host_gib: f64,
+    /// CPU memory per GPU (the node's over its GPUs), GiB (absent without offloading).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub host_capacity_gib: f64,
+    /// State offloaded to NVMe, GiB per GPU (absent without NVMe offloading).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub nvme_gib: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+/// Memory of one GPU with the wire's compression buffers and hpZ's secondary weight shard
+/// ([`super::wire`]), and offloaded state moved to the host or NVMe ([`super::offload`]):
+/// the optimizer's FP32 states and gradient shard leave HBM (16-bit gradients stay),
+/// offloaded parameters leave no weight shard (gathered layers are transient), offloaded
+/// activations leave two micro-batches' worth per stage. `hpz_group`: GPUs of the
+/// gradient group in one node.
+#[allow(clippy::too_many_arguments)]
+pub fn with_wire_and_offload(
+    mut mem: MemoryBreakdown,
+    m: &TransformerSpec,
+    p: &ParallelPlan,
+    tr: &TrainingSpec,
+    comm: &super::wire::CommSpec,
+    off: &super::offload::OffloadSpec,
+    hpz_group: u32,
+) -> MemoryBreakdown {
+    use super::offload::OffloadTier;
+    let gib = BYTES_PER_GIB;
+    let shard3 = if p.zero_stage >= 3 { p.grad_group() as f64 } else { 1.0 };
+    let local_params = mem.weights_gib * gib / 2.0 * shard3;
+    mem.buffers_gib += comm.buffer_bytes_per_element(p.grad_group()) * local_params / gib;
+    let c = &comm.compression;
+    if c.method == super::wire::Method::Zeropp && c.hpz && p.zero_stage >= 3 {
+        mem.weights_gib += 2.0 * local_params / hpz_group.max(1) as f64 / gib;
+    }
+    let mut moved = [0.0f64; 3]; // by tier: none, cpu, nvme
+    if off.optimizer.is_offloaded() {
+        // FP32 master weights and moments, and the FP32 gradient shard (a third of them)
+        moved[off.optimizer as usize] += mem.optimizer_gib * 4.0 / 3.0;
+        mem.optimizer_gib = 0.0;
+        mem.gradients_gib /= 2.0;
+    }
+    if off.parameters.is_offloaded() {
+        moved[off.parameters as usize] += mem.weights_gib;
+        // the gathered layers' buffers stay, as without offloading (not counted there either)
+        mem.weights_gib = 0.0;
+    }
+    if off.activations.is_offloaded() {
+        let layers = (m.num_layers as f64 / p.pp as f64).ceil();
+        let per_mb = layers
+            * (0..m.num_layers)
+                .map(|l| layer_activation_bytes(m, p, tr, l))
+                .sum::<f64>()
+            / m.num_layers.max(1) as f64;
+        let keep = mem.activations_gib.min(2.0 * per_mb / gib);
+        moved[off.activations as usize] += mem.activations_gib - keep;
+        mem.activations_gib = keep;
+    }
+    mem.host_gib = moved[OffloadTier::Cpu as usize];
+    mem.nvme_gib = moved[OffloadTier::Nvme as usize];
+    mem.total_gib = mem.weights_gib + mem.gradients_gib + mem.optimizer_gib + mem.activations_gib + mem.buffers_gib;
+    if off.any() {
+        mem.host_capacity_gib = off.host_capacity_gib();
+    }
+    mem.fits = mem.total_gib <= mem.capacity_gib && mem.host_gib <= mem.host_capacity_gib;
+    mem
 }
 
 impl MemoryBreakdown {
@@ -410,6 +481,9 @@ fn stage_memory_of(
         total_gib: gib(total),
         capacity_gib,
         fits: gib(total) <= capacity_gib,
+        host_gib: 0.0,
+        host_capacity_gib: 0.0,
+        nvme_gib: 0.0,
     }
 }
 

@@ -9,7 +9,9 @@
 //!    pipeline stage runs its forward, backward, input-gradient and weight-gradient passes
 //!    over micro-batches and model chunks; [`pipeline`] emits those passes, the pipeline
 //!    sends, the gradient reductions, the optimizer step and the ZeRO parameter gathers
-//!    as operations ([`op`]) with dependencies ([`graph`]).
+//!    as operations ([`op`]) with dependencies ([`graph`]);
+//! 3. what goes on the wire ([`wire`]: element type per communication kind, gradient
+//!    compression) and what lives on the host ([`offload`]) shape those operations.
 //!
 //! Symmetry: every data-parallel replica and every tensor-parallel rank of a pipeline
 //! stage runs the same operations at the same times on symmetric links, so the graph holds
@@ -33,10 +35,12 @@ pub(crate) mod graph;
 pub mod layer;
 pub mod memory;
 pub mod moe;
+pub mod offload;
 pub mod op;
 pub mod passes;
 pub mod pipeline;
 pub mod routing;
+pub mod wire;
 
 pub use moe::MoeLoads;
 pub use op::{AllToAllSpec, CommKind, CommPurpose, Op, OpId, OpKind, Phase, RankInfo, Stream};
@@ -91,6 +95,12 @@ pub struct WorkloadSpec<'a> {
     pub routing: &'a RoutingSpec,
     /// Seed of the routing draws.
     pub seed: u64,
+    /// Element types on the wire and gradient compression.
+    pub comm: &'a wire::CommSpec,
+    /// Which step of a compressed run to build (compressed, warm-up, local).
+    pub grad_phase: wire::GradPhase,
+    /// What is offloaded to the host.
+    pub offload: &'a offload::OffloadSpec,
 }
 
 impl WorkloadSpec<'_> {

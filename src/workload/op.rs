@@ -66,11 +66,13 @@ pub enum Stream {
     Ep2,
     /// Context-parallel exchanges overlapped with compute.
     Cp,
+    /// Host-device copies of offloaded state (gradients, parameters, activations).
+    Offload,
 }
 
 impl Stream {
     /// Number of streams per rank.
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
 
     /// Every stream, in [`Stream::index`] order.
     pub const ALL: [Stream; Stream::COUNT] = [
@@ -83,6 +85,7 @@ impl Stream {
         Stream::Ep,
         Stream::Ep2,
         Stream::Cp,
+        Stream::Offload,
     ];
 
     /// Whether ops of this stream occupy the GPU's compute units (one at a time per rank).
@@ -100,7 +103,7 @@ impl Stream {
         match dim {
             Dim::Tp => Stream::Tp,
             Dim::Cp | Dim::CpA2a => Stream::Cp,
-            Dim::Dp | Dim::ExpertDp | Dim::DpCp => Stream::Dp,
+            Dim::Dp | Dim::ExpertDp | Dim::DpCp | Dim::DpNode => Stream::Dp,
             Dim::Ep => Stream::Ep,
             Dim::Pp => Stream::Pp,
         }
@@ -163,8 +166,8 @@ impl CommKind {
             (Dim::Cp | Dim::CpA2a, _) => CommKind::Cp,
             (Dim::Pp, _) => CommKind::Pp,
             (Dim::Ep, _) => CommKind::Ep,
-            (Dim::Dp | Dim::ExpertDp | Dim::DpCp, CommPurpose::Parameters) => CommKind::DpParam,
-            (Dim::Dp | Dim::ExpertDp | Dim::DpCp, _) => CommKind::DpGrad,
+            (Dim::Dp | Dim::ExpertDp | Dim::DpCp | Dim::DpNode, CommPurpose::Parameters) => CommKind::DpParam,
+            (Dim::Dp | Dim::ExpertDp | Dim::DpCp | Dim::DpNode, _) => CommKind::DpGrad,
         }
     }
 
@@ -224,7 +227,7 @@ impl CommKind {
             Dim::Cp | Dim::CpA2a => "cp_comm",
             Dim::Pp => "pp_comm",
             Dim::Ep => "ep_comm",
-            Dim::Dp | Dim::ExpertDp | Dim::DpCp => "dp_comm",
+            Dim::Dp | Dim::ExpertDp | Dim::DpCp | Dim::DpNode => "dp_comm",
         }
     }
 }
@@ -264,6 +267,14 @@ pub enum OpKind {
         /// Iteration it closes.
         iteration: u32,
     },
+    /// Work off the GPU that a rank's stream waits for: a host-device copy over PCIe (or
+    /// NVMe) or the CPU optimizer step of offloading ([`super::offload`]).
+    HostCopy {
+        /// Duration.
+        duration: SimTime,
+        /// Bytes copied (0 for CPU work).
+        bytes: f64,
+    },
     /// A MoE token all-to-all over the expert-parallel group: [`super::Workload::all_to_alls`].
     AllToAll {
         /// Index into [`super::Workload::all_to_alls`].
@@ -278,7 +289,7 @@ impl OpKind {
             OpKind::Collective { dim, purpose, .. } => Some(CommKind::of(*dim, *purpose)),
             OpKind::Send { .. } => Some(CommKind::Pp),
             OpKind::AllToAll { .. } => Some(CommKind::Ep),
-            OpKind::Compute { .. } | OpKind::Barrier { .. } => None,
+            OpKind::Compute { .. } | OpKind::Barrier { .. } | OpKind::HostCopy { .. } => None,
         }
     }
 
@@ -288,6 +299,7 @@ impl OpKind {
         match self {
             OpKind::Compute { phase, .. } => phase.name(),
             OpKind::Barrier { .. } => "sync",
+            OpKind::HostCopy { .. } => "offload",
             other => other.comm_kind().map(CommKind::trace_name).unwrap_or("sync"),
         }
     }

@@ -3,7 +3,9 @@
 //! chunks, with the layers' steps, the pipeline sends between chunks, the gradient
 //! reductions (bucketed, dense over DP and routed experts over expert-DP), the
 //! gradient-norm barrier (unless the schedule validates the optimizer step afterwards),
-//! the optimizer step and the ZeRO parameter gathers.
+//! the optimizer step and the ZeRO parameter gathers; gradient and parameter exchanges
+//! in the wire's types and compression ([`super::wire`]), the host copies and CPU step of
+//! offloading ([`super::offload`]).
 //!
 //! How passes share a stage's GPU: one after the other in program order; with the MoE
 //! all-to-all overlap, each pass may overlap its neighbour (backwards on the second
@@ -15,19 +17,23 @@
 use super::costs::{self, embedding_and_head_steps, LayerContext, MoeCost};
 use super::graph::{Builder, Cursor, Dep, SendKey};
 use super::layer::{LayerSteps, Step};
+use super::memory::layer_activation_bytes;
 use super::moe::MoeRouter;
-use super::op::{CommPurpose, OpId, OpKind, Phase, RankInfo, Stream};
+use super::op::{CommKind, CommPurpose, OpId, OpKind, Phase, RankInfo, Stream};
 use super::passes::layer_steps;
+use super::wire::{layer_grad_elements, BucketElements};
 use super::{Workload, WorkloadSpec};
+use crate::hardware::kernel::memory_bound_time_s;
 use crate::hardware::GpuSpec;
 use crate::network::collective::CollectiveKind;
 use crate::parallel::schedule::{PassKind, PipelineShape};
 use crate::parallel::Dim;
 use crate::units::SimTime;
 
-/// 16-bit gradient reduction, bytes per parameter.
+/// 16-bit gradients (DualPipe's mirror exchange, the offloaded gradient shard), bytes per
+/// parameter.
 const GRAD_BYTES: f64 = 2.0;
-/// 16-bit parameter all-gather, bytes per parameter.
+/// 16-bit parameters (offloaded shards), bytes per parameter.
 const PARAM_BYTES: f64 = 2.0;
 
 /// The lowered steps of every kind of layer on one GPU type.
@@ -139,11 +145,24 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
     let expert_local = |l: u32| m.layer_expert_params(l) / (p.ep * p.expert_tp).max(1) as f64;
     let emb_params_local = m.vocab_size as f64 * m.hidden_size as f64 / p.tp as f64;
     let edp = p.expert_dp();
-    let dp_grad_kind = if p.zero_stage >= 1 {
-        CollectiveKind::ReduceScatter
-    } else {
-        CollectiveKind::AllReduce
-    };
+    let (comm, off, phase) = (spec.comm, spec.offload, spec.grad_phase);
+    // gradient elements of every layer (dense, experts), as PowerSGD sees the matrices
+    let rank_r = comm.compression.powersgd_rank;
+    let layer_elems: Vec<[BucketElements; 2]> = (0..m.num_layers)
+        .map(|l| layer_grad_elements(m, p, l, rank_r))
+        .collect();
+    let mut emb_elems = BucketElements::default();
+    emb_elems.add_matrix(m.vocab_size as f64 / p.tp as f64, m.hidden_size as f64, 1.0, rank_r);
+    let overlap_grad = p.overlap_grad_reduce && comm.bucketed(phase);
+    let param_bytes = comm.bytes_per_element(CommKind::DpParam);
+    let (gather_fwd_bytes, gather_bwd_bytes, hpz) = comm.zero3_gather();
+    // activations one forward pass of a global chunk stores (activation offload)
+    let chunk_act_bytes: Vec<f64> = layers_per_chunk
+        .iter()
+        .zip(&first_layer_of_chunk)
+        .map(|(&n, &f)| (f..f + n).map(|l| layer_activation_bytes(m, p, spec.training, l)).sum())
+        .collect();
+    let mut act_copies: std::collections::HashMap<(u32, u32, u32), OpId> = std::collections::HashMap::new();
 
     let moe_shape = costs[0].moe.as_ref();
     // expert lanes: one per expert-parallel rank when routing makes them differ
@@ -151,7 +170,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
         (Some(_), false) if p.ep > 1 => p.ep,
         _ => 1,
     };
-    let mut b = Builder::default();
+    let mut b = Builder::with_wire(comm);
     let stage_gpus = p.tp * p.cp * p.dp;
     let lane_gpus = if lanes > 1 { stage_gpus / lanes } else { stage_gpus };
     let mut ranks: Vec<RankInfo> = (0..pp)
@@ -324,6 +343,25 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         deps.extend(param_gathers[rank as usize].iter().flatten().map(|&o| Dep::Op(o)));
                     }
                 }
+                if off.activations.is_offloaded() && matches!(pass.kind, PassKind::Backward | PassKind::BackwardInput) {
+                    if let Some(&stored) = act_copies.get(&(it, pass.microbatch, g)) {
+                        // fetched back while the pass before runs (one pass of prefetch)
+                        let mut fetch_deps = vec![Dep::Op(stored)];
+                        fetch_deps.extend(pass_ends.len().checked_sub(2).map(|i| Dep::Op(pass_ends[i])));
+                        let bytes = chunk_act_bytes[g as usize];
+                        let duration = SimTime::from_secs(off.pcie_s(bytes));
+                        let op = OpKind::HostCopy { duration, bytes };
+                        let mb = pass.microbatch;
+                        deps.push(Dep::Op(b.push_exact(
+                            rank,
+                            Stream::Offload,
+                            op,
+                            "activation fetch",
+                            (it, mb),
+                            fetch_deps,
+                        )));
+                    }
+                }
                 let mut cur = Cursor::new(deps, pass_stream, overlap_a2a);
                 let mb = pass.microbatch;
                 let nl = layers_per_chunk[g as usize];
@@ -334,18 +372,34 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 // the pass that uses a MoE layer's routing draw last drops it
                 let last_use = pass.kind != PassKind::Forward && pass.kind != PassKind::BackwardInput;
                 let zero3 = p.zero_stage >= 3 && grad_group > 1;
-                let gather = |b: &mut Builder, cur: &mut Cursor, l: u32| {
-                    for (dim, params) in [(grad_dim, dense_local(l)), (Dim::ExpertDp, expert_local(l))] {
+                // ZeRO-3 gathers (ZeRO++: quantised, the backward's inside the node), each
+                // after its shard's fetch from the host when parameters are offloaded
+                let gather = |b: &mut Builder, cur: &mut Cursor, l: u32, fwd: bool| {
+                    for (dim, group, params) in [
+                        (grad_dim, grad_group, dense_local(l)),
+                        (Dim::ExpertDp, edp, expert_local(l)),
+                    ] {
                         if params <= 0.0 || (dim == Dim::ExpertDp && edp <= 1) {
                             continue;
                         }
+                        if off.parameters.is_offloaded() {
+                            let bytes = PARAM_BYTES * params / group as f64;
+                            let duration = SimTime::from_secs(off.param_fetch_s(bytes));
+                            let op = OpKind::HostCopy { duration, bytes };
+                            b.push_exact(rank, Stream::DpGather, op, "parameter fetch", (it, mb), vec![]);
+                        }
+                        let (dim, per) = if !fwd && hpz && dim == grad_dim {
+                            (Dim::DpNode, gather_bwd_bytes)
+                        } else {
+                            (dim, gather_fwd_bytes)
+                        };
                         let op = OpKind::Collective {
                             dim,
                             kind: CollectiveKind::AllGather,
-                            bytes: PARAM_BYTES * params,
+                            bytes: per * params,
                             purpose: CommPurpose::Parameters,
                         };
-                        let id = b.push(rank, Stream::DpGather, op, "zero-3 param gather", (it, mb), vec![]);
+                        let id = b.push_exact(rank, Stream::DpGather, op, "zero-3 param gather", (it, mb), vec![]);
                         cur.extra.push(Dep::Op(id));
                     }
                 };
@@ -356,7 +410,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     }
                     for l in first_layer..first_layer + nl {
                         if zero3 {
-                            gather(&mut b, &mut cur, l);
+                            gather(&mut b, &mut cur, l, true);
                         }
                         emit_layer(
                             &mut b,
@@ -394,23 +448,60 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     }
                 } else {
                     // gradient buckets: dense parameters over DP, routed experts over expert-DP
-                    let mut bucket = [0.0f64; 2];
-                    let flush = |b: &mut Builder, cur: &Cursor, bucket: &mut [f64; 2], grad_ops: &mut Vec<OpId>| {
-                        for (i, dim, size) in [(0, grad_dim, grad_group), (1, Dim::ExpertDp, edp)] {
-                            if bucket[i] > 0.0 && size > 1 {
+                    let mut bucket = [BucketElements::default(); 2];
+                    let flush =
+                        |b: &mut Builder, cur: &Cursor, bucket: &mut [BucketElements; 2], grad_ops: &mut Vec<OpId>| {
+                            for (i, dim, size) in [(0, grad_dim, grad_group), (1, Dim::ExpertDp, edp)] {
+                                let e = std::mem::take(&mut bucket[i]);
+                                if e.elements <= 0.0 || size <= 1 {
+                                    continue;
+                                }
+                                let Some(x) = comm.grad_exchange(phase, p.zero_stage, size, &e) else {
+                                    continue;
+                                };
                                 let mut deps = cur.extra.clone();
                                 deps.extend(cur.last.map(Dep::Op));
-                                let op = OpKind::Collective {
-                                    dim,
-                                    kind: dp_grad_kind,
-                                    bytes: GRAD_BYTES * bucket[i],
-                                    purpose: CommPurpose::Gradients,
-                                };
-                                grad_ops.push(b.push(rank, Stream::Dp, op, "gradient reduce", (it, mb), deps));
+                                if x.compute_bytes > 0.0 {
+                                    // compression kernels, on the GPU before the exchange
+                                    let duration = SimTime::from_secs(memory_bound_time_s(&sc.gpu, x.compute_bytes, 2));
+                                    let op = OpKind::Compute {
+                                        duration,
+                                        flops: 0.0,
+                                        phase: Phase::Optimizer,
+                                    };
+                                    let id = b.push(rank, cur.stream, op, "gradient compression", (it, mb), deps);
+                                    deps = vec![Dep::Op(id)];
+                                }
+                                for (kind, bytes) in x.collectives {
+                                    let op = OpKind::Collective {
+                                        dim,
+                                        kind,
+                                        bytes,
+                                        purpose: CommPurpose::Gradients,
+                                    };
+                                    let id = b.push_exact(rank, Stream::Dp, op, "gradient reduce", (it, mb), deps);
+                                    deps = vec![Dep::Op(id)];
+                                    grad_ops.push(id);
+                                }
+                                if off.optimizer.is_offloaded() {
+                                    // the reduced shard goes to the host's optimizer
+                                    let shard = if p.zero_stage >= 1 { size as f64 } else { 1.0 };
+                                    let bytes = GRAD_BYTES * e.elements / shard;
+                                    let op = OpKind::HostCopy {
+                                        duration: SimTime::from_secs(off.pcie_s(bytes)),
+                                        bytes,
+                                    };
+                                    grad_ops.push(b.push_exact(
+                                        rank,
+                                        Stream::Offload,
+                                        op,
+                                        "gradient offload",
+                                        (it, mb),
+                                        deps,
+                                    ));
+                                }
                             }
-                            bucket[i] = 0.0;
-                        }
-                    };
+                        };
                     if g == n_chunks - 1 {
                         // the MTP modules' backward first (their loss is the last computed)
                         for l in mtp_layers.clone().rev() {
@@ -437,12 +528,12 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         }
                         cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.head), None);
                         if reduces_grads && (pp > 1 || !m.tied_embeddings) {
-                            bucket[0] += emb_params_local;
+                            bucket[0].add(&emb_elems);
                         }
                     }
                     for l in (first_layer..first_layer + nl).rev() {
                         if zero3 && pass.kind != PassKind::BackwardWeight {
-                            gather(&mut b, &mut cur, l);
+                            gather(&mut b, &mut cur, l, false);
                         }
                         emit_layer(
                             &mut b,
@@ -456,9 +547,9 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                             last_use,
                         );
                         if reduce_now {
-                            bucket[0] += dense_local(l);
-                            bucket[1] += expert_local(l);
-                            if p.overlap_grad_reduce && bucket[0] + bucket[1] >= p.grad_bucket_params {
+                            bucket[0].add(&layer_elems[l as usize][0]);
+                            bucket[1].add(&layer_elems[l as usize][1]);
+                            if overlap_grad && bucket[0].elements + bucket[1].elements >= p.grad_bucket_params {
                                 flush(&mut b, &cur, &mut bucket, &mut grad_ops);
                             }
                         }
@@ -466,7 +557,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     if g == 0 {
                         cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.emb), None);
                         if reduces_grads && reduce_now {
-                            bucket[0] += emb_params_local;
+                            bucket[0].add(&emb_elems);
                         }
                     }
                     if reduce_now {
@@ -534,6 +625,21 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         deps,
                     ));
                 }
+                if let (true, true, Some(last)) = (off.activations.is_offloaded(), forward, cur.last) {
+                    // the stored activations go to the host as the forward ends
+                    let bytes = chunk_act_bytes[g as usize];
+                    let duration = SimTime::from_secs(off.pcie_s(bytes));
+                    let op = OpKind::HostCopy { duration, bytes };
+                    let id = b.push_exact(
+                        rank,
+                        Stream::Offload,
+                        op,
+                        "activation offload",
+                        (it, mb),
+                        vec![Dep::Op(last)],
+                    );
+                    act_copies.insert((it, mb, g), id);
+                }
                 if let Some(last) = cur.last {
                     pass_ends.push(last);
                     group_ends.push(last);
@@ -593,21 +699,53 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
             } else {
                 local_params + local_expert_params
             } / copies as f64;
-            let opt = b.push(
-                rank,
-                Stream::Compute,
-                OpKind::Compute {
+            let mut opt = if off.optimizer.is_offloaded() {
+                // the GPU waits for the CPU's step
+                let duration = SimTime::from_secs(off.optimizer_step_s(local_opt_params));
+                let op = OpKind::HostCopy { duration, bytes: 0.0 };
+                let cpu = b.push_exact(
+                    rank,
+                    Stream::Compute,
+                    op,
+                    "cpu optimizer step",
+                    (it, u32::MAX),
+                    opt_after,
+                );
+                // the step is over (the iteration's end, for the simulation)
+                let done = OpKind::Compute {
+                    duration: SimTime::ZERO,
+                    flops: 0.0,
+                    phase: Phase::Optimizer,
+                };
+                b.push(
+                    rank,
+                    Stream::Compute,
+                    done,
+                    "optimizer step",
+                    (it, u32::MAX),
+                    vec![Dep::Op(cpu)],
+                )
+            } else {
+                let op = OpKind::Compute {
                     duration: SimTime::from_secs(costs::optimizer_time_s(&sc.gpu, local_opt_params)),
                     flops: 0.0,
                     phase: Phase::Optimizer,
-                },
-                "optimizer step",
-                (it, u32::MAX),
-                opt_after,
-            );
+                };
+                b.push(rank, Stream::Compute, op, "optimizer step", (it, u32::MAX), opt_after)
+            };
+            let mut fresh_shard = Vec::new();
+            if off.optimizer.is_offloaded() && !off.parameters.is_offloaded() {
+                // the updated 16-bit shard returns to the GPU
+                let bytes = PARAM_BYTES * local_opt_params;
+                let duration = SimTime::from_secs(off.pcie_s(bytes));
+                let op = OpKind::HostCopy { duration, bytes };
+                let deps = vec![Dep::Op(opt)];
+                opt = b.push_exact(rank, Stream::Offload, op, "parameter upload", (it, u32::MAX), deps);
+                fresh_shard.push(opt);
+            }
             // sharded optimizer: gather the updated parameters, one collective per chunk
             for c in 0..v {
-                param_gathers[rank as usize][c as usize].clear();
+                param_gathers[rank as usize][c as usize].clone_from(&fresh_shard);
                 if p.zero_stage >= 1 && p.zero_stage < 3 {
                     let gch = global(c);
                     let dense: f64 =
@@ -620,10 +758,10 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                         let op = OpKind::Collective {
                             dim,
                             kind: CollectiveKind::AllGather,
-                            bytes: PARAM_BYTES * params,
+                            bytes: param_bytes * params,
                             purpose: CommPurpose::Parameters,
                         };
-                        let id = b.push(
+                        let id = b.push_exact(
                             rank,
                             Stream::Dp,
                             op,

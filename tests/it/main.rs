@@ -9,6 +9,9 @@ mod browser;
 mod cli;
 /// Closed forms the simulation must reproduce exactly or within stated tolerance.
 mod closed_forms;
+/// Wire element types, gradient compression and offloading: closed-form bytes and times,
+/// memory, time to target, located errors, the two example scenarios.
+mod compression;
 /// Context parallelism: ring overlap and bytes, DP x CP gradients, the NeMo CP table,
 /// load balancing, located errors, the Llama-3 405B 128K example, search with CP.
 mod context_parallel;

@@ -166,6 +166,7 @@ pub fn category_colour(category: &str) -> RGBColor {
         "sync" => RGBColor(23, 190, 207),
         "exposed EP all-to-all" | "ep_comm" => RGBColor(255, 187, 120),
         "MoE imbalance wait" => RGBColor(188, 189, 34),
+        "exposed offload" | "offload" => RGBColor(23, 100, 150),
         "pipeline bubble" => RGBColor(199, 199, 199),
         "idle" => RGBColor(150, 150, 150),
         _ => RGBColor(188, 189, 34),

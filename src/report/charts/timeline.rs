@@ -112,6 +112,7 @@ fn stream_name(s: Stream) -> &'static str {
         Stream::Ep => "ep",
         Stream::Ep2 => "ep 2",
         Stream::Cp => "cp",
+        Stream::Offload => "offload",
     }
 }
 
