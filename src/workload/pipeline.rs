@@ -522,8 +522,13 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                             );
                             cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.mtp_in), None);
                             if reduce_now {
-                                bucket[0] += dense_local(l) + m.mtp_extra_params() / p.tp as f64;
-                                bucket[1] += expert_local(l);
+                                let [dense, expert] = layer_grad_elements(m, p, l, rank_r);
+                                bucket[0].add(&dense);
+                                bucket[1].add(&expert);
+                                // the module's input projection (2h -> h) and its two norms
+                                let h = m.hidden_size as f64;
+                                bucket[0].add_matrix(2.0 * h, h / p.tp as f64, 1.0, rank_r);
+                                bucket[0].add_plain(2.0 * h / p.tp as f64);
                             }
                         }
                         cur.emit(&mut b, rank, (it, mb), pass_steps(pass.kind, &sc.head), None);
