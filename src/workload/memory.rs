@@ -369,7 +369,7 @@ fn stage_memory_of(
             .collect();
         chunks
             .iter()
-            .flat_map(|&g| chunk_layer_ids(m, &layers_per_chunk, &firsts, g))
+            .flat_map(|&g| chunk_layer_ids(m, layers_per_chunk, &firsts, g))
             .collect()
     };
     // dense parts split over TP (sharded over DP by ZeRO); routed experts split over EP
@@ -421,7 +421,7 @@ fn stage_memory_of(
         let per_chunk: Vec<(f64, f64)> = (0..v)
             .map(|c| {
                 let g = chunk(c);
-                chunk_layer_ids(m, &layers_per_chunk, &firsts, g)
+                chunk_layer_ids(m, layers_per_chunk, &firsts, g)
                     .into_iter()
                     .map(|l| {
                         (
