@@ -40,6 +40,7 @@ pub mod op;
 pub mod passes;
 pub mod pipeline;
 pub mod routing;
+mod stage;
 pub mod wire;
 
 pub use moe::MoeLoads;

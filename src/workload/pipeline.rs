@@ -14,17 +14,14 @@
 //! both their inputs, run on the two compute queues (the backward on the first, which has
 //! priority), and send their outputs when both are done.
 
-use super::costs::{self, embedding_and_head_steps, LayerContext, MoeCost};
 use super::graph::{Builder, Cursor, Dep, SendKey};
-use super::layer::{LayerSteps, Step};
 use super::memory::layer_activation_bytes;
 use super::moe::MoeRouter;
 use super::op::{CommKind, CommPurpose, OpId, OpKind, Phase, RankInfo, Stream};
-use super::passes::layer_steps;
+use super::stage::{emit_layer, optimizer_step, pass_steps, StageCosts};
 use super::wire::{layer_grad_elements, BucketElements};
 use super::{Workload, WorkloadSpec};
 use crate::hardware::kernel::memory_bound_time_s;
-use crate::hardware::GpuSpec;
 use crate::network::collective::CollectiveKind;
 use crate::parallel::schedule::{PassKind, PipelineShape};
 use crate::parallel::Dim;
@@ -35,69 +32,6 @@ use crate::units::SimTime;
 const GRAD_BYTES: f64 = 2.0;
 /// 16-bit parameters (offloaded shards), bytes per parameter.
 const PARAM_BYTES: f64 = 2.0;
-
-/// The lowered steps of every kind of layer on one GPU type.
-struct StageCosts {
-    gpu: GpuSpec,
-    layer: LayerSteps,
-    moe_layer: LayerSteps,
-    emb: LayerSteps,
-    head: LayerSteps,
-    /// An MTP module's input projection (when the model has MTP modules).
-    mtp_in: LayerSteps,
-    moe: Option<MoeCost>,
-}
-
-impl StageCosts {
-    fn new(spec: &WorkloadSpec, gpu: &GpuSpec) -> StageCosts {
-        let cx = LayerContext::new(gpu, spec.model, spec.plan, spec.training);
-        let moe = MoeCost::new(gpu, spec.model, spec.plan, cx.prec, spec.training.seq_length);
-        let (emb, head) = embedding_and_head_steps(&cx);
-        StageCosts {
-            gpu: gpu.clone(),
-            layer: layer_steps(&cx, None),
-            moe_layer: layer_steps(&cx, moe.as_ref()),
-            emb,
-            head,
-            mtp_in: costs::mtp_input_steps(&cx),
-            moe,
-        }
-    }
-}
-
-/// The steps a pass of `kind` runs of a layer.
-fn pass_steps(kind: PassKind, s: &LayerSteps) -> &[Step] {
-    match kind {
-        PassKind::Forward => &s.forward,
-        PassKind::Backward => &s.backward,
-        PassKind::BackwardInput => &s.backward_input,
-        PassKind::BackwardWeight => &s.weight,
-    }
-}
-
-/// Emits the steps of pass `kind` of layer `l` of micro-batch `mb` on `rank`, a MoE layer
-/// with its routing draw (the pass with `last_use` drops it).
-#[allow(clippy::too_many_arguments)]
-fn emit_layer(
-    b: &mut Builder,
-    cur: &mut Cursor,
-    router: Option<&mut MoeRouter>,
-    sc: &StageCosts,
-    moe_layer: bool,
-    kind: PassKind,
-    (rank, it, mb, l): (u32, u32, u32, u32),
-    lanes: &[u32],
-    last_use: bool,
-) {
-    match router.filter(|_| moe_layer) {
-        Some(r) => {
-            let inst = r.instance(sc.moe.as_ref().expect("MoE model"), it, l, mb, last_use);
-            cur.emit(b, rank, (it, mb), pass_steps(kind, &sc.moe_layer), Some((&inst, lanes)));
-        }
-        None if moe_layer => cur.emit(b, rank, (it, mb), pass_steps(kind, &sc.moe_layer), None),
-        None => cur.emit(b, rank, (it, mb), pass_steps(kind, &sc.layer), None),
-    }
-}
 
 /// Builds the operation graph.
 pub fn build(spec: &WorkloadSpec) -> Workload {
@@ -704,40 +638,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
             } else {
                 local_params + local_expert_params
             } / copies as f64;
-            let mut opt = if off.optimizer.is_offloaded() {
-                // the GPU waits for the CPU's step
-                let duration = SimTime::from_secs(off.optimizer_step_s(local_opt_params));
-                let op = OpKind::HostCopy { duration, bytes: 0.0 };
-                let cpu = b.push_exact(
-                    rank,
-                    Stream::Compute,
-                    op,
-                    "cpu optimizer step",
-                    (it, u32::MAX),
-                    opt_after,
-                );
-                // the step is over (the iteration's end, for the simulation)
-                let done = OpKind::Compute {
-                    duration: SimTime::ZERO,
-                    flops: 0.0,
-                    phase: Phase::Optimizer,
-                };
-                b.push(
-                    rank,
-                    Stream::Compute,
-                    done,
-                    "optimizer step",
-                    (it, u32::MAX),
-                    vec![Dep::Op(cpu)],
-                )
-            } else {
-                let op = OpKind::Compute {
-                    duration: SimTime::from_secs(costs::optimizer_time_s(&sc.gpu, local_opt_params)),
-                    flops: 0.0,
-                    phase: Phase::Optimizer,
-                };
-                b.push(rank, Stream::Compute, op, "optimizer step", (it, u32::MAX), opt_after)
-            };
+            let mut opt = optimizer_step(&mut b, rank, it, off, &sc.gpu, local_opt_params, opt_after);
             let mut fresh_shard = Vec::new();
             if off.optimizer.is_offloaded() && !off.parameters.is_offloaded() {
                 // the updated 16-bit shard returns to the GPU
