@@ -175,7 +175,12 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                 .map(|c| {
                     let g = global(c);
                     let mut x: f64 = chunk_layers(g).map(dense_local).sum();
-                    if g == 0 || (g == n_chunks - 1 && (pp > 1 || !m.tied_embeddings)) {
+                    // the input embedding on the first chunk; the output layer on the last
+                    // (its own copy unless one stage holds both tied matrices)
+                    if g == 0 {
+                        x += emb_params_local;
+                    }
+                    if g == n_chunks - 1 && (pp > 1 || !m.tied_embeddings) {
                         x += emb_params_local;
                     }
                     x

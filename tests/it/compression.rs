@@ -210,10 +210,11 @@ fn offload_time_closed_forms_and_memory() {
     let host = "[cluster.host]\ncpu_adam_params_per_s = 2e10\npcie_gbyte_per_s = 200\nnvme_gbyte_per_s = 30\n";
     let cpu = with(&format!("{host}[offload]\noptimizer = \"cpu\"\n"), &z);
     let s = scenario(BASE);
-    // the optimizer's parameters on the stage: the layers and one embedding matrix (the
-    // optimizer step counts the untied head of a single stage with the embedding)
+    // the optimizer's parameters on the stage: the layers, the input embedding and the
+    // untied output layer (Llama 2 does not tie them; one stage holds both)
     let m = &s.input.model;
-    let e = (0..4).map(|l| m.layer_params(l)).sum::<f64>() + (m.vocab_size * m.hidden_size) as f64;
+    assert!(!m.tied_embeddings);
+    let e = (0..4).map(|l| m.layer_params(l)).sum::<f64>() + 2.0 * (m.vocab_size * m.hidden_size) as f64;
     let shard = e / 8.0;
     let adam = shard * 8.0 / 2e10;
     let upload = 2.0 * shard / 200e9;

@@ -145,10 +145,14 @@ fn nemo_cp_table_is_reproduced_within_ten_percent_but_the_widest_rings() {
             )
         })
         .collect();
-    // The 512K and 1024K rows run their CP ring over 16 and 32 nodes; the NCCL model gives
-    // such a communicator NCCL 2.28's fewer p2p channels per remote peer (the sendrecv
-    // cliff of the round-2 nccl-tests data), which NeMo 24.03's NCCL 2.20 predates: the
-    // ring is then partly exposed (+15 to +18%). Every other row is held to 10%.
+    // The 512K and 1024K rows run their CP ring over 16 and 32 nodes, one GPU per node in
+    // each communicator. NCCL gives such a communicator one p2p channel per remote peer
+    // (paths.cc: 2.20, as in NeMo 24.03's container, halves its two channels per net peer
+    // while `2 x ranks > 4 x p2p channels`; 2.29 halves while `channels x ceil(ranks/8) >
+    // p2p channels`), about 14.8 GB/s (the sendrecv cliff of the round-2 data), so the K/V
+    // exchange is partly exposed (1.9 s of 15.2 s at 512K). The measured rows show it
+    // hidden; what NeMo did differently (channel settings are not published) is not
+    // modelled and not fitted: these two rows are held to 20%, every other row to 10%.
     let bound = |r: &trainsim::cli::validate::Row| {
         if r.name.contains("512k") || r.name.contains("1024k") {
             20.0
