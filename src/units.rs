@@ -27,6 +27,10 @@ pub struct SimTime(pub u64);
 impl SimTime {
     /// Time zero.
     pub const ZERO: SimTime = SimTime(0);
+    /// The latest time a simulation may reach (half the `u64` range: 106 days). Sums
+    /// saturate instead of wrapping, so a run that overflowed ends at or past this and is
+    /// refused rather than reported.
+    pub const LIMIT: SimTime = SimTime(u64::MAX / 2);
 
     /// Converts seconds to the nearest picosecond; negative or NaN inputs clamp to zero.
     pub fn from_secs(seconds: f64) -> SimTime {

@@ -286,6 +286,23 @@ impl ParallelPlan {
                 self.tp, model.ffn_hidden_size
             ));
         }
+        // before any product of degrees, so that each one below is at most num_gpus (no overflow)
+        let used = self.tp as u64 * self.pp as u64 * self.dp as u64 * self.cp as u64;
+        if used != num_gpus as u64 {
+            let product = if self.cp > 1 {
+                format!("tp*pp*dp*cp = {}*{}*{}*{}", self.tp, self.pp, self.dp, self.cp)
+            } else {
+                format!("tp*pp*dp = {}*{}*{}", self.tp, self.pp, self.dp)
+            };
+            return Err(PlanError::GpuCountMismatch {
+                product,
+                tp: self.tp,
+                pp: self.pp,
+                dp: self.dp,
+                used,
+                gpus: num_gpus,
+            });
+        }
         match &model.moe {
             None if self.ep > 1 => {
                 return c(format!(
@@ -322,22 +339,6 @@ impl ParallelPlan {
             }
             None => {}
         }
-        let used = self.tp as u64 * self.pp as u64 * self.dp as u64 * self.cp as u64;
-        if used != num_gpus as u64 {
-            let product = if self.cp > 1 {
-                format!("tp*pp*dp*cp = {}*{}*{}*{}", self.tp, self.pp, self.dp, self.cp)
-            } else {
-                format!("tp*pp*dp = {}*{}*{}", self.tp, self.pp, self.dp)
-            };
-            return Err(PlanError::GpuCountMismatch {
-                product,
-                tp: self.tp,
-                pp: self.pp,
-                dp: self.dp,
-                used,
-                gpus: num_gpus,
-            });
-        }
         if self.tp > gpus_per_node && self.tp % gpus_per_node != 0
             || self.tp < gpus_per_node && gpus_per_node % self.tp != 0
         {
@@ -355,8 +356,8 @@ impl ParallelPlan {
         self.validate_cp(model)?;
         self.try_layers_per_chunk(model.num_layers)
             .map_err(|e| PlanError::Constraint(e.message))?;
-        let per_step = self.dp * self.micro_batch_size;
-        if global_batch_size == 0 || global_batch_size % per_step != 0 {
+        let per_step = u64::from(self.dp) * u64::from(self.micro_batch_size);
+        if global_batch_size == 0 || u64::from(global_batch_size) % per_step != 0 {
             return c(format!(
                 "global_batch_size={} is not a positive multiple of dp*micro_batch_size = {}*{} = {}",
                 global_batch_size, self.dp, self.micro_batch_size, per_step

@@ -85,8 +85,16 @@ impl Checker<'_> {
             path: self.path.to_path_buf(),
             location: self.locate(field),
             field: field.to_string(),
-            value: value.to_string(),
+            value: clip(value.to_string()),
             allowed: allowed.into(),
+        }
+    }
+
+    /// Refuses the first field of `table` outside its physical limit ([`super::limits`]).
+    pub(super) fn within_limits(&self, table: &toml::Table) -> Result<(), ScenarioError> {
+        match super::limits::first_violation(table) {
+            Some((l, value)) => Err(self.invalid(l.path, value, super::limits::allowed_text(l))),
+            None => Ok(()),
         }
     }
 
@@ -165,4 +173,18 @@ impl Checker<'_> {
 /// Names in quotes, comma-separated: `"a", "b"`.
 pub(super) fn quote_list(names: &[&str]) -> String {
     names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+}
+
+/// A value as echoed in a message: at most 80 characters (a pasted megabyte stays out of
+/// the error line).
+pub(super) fn clip(value: String) -> String {
+    clip_to(value, 80)
+}
+
+/// `value` cut to `max_chars` characters, saying how long it was.
+pub(super) fn clip_to(value: String, max_chars: usize) -> String {
+    match value.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &value[..cut], value.len()),
+        None => value,
+    }
 }

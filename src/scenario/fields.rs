@@ -248,6 +248,47 @@ pub fn known_paths() -> &'static [String] {
     })
 }
 
+/// The fields whose values are numbers (or lists of numbers): what
+/// [`super::limits::LIMITS`] must bound.
+pub fn numeric_paths() -> Vec<String> {
+    fn numeric(root: &Value, v: &Value) -> bool {
+        let v = resolve(root, v);
+        let is_num = |t: &Value| matches!(t.as_str(), Some("integer" | "number"));
+        let ty = v.get("type");
+        let list_of_numbers = || v.get("items").is_some_and(|i| numeric(root, i));
+        let direct = match ty {
+            Some(Value::Array(ts)) => ts.iter().any(is_num) || (ts.iter().any(|t| t == "array") && list_of_numbers()),
+            Some(t) => is_num(t) || (t == "array" && list_of_numbers()),
+            None => false,
+        };
+        direct
+            || ["anyOf", "oneOf"].iter().any(|k| {
+                v.get(*k)
+                    .and_then(Value::as_array)
+                    .is_some_and(|alts| alts.iter().any(|a| numeric(root, a)))
+            })
+    }
+    let root = raw_schema();
+    let mut out = Vec::new();
+    for path in known_paths() {
+        let mut obj = &root;
+        let mut field = None;
+        for part in path.split('.') {
+            let Some(v) = obj.get("properties").and_then(|p| p.get(part)) else {
+                break;
+            };
+            match object_of(&root, v) {
+                Some(o) => obj = o,
+                None => field = Some(v),
+            }
+        }
+        if field.is_some_and(|f| numeric(&root, f)) {
+            out.push(path.clone());
+        }
+    }
+    out
+}
+
 /// Section paths (`cluster`, `cluster.gpu`, ...).
 pub fn known_sections() -> Vec<String> {
     let mut s: Vec<String> = known_paths()

@@ -11,6 +11,7 @@ pub mod error;
 pub mod fields;
 mod goal;
 mod hardware;
+pub mod limits;
 mod model;
 pub mod paths;
 mod pipeline;
@@ -113,7 +114,12 @@ impl Scenario {
     /// Validates scenario text; `path` is used in messages and for the default name.
     pub fn from_source(src: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let raw: RawScenario = toml::from_str(src).map_err(|e| parse_error(src, path, &e))?;
-        let mut s = Checker { src, path }.convert(raw)?;
+        let checker = Checker { src, path };
+        // the sections' own rules speak first (their messages are the more specific)
+        let mut s = checker.convert(raw)?;
+        if let Ok(table) = toml::from_str::<toml::Table>(src) {
+            checker.within_limits(&table)?;
+        }
         s.source = src.to_string();
         Ok(s)
     }
@@ -153,22 +159,26 @@ impl Scenario {
                 message: e.message().trim().to_string(),
             }
         })?;
-        let mut s = Checker { src, path }.convert(raw).map_err(|e| match e {
-            ScenarioError::Invalid {
-                path,
-                field,
-                value,
-                allowed,
-                ..
-            } if overrides.iter().any(|o| o.0 == field) => ScenarioError::Invalid {
-                path,
-                location: format!(" (--set {field}={value})"),
-                field,
-                value,
-                allowed,
-            },
-            other => other,
-        })?;
+        let checker = Checker { src, path };
+        let mut s = checker
+            .convert(raw)
+            .and_then(|s| checker.within_limits(&table).map(|()| s))
+            .map_err(|e| match e {
+                ScenarioError::Invalid {
+                    path,
+                    field,
+                    value,
+                    allowed,
+                    ..
+                } if overrides.iter().any(|o| o.0 == field) => ScenarioError::Invalid {
+                    path,
+                    location: format!(" (--set {field}={value})"),
+                    field,
+                    value,
+                    allowed,
+                },
+                other => other,
+            })?;
         let sets: Vec<String> = overrides
             .iter()
             .map(|o| format!("--set {}", override_text(o)))
@@ -192,8 +202,8 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
 
 fn parse_error(src: &str, path: &Path, e: &toml::de::Error) -> ScenarioError {
     let (line, column) = e.span().map(|s| line_col(src, s.start)).unwrap_or((1, 1));
-    let snippet = src.lines().nth(line - 1).unwrap_or("").to_string();
-    let mut message = e.message().trim().to_string();
+    let snippet = check::clip(src.lines().nth(line - 1).unwrap_or("").to_string());
+    let mut message = check::clip_to(e.message().trim().to_string(), 400);
     if message.starts_with("unknown field") {
         message = unknown_field_message(&message);
     }
@@ -374,6 +384,9 @@ impl Checker<'_> {
                 collectives,
                 comm,
                 offload,
+                max_operations: sim
+                    .max_operations
+                    .unwrap_or(crate::simulation::budget::DEFAULT_MAX_OPERATIONS),
             },
             measured,
             source: String::new(),

@@ -7,6 +7,46 @@ use crate::model::{Attention, FfnType, MoeSpec, TransformerSpec};
 use std::path::Path;
 
 impl Checker<'_> {
+    /// The sizes a Hugging Face config gives, held to the same physical limits as the
+    /// fields written in a scenario.
+    fn hf_within_limits(&self, m: &TransformerSpec, rel: &str) -> Result<(), ScenarioError> {
+        let mut fields = vec![
+            ("num_layers", m.num_layers),
+            ("hidden_size", m.hidden_size),
+            ("num_heads", m.num_heads),
+            ("num_kv_heads", m.num_kv_heads),
+            ("head_dim", m.head_dim),
+            ("ffn_hidden_size", m.ffn_hidden_size),
+            ("vocab_size", m.vocab_size),
+        ];
+        if let Some(moe) = &m.moe {
+            fields.extend([
+                ("num_experts", moe.num_experts),
+                ("top_k", moe.top_k),
+                ("expert_ffn_hidden_size", moe.expert_ffn_hidden_size),
+                ("first_dense_layers", moe.first_dense_layers),
+            ]);
+        }
+        let model: toml::Table = fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), toml::Value::Integer(i64::from(v))))
+            .collect();
+        let mut table = toml::Table::new();
+        table.insert("model".into(), toml::Value::Table(model));
+        match super::limits::first_violation(&table) {
+            Some((l, value)) => Err(self.invalid(
+                "model.hf_config",
+                format!("\"{rel}\""),
+                format!(
+                    "it gives {} = {value}, which {}",
+                    l.path,
+                    super::limits::allowed_text(l)
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub(super) fn model(&self, r: &raw::RawModel) -> Result<TransformerSpec, ScenarioError> {
         let base = match (&r.preset, &r.hf_config) {
             (Some(_), Some(hf)) => {
@@ -29,10 +69,10 @@ impl Checker<'_> {
             })?),
             (None, Some(rel)) => {
                 let file = self.path.parent().unwrap_or(Path::new("")).join(rel);
-                Some(
-                    crate::model::hf::load(&file)
-                        .map_err(|e| self.invalid("model.hf_config", format!("\"{rel}\""), e))?,
-                )
+                let spec = crate::model::hf::load(&file)
+                    .map_err(|e| self.invalid("model.hf_config", format!("\"{rel}\""), e))?;
+                self.hf_within_limits(&spec, rel)?;
+                Some(spec)
             }
             (None, None) => None,
         };

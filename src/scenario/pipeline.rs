@@ -67,7 +67,10 @@ impl Checker<'_> {
         let dp = match rp.dp {
             Some(d) => self.at_least_one("parallel.dp", d)?,
             // derived; a remainder is reported by the plan check below
-            None => (num_gpus / (tp * pp * cp)).max(1),
+            None => {
+                let per_replica = u64::from(tp) * u64::from(pp) * u64::from(cp);
+                u32::try_from(u64::from(num_gpus) / per_replica).unwrap_or(1).max(1)
+            }
         };
         let cp_comm_type = match &rp.cp_comm_type {
             Some(s) => self.choice("parallel.cp_comm_type", s, CpCommType::NAMES, &CpCommType::ALL)?,

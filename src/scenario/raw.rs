@@ -250,6 +250,7 @@ pub struct RawTraining {
 pub struct RawSimulation {
     pub iterations: Option<u32>,
     pub warmup_iterations: Option<u32>,
+    pub max_operations: Option<u64>,
 }
 
 /// `[measured]`.

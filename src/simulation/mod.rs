@@ -31,6 +31,37 @@ pub enum SimError {
         /// Description of the first unfinished one.
         first: String,
     },
+    /// The workload would be too large to build (see [`budget`]).
+    #[error(
+        "the simulation would build about {operations} operations (about {gbyte:.1} GB), over the limit of {limit}: \
+         use fewer micro-batches per step (a larger parallel.micro_batch_size or a smaller training.global_batch_size), \
+         fewer simulation.iterations or fewer layers, or raise the limit with --set simulation.max_operations=N"
+    )]
+    TooLarge {
+        /// Estimated operations.
+        operations: u64,
+        /// The limit in force.
+        limit: u64,
+        /// Estimated memory, GB.
+        gbyte: f64,
+    },
+    /// A step outlasts the simulated clock.
+    #[error(
+        "a training step would last longer than the simulated clock can count ({max_days:.0} days in picoseconds): \
+         check the GPU's peak TFLOP/s and efficiencies, the link rates and the sequence length"
+    )]
+    ClockRange {
+        /// The clock's span, days.
+        max_days: f64,
+    },
+    /// A result is not a finite, non-negative number.
+    #[error("the run produced no meaningful value for `{field}` ({value}): the inputs are outside what the model can represent")]
+    NotFinite {
+        /// Dotted path of the result field.
+        field: String,
+        /// The value.
+        value: f64,
+    },
 }
 
 /// Where the plan's groups sit, as the network needs it.
@@ -373,5 +404,7 @@ pub fn simulate(
     Sim::new(w, cluster, layouts, compute_factor).run()
 }
 
+pub mod budget;
+pub mod finite;
 pub mod run;
 pub use run::{run, RunInput, RunResult};

@@ -47,6 +47,8 @@ pub struct RunInput {
     pub comm: crate::workload::wire::CommSpec,
     /// Offloading to the host (`[offload]`, `[cluster.host]`).
     pub offload: crate::workload::offload::OffloadSpec,
+    /// Operations the workload may hold (`simulation.max_operations`; see [`super::budget`]).
+    pub max_operations: u64,
 }
 
 impl RunInput {
@@ -313,6 +315,7 @@ fn simulate_phase(
     input: &RunInput,
     phase: GradPhase,
 ) -> Result<(workload::Workload, super::SimOutput, Vec<Vec<f64>>), SimError> {
+    super::budget::check(input, input.max_operations)?;
     let c = &input.cluster;
     let p = &input.plan;
     let iterations = input.iterations.max(input.warmup_iterations + 1);
@@ -326,6 +329,11 @@ fn simulate_phase(
     };
     let factors = super::stragglers::stage_factors(&input.stragglers, input.seed, p.pp, p.tp * p.cp * p.dp, iterations);
     let out = simulate(&w, c, layouts, &factors)?;
+    if out.iteration_ends.last().is_some_and(|&end| end >= SimTime::LIMIT) {
+        return Err(SimError::ClockRange {
+            max_days: SimTime::LIMIT.as_secs() / 86_400.0,
+        });
+    }
     Ok((w, out, factors))
 }
 
@@ -623,5 +631,8 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
         crate::training::outcome(&step, &input.model, &input.cluster, input.seed, g)
     });
     let trace = trace.map(|req| super::trace::collect(&w, &out, input.warmup_iterations, req));
+    if let Some((field, value)) = super::finite::first_bad_number(&result) {
+        return Err(SimError::NotFinite { field, value });
+    }
     Ok((result, trace))
 }

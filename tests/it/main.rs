@@ -34,6 +34,8 @@ mod network;
 mod properties;
 /// The README's printed figures match the simulation.
 mod readme;
+/// Hostile input: limits, checked plan arithmetic, resource guards, finite results, fuzzing.
+mod robust;
 /// Every shipped scenario loads and the examples run.
 mod scenarios;
 /// Pipeline schedules against Zero Bubble's and DeepSeek-V3's formulas; uneven splits.
