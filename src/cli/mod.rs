@@ -128,9 +128,13 @@ pub enum Command {
         /// Ignore the partial results of an interrupted run and start over.
         #[arg(long)]
         restart: bool,
-        /// Worker threads [default: all cores]; results are identical for any count.
-        #[arg(long, short = 'j')]
+        /// Worker threads, 1 to 1024 [default: all cores]; results are identical for any count.
+        #[arg(long, short = 'j', value_parser = parse_threads)]
         threads: Option<usize>,
+        /// Largest grid to run, in points before filters (a guard against a typo that
+        /// would expand to billions of points).
+        #[arg(long, default_value_t = crate::sweep::DEFAULT_MAX_POINTS)]
+        max_points: usize,
         /// Print nothing but errors.
         #[arg(long, short)]
         quiet: bool,
@@ -155,7 +159,7 @@ pub enum Command {
     Collective(Box<CollectiveArgs>),
     /// Join the CSV slices of a sharded sweep into one file ordered by point.
     #[command(
-        after_help = "Example:\n  trainsim merge --out plots/tp-pp/sweep.csv plots/tp-pp/sweep.shard-*-of-4.csv"
+        after_help = "Example:\n  trainsim merge --out plots/tp-pp/sweep.csv plots/tp-pp/sweep.shard-*-of-4.csv\n\nEach shard's sweep.shard-i-of-n.meta.json (written by `trainsim sweep --shard`) must be\nnext to it. Exit status 2, the file named, for shards of different sweeps or shard counts,\na shard given twice or missing, a point missing or twice, or a row cut short."
     )]
     Merge {
         /// Merged CSV to write.
@@ -221,7 +225,8 @@ rest by a lower bound on step time, tightens it for those that might win (the op
 timed without network contention) and simulates only those that can still beat the N-th best.
 The simulation decides the ranking. The scenario's own plan only supplies defaults (overlap
 flags, bucket size). Writes search.csv (every candidate) and pareto.png to --out.
-Exit status 2 on invalid input.";
+Exit status 2 on invalid input, 1 when no candidate plan is valid and fits (the most
+common reasons are printed; search.csv lists every candidate).";
 
 /// Arguments of `trainsim search`.
 #[derive(Debug, clap::Args)]
@@ -242,8 +247,8 @@ pub struct SearchArgs {
     /// to the target, its cost or its energy.
     #[arg(long, value_enum, default_value = "throughput")]
     pub objective: crate::sweep::search::Objective,
-    /// Worker threads [default: all cores]; results are identical for any count.
-    #[arg(long, short = 'j')]
+    /// Worker threads, 1 to 1024 [default: all cores]; results are identical for any count.
+    #[arg(long, short = 'j', value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// Output folder for search.csv and pareto.png [default: out/<scenario stem>-search].
     #[arg(long, short)]
@@ -265,6 +270,18 @@ fn parse_shard(s: &str) -> Result<(usize, usize), String> {
         return Err(format!("shard {i}/{n}: need 0 <= i < n"));
     }
     Ok((i, n))
+}
+
+/// Most worker threads `-j` accepts.
+const MAX_THREADS: usize = 1024;
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "-j/--threads {s}: give a whole number of worker threads from 1 to {MAX_THREADS} (omit -j for all cores)"
+        )),
+    }
 }
 
 /// Runs the CLI on `args`; returns the process exit code.
@@ -344,6 +361,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             shard,
             restart,
             threads,
+            max_points,
             quiet,
             chart,
             x,
@@ -355,6 +373,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 y,
                 metric: None,
             };
+            let threads = (threads, max_points);
             run_sweep(&sweep, &set, out, shard, restart, threads, quiet, charts)
         }
         Command::Search(a) => {
@@ -415,6 +434,24 @@ fn search(path: &Path, a: SearchArgs) -> anyhow::Result<i32> {
         wall_s,
         o.enumerated as f64 / wall_s.max(1e-9)
     );
+    let dir = a.out.unwrap_or_else(|| {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "search".into());
+        Path::new(DEFAULT_OUT).join(format!("{stem}-search"))
+    });
+    let file = dir.join("search.csv");
+    if !o.candidates.iter().any(|c| matches!(c.status, Status::Simulated(_))) {
+        report::write_atomic(&file, table_csv(&o).as_bytes())?;
+        eprintln!(
+            "error: {}: {}",
+            path.display(),
+            crate::sweep::search_table::none_fit(&o)
+        );
+        eprintln!("every candidate and its reason: {}", file.display());
+        return Ok(1);
+    }
     println!("objective: {} ({})\n", o.objective.name(), o.objective.column());
     println!(
         "{:<4} {:<66} {:>12} {:>9} {:>6} {:>9} {:>8} {:>8} {:>8} {:>8} {:>9}",
@@ -457,14 +494,6 @@ fn search(path: &Path, a: SearchArgs) -> anyhow::Result<i32> {
         println!("     why: {}", why(r, sims.get(i + 1).map(|n| (i + 2, *n))));
     }
     println!("(seconds per step; exposed = communication not hidden behind compute)");
-    let dir = a.out.unwrap_or_else(|| {
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "search".into());
-        Path::new(DEFAULT_OUT).join(format!("{stem}-search"))
-    });
-    let file = dir.join("search.csv");
     report::write_atomic(&file, table_csv(&o).as_bytes())?;
     println!("\nwrote {}", file.display());
     if let Some(chart) = crate::sweep::charts::draw_search_pareto(&o, &sc.input.name, &dir)? {
@@ -498,7 +527,7 @@ fn run_sweep(
     out: Option<PathBuf>,
     shard: Option<(usize, usize)>,
     restart: bool,
-    threads: Option<usize>,
+    (threads, max_points): (Option<usize>, usize),
     quiet: bool,
     charts: crate::sweep::charts::ChartOptions,
 ) -> anyhow::Result<i32> {
@@ -512,6 +541,7 @@ fn run_sweep(
         restart,
         progress: !quiet && std::io::stderr().is_terminal(),
         charts,
+        max_points,
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads.unwrap_or(0))

@@ -45,9 +45,15 @@ pub enum Op {
     Gt,
 }
 
+/// Longest filter accepted, in bytes.
+pub const MAX_LEN: usize = 1000;
+/// Deepest nesting of parentheses and unary minus accepted.
+pub const MAX_DEPTH: usize = 64;
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -110,8 +116,7 @@ impl Parser<'_> {
             l = Expr::Bin(Box::new(l), op, Box::new(self.atom()?));
         }
     }
-    fn atom(&mut self) -> Result<Expr, String> {
-        self.ws();
+    fn nested(&mut self) -> Result<Expr, String> {
         if self.eat("(") {
             let e = self.sum()?;
             if !self.eat(")") {
@@ -119,8 +124,22 @@ impl Parser<'_> {
             }
             return Ok(e);
         }
-        if self.eat("-") {
-            return Ok(Expr::Neg(Box::new(self.atom()?)));
+        self.eat("-");
+        Ok(Expr::Neg(Box::new(self.atom()?)))
+    }
+    fn atom(&mut self) -> Result<Expr, String> {
+        self.ws();
+        if self.s[self.i..].starts_with(b"(") || self.s[self.i..].starts_with(b"-") {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(format!(
+                    "nested more than {MAX_DEPTH} deep (parentheses and minus signs) at character {}",
+                    self.i + 1
+                ));
+            }
+            let e = self.nested();
+            self.depth -= 1;
+            return e;
         }
         let start = self.i;
         while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || b"._".contains(&self.s[self.i])) {
@@ -140,9 +159,16 @@ impl Parser<'_> {
 
 /// Parses `text`.
 pub fn parse(text: &str) -> Result<Expr, String> {
+    if text.len() > MAX_LEN {
+        return Err(format!(
+            "{} characters long, more than the limit of {MAX_LEN}",
+            text.len()
+        ));
+    }
     let mut p = Parser {
         s: text.as_bytes(),
         i: 0,
+        depth: 0,
     };
     let e = p.cmp()?;
     p.ws();
@@ -200,5 +226,21 @@ mod tests {
         assert!(parse("parallel.tp *").is_err());
         assert!(parse("tp ) ").is_err());
         assert!(parse("model.layers > 2").unwrap().eval(&look).is_err());
+    }
+
+    /// Deep nesting and long filters are refused with a clear error, not a stack overflow.
+    #[test]
+    fn deep_or_long_filters_are_refused() {
+        let look = |_: &str| Some(1.0);
+        let nest = |n: usize| format!("{}1{}", "(".repeat(n), ")".repeat(n));
+        assert_eq!(parse(&nest(MAX_DEPTH)).unwrap().eval(&look).unwrap(), 1.0);
+        let e = parse(&nest(MAX_DEPTH + 1)).unwrap_err();
+        assert!(e.contains("nested more than 64 deep"), "{e}");
+        let e = parse(&format!("{}1", "-".repeat(MAX_DEPTH + 1))).unwrap_err();
+        assert!(e.contains("nested more than 64 deep"), "{e}");
+        let e = parse(&nest(100_000)).unwrap_err();
+        assert!(e.contains("more than the limit of 1000"), "{e}");
+        let e = parse(&"1 + ".repeat(300)).unwrap_err();
+        assert!(e.contains("more than the limit"), "{e}");
     }
 }

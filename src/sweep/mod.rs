@@ -8,6 +8,7 @@
 pub mod charts;
 pub mod columns;
 pub mod expr;
+pub mod merge;
 pub mod pareto;
 mod pass_bound;
 pub mod run;
@@ -17,5 +18,6 @@ pub mod search_table;
 pub mod spec;
 pub mod table;
 
-pub use run::{merge_csv, run_sweep, SweepOptions, SweepOutcome};
-pub use spec::{SweepError, SweepSpec};
+pub use merge::merge_csv;
+pub use run::{run_sweep, SweepOptions, SweepOutcome};
+pub use spec::{SweepError, SweepSpec, DEFAULT_MAX_POINTS};

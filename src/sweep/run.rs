@@ -4,6 +4,7 @@
 //! corrupt result, and rerunning it resumes after the last complete row.
 
 use super::columns::{METRIC_COLUMNS, MOE_COLUMNS};
+use super::merge::{meta_path, read_meta, write_meta, Meta, META_FORMAT};
 use super::spec::{value_text, Point, SweepSpec};
 use crate::scenario::Scenario;
 use crate::simulation::breakdown::Category;
@@ -203,6 +204,8 @@ pub struct SweepOptions {
     pub progress: bool,
     /// Charts to draw when the sweep ends (unsharded runs).
     pub charts: super::charts::ChartOptions,
+    /// Largest grid (points before filtering) to run, e.g. [`super::spec::DEFAULT_MAX_POINTS`].
+    pub max_points: usize,
 }
 
 /// What a finished sweep wrote.
@@ -243,7 +246,8 @@ fn complete_lines(p: &Path) -> Vec<String> {
 /// Runs the sweep.
 pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> anyhow::Result<SweepOutcome> {
     let started = Instant::now();
-    let all = spec.points()?;
+    let all = spec.points_limited(opts.max_points)?;
+    let total = all.len();
     let points: Vec<Point> = match opts.shard {
         Some((i, n)) => all.into_iter().filter(|p| p.index % n == i).collect(),
         None => all,
@@ -259,12 +263,32 @@ pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> anyhow::Result<SweepO
     let header = csv_header(spec);
     let axes: Vec<String> = spec.axes.iter().map(|a| a.field.clone()).collect();
 
-    // resume: keep the complete rows both partial files agree on
+    let meta_file = meta_path(&csv);
+    let meta_part = partial(&meta_file);
+    let meta = Meta {
+        format: META_FORMAT,
+        sweep: spec.name.clone(),
+        identity: spec.identity(),
+        shard: opts.shard,
+        points: total,
+        rows: points.len(),
+    };
+
+    // resume: keep the complete rows both partial files agree on, if they are of this sweep
     let mut done = 0usize;
     if !opts.restart {
         let c = complete_lines(&csv_part);
         let j = complete_lines(&json_part);
-        if c.first() == Some(&header) {
+        let same = read_meta(&meta_part).is_some_and(|m| m == meta);
+        if !same && (c.len() > 1 || !j.is_empty()) {
+            eprintln!(
+                "warning: {}: sweep file changed since the interrupted run; starting over \
+                 (the partial results in {} are of another sweep file, base scenario or --set)",
+                spec.path.display(),
+                opts.out_dir.display()
+            );
+        }
+        if same && c.first() == Some(&header) {
             done = (c.len() - 1).min(j.len()).min(points.len());
         }
         if done > 0 {
@@ -280,8 +304,10 @@ pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> anyhow::Result<SweepO
         csv_w.set_len(0)?;
         json_w.set_len(0)?;
         writeln!(csv_w, "{header}")?;
+        write_meta(&meta_part, &meta)?;
     }
-    let chunk = (rayon::current_num_threads() * 4).max(8);
+    // small chunks: rows reach the partial files soon after they are computed
+    let chunk = rayon::current_num_threads().max(1) * 4;
     let todo = &points[done..];
     let mut feasible = 0usize;
     let mut finished = done;
@@ -315,6 +341,8 @@ pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> anyhow::Result<SweepO
     drop((csv_w, json_w));
     std::fs::rename(&csv_part, &csv)?;
     std::fs::rename(&json_part, &jsonl)?;
+    // last: a meta file names its CSV's sweep only once that CSV is complete
+    std::fs::rename(&meta_part, &meta_file)?;
     let charts = if opts.shard.is_none() {
         super::charts::draw(spec, &csv, &opts.charts)?
     } else {
@@ -329,41 +357,4 @@ pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> anyhow::Result<SweepO
         feasible,
         wall_s: started.elapsed().as_secs_f64(),
     })
-}
-
-/// Merges shard CSVs (same header) into one file ordered by point index.
-pub fn merge_csv(inputs: &[PathBuf], out: &Path) -> anyhow::Result<usize> {
-    let mut header: Option<String> = None;
-    let mut rows: Vec<(usize, String)> = Vec::new();
-    for p in inputs {
-        let text = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))?;
-        let mut lines = text.lines();
-        let h = lines
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("{} is empty", p.display()))?
-            .to_string();
-        match &header {
-            None => header = Some(h),
-            Some(x) if *x != h => anyhow::bail!("{} has a different header from {}", p.display(), inputs[0].display()),
-            _ => {}
-        }
-        for l in lines.filter(|l| !l.is_empty()) {
-            let idx: usize = l
-                .split(',')
-                .next()
-                .and_then(|x| x.parse().ok())
-                .ok_or_else(|| anyhow::anyhow!("{}: row without a point index: {l}", p.display()))?;
-            rows.push((idx, l.to_string()));
-        }
-    }
-    rows.sort_by_key(|r| r.0);
-    rows.dedup_by_key(|r| r.0);
-    let mut text = header.unwrap_or_default();
-    text.push('\n');
-    for (_, l) in &rows {
-        text.push_str(l);
-        text.push('\n');
-    }
-    crate::report::write_atomic(out, text.as_bytes())?;
-    Ok(rows.len())
 }

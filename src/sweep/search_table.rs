@@ -171,3 +171,45 @@ pub fn why(r: &RunResult, next: Option<(usize, &RunResult)>) -> String {
     );
     s
 }
+
+/// Why no plan of a search could run: how many candidates there were and the most common
+/// reasons (reasons that differ only in their numbers count as one, shown by an example).
+pub fn none_fit(o: &SearchOutcome) -> String {
+    let mut groups: Vec<(String, usize, String)> = Vec::new();
+    let mut least_oom: Option<(f64, f64)> = None;
+    for c in &o.candidates {
+        let reason = match &c.status {
+            Status::Invalid(r) => r.clone(),
+            Status::OutOfMemory(_) => {
+                if let Some((need, cap)) = c.memory_gib {
+                    if least_oom.is_none_or(|(n, _)| need < n) {
+                        least_oom = Some((need, cap));
+                    }
+                }
+                "out of memory".to_string()
+            }
+            _ => continue,
+        };
+        let key: String = reason.chars().filter(|ch| !ch.is_ascii_digit() && *ch != '.').collect();
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => g.1 += 1,
+            None => groups.push((key, 1, reason)),
+        }
+    }
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1));
+    let mut s = format!(
+        "none of the {} candidate plans is valid and fits in memory; most common reasons:",
+        o.enumerated
+    );
+    for (_, n, example) in groups.iter().take(3) {
+        let example = match (example.as_str(), least_oom) {
+            ("out of memory", Some((need, cap))) => {
+                format!("out of memory (the smallest needs {need:.1} GiB of {cap:.1} GiB)")
+            }
+            _ => example.clone(),
+        };
+        let _ = write!(s, "\n  {n} plans: {example}");
+    }
+    s.push_str("\n(try more GPUs, a smaller model or batch, --zero 1,2,3, or a GPU with more memory)");
+    s
+}

@@ -290,7 +290,11 @@ impl SweepSpec {
         }
         let mut filters = Vec::new();
         for f in raw.filters.unwrap_or_default() {
-            let e = expr::parse(&f).map_err(|m| invalid(String::new(), format!("filter \"{f}\": {m}")))?;
+            let e = expr::parse(&f).map_err(|m| {
+                let shown: String = f.chars().take(60).collect();
+                let more = if shown.len() < f.len() { "..." } else { "" };
+                invalid(String::new(), format!("filter \"{shown}{more}\": {m}"))
+            })?;
             filters.push((f, e));
         }
         let name = raw.name.unwrap_or_else(|| {
@@ -352,11 +356,69 @@ impl SweepSpec {
         t
     }
 
-    /// Every point that passes the filters, in grid order (first axis slowest).
+    /// Identity of what the sweep computes: 16 hex digits of a hash (FNV-1a, 64 bits) of
+    /// its name, its base scenario after `unset` and `--set` overrides, its axes and its
+    /// filters. Shards and partial files carry it, so that `merge` and resume can tell
+    /// whether they belong to this sweep.
+    pub fn identity(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut feed = |bytes: &[u8]| {
+            for b in bytes.iter().chain([&0u8]) {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        feed(b"trainsim sweep 1");
+        feed(self.name.as_bytes());
+        feed(
+            toml::to_string(&self.base)
+                .unwrap_or_else(|_| format!("{:?}", self.base))
+                .as_bytes(),
+        );
+        for a in &self.axes {
+            feed(a.field.as_bytes());
+            feed(a.zip.as_deref().unwrap_or("").as_bytes());
+            for v in &a.values {
+                feed(v.to_string().as_bytes());
+            }
+        }
+        for (text, _) in &self.filters {
+            feed(text.as_bytes());
+        }
+        format!("{h:016x}")
+    }
+
+    /// Points of the full grid before filtering (the product of the axis groups' lengths),
+    /// computed without overflow; an error when above `max_points`, before anything is built.
+    pub fn grid_size(&self, max_points: usize) -> Result<usize, SweepError> {
+        let lens: Vec<usize> = self.groups().iter().map(|g| self.axes[g[0]].values.len()).collect();
+        let total = lens.iter().try_fold(1u128, |acc, &n| acc.checked_mul(n as u128));
+        match total {
+            Some(t) if t <= max_points as u128 => Ok(t as usize),
+            _ => Err(SweepError::Invalid {
+                path: self.path.clone(),
+                location: String::new(),
+                message: format!(
+                    "the grid has {} points ({}), more than the limit of {max_points}; \
+                     split the sweep, add zip groups, or raise the limit with --max-points",
+                    total.map_or_else(|| "more than 2^128".to_string(), |t| t.to_string()),
+                    lens.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" x ")
+                ),
+            }),
+        }
+    }
+
+    /// Every point that passes the filters, in grid order (first axis slowest), for grids
+    /// of at most [`DEFAULT_MAX_POINTS`] points.
     pub fn points(&self) -> Result<Vec<Point>, SweepError> {
+        self.points_limited(DEFAULT_MAX_POINTS)
+    }
+
+    /// [`SweepSpec::points`] with another limit on the grid size (before filtering).
+    pub fn points_limited(&self, max_points: usize) -> Result<Vec<Point>, SweepError> {
+        let total = self.grid_size(max_points)?;
         let groups = self.groups();
         let lens: Vec<usize> = groups.iter().map(|g| self.axes[g[0]].values.len()).collect();
-        let total: usize = lens.iter().product();
         let mut out = Vec::new();
         for flat in 0..total {
             let mut rem = flat;
@@ -413,6 +475,9 @@ impl SweepSpec {
         Ok(true)
     }
 }
+
+/// Default limit on the points of a sweep's grid (before filtering); `--max-points` raises it.
+pub const DEFAULT_MAX_POINTS: usize = 10_000_000;
 
 /// A value as it appears in CSV cells.
 pub fn value_text(v: &toml::Value) -> String {

@@ -45,6 +45,8 @@ mod schedules;
 mod serve;
 /// Sweeps: grid order, thread-count independence, resume, shards.
 mod sweep;
+/// Sweep robustness: merge checks, resume after a change or a kill, oversized inputs.
+mod sweep_robust;
 /// Chrome trace export and Markdown report.
 mod trace;
 /// Training to a target: convergence laws, failures and checkpoints, energy, their errors.

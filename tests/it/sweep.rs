@@ -41,6 +41,7 @@ fn run(spec: &SweepSpec, out: &Path, shard: Option<(usize, usize)>, threads: usi
         restart: false,
         progress: false,
         charts: Default::default(),
+        max_points: trainsim::sweep::DEFAULT_MAX_POINTS,
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let o = pool.install(|| run_sweep(spec, &opts)).unwrap();
@@ -94,6 +95,8 @@ fn resumed_sweep_equals_an_uninterrupted_one() {
     let torn_json = format!("{}\n{}", json_lines[..7].join("\n"), &json_lines[7][..10]);
     std::fs::write(out.join("sweep.csv.partial"), torn_csv).unwrap();
     std::fs::write(out.join("sweep.jsonl.partial"), torn_json).unwrap();
+    // the partial files' sweep identity, without which they are not resumed
+    std::fs::copy(d.join("full/sweep.meta.json"), out.join("sweep.meta.json.partial")).unwrap();
     let resumed = run(&spec, &out, None, 2);
     assert_eq!(full, resumed);
     assert!(!out.join("sweep.csv.partial").exists());
