@@ -17,8 +17,9 @@ pub enum Outcome {
     RefusedUnlocated,
     /// The plan is impossible (reported as such).
     ImpossiblePlan,
-    /// Loaded, but the simulation refused it (too large, outside the clock, not finite).
-    RunRefused,
+    /// Loaded, but the simulation refused it (too large, outside the clock, not finite):
+    /// the kind of refusal.
+    RunRefused(String),
     /// Simulated; every number finite.
     Ok,
     /// Simulated, but a number in the summary or results is NaN or infinite.
@@ -36,7 +37,7 @@ impl Outcome {
             Outcome::RefusedLocated => "refused (located)",
             Outcome::RefusedUnlocated => "refused (file, no line)",
             Outcome::ImpossiblePlan => "impossible plan",
-            Outcome::RunRefused => "run refused",
+            Outcome::RunRefused(_) => "run refused",
             Outcome::Ok => "ok",
             Outcome::NonFinite(_) => "NON-FINITE",
             Outcome::Panic(_) => "PANIC",
@@ -111,7 +112,15 @@ fn classify(text: &str, path: &Path) -> Outcome {
     };
     let r = match trainsim::simulation::run(&sc.input) {
         Ok(r) => r,
-        Err(_) => return Outcome::RunRefused,
+        Err(e) => {
+            use trainsim::simulation::SimError;
+            return Outcome::RunRefused(match e {
+                SimError::TooLarge { .. } => "too many operations".into(),
+                SimError::ClockRange { .. } => "step beyond the clock".into(),
+                SimError::NotFinite { field, .. } => format!("no meaningful {field}"),
+                SimError::Stalled { .. } => "stalled".into(),
+            });
+        }
     };
     let summary = trainsim::report::summary::summary(&r);
     let json = serde_json::to_string(&r).unwrap_or_default();

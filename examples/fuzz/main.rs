@@ -53,6 +53,7 @@ fn main() {
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut by_class: BTreeMap<(&'static str, &'static str), u64> = BTreeMap::new();
     let mut defects = Vec::new();
+    let mut refusals: BTreeMap<String, u64> = BTreeMap::new();
     let chunk = 2000u64;
     for start in (0..cases).step_by(chunk as usize) {
         let end = (start + chunk).min(cases);
@@ -69,6 +70,9 @@ fn main() {
             for &k in &c.classes {
                 *by_class.entry((mutate::CLASSES[k], o.name())).or_default() += 1;
             }
+            if let harness::Outcome::RunRefused(kind) = &o {
+                *refusals.entry(kind.clone()).or_default() += 1;
+            }
             if o.is_defect() {
                 eprintln!("case {i}: {o:?}");
                 defects.push((i, c.text));
@@ -84,8 +88,13 @@ fn main() {
     for (k, v) in &counts {
         println!("  {k:<26} {v:>8}");
     }
+    for (k, v) in &refusals {
+        println!("    run refused: {k:<40} {v:>6}");
+    }
     println!("per mutation class (cases containing it):");
-    for class in mutate::CLASSES {
+    let mut classes = mutate::CLASSES.to_vec();
+    classes.dedup();
+    for class in &classes {
         let row: Vec<String> = counts
             .keys()
             .map(|o| format!("{o} {}", by_class.get(&(*class, *o)).copied().unwrap_or(0)))

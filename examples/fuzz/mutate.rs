@@ -3,8 +3,9 @@
 //! test run). A case is a shipped scenario with 1-3 mutations drawn from a seeded stream:
 //! numbers set to edge values (0, -1, 2^31, 2^64, 1e30, subnormals, NaN, inf) or scaled
 //! by powers of ten, wrong types, removed keys and sections, any documented field added
-//! with an edge value, unknown keys, absurd strings, and byte-level damage (truncation,
-//! binary junk). Case `i` of seed `s` is always the same text.
+//! with an edge value, unknown keys, absurd strings, byte-level damage (truncation,
+//! binary junk), and valid extremes: a field at either end of its physical limit
+//! (`scenario::limits`), drawn twice as often as the other classes. Case `i` of seed `s` is always the same text.
 
 #![allow(dead_code)]
 
@@ -45,6 +46,8 @@ pub const CLASSES: &[&str] = &[
     "absurd_string",
     "truncate",
     "binary_junk",
+    "limit_edge",
+    "limit_edge",
 ];
 
 /// One generated case.
@@ -219,6 +222,18 @@ fn mutate_table(t: &mut toml::Table, class: &str, known: &[String], rng: &mut im
                 }
             };
             set(t, p, nv);
+        }
+        "limit_edge" => {
+            // valid but extreme: a field at either end of its physical envelope
+            let limits = trainsim::scenario::limits::LIMITS;
+            let l = &limits[rng.random_range(0..limits.len())];
+            let x = if rng.random() { l.min } else { l.max };
+            let nv = if x == x.trunc() && x.abs() < 9.2e18 && !l.why.contains("fraction") {
+                toml::Value::Integer(x as i64)
+            } else {
+                toml::Value::Float(x)
+            };
+            set(t, l.path, nv);
         }
         "unknown_key" => {
             let mut p = path.clone();

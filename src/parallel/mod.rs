@@ -237,7 +237,8 @@ impl ParallelPlan {
 
     /// Micro-batches per data-parallel replica per step.
     pub fn num_microbatches(&self, global_batch_size: u32) -> u32 {
-        global_batch_size / (self.dp * self.micro_batch_size)
+        // u64: dp and micro_batch_size may each be large before the plan is validated
+        (u64::from(global_batch_size) / (u64::from(self.dp) * u64::from(self.micro_batch_size)).max(1)) as u32
     }
 
     /// Expert-data-parallel degree: replicas of each expert within a stage

@@ -91,8 +91,8 @@ impl Checker<'_> {
     }
 
     /// Refuses the first field of `table` outside its physical limit ([`super::limits`]).
-    pub(super) fn within_limits(&self, table: &toml::Table) -> Result<(), ScenarioError> {
-        match super::limits::first_violation(table) {
+    pub(super) fn within_limits(&self, table: &toml::Table, ends: super::limits::Ends) -> Result<(), ScenarioError> {
+        match super::limits::first_violation(table, ends) {
             Some((l, value)) => Err(self.invalid(l.path, value, super::limits::allowed_text(l))),
             None => Ok(()),
         }

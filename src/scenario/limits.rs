@@ -84,9 +84,19 @@ pub const LIMITS: &[Limit] = &[
     lim("cluster.host.cpu_memory_gib", 0.0, 1e6, "GiB per node"),
     lim("cluster.host.nvme_gbyte_per_s", 0.0, 1e4, "GB/s per node"),
     lim("cluster.host.pcie_gbyte_per_s", 0.1, 1e4, "GB/s per GPU"),
-    lim("cluster.network.core_oversubscription", 1.0, 1000.0, "ratio"),
+    lim(
+        "cluster.network.core_oversubscription",
+        1.0,
+        1000.0,
+        "ratio, at least 1 (1 = non-blocking)",
+    ),
     lim("cluster.network.fabric_latency_us", 0.0, 1e5, "us: at most 0.1 s"),
-    lim("cluster.network.fat_tree_tiers", 2.0, 3.0, "tiers"),
+    lim(
+        "cluster.network.fat_tree_tiers",
+        2.0,
+        3.0,
+        "tiers: 2 (leaf-spine) and 3 (with a core)",
+    ),
     lim("cluster.network.latency_scale", 0.001, 1000.0, "factor"),
     lim("cluster.network.leaves_per_pod", 1.0, MAX_GPUS, "leaf switches"),
     lim(
@@ -97,7 +107,12 @@ pub const LIMITS: &[Limit] = &[
     ),
     lim("cluster.network.nics_per_node", 1.0, 1024.0, "NICs"),
     lim("cluster.network.nodes_per_leaf", 1.0, MAX_GPUS, "nodes"),
-    lim("cluster.network.oversubscription", 1.0, 1000.0, "ratio"),
+    lim(
+        "cluster.network.oversubscription",
+        1.0,
+        1000.0,
+        "ratio, at least 1 (1 = non-blocking)",
+    ),
     lim("cluster.network.p2p_latency_us", 0.0, 1e5, "us: at most 0.1 s"),
     lim(
         "cluster.network.scale_out_efficiency",
@@ -251,15 +266,32 @@ pub fn number_text(x: f64) -> String {
 /// What the error says is allowed.
 pub fn allowed_text(l: &Limit) -> String {
     format!(
-        "must be between {} and {} ({}); values outside cannot describe a real run",
+        "must be in [{}, {}] ({}); values outside cannot describe a real run",
         number_text(l.min),
         number_text(l.max),
         l.why
     )
 }
 
-/// The first field of `table` outside its limit: (path, value as written).
-pub fn first_violation(table: &toml::Table) -> Option<(&'static Limit, String)> {
+/// Which ends of the envelope a check enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ends {
+    /// NaN, infinities and values above the maximum and above [`HARMLESS`]: checked
+    /// before a scenario is converted, since they are what overflows arithmetic and
+    /// memory (a fraction of 1.5 is left to its section's more specific message).
+    Upper,
+    /// Both ends: checked after the sections' own rules, whose messages for a value
+    /// below its natural bound ("must be positive") are the more specific.
+    Both,
+}
+
+/// Values up to this are too small to overflow anything: [`Ends::Upper`] lets them
+/// through to the sections' own rules.
+pub const HARMLESS: f64 = 1000.0;
+
+/// The first field of `table` outside its limit (at the given ends): (limit, value as
+/// written).
+pub fn first_violation(table: &toml::Table, ends: Ends) -> Option<(&'static Limit, String)> {
     for l in LIMITS {
         let Some(v) = get(table, l.path) else { continue };
         let values: Vec<&toml::Value> = match v {
@@ -272,8 +304,9 @@ pub fn first_violation(table: &toml::Table) -> Option<(&'static Limit, String)> 
                 toml::Value::Float(f) => *f,
                 _ => continue, // a wrong type is the loader's error, with its own message
             };
-            // written this way so that NaN fails
-            if !(x >= l.min && x <= l.max) {
+            let below = ends == Ends::Both && x < l.min;
+            let above = x > l.max && (ends == Ends::Both || x > HARMLESS);
+            if x.is_nan() || below || above {
                 return Some((l, v.to_string()));
             }
         }
@@ -341,12 +374,18 @@ mod tests {
     fn out_of_range_and_nan_are_found_in_range_is_not() {
         let t: toml::Table =
             toml::from_str("[cluster]\nnum_gpus = 8\n[cluster.network]\nnic_gbit_per_s = 400.0").unwrap();
-        assert!(first_violation(&t).is_none());
+        assert!(first_violation(&t, Ends::Both).is_none());
         let t: toml::Table = toml::from_str("[cluster.network]\nnic_gbit_per_s = 1e300").unwrap();
-        assert_eq!(first_violation(&t).unwrap().0.path, "cluster.network.nic_gbit_per_s");
+        assert_eq!(
+            first_violation(&t, Ends::Both).unwrap().0.path,
+            "cluster.network.nic_gbit_per_s"
+        );
         let t: toml::Table = toml::from_str("[cluster.gpu]\npeak_bf16_tflops = nan").unwrap();
-        assert_eq!(first_violation(&t).unwrap().0.path, "cluster.gpu.peak_bf16_tflops");
+        assert_eq!(
+            first_violation(&t, Ends::Both).unwrap().0.path,
+            "cluster.gpu.peak_bf16_tflops"
+        );
         let t: toml::Table = toml::from_str("[parallel]\nstage_layers = [4, 4, 20000]").unwrap();
-        assert_eq!(first_violation(&t).unwrap().1, "20000");
+        assert_eq!(first_violation(&t, Ends::Both).unwrap().1, "20000");
     }
 }

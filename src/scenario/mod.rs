@@ -115,11 +115,12 @@ impl Scenario {
     pub fn from_source(src: &str, path: &Path) -> Result<Scenario, ScenarioError> {
         let raw: RawScenario = toml::from_str(src).map_err(|e| parse_error(src, path, &e))?;
         let checker = Checker { src, path };
-        // the sections' own rules speak first (their messages are the more specific)
+        // huge and non-finite values first: nothing below multiplies or allocates by them;
+        // then the sections' rules, then the lower ends of the physical limits
+        let table = toml::from_str::<toml::Table>(src).unwrap_or_default();
+        checker.within_limits(&table, limits::Ends::Upper)?;
         let mut s = checker.convert(raw)?;
-        if let Ok(table) = toml::from_str::<toml::Table>(src) {
-            checker.within_limits(&table)?;
-        }
+        checker.within_limits(&table, limits::Ends::Both)?;
         s.source = src.to_string();
         Ok(s)
     }
@@ -161,8 +162,9 @@ impl Scenario {
         })?;
         let checker = Checker { src, path };
         let mut s = checker
-            .convert(raw)
-            .and_then(|s| checker.within_limits(&table).map(|()| s))
+            .within_limits(&table, limits::Ends::Upper)
+            .and_then(|()| checker.convert(raw))
+            .and_then(|s| checker.within_limits(&table, limits::Ends::Both).map(|()| s))
             .map_err(|e| match e {
                 ScenarioError::Invalid {
                     path,

@@ -33,7 +33,7 @@ impl Checker<'_> {
             .collect();
         let mut table = toml::Table::new();
         table.insert("model".into(), toml::Value::Table(model));
-        match super::limits::first_violation(&table) {
+        match super::limits::first_violation(&table, super::limits::Ends::Both) {
             Some((l, value)) => Err(self.invalid(
                 "model.hf_config",
                 format!("\"{rel}\""),

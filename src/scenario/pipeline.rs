@@ -161,8 +161,8 @@ impl Checker<'_> {
         model: &TransformerSpec,
         global_batch: u32,
     ) -> Result<(), ScenarioError> {
-        let per_step = plan.dp * plan.micro_batch_size;
-        if per_step > 0 && global_batch % per_step == 0 {
+        let per_step = u64::from(plan.dp) * u64::from(plan.micro_batch_size);
+        if per_step > 0 && u64::from(global_batch) % per_step == 0 {
             let shape = plan.pipeline_shape(global_batch, 0);
             if let Err(e) = plan.schedule.get().check(&shape) {
                 return Err(self.invalid("parallel.schedule", format!("\"{}\"", plan.schedule.name()), e));
