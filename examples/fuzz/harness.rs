@@ -83,8 +83,18 @@ fn located(msg: &str) -> bool {
 
 /// Runs `text` as the scenario file `path`.
 pub fn run_case(text: &str, path: &Path) -> Outcome {
+    timed(|| classify(text, path))
+}
+
+/// Writes `text` to a scratch sweep file, expands it (at most 10,000 points) and runs its
+/// first point as `trainsim sweep` would.
+pub fn run_sweep_case(text: &str, scratch: &Path) -> Outcome {
+    timed(|| classify_sweep(text, scratch))
+}
+
+fn timed(f: impl FnOnce() -> Outcome) -> Outcome {
     let started = Instant::now();
-    let r = catch_unwind(AssertUnwindSafe(|| classify(text, path)));
+    let r = catch_unwind(AssertUnwindSafe(f));
     let out = match r {
         Ok(o) => o,
         Err(_) => Outcome::Panic(LAST_PANIC.with(|p| p.borrow().clone())),
@@ -92,6 +102,44 @@ pub fn run_case(text: &str, path: &Path) -> Outcome {
     let s = started.elapsed().as_secs_f64();
     if s > HANG_S && !out.is_defect() {
         return Outcome::Slow(s);
+    }
+    out
+}
+
+fn classify_sweep(text: &str, scratch: &Path) -> Outcome {
+    use trainsim::sweep::{run::run_point, SweepSpec};
+    if std::fs::write(scratch, text).is_err() {
+        return Outcome::Panic(format!("cannot write the scratch file {}", scratch.display()));
+    }
+    let spec = match SweepSpec::load(scratch) {
+        Ok(s) => s,
+        Err(e) => {
+            let m = e.to_string();
+            return if m.contains(&scratch.display().to_string()) {
+                Outcome::RefusedLocated
+            } else {
+                Outcome::RefusedUnlocated
+            };
+        }
+    };
+    let points = match spec.points_limited(10_000) {
+        Ok(p) => p,
+        Err(_) => return Outcome::RefusedLocated,
+    };
+    let mut out = Outcome::RefusedLocated; // no point left after the filters
+    if let Some(p) = points.first() {
+        let row = run_point(&spec, p);
+        let cells = row.csv_cells().join(",");
+        if cells
+            .split(|c: char| !c.is_alphanumeric())
+            .any(|w| w == "NaN" || w == "inf")
+        {
+            return Outcome::NonFinite(format!("sweep row {}: {cells}", p.index));
+        }
+        out = match &row.result {
+            Ok(_) => Outcome::Ok,
+            Err(_) => Outcome::ImpossiblePlan,
+        };
     }
     out
 }

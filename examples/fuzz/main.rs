@@ -26,9 +26,30 @@ fn arg(args: &[String], name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The shipped sweep files, each with its `base` made absolute (the cases are written to a
+/// scratch folder).
+pub fn sweeps(root: &Path) -> Vec<String> {
+    let dir = root.join("scenarios/sweeps");
+    files(&dir)
+        .into_iter()
+        .map(|text| {
+            let mut t: toml::Table = toml::from_str(&text).expect("shipped sweeps parse");
+            if let Some(toml::Value::String(b)) = t.get("base") {
+                let abs = dir.join(b).display().to_string();
+                t.insert("base".into(), toml::Value::String(abs));
+            }
+            toml::to_string(&t).expect("a table serialises")
+        })
+        .collect()
+}
+
 /// The shipped scenarios the cases start from.
 pub fn bases(root: &Path) -> Vec<String> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(root.join("scenarios"))
+    files(&root.join("scenarios"))
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("scenarios/")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
@@ -46,6 +67,9 @@ fn main() {
     let seed = arg(&args, "--seed", 1);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let bases = bases(root);
+    let sweeps = sweeps(root);
+    let scratch = std::env::temp_dir().join(format!("trainsim-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch folder");
     let known: Vec<String> = trainsim::scenario::fields::known_paths().to_vec();
     let case_path = root.join("scenarios/fuzz-case.toml");
     harness::install_panic_hook();
@@ -60,8 +84,11 @@ fn main() {
         let outs: Vec<(u64, mutate::Case, harness::Outcome)> = (start..end)
             .into_par_iter()
             .map(|i| {
-                let c = mutate::case(&bases, &known, seed, i);
-                let o = harness::run_case(&c.text, &case_path);
+                let c = mutate::case(&bases, &sweeps, &known, seed, i);
+                let o = match c.kind {
+                    mutate::Kind::Scenario => harness::run_case(&c.text, &case_path),
+                    mutate::Kind::Sweep => harness::run_sweep_case(&c.text, &scratch.join(format!("case-{i}.toml"))),
+                };
                 (i, c, o)
             })
             .collect();
@@ -81,6 +108,7 @@ fn main() {
         eprint!("\r{end}/{cases} cases, {:.0} s", started.elapsed().as_secs_f64());
     }
     eprintln!();
+    let _ = std::fs::remove_dir_all(&scratch);
     println!(
         "fuzz: {cases} cases, seed {seed}, {:.0} s",
         started.elapsed().as_secs_f64()

@@ -50,8 +50,19 @@ pub const CLASSES: &[&str] = &[
     "limit_edge",
 ];
 
+/// What a case's text is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A scenario file.
+    Scenario,
+    /// A sweep file (its `base` an absolute path).
+    Sweep,
+}
+
 /// One generated case.
 pub struct Case {
+    /// Scenario or sweep file.
+    pub kind: Kind,
     /// Which shipped scenario it started from.
     pub base: usize,
     /// The mutation classes applied (indexes into [`CLASSES`]).
@@ -60,11 +71,18 @@ pub struct Case {
     pub text: String,
 }
 
-/// Case `index` of stream `seed` over `bases` (scenario texts).
-pub fn case(bases: &[String], known_paths: &[String], seed: u64, index: u64) -> Case {
+/// Case `index` of stream `seed` over `bases` (scenario texts) and `sweeps` (sweep file
+/// texts, one case in twenty when there are any).
+pub fn case(bases: &[String], sweeps: &[String], known_paths: &[String], seed: u64, index: u64) -> Case {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let base = rng.random_range(0..bases.len());
-    let mut table: toml::Table = toml::from_str(&bases[base]).expect("shipped scenarios parse");
+    let (kind, base, source) = if !sweeps.is_empty() && rng.random_range(0..20) == 0 {
+        let i = rng.random_range(0..sweeps.len());
+        (Kind::Sweep, i, &sweeps[i])
+    } else {
+        let i = rng.random_range(0..bases.len());
+        (Kind::Scenario, i, &bases[i])
+    };
+    let mut table: toml::Table = toml::from_str(source).expect("shipped files parse");
     let n = rng.random_range(1..=3);
     let mut classes = Vec::new();
     let mut text = None;
@@ -91,7 +109,12 @@ pub fn case(bases: &[String], known_paths: &[String], seed: u64, index: u64) -> 
         }
     }
     let text = text.unwrap_or_else(|| toml::to_string(&table).unwrap_or_default());
-    Case { base, classes, text }
+    Case {
+        kind,
+        base,
+        classes,
+        text,
+    }
 }
 
 fn leaves(t: &toml::Table, prefix: &str, out: &mut Vec<(String, toml::Value)>) {

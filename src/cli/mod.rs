@@ -70,8 +70,8 @@ pub enum Command {
         /// an empty value removes the field so its default applies).
         #[arg(long = "set", value_name = "PATH=VALUE", value_parser = crate::scenario::parse_override)]
         set: Vec<crate::scenario::Override>,
-        /// Override the scenario's seed.
-        #[arg(long)]
+        /// Override the scenario's seed (0 to 2^64-1).
+        #[arg(long, allow_negative_numbers = true)]
         seed: Option<u64>,
         /// Write results.json only, no charts and no report.md.
         #[arg(long)]
@@ -306,6 +306,10 @@ where
                     || c.downcast_ref::<crate::sweep::SweepError>().is_some()
                     || c.downcast_ref::<crate::runner::RunError>()
                         .is_some_and(|e| e.is_usage())
+                    || matches!(
+                        c.downcast_ref::<crate::report::ReportError>(),
+                        Some(crate::report::ReportError::Read { .. })
+                    )
             });
             eprintln!("error: {}", error_text(&e));
             if usage {

@@ -5,6 +5,28 @@
 use serde::ser::{self, Serialize};
 use std::fmt;
 
+/// What a non-finite result field means, by the start of its path.
+const WHY: &[(&str, &str)] = &[
+    (
+        "to_target.loss",
+        "the loss law has no solution at this batch and token count (a batch far above the critical batch, \
+         or too few tokens); train on more tokens or use a smaller training.global_batch_size",
+    ),
+    (
+        "to_target",
+        "the training target is out of reach at this batch and model size under the loss law \
+         (see [target] in docs/scenario.md), or the failure rates leave no goodput",
+    ),
+    ("energy", "the energy inputs ([energy]) give no finite figure"),
+];
+
+/// Why the result field at `path` has no meaningful value, for the error message.
+pub fn why(path: &str) -> &'static str {
+    WHY.iter()
+        .find(|(prefix, _)| path.starts_with(prefix))
+        .map_or("the inputs are outside what the model can represent", |(_, why)| why)
+}
+
 /// The first number of `value` that is NaN, infinite or negative: (dotted path, value).
 pub fn first_bad_number<T: Serialize>(value: &T) -> Option<(String, f64)> {
     let mut w = Walker {

@@ -55,7 +55,10 @@ pub enum SimError {
         max_days: f64,
     },
     /// A result is not a finite, non-negative number.
-    #[error("the run produced no meaningful value for `{field}` ({value}): the inputs are outside what the model can represent")]
+    #[error(
+        "the run produced no meaningful value for `{field}` ({value}): {}",
+        finite::why(field)
+    )]
     NotFinite {
         /// Dotted path of the result field.
         field: String,

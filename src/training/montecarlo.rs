@@ -156,7 +156,7 @@ pub fn wall_clock_samples_s(
         return None;
     }
     let m = rel.job_mtbf_h * 3600.0;
-    let m_u = rel.job_mtbf_unplanned_h * 3600.0;
+    let m_u = rel.job_mtbf_unplanned_h.map_or(f64::INFINITY, |h| h * 3600.0);
     let u = spec.unplanned_fraction;
     let extra = if spec.async_checkpoint {
         rel.checkpoint_write_s

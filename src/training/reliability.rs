@@ -94,8 +94,9 @@ impl ReliabilitySpec {
 pub struct ReliabilityOutcome {
     /// Mean time between interruptions of the whole job, h.
     pub job_mtbf_h: f64,
-    /// Mean time between unplanned interruptions of the job, h.
-    pub job_mtbf_unplanned_h: f64,
+    /// Mean time between unplanned interruptions of the job, h; `None` (null) when no
+    /// interruption is unplanned (`unplanned_fraction = 0`: the job never fails unplanned).
+    pub job_mtbf_unplanned_h: Option<f64>,
     /// Expected interruptions per day of running.
     pub interruptions_per_day: f64,
     /// Checkpoint size, GB (1e9 bytes).
@@ -179,7 +180,7 @@ pub fn evaluate(
     let extra = if spec.async_checkpoint { write_s } else { 0.0 };
     ReliabilityOutcome {
         job_mtbf_h: job_mtbf_s / 3600.0,
-        job_mtbf_unplanned_h: m_u / 3600.0,
+        job_mtbf_unplanned_h: (u > 0.0).then_some(m_u / 3600.0),
         interruptions_per_day: 86400.0 / job_mtbf_s,
         checkpoint_size_gbyte: size_bytes / 1e9,
         checkpoint_write_s: write_s,
@@ -206,7 +207,7 @@ mod tests {
             "{}",
             r.interruptions_per_day
         );
-        assert!((r.job_mtbf_unplanned_h - 54.0 * 24.0 / 419.0).abs() < 1e-9);
+        assert!((r.job_mtbf_unplanned_h.unwrap() - 54.0 * 24.0 / 419.0).abs() < 1e-9);
         // 405e9 * 14 B = 5.67 TB at 2048 GB/s
         assert!((r.checkpoint_size_gbyte - 5670.0).abs() < 1e-6);
         assert!((r.checkpoint_write_s - 5670.0 / 2048.0).abs() < 1e-9);

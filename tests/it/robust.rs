@@ -136,17 +136,53 @@ fn fuzzed_scenarios_never_panic_hang_or_report_non_finite_numbers() {
         .collect();
     let known = trainsim::scenario::fields::known_paths().to_vec();
     let path = root.join("scenarios/fuzz-case.toml");
+    // the shipped sweep files with their base made absolute (cases are written elsewhere)
+    let sweep_dir = root.join("scenarios/sweeps");
+    let sweeps: Vec<String> = ["gpt3-175b-tp-pp.toml", "mixtral-8x7b-ep-capacity.toml"]
+        .iter()
+        .map(|f| {
+            let mut t: toml::Table = toml::from_str(&std::fs::read_to_string(sweep_dir.join(f)).unwrap()).unwrap();
+            let base = sweep_dir.join(t["base"].as_str().unwrap()).display().to_string();
+            t.insert("base".into(), toml::Value::String(base));
+            toml::to_string(&t).unwrap()
+        })
+        .collect();
+    let scratch = std::env::temp_dir().join(format!("trainsim-fuzz-test-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
     harness::install_panic_hook();
     let mut seen = std::collections::BTreeMap::new();
     for i in 0..300 {
-        let c = mutate::case(&bases, &known, 7, i);
-        let o = harness::run_case(&c.text, &path);
+        let c = mutate::case(&bases, &sweeps, &known, 7, i);
+        let o = match c.kind {
+            mutate::Kind::Scenario => harness::run_case(&c.text, &path),
+            mutate::Kind::Sweep => harness::run_sweep_case(&c.text, &scratch.join(format!("case-{i}.toml"))),
+        };
         assert!(!o.is_defect(), "case {i}: {o:?}\n{}", c.text);
         *seen.entry(o.name()).or_insert(0) += 1;
     }
     let _ = std::panic::take_hook();
+    let _ = std::fs::remove_dir_all(&scratch);
     println!("{seen:?}");
     for must in ["refused (located)", "ok", "impossible plan"] {
         assert!(seen.contains_key(must), "no case ended as {must}: {seen:?}");
     }
+}
+
+#[test]
+fn bad_command_line_values_and_unreadable_inputs_exit_2_naming_what_is_wrong() {
+    let bin = env!("CARGO_BIN_EXE_trainsim");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(bin).args(args).output().unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/llama3-8b-h100-64.toml");
+    let (code, err) = run(&["run", "--no-charts", "-q", "--seed", "-1", scenario.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--seed") && err.contains("-1"), "{err}");
+    let bad = std::env::temp_dir().join(format!("trainsim-robust-{}.json", std::process::id()));
+    std::fs::write(&bad, "not json").unwrap();
+    let (code, err) = run(&["plot", bad.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(bad.to_str().unwrap()), "{err}");
+    let _ = std::fs::remove_file(&bad);
 }

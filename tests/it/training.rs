@@ -188,7 +188,7 @@ fn llama3_training_scenario_interruptions_and_young_interval() {
         "{} per day vs {published}",
         rel.interruptions_per_day
     );
-    let young = (2.0 * rel.checkpoint_stall_s * rel.job_mtbf_unplanned_h * 3600.0).sqrt();
+    let young = (2.0 * rel.checkpoint_stall_s * rel.job_mtbf_unplanned_h.unwrap() * 3600.0).sqrt();
     assert!((rel.optimal_checkpoint_interval_s - young).abs() <= r.step_time_s / 2.0 + 1e-9);
     assert!(rel.configured_checkpoint_interval_s.is_none());
     assert_eq!(rel.checkpoint_interval_s, rel.optimal_checkpoint_interval_s);
