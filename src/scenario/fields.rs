@@ -10,7 +10,8 @@ use std::sync::OnceLock;
 /// docs/scenario.md, compiled in: the descriptions of the schema come from its tables.
 const SCENARIO_DOC: &str = include_str!("../../docs/scenario.md");
 
-/// Fields and values people reach for that trainsim does not model yet, with what to say.
+/// Names people reach for that are not trainsim's, with what to say: where trainsim has it
+/// under another name, or that it does not model it yet.
 const NOT_MODELLED: &[(&str, &str)] = &[
     ("context_parallel", "context parallelism is `parallel.cp` (with `parallel.cp_comm_type`)"),
     ("context_parallel_size", "context parallelism is `parallel.cp` (with `parallel.cp_comm_type`)"),
@@ -25,21 +26,27 @@ const NOT_MODELLED: &[(&str, &str)] = &[
     ),
     (
         "dualpipe",
-        "DualPipe is not modelled yet; `[moe] overlap_all_to_all = true` overlaps one micro-batch's all-to-alls with another's compute",
+        "DualPipe is `parallel.schedule = \"dualpipe\"` (or \"dualpipe_v\")",
     ),
-    ("zero_bubble", "zero-bubble pipeline schedules are not modelled yet"),
-    ("zb", "zero-bubble pipeline schedules are not modelled yet"),
-    ("zbh1", "zero-bubble pipeline schedules are not modelled yet"),
+    (
+        "zero_bubble",
+        "zero-bubble schedules are `parallel.schedule = \"zero_bubble_h1\"`, \"zero_bubble_h2\" or \"zero_bubble_v\"",
+    ),
+    (
+        "zb",
+        "zero-bubble schedules are `parallel.schedule = \"zero_bubble_h1\"`, \"zero_bubble_h2\" or \"zero_bubble_v\"",
+    ),
+    ("zbh1", "Zero Bubble's H1 schedule is `parallel.schedule = \"zero_bubble_h1\"`"),
     (
         "sliding_window",
         "sliding-window attention is not modelled yet (every layer attends over the whole sequence)",
     ),
     (
         "num_nextn_predict_layers",
-        "multi-token prediction (MTP) modules are not modelled yet",
+        "multi-token prediction (MTP) modules are `model.mtp_modules`",
     ),
-    ("mtp", "multi-token prediction (MTP) modules are not modelled yet"),
-    ("fp8_dispatch", "FP8 dispatch of MoE all-to-alls is not modelled yet"),
+    ("mtp", "multi-token prediction (MTP) modules are `model.mtp_modules`"),
+    ("fp8_dispatch", "FP8 dispatch of MoE all-to-alls is `moe.dispatch_precision = \"fp8\"`"),
 ];
 
 /// Why `name` (a field's last segment or a value) is refused when trainsim does not model it yet.
