@@ -23,7 +23,9 @@ pub struct Row {
     pub fits: bool,
 }
 
-/// Every `*.toml` below `dir`, sorted; `dir` itself when it is a file.
+/// Every `*.toml` regular file below `dir`, sorted; `dir` itself when it is a file.
+/// Symbolic links to folders are not followed (a link to a parent would never end), and
+/// FIFOs and devices named `*.toml` are skipped (reading one would block).
 pub fn scenario_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     if dir.is_file() {
         return Ok(vec![dir.to_path_buf()]);
@@ -32,10 +34,11 @@ pub fn scenario_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d)? {
-            let p = e?.path();
-            if p.is_dir() {
+            let e = e?;
+            let p = e.path();
+            if e.file_type()?.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "toml") {
+            } else if p.extension().is_some_and(|x| x == "toml") && p.is_file() {
                 out.push(p);
             }
         }
@@ -113,6 +116,13 @@ pub(super) fn validate(
 ) -> anyhow::Result<i32> {
     if !dir.exists() {
         eprintln!("error: {}: no such file or folder", dir.display());
+        return Ok(2);
+    }
+    if !dir.is_file() && !dir.is_dir() {
+        eprintln!(
+            "error: {}: neither a scenario file nor a folder (a FIFO or device?)",
+            dir.display()
+        );
         return Ok(2);
     }
     let Comparison {

@@ -186,3 +186,29 @@ fn bad_command_line_values_and_unreadable_inputs_exit_2_naming_what_is_wrong() {
     assert!(err.contains(bad.to_str().unwrap()), "{err}");
     let _ = std::fs::remove_file(&bad);
 }
+
+#[cfg(unix)]
+#[test]
+fn validate_skips_fifos_and_does_not_follow_links_to_parent_folders() {
+    let dir = std::env::temp_dir().join(format!("trainsim-validate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::os::unix::fs::symlink(&dir, dir.join("sub/up")).unwrap();
+    let fifo = dir.join("pipe.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    let t = std::time::Instant::now();
+    let files = trainsim::cli::validate::scenario_files(&dir).unwrap();
+    assert!(t.elapsed().as_secs_f64() < 5.0);
+    assert!(files.is_empty(), "{files:?}");
+    if made {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_trainsim"))
+            .args(["validate", fifo.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
