@@ -377,8 +377,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 y,
                 metric: None,
             };
-            let threads = (threads, max_points);
-            run_sweep(&sweep, &set, out, shard, restart, threads, quiet, charts)
+            run_sweep(&sweep, &set, out, shard, restart, threads, max_points, quiet, charts)
         }
         Command::Search(a) => {
             let scenario = a.scenario.clone();
@@ -531,7 +530,8 @@ fn run_sweep(
     out: Option<PathBuf>,
     shard: Option<(usize, usize)>,
     restart: bool,
-    (threads, max_points): (Option<usize>, usize),
+    threads: Option<usize>,
+    max_points: usize,
     quiet: bool,
     charts: crate::sweep::charts::ChartOptions,
 ) -> anyhow::Result<i32> {

@@ -16,7 +16,8 @@ fn splitmix64(mut x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn fnv1a(text: &str) -> u64 {
+/// FNV-1a, 64 bits: a stable hash of `text` (same on every machine and release).
+pub fn fnv1a(text: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= b as u64;

@@ -207,27 +207,21 @@ impl ser::SerializeMap for Map<'_> {
     }
 }
 
-impl ser::SerializeStruct for &mut Walker {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> R {
-        self.nested(key.to_string(), v)
-    }
-    fn end(self) -> R {
-        Ok(())
-    }
+macro_rules! struct_impl {
+    ($($tr:ident),*) => {$(
+        impl ser::$tr for &mut Walker {
+            type Ok = ();
+            type Error = Stop;
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> R {
+                self.nested(key.to_string(), v)
+            }
+            fn end(self) -> R {
+                Ok(())
+            }
+        }
+    )*};
 }
-
-impl ser::SerializeStructVariant for &mut Walker {
-    type Ok = ();
-    type Error = Stop;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> R {
-        self.nested(key.to_string(), v)
-    }
-    fn end(self) -> R {
-        Ok(())
-    }
-}
+struct_impl!(SerializeStruct, SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {

@@ -73,16 +73,7 @@ fn records(text: &str) -> (Vec<&str>, bool) {
 
 /// Cells of one CSV record.
 fn cell_count(record: &str) -> usize {
-    let mut quoted = false;
-    1 + record
-        .bytes()
-        .filter(|&b| {
-            if b == b'"' {
-                quoted = !quoted;
-            }
-            b == b',' && !quoted
-        })
-        .count()
+    super::table::split_csv(record).len()
 }
 
 fn bad(p: &Path, message: String) -> anyhow::Error {

@@ -361,31 +361,25 @@ impl SweepSpec {
     /// filters. Shards and partial files carry it, so that `merge` and resume can tell
     /// whether they belong to this sweep.
     pub fn identity(&self) -> String {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut feed = |bytes: &[u8]| {
-            for b in bytes.iter().chain([&0u8]) {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
+        // every part ends with a NUL, so that no two different sweeps give the same text
+        let mut text = String::from("trainsim sweep 1\0");
+        let mut feed = |part: &str| {
+            text.push_str(part);
+            text.push('\0');
         };
-        feed(b"trainsim sweep 1");
-        feed(self.name.as_bytes());
-        feed(
-            toml::to_string(&self.base)
-                .unwrap_or_else(|_| format!("{:?}", self.base))
-                .as_bytes(),
-        );
+        feed(&self.name);
+        feed(&toml::to_string(&self.base).unwrap_or_else(|_| format!("{:?}", self.base)));
         for a in &self.axes {
-            feed(a.field.as_bytes());
-            feed(a.zip.as_deref().unwrap_or("").as_bytes());
+            feed(&a.field);
+            feed(a.zip.as_deref().unwrap_or(""));
             for v in &a.values {
-                feed(v.to_string().as_bytes());
+                feed(&v.to_string());
             }
         }
-        for (text, _) in &self.filters {
-            feed(text.as_bytes());
+        for (filter, _) in &self.filters {
+            feed(filter);
         }
-        format!("{h:016x}")
+        format!("{:016x}", crate::engine::rng::fnv1a(&text))
     }
 
     /// Points of the full grid before filtering (the product of the axis groups' lengths),
