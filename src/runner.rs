@@ -36,9 +36,15 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// Whether the input was wrong (rather than the run failing).
+    /// Whether the input was wrong (rather than the run failing): a bad scenario or flag,
+    /// or a valid one the simulation refuses as too large, too long for its clock, or
+    /// without a meaningful result. A stalled simulation is a bug, not the input's fault.
     pub fn is_usage(&self) -> bool {
-        matches!(self, RunError::Scenario(_) | RunError::Usage(_))
+        match self {
+            RunError::Scenario(_) | RunError::Usage(_) => true,
+            RunError::Simulation { source, .. } => !matches!(source, SimError::Stalled { .. }),
+            RunError::Report(_) => false,
+        }
     }
 }
 

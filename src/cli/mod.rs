@@ -58,7 +58,7 @@ pub struct Cli {
 pub enum Command {
     /// Simulate one scenario: print the summary, write results.json and charts.
     #[command(
-        after_help = "Examples:\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --out out/gpt3\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --set parallel.tp=4 --set parallel.pp=16\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --trace --trace-stages 0,3,7\n      also write trace.json: a Chrome trace (one process per stage, one thread per stream)\n      of the last iteration, for https://ui.perfetto.dev or chrome://tracing\n\nExit status: 0 on success (also when the plan does not fit in memory: the summary says so),\n2 when the scenario is invalid or the plan impossible, 1 on other failures."
+        after_help = "Examples:\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --out out/gpt3\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --set parallel.tp=4 --set parallel.pp=16\n  trainsim run scenarios/gpt3-175b-a100-1024.toml --trace --trace-stages 0,3,7\n      also write trace.json: a Chrome trace (one process per stage, one thread per stream)\n      of the last iteration, for https://ui.perfetto.dev or chrome://tracing\n\nExit status: 0 on success (also when the plan does not fit in memory: the summary says so),\n2 when the scenario is invalid, the plan impossible, or the run refused as too large\n(simulation.max_operations) or beyond the clock, 1 on other failures."
     )]
     Run {
         /// Scenario file (TOML; see docs/scenario.md).

@@ -256,7 +256,7 @@ pub fn limit_of(path: &str) -> Option<&'static Limit> {
 pub fn number_text(x: f64) -> String {
     if x == x.trunc() && x.abs() < 1e7 {
         format!("{}", x as i64)
-    } else if x.abs() >= 1e7 || x.abs() < 1e-3 {
+    } else if x.abs() >= 1e7 || (x != 0.0 && x.abs() < 1e-3) {
         format!("{x:e}")
     } else {
         format!("{x}")
@@ -307,7 +307,7 @@ pub fn first_violation(table: &toml::Table, ends: Ends) -> Option<(&'static Limi
             let below = ends == Ends::Both && x < l.min;
             let above = x > l.max && (ends == Ends::Both || x > HARMLESS);
             if x.is_nan() || below || above {
-                return Some((l, v.to_string()));
+                return Some((l, number_text(x)));
             }
         }
     }

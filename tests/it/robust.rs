@@ -114,6 +114,7 @@ fn values_past_physical_limits_are_located_errors() {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains(field) && e.contains("must be"), "{field}: {e}");
+        assert!(e.len() < 400, "the value is echoed short: {e}");
         assert!(e.contains("llama3-8b-h100-64.toml:"), "located: {e}");
     }
 }
@@ -179,6 +180,17 @@ fn bad_command_line_values_and_unreadable_inputs_exit_2_naming_what_is_wrong() {
     let (code, err) = run(&["run", "--no-charts", "-q", "--seed", "-1", scenario.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--seed") && err.contains("-1"), "{err}");
+    // a valid file the simulation refuses as too large is the input's fault too
+    let (code, err) = run(&[
+        "run",
+        "--no-charts",
+        "-q",
+        "--set",
+        "training.global_batch_size=4000000",
+        scenario.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("simulation.max_operations"), "{err}");
     let bad = std::env::temp_dir().join(format!("trainsim-robust-{}.json", std::process::id()));
     std::fs::write(&bad, "not json").unwrap();
     let (code, err) = run(&["plot", bad.to_str().unwrap()]);
