@@ -32,10 +32,32 @@ fn scenario(path: &str) {
     let s = Scenario::load(Path::new(path)).expect("scenario loads");
     let t = Instant::now();
     let r = trainsim::simulation::run(&s.input).expect("simulates");
+    let total_s = t.elapsed().as_secs_f64();
     report(
         &format!("{} ({} GPUs)", s.input.name, s.input.cluster.num_gpus),
-        t.elapsed().as_secs_f64(),
+        total_s,
         r.simulation.events,
+    );
+    // where that time goes: building the operation graph, the event loop, the rest
+    // (breakdown, timeline, memory, training goal)
+    let input = &s.input;
+    let iterations = input.iterations.max(input.warmup_iterations + 1);
+    let placement = input.placement();
+    let t = Instant::now();
+    let w = input.workload(&placement, iterations);
+    let build_s = t.elapsed().as_secs_f64();
+    let factors = vec![vec![1.0; w.ranks.len()]; iterations as usize];
+    let t = Instant::now();
+    let out =
+        trainsim::simulation::simulate(&w, &input.cluster, input.layouts(placement), &factors).expect("simulates");
+    let loop_s = t.elapsed().as_secs_f64();
+    println!(
+        "{:<44} build {build_s:.3} s ({} ops, {:.0} B/op), event loop {loop_s:.3} s ({:.2} M events/s), rest {:.3} s",
+        "",
+        w.ops.len(),
+        w.heap_bytes() as f64 / w.ops.len().max(1) as f64,
+        out.events as f64 / loop_s / 1e6,
+        (total_s - build_s - loop_s).max(0.0),
     );
 }
 
@@ -60,6 +82,7 @@ fn main() {
     scenario("scenarios/gpt3-175b-a100-1024.toml");
     scenario("scenarios/llama3-405b-h100-16384.toml");
     scenario("scenarios/validation/korthikanti-a100/korthikanti-1t-selective-sp-a100-512.toml");
+    scenario("scenarios/deepseek-v3-h800-2048.toml");
 
     let t = Instant::now();
     let rows = trainsim::cli::validate::compare(Path::new("scenarios/validation")).expect("validation runs");

@@ -87,6 +87,17 @@ pub fn payload_bytes_per_token(hidden: f64, fp8: bool) -> f64 {
     }
 }
 
+/// Per-node sums one dispatch's ranks share ([`ExpertDispatch::node_totals`]).
+struct NodeTotals {
+    /// Assignments over all ranks.
+    total: f64,
+    /// Assignments per node.
+    node_load: Vec<f64>,
+    /// Probability that a token reaches each node ([`ExpertDispatch::node_hit`]; `deepep`
+    /// across nodes, else empty).
+    node_hit: Vec<f64>,
+}
+
 /// One MoE token dispatch over an expert-parallel group, from what routing sent each rank.
 #[derive(Clone, Copy, Debug)]
 pub struct ExpertDispatch<'a> {
@@ -142,6 +153,34 @@ impl ExpertDispatch<'_> {
     /// direct scale-up loads. `deepep_low_latency`: the direct exchange with every copy on
     /// the NIC. `allgather`: the ring all-gather of every rank's tokens.
     pub fn ports(&self, r: usize) -> PortLoads {
+        self.ports_with(&self.node_totals(), r)
+    }
+
+    /// What every rank's [`ExpertDispatch::ports`] shares: the total assignments, and per
+    /// node its assignments and the chance a token reaches it under the deduplicating
+    /// dispatcher. Computed once per dispatch, so [`ExpertDispatch::loads`]
+    /// costs `O(ep + nodes)` rather than `O(ep (ep + nodes))`.
+    fn node_totals(&self) -> NodeTotals {
+        let (ep, g) = self.ep_g();
+        let loads = self.rank_assignments;
+        let total: f64 = loads.iter().sum();
+        let nodes = ep.div_ceil(g);
+        let node_load: Vec<f64> = (0..nodes)
+            .map(|j| loads[j * g..((j + 1) * g).min(ep)].iter().sum())
+            .collect();
+        let node_hit = if self.dispatcher == Dispatcher::DeepEp && ep > g && total > 0.0 {
+            node_load.iter().map(|&l| self.node_hit(l / total, nodes)).collect()
+        } else {
+            Vec::new()
+        };
+        NodeTotals {
+            total,
+            node_load,
+            node_hit,
+        }
+    }
+
+    fn ports_with(&self, n: &NodeTotals, r: usize) -> PortLoads {
         let (ep, g) = self.ep_g();
         let bpa = self.bytes_per_assignment;
         if self.dispatcher == Dispatcher::AllGather {
@@ -155,13 +194,14 @@ impl ExpertDispatch<'_> {
             };
         }
         let rank_loads = self.rank_assignments;
-        let total: f64 = rank_loads.iter().sum();
+        let total = n.total;
         let node = r / g;
-        let same_node: f64 = rank_loads
+        let here = node * g..((node + 1) * g).min(rank_loads.len());
+        let same_node: f64 = rank_loads[here.clone()]
             .iter()
-            .enumerate()
-            .filter(|&(q, _)| q != r && q / g == node)
-            .map(|(_, x)| x)
+            .zip(here)
+            .filter(|&(_, q)| q != r)
+            .map(|(x, _)| x)
             .sum();
         let peers_here = ((node + 1) * g).min(ep) - node * g;
         let other_nodes = total - same_node - rank_loads[r];
@@ -184,14 +224,17 @@ impl ExpertDispatch<'_> {
             Dispatcher::DeepEp if ep > g && total > 0.0 => {}
             _ => return direct,
         }
-        let nodes = ep.div_ceil(g);
-        let node_load = |j: usize| -> f64 { rank_loads[j * g..((j + 1) * g).min(ep)].iter().sum() };
-        let hit = |j: usize| self.node_hit(node_load(j) / total, nodes);
         let t = self.tokens_per_rank;
-        let nic_send: f64 = (0..nodes).filter(|&j| j != node).map(|j| t * hit(j)).sum();
-        let nic_recv = (ep - peers_here) as f64 * t * hit(node) / peers_here as f64;
+        let nic_send: f64 = n
+            .node_hit
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != node)
+            .map(|(_, h)| t * h)
+            .sum();
+        let nic_recv = (ep - peers_here) as f64 * t * n.node_hit[node] / peers_here as f64;
         // remote copies for this node, shared over its GPUs, of which (g-1)/g move on
-        let remote_in = node_load(node) * (ep - peers_here) as f64 / ep as f64;
+        let remote_in = n.node_load[node] * (ep - peers_here) as f64 / ep as f64;
         let forward = remote_in / peers_here as f64 * (peers_here - 1) as f64 / peers_here as f64;
         let forwarded_to_me = own * (ep - peers_here) as f64 / ep as f64 * (peers_here - 1) as f64 / peers_here as f64;
         PortLoads {
@@ -205,7 +248,8 @@ impl ExpertDispatch<'_> {
     /// The dispatch as the simulation runs it, with ranks `0..ranks` simulated (rank 0 the
     /// representative; 1 when the other ranks are symmetric).
     pub fn loads(&self, ranks: usize) -> AllToAllLoads {
-        let ports: Vec<PortLoads> = (0..ranks.max(1)).map(|r| self.ports(r)).collect();
+        let shared = self.node_totals();
+        let ports: Vec<PortLoads> = (0..ranks.max(1)).map(|r| self.ports_with(&shared, r)).collect();
         AllToAllLoads::from_ranks(&ports, self.crosses_nodes(), self.remote_peers())
     }
 

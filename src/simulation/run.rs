@@ -57,6 +57,20 @@ impl RunInput {
         Placement::megatron(&self.plan, self.cluster.gpus_per_node)
     }
 
+    /// Where the plan's groups sit, as the network needs it.
+    pub fn layouts(&self, placement: Placement) -> Layouts {
+        Layouts {
+            placement,
+            // adjacent stages are `stride` GPUs apart
+            pp_route: SendRoute::between(
+                &self.cluster,
+                placement.pp_neighbours_share_node(),
+                placement.stride_gpus[Dim::Pp],
+            ),
+            algorithms: self.collectives,
+        }
+    }
+
     /// The operation graph this input simulates, over `iterations` iterations (the
     /// compressed steps of a compressed run).
     pub fn workload(&self, placement: &Placement, iterations: u32) -> workload::Workload {
@@ -321,12 +335,7 @@ fn simulate_phase(
     let iterations = input.iterations.max(input.warmup_iterations + 1);
     let placement = input.placement();
     let w = input.workload_in(&placement, iterations, phase);
-    let layouts = Layouts {
-        placement,
-        // adjacent stages are `stride` GPUs apart
-        pp_route: SendRoute::between(c, placement.pp_neighbours_share_node(), placement.stride_gpus[Dim::Pp]),
-        algorithms: input.collectives,
-    };
+    let layouts = input.layouts(placement);
     let factors = super::stragglers::stage_factors(&input.stragglers, input.seed, p.pp, p.tp * p.cp * p.dp, iterations);
     let out = simulate(&w, c, layouts, &factors)?;
     if out.iteration_ends.last().is_some_and(|&end| end >= SimTime::LIMIT) {

@@ -488,12 +488,16 @@ impl MoeCost {
                 _ => {
                     let fw = gemm_time_s(g, self.prec, c, proj * f, h, 1.0) + gemm_time_s(g, self.prec, c, h, f, 1.0)
                         - 2.0 * over;
-                    let ww = gemm_time_s(g, self.prec, proj * f, h, c, 1.0) + gemm_time_s(g, self.prec, f, h, c, 1.0)
-                        - 2.0 * over;
+                    // the backward's two weight-gradient GEMMs are the weight-gradient pass's
+                    let (w_up, w_down) = (
+                        gemm_time_s(g, self.prec, proj * f, h, c, 1.0),
+                        gemm_time_s(g, self.prec, f, h, c, 1.0),
+                    );
+                    let ww = w_up + w_down - 2.0 * over;
                     let bw = gemm_time_s(g, self.prec, c, h, proj * f, 1.0)
-                        + gemm_time_s(g, self.prec, proj * f, h, c, 1.0)
+                        + w_up
                         + gemm_time_s(g, self.prec, c, f, h, 1.0)
-                        + gemm_time_s(g, self.prec, f, h, c, 1.0)
+                        + w_down
                         - 4.0 * over;
                     (fw, bw, ww)
                 }

@@ -104,6 +104,24 @@ pub struct WorkloadSpec<'a> {
     pub offload: &'a offload::OffloadSpec,
 }
 
+impl Workload {
+    /// Bytes the graph holds on the heap (operations, dependencies, ranks, all-to-all
+    /// tables; the MoE load matrices are counted by their rows).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let moe = self.moe.as_ref().map_or(0, |m| {
+            (m.per_layer_expert.iter().chain(&m.per_iteration_expert))
+                .map(|r| r.len() * size_of::<f64>())
+                .sum()
+        });
+        self.ops.capacity() * size_of::<Op>()
+            + self.deps.capacity() * size_of::<OpId>()
+            + self.ranks.capacity() * size_of::<RankInfo>()
+            + self.all_to_alls.capacity() * size_of::<AllToAllSpec>()
+            + moe
+    }
+}
+
 impl WorkloadSpec<'_> {
     /// The GPU of pipeline stage `stage`.
     pub fn gpu(&self, stage: u32) -> &GpuSpec {
