@@ -334,6 +334,11 @@ impl ClusterNetwork {
         self.flows.advance(now)
     }
 
+    /// [`ClusterNetwork::advance`] into `done` (cleared first), reusing its buffer.
+    pub fn advance_into(&mut self, now: SimTime, done: &mut Vec<Completed>) {
+        self.flows.advance_into(now, done)
+    }
+
     /// Bytes the ranks sent through their `port` (scale-up, NIC as [`Tier::Leaf`], or spine),
     /// summed over ranks, up to the last update of the flows; 0 for tiers without a port.
     pub fn bytes_sent(&self, port: Tier) -> f64 {

@@ -29,6 +29,8 @@ struct Link {
 #[derive(Clone, Debug)]
 struct Flow {
     links: [LinkId; MAX_FLOW_LINKS],
+    /// Position of this flow in each of its links' `flows` lists (O(1) removal).
+    slots: [u32; MAX_FLOW_LINKS],
     n_links: u8,
     /// Bytes left at `since`.
     remaining_bytes: f64,
@@ -86,6 +88,29 @@ pub struct FlowNetwork {
     link_stamp: Vec<u32>,
     link_pos: Vec<u32>,
     flow_stamp: Vec<u32>,
+    /// Scratch of [`FlowNetwork::resolve`], kept between calls so a re-solve allocates nothing.
+    scratch: Scratch,
+}
+
+/// A link's fair share `cap / n` as bits that order like the number (shares are never
+/// negative; `+ 0.0` turns a negative zero into zero).
+fn share_bits(cap: f64, n: u32) -> u64 {
+    (cap / n as f64 + 0.0).to_bits()
+}
+
+/// Buffers one re-solve fills: the component's links and flows, the capacity left and the
+/// unfrozen flows per component link, and the bottleneck candidates.
+#[derive(Clone, Debug, Default)]
+struct Scratch {
+    links: Vec<LinkId>,
+    flows: Vec<u32>,
+    cap: Vec<f64>,
+    count: Vec<u32>,
+    /// Min-heap of (fair share as ordered bits, component link position); entries whose
+    /// share is no longer the link's are skipped.
+    shares: BinaryHeap<Reverse<(u64, u32)>>,
+    /// Per flow slot: frozen in the re-solve with this stamp.
+    frozen: Vec<u32>,
 }
 
 impl FlowNetwork {
@@ -176,6 +201,7 @@ impl FlowNetwork {
             l[..links.len()].copy_from_slice(links);
             let f = Flow {
                 links: l,
+                slots: [0; MAX_FLOW_LINKS],
                 n_links: links.len() as u8,
                 remaining_bytes: *bytes,
                 since: now,
@@ -193,11 +219,14 @@ impl FlowNetwork {
                 None => {
                     self.flows.push(f);
                     self.flow_stamp.push(0);
+                    self.scratch.frozen.push(0);
                     (self.flows.len() - 1) as u32
                 }
             };
-            for &li in &l[..links.len()] {
-                self.links[li as usize].flows.push(fid);
+            for (k, &li) in l[..links.len()].iter().enumerate() {
+                let on_link = &mut self.links[li as usize].flows;
+                self.flows[fid as usize].slots[k] = on_link.len() as u32;
+                on_link.push(fid);
                 self.dirty_links.push(li);
             }
             self.active += 1;
@@ -221,9 +250,16 @@ impl FlowNetwork {
     /// Advances to `now` and returns the transfers whose last flow finished by then
     /// (sorted by tag).
     pub fn advance(&mut self, now: SimTime) -> Vec<Completed> {
+        let mut done = Vec::new();
+        self.advance_into(now, &mut done);
+        done
+    }
+
+    /// [`FlowNetwork::advance`] into `done` (cleared first), so the event loop reuses one buffer.
+    pub fn advance_into(&mut self, now: SimTime, done: &mut Vec<Completed>) {
+        done.clear();
         self.resolve();
         self.now = self.now.max(now);
-        let mut done = Vec::new();
         while let Some(&Reverse((t, fid, ver))) = self.finish.peek() {
             if t > now.as_ps() {
                 break;
@@ -233,16 +269,14 @@ impl FlowNetwork {
             if !f.active || f.version != ver {
                 continue;
             }
-            let (links, n, rem, tid) = (f.links, f.n_links as usize, f.remaining_bytes, f.transfer);
+            let (links, slots, n, rem, tid) = (f.links, f.slots, f.n_links as usize, f.remaining_bytes, f.transfer);
             self.flows[fid as usize].active = false;
             self.free_flows.push(fid);
             self.active -= 1;
-            for &li in &links[..n] {
-                let l = &mut self.links[li as usize];
-                l.bytes_carried += rem;
-                if let Some(pos) = l.flows.iter().position(|&x| x == fid) {
-                    l.flows.swap_remove(pos);
-                }
+            for k in 0..n {
+                let li = links[k];
+                self.unlink(li, slots[k]);
+                self.links[li as usize].bytes_carried += rem;
                 self.dirty_links.push(li);
             }
             let t = self.transfers[tid as usize]
@@ -259,10 +293,29 @@ impl FlowNetwork {
             }
         }
         done.sort_by_key(|c| c.tag);
-        done
+    }
+
+    /// Removes the flow at `slot` of `link`'s list (swap-remove), re-pointing the flow moved
+    /// into its place.
+    fn unlink(&mut self, link: LinkId, slot: u32) {
+        let on_link = &mut self.links[link as usize].flows;
+        on_link.swap_remove(slot as usize);
+        if let Some(&moved) = on_link.get(slot as usize) {
+            let m = &mut self.flows[moved as usize];
+            let k = m.links[..m.n_links as usize]
+                .iter()
+                .position(|&x| x == link)
+                .expect("engine invariant broken: a flow listed on a link it does not cross");
+            m.slots[k] = slot;
+        }
     }
 
     /// Re-solves rates on the components of the dirty links.
+    ///
+    /// Progressive filling: repeatedly take the component link with the smallest fair share
+    /// (capacity left / unfrozen flows; ties to the first discovered), freeze its unfrozen
+    /// flows at that share and take it off their other links. A heap of shares makes this
+    /// `O((L + F) log L)` for `L` links and `F` flows in the component.
     fn resolve(&mut self) {
         if self.dirty_links.is_empty() {
             return;
@@ -273,31 +326,32 @@ impl FlowNetwork {
         if self.stamp == 0 {
             self.link_stamp.iter_mut().for_each(|x| *x = 0);
             self.flow_stamp.iter_mut().for_each(|x| *x = 0);
+            self.scratch.frozen.iter_mut().for_each(|x| *x = 0);
             self.stamp = 1;
         }
         let st = self.stamp;
-        let mut comp_links: Vec<LinkId> = Vec::new();
-        for li in std::mem::take(&mut self.dirty_links) {
+        let mut sc = std::mem::take(&mut self.scratch);
+        sc.links.clear();
+        sc.flows.clear();
+        for li in self.dirty_links.drain(..) {
             if self.link_stamp[li as usize] != st {
                 self.link_stamp[li as usize] = st;
-                self.link_pos[li as usize] = comp_links.len() as u32;
-                comp_links.push(li);
+                self.link_pos[li as usize] = sc.links.len() as u32;
+                sc.links.push(li);
             }
         }
-        let mut comp_flows: Vec<u32> = Vec::new();
         let mut i = 0;
-        while i < comp_links.len() {
-            let li = comp_links[i] as usize;
-            for k in 0..self.links[li].flows.len() {
-                let fid = self.links[li].flows[k];
+        while i < sc.links.len() {
+            let li = sc.links[i] as usize;
+            for &fid in &self.links[li].flows {
                 if self.flow_stamp[fid as usize] != st {
                     self.flow_stamp[fid as usize] = st;
-                    comp_flows.push(fid);
+                    sc.flows.push(fid);
                     for &other in self.flows[fid as usize].links() {
                         if self.link_stamp[other as usize] != st {
                             self.link_stamp[other as usize] = st;
-                            self.link_pos[other as usize] = comp_links.len() as u32;
-                            comp_links.push(other);
+                            self.link_pos[other as usize] = sc.links.len() as u32;
+                            sc.links.push(other);
                         }
                     }
                 }
@@ -305,9 +359,9 @@ impl FlowNetwork {
             i += 1;
         }
         // deterministic order regardless of discovery order
-        comp_flows.sort_unstable();
+        sc.flows.sort_unstable();
         // bring each flow's remaining bytes up to now
-        for &fid in &comp_flows {
+        for &fid in &sc.flows {
             let f = &mut self.flows[fid as usize];
             let moved = (f.rate_bytes_per_s * now.saturating_sub(f.since).as_secs()).min(f.remaining_bytes);
             f.remaining_bytes -= moved;
@@ -317,64 +371,54 @@ impl FlowNetwork {
             }
         }
         // progressive filling
-        let mut cap: Vec<f64> = comp_links
-            .iter()
-            .map(|&l| self.links[l as usize].capacity_bytes_per_s)
-            .collect();
-        let mut count: Vec<u32> = comp_links
-            .iter()
-            .map(|&l| self.links[l as usize].flows.len() as u32)
-            .collect();
-        let link_pos = &self.link_pos;
-        let pos = |l: LinkId| link_pos[l as usize] as usize;
-        let flow_pos: Vec<[usize; MAX_FLOW_LINKS]> = comp_flows
-            .iter()
-            .map(|&fid| {
-                let f = &self.flows[fid as usize];
-                let mut p = [usize::MAX; MAX_FLOW_LINKS];
-                for (k, &l) in f.links().iter().enumerate() {
-                    p[k] = pos(l);
-                }
-                p
-            })
-            .collect();
-        let mut frozen = vec![false; comp_flows.len()];
-        let mut left = comp_flows.len();
-        while left > 0 {
-            let mut best = usize::MAX;
-            let mut best_share = f64::INFINITY;
-            for (k, &n) in count.iter().enumerate() {
-                if n > 0 {
-                    let share = cap[k] / n as f64;
-                    if share < best_share {
-                        best_share = share;
-                        best = k;
-                    }
-                }
+        sc.cap.clear();
+        sc.count.clear();
+        sc.shares.clear();
+        for (k, &l) in sc.links.iter().enumerate() {
+            let link = &self.links[l as usize];
+            let (cap, n) = (link.capacity_bytes_per_s, link.flows.len() as u32);
+            sc.cap.push(cap);
+            sc.count.push(n);
+            if n > 0 {
+                sc.shares.push(Reverse((share_bits(cap, n), k as u32)));
             }
-            assert!(
-                best != usize::MAX,
-                "engine invariant broken: unfrozen flow without links"
-            );
-            for (j, fp) in flow_pos.iter().enumerate() {
-                if !frozen[j] && fp.contains(&best) {
-                    frozen[j] = true;
-                    left -= 1;
-                    let rate = best_share.max(1e-9);
-                    let fid = comp_flows[j];
-                    let f = &mut self.flows[fid as usize];
-                    f.rate_bytes_per_s = rate;
-                    f.version = f.version.wrapping_add(1);
-                    let ps = (f.remaining_bytes / f.rate_bytes_per_s * PS_PER_S).ceil().max(1.0);
-                    let fin = now.as_ps().saturating_add(ps as u64);
-                    self.finish.push(Reverse((fin, fid, f.version)));
-                    for &k in fp.iter().filter(|&&x| x != usize::MAX) {
-                        cap[k] = (cap[k] - best_share).max(0.0);
-                        count[k] -= 1;
+        }
+        let mut left = sc.flows.len();
+        while left > 0 {
+            let Some(Reverse((bits, k))) = sc.shares.pop() else {
+                panic!("engine invariant broken: unfrozen flow without links");
+            };
+            let k = k as usize;
+            let n = sc.count[k];
+            if n == 0 || share_bits(sc.cap[k], n) != bits {
+                continue;
+            }
+            let best_share = f64::from_bits(bits);
+            let rate = best_share.max(1e-9);
+            let link = sc.links[k] as usize;
+            for &fid in &self.links[link].flows {
+                if sc.frozen[fid as usize] == st {
+                    continue;
+                }
+                sc.frozen[fid as usize] = st;
+                left -= 1;
+                let f = &mut self.flows[fid as usize];
+                f.rate_bytes_per_s = rate;
+                f.version = f.version.wrapping_add(1);
+                let ps = (f.remaining_bytes / f.rate_bytes_per_s * PS_PER_S).ceil().max(1.0);
+                let fin = now.as_ps().saturating_add(ps as u64);
+                self.finish.push(Reverse((fin, fid, f.version)));
+                for &l in f.links() {
+                    let j = self.link_pos[l as usize] as usize;
+                    sc.cap[j] = (sc.cap[j] - best_share).max(0.0);
+                    sc.count[j] -= 1;
+                    if j != k && sc.count[j] > 0 {
+                        sc.shares.push(Reverse((share_bits(sc.cap[j], sc.count[j]), j as u32)));
                     }
                 }
             }
         }
+        self.scratch = sc;
     }
 
     /// Capacity of `link`, bytes/s.

@@ -354,13 +354,15 @@ impl<'a> Sim<'a> {
         if self.net_changed {
             self.reschedule_net();
         }
+        let mut done = Vec::new();
         while let Some((now, ev)) = self.q.pop() {
             match ev {
                 Event::NetTick(g) => {
                     if g != self.net_gen {
                         continue;
                     }
-                    for c in self.net.advance(now) {
+                    self.net.advance_into(now, &mut done);
+                    for c in &done {
                         self.q.schedule(c.ready_at, Event::OpDone(c.tag as OpId));
                     }
                     self.net_changed = true;
