@@ -73,6 +73,8 @@ pub(crate) struct MoeRouter<'a> {
     pub loads: MoeLoads,
     /// Draws of the current (iteration, layer, micro-batch), reused by the backward.
     cache: HashMap<(u32, u32, u32), MoeInstance>,
+    /// Expected expert shares per (iteration, MoE layer), shared by its micro-batches.
+    shares: HashMap<(u32, u32), Vec<f64>>,
 }
 
 impl<'a> MoeRouter<'a> {
@@ -109,6 +111,7 @@ impl<'a> MoeRouter<'a> {
                 ..MoeLoads::default()
             },
             cache: HashMap::new(),
+            shares: HashMap::new(),
         }
     }
 
@@ -126,18 +129,18 @@ impl<'a> MoeRouter<'a> {
             return inst.clone();
         }
         let moe_layer = layer - self.first_dense;
-        let d = routing::draw(
-            self.routing,
-            self.experts,
-            self.assignments,
-            self.seed,
-            DrawKey {
-                iteration: it,
-                moe_layer,
-                microbatch: mb,
-                moe_layers: self.moe_layers,
-            },
-        );
+        let draw_key = DrawKey {
+            iteration: it,
+            moe_layer,
+            microbatch: mb,
+            moe_layers: self.moe_layers,
+        };
+        let (routing, experts, seed) = (self.routing, self.experts, self.seed);
+        let shares = self
+            .shares
+            .entry((it, moe_layer))
+            .or_insert_with(|| routing::layer_shares(routing, experts, seed, draw_key));
+        let d = routing::draw_from(self.routing, shares, self.assignments, self.seed, draw_key);
         let per_rank = (self.experts / self.ep).max(1) as usize;
         let rank_loads: Vec<f64> = d.kept.chunks(per_rank).map(|c| c.iter().sum()).collect();
         // statistics

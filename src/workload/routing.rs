@@ -141,8 +141,19 @@ pub struct ExpertLoad {
 /// Draws the assignments of `assignments` token-expert pairs over `experts` experts.
 /// Conservation: `sum(kept) + dropped == assignments` (to rounding).
 pub fn draw(spec: &RoutingSpec, experts: u32, assignments: f64, seed: u64, key: DrawKey) -> ExpertLoad {
-    let e = experts.max(1) as usize;
-    let shares = shares(spec, e, seed, key);
+    draw_from(spec, &layer_shares(spec, experts, seed, key), assignments, seed, key)
+}
+
+/// The expected share of each of `experts` experts (sums to 1) for the layer and
+/// iteration of `key`: the same for every micro-batch, so a caller drawing many
+/// micro-batches computes it once.
+pub fn layer_shares(spec: &RoutingSpec, experts: u32, seed: u64, key: DrawKey) -> Vec<f64> {
+    shares(spec, experts.max(1) as usize, seed, key)
+}
+
+/// [`draw`] with the layer's [`layer_shares`] given.
+pub fn draw_from(spec: &RoutingSpec, shares: &[f64], assignments: f64, seed: u64, key: DrawKey) -> ExpertLoad {
+    let e = shares.len();
     let mut counts: Vec<f64> = if spec.is_balanced() {
         vec![assignments / e as f64; e]
     } else {
@@ -301,7 +312,8 @@ pub fn imbalance(loads: &[f64]) -> (f64, f64) {
     }
     let max = loads.iter().cloned().fold(0.0, f64::max);
     let mut sorted = loads.to_vec();
-    sorted.sort_by(|a, b| a.total_cmp(b));
+    // a total order: equal keys are identical values, so an unstable sort gives the same sequence
+    sorted.sort_unstable_by(|a, b| a.total_cmp(b));
     let weighted: f64 = sorted.iter().enumerate().map(|(i, x)| (2 * (i + 1)) as f64 * x).sum();
     let gini = weighted / (n as f64 * sum) - (n as f64 + 1.0) / n as f64;
     (max / mean, gini.max(0.0))
