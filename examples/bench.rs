@@ -2,12 +2,17 @@
 //!
 //! `cargo run --release --example bench` prints, for each case: wall time, discrete
 //! events, events per second, and the process's peak resident memory so far.
-//! Cases: the raw event queue (hold model, 1,000 pending), the README's main scenario,
-//! the 16,384-GPU Llama-3-405B-shaped scenario, and the whole validation folder.
+//! Cases: the raw event queue (hold model, 1,000 pending); the flow network alone at 10^4
+//! and 10^5 concurrent flows (partitioned into node-sized components, and one shared
+//! component); the README's main scenario, the 16,384-GPU Llama-3-405B-shaped scenario,
+//! the largest validation run and the DeepSeek-V3-shaped MoE scenario, each split into
+//! graph build, event loop and the rest; the whole validation folder; and a sweep
+//! (points per second). Plan search has its own: `cargo run --release --example bench_search`.
 
 use std::path::Path;
 use std::time::Instant;
 use trainsim::engine::EventQueue;
+use trainsim::network::flow::FlowNetwork;
 use trainsim::scenario::Scenario;
 use trainsim::units::SimTime;
 
@@ -24,6 +29,31 @@ fn report(name: &str, wall_s: f64, events: u64) {
     println!(
         "{name:<44} {wall_s:>9.3} s {events:>11} events {:>8.2} M events/s  peak RSS {:>7.1} MiB",
         events as f64 / wall_s / 1e6,
+        peak_rss_mib()
+    );
+}
+
+/// A sweep run end to end (rows and charts) on all cores, into a temporary folder.
+fn sweep(path: &str) {
+    let spec = trainsim::sweep::spec::SweepSpec::load(Path::new(path)).expect("sweep loads");
+    let out = std::env::temp_dir().join(format!("trainsim-bench-sweep-{}", std::process::id()));
+    let opts = trainsim::sweep::run::SweepOptions {
+        out_dir: out.clone(),
+        shard: None,
+        restart: true,
+        progress: false,
+        charts: trainsim::sweep::charts::ChartOptions::default(),
+        max_points: trainsim::sweep::spec::DEFAULT_MAX_POINTS,
+    };
+    let t = Instant::now();
+    let o = trainsim::sweep::run::run_sweep(&spec, &opts).expect("sweep runs");
+    let wall_s = t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&out);
+    println!(
+        "sweep {:<38} {wall_s:>9.3} s for {} points ({:.1} points/s, rayon, all cores)  peak RSS {:>7.1} MiB",
+        spec.name,
+        o.points,
+        o.points as f64 / wall_s,
         peak_rss_mib()
     );
 }
@@ -61,6 +91,70 @@ fn scenario(path: &str) {
     );
 }
 
+/// A deterministic xorshift stream for the synthetic flow sets.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// The flow network alone: `n` concurrent flows between the ports of `n / 10` GPUs (a NIC
+/// out and a NIC in link of 50 GB/s each), 1-2 MB each, all started at once, then drained
+/// completion by completion. `group` > 0: a flow stays inside its group of `group` GPUs
+/// (node-local collectives: many small components); 0: any GPU to any other (an
+/// all-to-all: one component of every flow, the worst case, where each completion
+/// re-solves every flow). Prints the first solve of all `n` flows and the drain rate;
+/// the drain stops after 5 s (the count is printed).
+fn flows(n: usize, group: usize) {
+    let gpus = (n / 10).max(2);
+    let mut net = FlowNetwork::new();
+    let outs: Vec<u32> = (0..gpus).map(|_| net.add_link(50e9)).collect();
+    let ins: Vec<u32> = (0..gpus).map(|_| net.add_link(50e9)).collect();
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    let t = Instant::now();
+    for i in 0..n {
+        let src = rng.next() as usize % gpus;
+        let dst = match group {
+            0 => (src + 1 + rng.next() as usize % (gpus - 1)) % gpus,
+            g => src / g * g + (src % g + 1 + rng.next() as usize % (g - 1)) % g,
+        };
+        let bytes = 1e6 * (1.0 + (rng.next() % 1000) as f64 / 1000.0);
+        let links = [outs[src], ins[dst.min(gpus - 1)]];
+        net.start_transfer(SimTime::ZERO, &[(&links, bytes)], SimTime::ZERO, i as u64);
+    }
+    let first = net.next_completion();
+    let solve_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let (mut done, mut instants) = (0usize, 0usize);
+    let mut buf = Vec::new();
+    let mut at = first;
+    while let Some(now) = at {
+        net.advance_into(now, &mut buf);
+        done += buf.len();
+        instants += 1;
+        if t.elapsed().as_secs_f64() > 5.0 {
+            break;
+        }
+        at = net.next_completion();
+    }
+    let drain_s = t.elapsed().as_secs_f64();
+    let shape = if group > 0 {
+        format!("groups of {group} GPUs")
+    } else {
+        "one component".to_string()
+    };
+    println!(
+        "flow network, {n} flows, {shape:<15} first solve {solve_s:.3} s; drained {done} of {n} flows at {instants} instants in {drain_s:.2} s ({:.0} completions/s)  peak RSS {:>7.1} MiB",
+        done as f64 / drain_s,
+        peak_rss_mib()
+    );
+}
+
 fn main() {
     // hold model: pop the earliest event, push one a pseudo-random delay later
     let mut q = EventQueue::new();
@@ -79,10 +173,17 @@ fn main() {
     }
     report("event queue, 1,000 pending (pop + push)", t.elapsed().as_secs_f64(), n);
 
+    flows(10_000, 8);
+    flows(100_000, 8);
+    flows(10_000, 0);
+    flows(100_000, 0);
+
     scenario("scenarios/gpt3-175b-a100-1024.toml");
     scenario("scenarios/llama3-405b-h100-16384.toml");
     scenario("scenarios/validation/korthikanti-a100/korthikanti-1t-selective-sp-a100-512.toml");
     scenario("scenarios/deepseek-v3-h800-2048.toml");
+
+    sweep("scenarios/sweeps/gpt3-175b-tp-pp.toml");
 
     let t = Instant::now();
     let rows = trainsim::cli::validate::compare(Path::new("scenarios/validation")).expect("validation runs");

@@ -39,6 +39,8 @@ struct Flow {
     transfer: u32,
     /// Bumped whenever the rate changes; stale completion entries are skipped.
     version: u32,
+    /// Predicted finish at the current rate, ps (the live entry of the completion heap).
+    finish_ps: u64,
     active: bool,
 }
 
@@ -208,6 +210,7 @@ impl FlowNetwork {
                 rate_bytes_per_s: 0.0,
                 transfer: tid,
                 version: 0,
+                finish_ps: 0,
                 active: true,
             };
             let fid = match self.free_flows.pop() {
@@ -407,6 +410,7 @@ impl FlowNetwork {
                 f.version = f.version.wrapping_add(1);
                 let ps = (f.remaining_bytes / f.rate_bytes_per_s * PS_PER_S).ceil().max(1.0);
                 let fin = now.as_ps().saturating_add(ps as u64);
+                f.finish_ps = fin;
                 self.finish.push(Reverse((fin, fid, f.version)));
                 for &l in f.links() {
                     let j = self.link_pos[l as usize] as usize;
@@ -419,6 +423,17 @@ impl FlowNetwork {
             }
         }
         self.scratch = sc;
+        // every re-solve leaves the component's previous entries stale: drop them once
+        // they outnumber the live ones, so a long run with a large component stays in
+        // memory proportional to its active flows (pop order is unchanged: it depends on
+        // the entries, not on the heap's layout)
+        if self.finish.len() > 4 * self.active + 1024 {
+            let live: Vec<Reverse<(u64, u32, u32)>> = (self.flows.iter().enumerate())
+                .filter(|(_, f)| f.active)
+                .map(|(fid, f)| Reverse((f.finish_ps, fid as u32, f.version)))
+                .collect();
+            self.finish = BinaryHeap::from(live);
+        }
     }
 
     /// Capacity of `link`, bytes/s.
