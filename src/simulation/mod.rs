@@ -117,7 +117,10 @@ struct Sim<'a> {
     succ_start: Vec<u32>,
     succ: Vec<OpId>,
     /// Program order per (rank, stream), the next op's position, and whether one runs.
-    queues: Vec<Vec<OpId>>,
+    /// (CSR: queue `q` is `queue_ops[queue_start[q]..queue_start[q + 1]]`; `head[q]` is an
+    /// absolute position in `queue_ops`.)
+    queue_ops: Vec<OpId>,
+    queue_start: Vec<usize>,
     head: Vec<usize>,
     busy: Vec<bool>,
     /// Per rank: a compute op (of either compute queue) is running.
@@ -128,7 +131,9 @@ struct Sim<'a> {
     net_changed: bool,
     q: EventQueue<Event>,
     op_times: Vec<(SimTime, SimTime)>,
-    done: Vec<bool>,
+    /// Queue of each op ([`queue_index`]), so a finishing op's successors are found
+    /// without touching their [`crate::workload::Op`].
+    op_queue: Vec<u32>,
     finished: usize,
     barrier_waiting: Vec<Vec<OpId>>,
     barrier_latency: SimTime,
@@ -164,14 +169,25 @@ impl<'a> Sim<'a> {
                 fill[d as usize] += 1;
             }
         }
-        let mut queues: Vec<Vec<OpId>> = vec![Vec::new(); n_ranks * Stream::COUNT];
-        for (i, op) in w.ops.iter().enumerate() {
-            queues[queue_index(op)].push(i as OpId);
+        let op_queue: Vec<u32> = w.ops.iter().map(|op| queue_index(op) as u32).collect();
+        let mut lengths = vec![0usize; n_ranks * Stream::COUNT];
+        for &q in &op_queue {
+            lengths[q as usize] += 1;
+        }
+        let mut queue_start = vec![0usize; lengths.len() + 1];
+        for (q, &n) in lengths.iter().enumerate() {
+            queue_start[q + 1] = queue_start[q] + n;
+        }
+        let mut queue_ops = vec![0 as OpId; n_ops];
+        let mut fill = queue_start.clone();
+        for (i, &q) in op_queue.iter().enumerate() {
+            queue_ops[fill[q as usize]] = i as OpId;
+            fill[q as usize] += 1;
         }
         let net = ClusterNetwork::new(cluster, n_ranks as u32);
         let barrier_latency =
             SimTime::from_secs(2.0 * (w.stages as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
-        let n_queues = queues.len();
+        let n_queues = lengths.len();
         Sim {
             w,
             layouts,
@@ -179,8 +195,9 @@ impl<'a> Sim<'a> {
             remaining,
             succ_start,
             succ,
-            queues,
-            head: vec![0; n_queues],
+            head: queue_start[..n_queues].to_vec(),
+            queue_ops,
+            queue_start,
             busy: vec![false; n_queues],
             compute_busy: vec![false; n_ranks],
             net,
@@ -188,7 +205,7 @@ impl<'a> Sim<'a> {
             net_changed: false,
             q: EventQueue::new(),
             op_times: vec![(SimTime::ZERO, SimTime::ZERO); n_ops],
-            done: vec![false; n_ops],
+            op_queue,
             finished: 0,
             barrier_waiting: vec![Vec::new(); w.iterations as usize],
             barrier_latency,
@@ -200,10 +217,10 @@ impl<'a> Sim<'a> {
     /// Starts the next op of queue `qi` if the stream is idle and the op's dependencies
     /// are done.
     fn try_start(&mut self, qi: usize) {
-        if self.busy[qi] || self.head[qi] >= self.queues[qi].len() {
+        if self.busy[qi] || self.head[qi] >= self.queue_start[qi + 1] {
             return;
         }
-        let id = self.queues[qi][self.head[qi]];
+        let id = self.queue_ops[self.head[qi]];
         if self.remaining[id as usize] != 0 {
             return;
         }
@@ -217,8 +234,8 @@ impl<'a> Sim<'a> {
             // pass's queue (Compute) takes the GPU; this op waits for it to free again
             if self.w.compute_priority && op.stream == Stream::Compute2 {
                 let first = op.rank as usize * Stream::COUNT + Stream::Compute.index();
-                let head = self.queues[first].get(self.head[first]);
-                if !self.busy[first] && head.is_some_and(|&h| self.remaining[h as usize] == 0) {
+                let head = (self.head[first] < self.queue_start[first + 1]).then(|| self.queue_ops[self.head[first]]);
+                if !self.busy[first] && head.is_some_and(|h| self.remaining[h as usize] == 0) {
                     self.try_start(first);
                     return;
                 }
@@ -314,7 +331,6 @@ impl<'a> Sim<'a> {
     fn finish_op(&mut self, id: OpId, now: SimTime) {
         let op = &self.w.ops[id as usize];
         self.op_times[id as usize].1 = now;
-        self.done[id as usize] = true;
         self.finished += 1;
         if let OpKind::Compute {
             phase: Phase::Optimizer,
@@ -335,7 +351,7 @@ impl<'a> Sim<'a> {
             let s = self.succ[k as usize] as usize;
             self.remaining[s] -= 1;
             if self.remaining[s] == 0 {
-                self.try_start(queue_index(&self.w.ops[s]));
+                self.try_start(self.op_queue[s] as usize);
             }
         }
         self.try_start(qi);
@@ -348,7 +364,7 @@ impl<'a> Sim<'a> {
     }
 
     fn run(mut self) -> Result<SimOutput, SimError> {
-        for qi in 0..self.queues.len() {
+        for qi in 0..self.head.len() {
             self.try_start(qi);
         }
         if self.net_changed {
@@ -375,7 +391,12 @@ impl<'a> Sim<'a> {
         }
         let n_ops = self.w.ops.len();
         if self.finished != n_ops {
-            let first = (0..n_ops).find(|&i| !self.done[i]).unwrap_or(0);
+            // an op is done when its queue's head has passed it
+            let first = (self.head.iter().enumerate())
+                .filter(|&(q, &h)| h < self.queue_start[q + 1])
+                .map(|(_, &h)| self.queue_ops[h])
+                .min()
+                .unwrap_or(0) as usize;
             let op = &self.w.ops[first];
             return Err(SimError::Stalled {
                 stuck: n_ops - self.finished,
