@@ -333,7 +333,7 @@ impl FlowNetwork {
             self.stamp = 1;
         }
         let st = self.stamp;
-        let mut sc = std::mem::take(&mut self.scratch);
+        let sc = &mut self.scratch;
         sc.links.clear();
         sc.flows.clear();
         for li in self.dirty_links.drain(..) {
@@ -422,7 +422,6 @@ impl FlowNetwork {
                 }
             }
         }
-        self.scratch = sc;
         // every re-solve leaves the component's previous entries stale: drop them once
         // they outnumber the live ones, so a long run with a large component stays in
         // memory proportional to its active flows (pop order is unchanged: it depends on
