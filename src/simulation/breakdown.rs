@@ -255,7 +255,10 @@ pub fn per_rank(
     pipeline: bool,
 ) -> Vec<Breakdown> {
     let n = w.stages as usize;
-    let mut marks: Vec<Vec<(u64, i32, usize)>> = vec![Vec::new(); n];
+    // a mark is (time in ps) << 32 | (1 << 16 for a start, 0 for an end) | category: 16
+    // bytes, sorted as (time, ends before starts, category)
+    const START: u128 = 1 << 16;
+    let mut marks: Vec<Vec<u128>> = vec![Vec::new(); n];
     let mut totals = vec![[0.0f64; CommKind::COUNT]; n];
     let mut mark = |r: usize, s: SimTime, e: SimTime, cat: Category| -> Option<f64> {
         let s = s.max(from);
@@ -263,8 +266,8 @@ pub fn per_rank(
         if e <= s {
             return None;
         }
-        marks[r].push((s.as_ps(), 1, cat.index()));
-        marks[r].push((e.as_ps(), -1, cat.index()));
+        marks[r].push((s.as_ps() as u128) << 32 | START | cat.index() as u128);
+        marks[r].push((e.as_ps() as u128) << 32 | cat.index() as u128);
         Some((e - s).as_secs())
     };
     for (i, op) in w.ops.iter().enumerate() {
@@ -298,11 +301,13 @@ pub fn per_rank(
         let mut i = 0;
         let end = to.as_ps();
         while t < end {
-            while i < m.len() && m[i].0 <= t {
-                active[m[i].2] += m[i].1;
+            let at = |mark: u128| (mark >> 32) as u64;
+            while i < m.len() && at(m[i]) <= t {
+                let cat = (m[i] & 0xffff) as usize;
+                active[cat] += if m[i] & START != 0 { 1 } else { -1 };
                 i += 1;
             }
-            let next = if i < m.len() { m[i].0.min(end) } else { end };
+            let next = if i < m.len() { at(m[i]).min(end) } else { end };
             let dt = (next - t) as f64 / crate::units::PS_PER_S;
             let cat = active.iter().position(|&a| a > 0).unwrap_or(idle.index());
             acc[cat] += dt;

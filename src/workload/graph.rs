@@ -30,8 +30,13 @@ pub(crate) enum Dep {
 /// Ops with pending (symbolic) dependencies.
 #[derive(Default)]
 pub(crate) struct Builder {
+    /// Ops so far; until [`Builder::finish`], `op.deps` is a range of `pending`.
     pub ops: Vec<Op>,
-    pub pending_deps: Vec<Vec<Dep>>,
+    /// Every op's symbolic dependencies, one flat list (one allocation for the graph, not
+    /// one per op).
+    pending: Vec<Dep>,
+    /// Dependencies added to an op after it was pushed ([`Builder::add_dep`]), in order.
+    late: Vec<(OpId, Dep)>,
     pub sends: HashMap<SendKey, OpId>,
     pub all_to_alls: Vec<AllToAllSpec>,
     /// Factor on the 16-bit bytes of each communication kind: its wire element type
@@ -81,6 +86,8 @@ impl Builder {
         (it, mb): (u32, u32),
         deps: Vec<Dep>,
     ) -> OpId {
+        let start = self.pending.len() as u32;
+        self.pending.extend(deps);
         self.ops.push(Op {
             rank,
             stream,
@@ -88,10 +95,14 @@ impl Builder {
             name,
             iteration: it,
             microbatch: mb,
-            deps: (0, 0),
+            deps: (start, self.pending.len() as u32),
         });
-        self.pending_deps.push(deps);
         (self.ops.len() - 1) as OpId
+    }
+
+    /// Makes the already pushed op `op` wait for `dep` too.
+    pub fn add_dep(&mut self, op: OpId, dep: Dep) {
+        self.late.push((op, dep));
     }
 
     /// Resolves symbolic receive dependencies into a flat list: (ops, deps).
@@ -99,7 +110,8 @@ impl Builder {
         let f = self.factor(CommKind::Ep);
         let Builder {
             mut ops,
-            pending_deps,
+            pending,
+            mut late,
             sends,
             mut all_to_alls,
             ..
@@ -116,18 +128,21 @@ impl Builder {
                 l.others_max_nic_bytes *= f;
             }
         }
-        let mut deps = Vec::new();
-        for (op, list) in ops.iter_mut().zip(pending_deps) {
+        let resolve = |d: Dep| match d {
+            Dep::Op(o) => o,
+            Dep::Recv(k) => *sends
+                .get(&k)
+                .expect("workload invariant broken: a pass receives from a send that was never built"),
+        };
+        // an op's own dependencies, then those added later, in the order they were added
+        late.sort_by_key(|&(op, _)| op);
+        let mut late = late.into_iter().peekable();
+        let mut deps = Vec::with_capacity(pending.len() + late.len());
+        for (i, op) in ops.iter_mut().enumerate() {
             let start = deps.len() as u32;
-            for d in list {
-                match d {
-                    Dep::Op(o) => deps.push(o),
-                    Dep::Recv(k) => deps.push(
-                        *sends
-                            .get(&k)
-                            .expect("workload invariant broken: a pass receives from a send that was never built"),
-                    ),
-                }
+            deps.extend(pending[op.deps.0 as usize..op.deps.1 as usize].iter().map(|&d| resolve(d)));
+            while let Some((_, d)) = late.next_if(|&(o, _)| o as usize == i) {
+                deps.push(resolve(d));
             }
             op.deps = (start, deps.len() as u32);
         }

@@ -590,7 +590,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
                     if pass.with_previous {
                         // the pair's first pass sends when this one is done too
                         if let Some(send) = pair_send.take() {
-                            b.pending_deps[send as usize].push(Dep::Op(last));
+                            b.add_dep(send, Dep::Op(last));
                         }
                     }
                 }
