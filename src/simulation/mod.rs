@@ -403,7 +403,10 @@ impl<'a> Sim<'a> {
                 total: n_ops,
                 first: format!(
                     "'{}' on rank {} stream {:?}, iteration {}",
-                    op.name, op.rank, op.stream, op.iteration
+                    self.w.name(op),
+                    op.rank,
+                    op.stream,
+                    op.iteration
                 ),
             });
         }

@@ -448,7 +448,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
     for (i, op) in w.ops.iter().enumerate() {
         if let OpKind::Compute { flops, .. } = op.kind {
             if out.op_times[i].0 >= window.0 && out.op_times[i].1 <= window.1 {
-                hw_flops += flops * w.ranks[op.rank as usize].gpus_for(op) as f64;
+                hw_flops += flops * w.gpus_for(op) as f64;
             }
         }
     }
@@ -487,7 +487,7 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
             stage: op.rank,
             stream: op.stream,
             category,
-            name: op.name.to_string(),
+            name: w.name(op).to_string(),
             microbatch: (op.microbatch != u32::MAX).then_some(op.microbatch),
             start_s: s.saturating_sub(t0).as_secs(),
             end_s: e.saturating_sub(t0).as_secs(),

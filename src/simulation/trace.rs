@@ -133,7 +133,7 @@ pub(crate) fn collect(w: &Workload, out: &SimOutput, warmup: u32, req: &TraceReq
         spans.push(TraceSpan {
             stage: op.rank,
             stream: op.stream,
-            name: op.name.to_string(),
+            name: w.name(op).to_string(),
             category: category(&op.kind),
             microbatch: (op.microbatch != u32::MAX).then_some(op.microbatch),
             iteration: op.iteration,

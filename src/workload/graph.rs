@@ -5,7 +5,7 @@
 
 use super::layer::{Overlap, Step};
 use super::moe::MoeInstance;
-use super::op::{AllToAllSpec, CommKind, CommPurpose, Op, OpId, OpKind, Stream, EXPERTS_OP};
+use super::op::{AllToAllSpec, CommKind, CommPurpose, NameId, Op, OpId, OpKind, Stream, EXPERTS_OP};
 use crate::parallel::Dim;
 use crate::units::SimTime;
 use std::collections::HashMap;
@@ -37,6 +37,10 @@ pub(crate) struct Builder {
     pending: Vec<Dep>,
     /// Dependencies added to an op after it was pushed ([`Builder::add_dep`]), in order.
     late: Vec<(OpId, Dep)>,
+    /// Labels so far, and the index of each by its address (a literal's address is
+    /// stable; two copies of one text just get two entries).
+    pub names: Vec<&'static str>,
+    name_ids: HashMap<(usize, usize), NameId>,
     pub sends: HashMap<SendKey, OpId>,
     pub all_to_alls: Vec<AllToAllSpec>,
     /// Factor on the 16-bit bytes of each communication kind: its wire element type
@@ -88,6 +92,7 @@ impl Builder {
     ) -> OpId {
         let start = self.pending.len() as u32;
         self.pending.extend(deps);
+        let name = self.intern(name);
         self.ops.push(Op {
             rank,
             stream,
@@ -100,13 +105,30 @@ impl Builder {
         (self.ops.len() - 1) as OpId
     }
 
+    /// The index of label `name` in [`Builder::names`], added if new.
+    fn intern(&mut self, name: &'static str) -> NameId {
+        let names = &mut self.names;
+        *self
+            .name_ids
+            .entry((name.as_ptr() as usize, name.len()))
+            .or_insert_with(|| {
+                names.push(name);
+                NameId::try_from(names.len() - 1).expect("workload invariant broken: over 65,535 distinct op labels")
+            })
+    }
+
+    /// The label of op `id`.
+    pub fn name_of(&self, id: OpId) -> &'static str {
+        self.names[self.ops[id as usize].name as usize]
+    }
+
     /// Makes the already pushed op `op` wait for `dep` too.
     pub fn add_dep(&mut self, op: OpId, dep: Dep) {
         self.late.push((op, dep));
     }
 
     /// Resolves symbolic receive dependencies into a flat list: (ops, deps).
-    pub fn finish(self) -> (Vec<Op>, Vec<OpId>, Vec<AllToAllSpec>) {
+    pub fn finish(self) -> (Vec<Op>, Vec<OpId>, Vec<AllToAllSpec>, Vec<&'static str>) {
         let f = self.factor(CommKind::Ep);
         let Builder {
             mut ops,
@@ -114,6 +136,7 @@ impl Builder {
             mut late,
             sends,
             mut all_to_alls,
+            names,
             ..
         } = self;
         if f != 1.0 {
@@ -140,13 +163,17 @@ impl Builder {
         let mut deps = Vec::with_capacity(pending.len() + late.len());
         for (i, op) in ops.iter_mut().enumerate() {
             let start = deps.len() as u32;
-            deps.extend(pending[op.deps.0 as usize..op.deps.1 as usize].iter().map(|&d| resolve(d)));
+            deps.extend(
+                pending[op.deps.0 as usize..op.deps.1 as usize]
+                    .iter()
+                    .map(|&d| resolve(d)),
+            );
             while let Some((_, d)) = late.next_if(|&(o, _)| o as usize == i) {
                 deps.push(resolve(d));
             }
             op.deps = (start, deps.len() as u32);
         }
-        (ops, deps, all_to_alls)
+        (ops, deps, all_to_alls, names)
     }
 }
 
@@ -231,7 +258,7 @@ impl Cursor {
                     // is the cost of imbalance
                     let after_experts = self
                         .last
-                        .is_some_and(|l| b.ops[l as usize].name == EXPERTS_OP && b.ops[l as usize].rank == rank);
+                        .is_some_and(|l| b.name_of(l) == EXPERTS_OP && b.ops[l as usize].rank == rank);
                     spec.wait_from = if after_experts { self.last } else { None };
                     let table = b.all_to_alls.len() as u32;
                     b.all_to_alls.push(spec);

@@ -58,6 +58,8 @@ use routing::RoutingSpec;
 pub struct Workload {
     /// All operations.
     pub ops: Vec<Op>,
+    /// Labels of the operations ([`Op::name`] indexes it).
+    pub names: Vec<&'static str>,
     /// Flattened dependency lists.
     pub deps: Vec<OpId>,
     /// Representatives (ranks `0..stages`), then expert lanes.
@@ -105,6 +107,16 @@ pub struct WorkloadSpec<'a> {
 }
 
 impl Workload {
+    /// The label of `op`.
+    pub fn name(&self, op: &Op) -> &'static str {
+        self.names[op.name as usize]
+    }
+
+    /// GPUs `op` stands for ([`RankInfo::gpus_for`]).
+    pub fn gpus_for(&self, op: &Op) -> u32 {
+        self.ranks[op.rank as usize].gpus_for(self.name(op))
+    }
+
     /// Bytes the graph holds on the heap (operations, dependencies, ranks, all-to-all
     /// tables; the MoE load matrices are counted by their rows).
     pub fn heap_bytes(&self) -> usize {
@@ -115,6 +127,7 @@ impl Workload {
                 .sum()
         });
         self.ops.capacity() * size_of::<Op>()
+            + self.names.capacity() * size_of::<&str>()
             + self.deps.capacity() * size_of::<OpId>()
             + self.ranks.capacity() * size_of::<RankInfo>()
             + self.all_to_alls.capacity() * size_of::<AllToAllSpec>()

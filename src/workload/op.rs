@@ -323,6 +323,9 @@ impl AllToAllSpec {
     }
 }
 
+/// Index of an op's label in its workload's table of labels.
+pub type NameId = u16;
+
 /// One operation.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Op {
@@ -332,8 +335,9 @@ pub struct Op {
     pub stream: Stream,
     /// What it does.
     pub kind: OpKind,
-    /// Short label.
-    pub name: &'static str,
+    /// Short label: an index into [`super::Workload::names`] ([`super::Workload::name`]),
+    /// two bytes rather than a sixteen-byte string reference in every op.
+    pub name: NameId,
     /// Training iteration.
     pub iteration: u32,
     /// Micro-batch, or `u32::MAX` when not tied to one.
@@ -364,10 +368,10 @@ pub struct RankInfo {
 pub const EXPERTS_OP: &str = "experts";
 
 impl RankInfo {
-    /// GPUs an op of this rank stands for: its expert multiplicity for routed experts,
-    /// its multiplicity otherwise.
-    pub fn gpus_for(&self, op: &Op) -> u32 {
-        if op.name == EXPERTS_OP {
+    /// GPUs an op named `name` of this rank stands for: its expert multiplicity for
+    /// routed experts ([`EXPERTS_OP`]), its multiplicity otherwise.
+    pub fn gpus_for(&self, name: &str) -> u32 {
+        if name == EXPERTS_OP {
             self.expert_multiplicity
         } else {
             self.multiplicity

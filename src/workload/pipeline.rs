@@ -687,9 +687,10 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
         }
     }
 
-    let (ops, deps, all_to_alls) = b.finish();
+    let (ops, deps, all_to_alls, names) = b.finish();
     Workload {
         ops,
+        names,
         deps,
         ranks,
         stages: pp,

@@ -83,9 +83,10 @@ fn bubbles(input: &RunInput, (t_f, t_b, t_w): (f64, f64, f64)) -> Vec<f64> {
     };
     let (fused, input_only) = (flops(&l.backward), flops(&l.backward_input));
     let per_layer = |x: f64| trainsim::units::SimTime::from_secs(x / 2.0);
+    let names = w.names.clone();
     for op in &mut w.ops {
         if let OpKind::Compute { duration, phase, flops } = &mut op.kind {
-            *duration = match (op.name, *phase) {
+            *duration = match (names[op.name as usize], *phase) {
                 ("layer", Phase::Forward) => per_layer(t_f),
                 ("layer", Phase::Backward) if *flops == fused => per_layer(t_b + t_w),
                 ("layer", Phase::Backward) if *flops == input_only => per_layer(t_b),
