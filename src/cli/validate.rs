@@ -70,7 +70,7 @@ pub fn compare_all(path: &Path) -> anyhow::Result<Comparison> {
             let Some(measured_s) = s.measured.as_ref().and_then(|m| m.step_time_s) else {
                 return Ok(None);
             };
-            let r = simulation::run(&s.input).map_err(|e| format!("{}: {e}", s.path.display()))?;
+            let r = simulation::run_summary(&s.input).map_err(|e| format!("{}: {e}", s.path.display()))?;
             Ok(Some(Row {
                 path: s.path.clone(),
                 name: s.input.name.clone(),

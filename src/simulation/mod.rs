@@ -436,4 +436,4 @@ pub fn simulate(
 pub mod budget;
 pub mod finite;
 pub mod run;
-pub use run::{run, RunInput, RunResult};
+pub use run::{run, run_summary, RunInput, RunResult};

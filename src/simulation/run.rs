@@ -412,12 +412,27 @@ pub fn plan_label(p: &ParallelPlan) -> String {
 
 /// Simulates the run and measures it.
 pub fn run(input: &RunInput) -> Result<RunResult, SimError> {
-    run_traced(input, None).map(|(r, _)| r)
+    run_with(input, None, true).map(|(r, _)| r)
+}
+
+/// [`run`] without the timeline ([`RunResult::timeline`] left empty): for sweeps, plan
+/// searches and validation, which keep many results and chart none of them (a timeline
+/// is up to a few MB; a search simulating thousands of plans kept gigabytes of them).
+pub fn run_summary(input: &RunInput) -> Result<RunResult, SimError> {
+    run_with(input, None, false).map(|(r, _)| r)
 }
 
 /// [`run`], and with `trace` also every operation of the chosen stages and iterations,
 /// read off the same simulation.
 pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(RunResult, Option<Trace>), SimError> {
+    run_with(input, trace, true)
+}
+
+fn run_with(
+    input: &RunInput,
+    trace: Option<&TraceRequest>,
+    with_timeline: bool,
+) -> Result<(RunResult, Option<Trace>), SimError> {
     let c = &input.cluster;
     let p = &input.plan;
     let t = &input.training;
@@ -468,13 +483,17 @@ pub fn run_traced(input: &RunInput, trace: Option<&TraceRequest>) -> Result<(Run
     // coarse timelines: the TP stream's collectives of one pass merge across compute gaps
     // shorter than this (under a pixel of the timeline chart), so the stream stays visible
     let tp_gap_s = (ends[last as usize] - starts[last as usize]).as_secs() / TP_MERGE_PARTS;
-    let stages = timeline_stages(p.pp);
+    let stages = if with_timeline {
+        timeline_stages(p.pp)
+    } else {
+        Vec::new()
+    };
     let mut per_stage_ops = vec![0usize; p.pp as usize];
-    for op in w.ops.iter().filter(|op| op.iteration == last && op.rank < w.stages) {
+    for op in (w.ops.iter()).filter(|op| with_timeline && op.iteration == last && op.rank < w.stages) {
         per_stage_ops[op.rank as usize] += 1;
     }
     let mut timeline = Vec::new();
-    for (i, op) in w.ops.iter().enumerate() {
+    for (i, op) in w.ops.iter().enumerate().filter(|_| with_timeline) {
         if op.iteration != last || !stages.contains(&op.rank) {
             continue;
         }

@@ -166,7 +166,9 @@ pub fn run_point(spec: &SweepSpec, p: &Point) -> Row {
     let name = PathBuf::from(format!("{} point {}", spec.path.display(), p.index));
     let result = match Scenario::from_table(&table, &name) {
         Err(e) => Err(e.reason()),
-        Ok(s) => simulation::run(&s.input).map(Box::new).map_err(|e| e.to_string()),
+        Ok(s) => simulation::run_summary(&s.input)
+            .map(Box::new)
+            .map_err(|e| e.to_string()),
     };
     Row {
         index: p.index,

@@ -478,7 +478,7 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, Se
             .map(|&i| {
                 let mut one = input.clone();
                 one.plan = cands[i].plan.clone();
-                match simulation::run(&one) {
+                match simulation::run_summary(&one) {
                     Ok(r) => Status::Simulated(Box::new(r)),
                     Err(e) => Status::Invalid(e.to_string()),
                 }
