@@ -26,3 +26,21 @@ fn same_scenario_and_seed_give_byte_identical_results() {
         }
     }
 }
+
+/// `run_summary` (sweeps, search, validate) is `run` without the timeline: every other
+/// field byte-identical, on a dense and a MoE scenario with expert lanes.
+#[test]
+fn run_summary_is_run_without_the_timeline() {
+    for path in [
+        "scenarios/llama3-8b-h100-64.toml",
+        "scenarios/mixtral-8x7b-h100-64.toml",
+    ] {
+        let s = Scenario::load(&repo(path)).unwrap();
+        let mut full = trainsim::simulation::run(&s.input).unwrap();
+        let summary = trainsim::simulation::run_summary(&s.input).unwrap();
+        assert!(!full.timeline.is_empty(), "{path}: run keeps a timeline");
+        assert!(summary.timeline.is_empty(), "{path}: run_summary keeps none");
+        full.timeline.clear();
+        assert_eq!(results_json(&full), results_json(&summary), "{path}");
+    }
+}
