@@ -5,6 +5,7 @@
 //! fire in non-decreasing time; events scheduled for the same time fire in the order they
 //! were scheduled (FIFO), so a run is a pure function of its inputs.
 
+pub mod hash;
 pub mod queue;
 pub mod rng;
 

@@ -19,11 +19,10 @@ use super::flow::{Completed, FlowNetwork, LinkId};
 use super::group::{CollectiveKind, GroupLayout};
 use super::topology::{PortCapacities, Tier};
 use super::tuner::{p2p, System};
+use crate::engine::hash::FastMap;
 use crate::hardware::fabric::CollectiveModel;
 use crate::hardware::ClusterSpec;
 use crate::units::SimTime;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// One collective a rank takes part in.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -101,43 +100,6 @@ struct RankPorts {
     spine_rx: LinkId,
 }
 
-/// A multiply-rotate hasher (as rustc's FxHash) for the few small keys of the charge cache,
-/// looked up once per collective operation: far cheaper than SipHash, and no untrusted keys.
-#[derive(Clone, Copy, Debug, Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(b as u64);
-        }
-    }
-
-    fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn write_u32(&mut self, x: u32) {
-        self.write_u64(x as u64);
-    }
-
-    fn write_u8(&mut self, x: u8) {
-        self.write_u64(x as u64);
-    }
-
-    fn write_isize(&mut self, x: isize) {
-        self.write_u64(x as u64);
-    }
-
-    fn write_usize(&mut self, x: usize) {
-        self.write_u64(x as u64);
-    }
-}
-
 #[derive(Clone, Debug)]
 struct Charge {
     cost: CollectiveCost,
@@ -160,7 +122,7 @@ pub struct ClusterNetwork {
     /// The NCCL model's constants for this cluster (`None`: the hop model).
     nccl: Option<ModelConstants>,
     /// Collective charges by request: a run has few distinct collectives.
-    charges: HashMap<(CollectiveKind, GroupLayout, Algorithm, u64), Charge, BuildHasherDefault<KeyHasher>>,
+    charges: FastMap<(CollectiveKind, GroupLayout, Algorithm, u64), Charge>,
 }
 
 impl ClusterNetwork {
@@ -188,7 +150,7 @@ impl ClusterNetwork {
             flows,
             ports,
             nccl: (cluster.fabric.model == CollectiveModel::Nccl).then(|| constants_for(cluster)),
-            charges: HashMap::default(),
+            charges: FastMap::default(),
         }
     }
 

@@ -8,7 +8,7 @@
 
 use super::SimOutput;
 use crate::units::SimTime;
-use crate::workload::{CommKind, OpKind, Phase, Workload};
+use crate::workload::{CommKind, OpKind, Phase, Stream, Workload};
 use serde::de::Deserializer;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -258,16 +258,20 @@ pub fn per_rank(
     // a mark is (time in ps) << 32 | (1 << 16 for a start, 0 for an end) | category: 16
     // bytes, sorted as (time, ends before starts, category)
     const START: u128 = 1 << 16;
-    let mut marks: Vec<Vec<u128>> = vec![Vec::new(); n];
+    // kept per rank and stream (and one list for the MoE waits): a stream runs one op at
+    // a time in program order, so each list is already sorted and sorting a rank's
+    // concatenation merges a dozen runs
+    const LISTS: usize = Stream::COUNT + 1;
+    let mut marks: Vec<Vec<u128>> = vec![Vec::new(); n * LISTS];
     let mut totals = vec![[0.0f64; CommKind::COUNT]; n];
-    let mut mark = |r: usize, s: SimTime, e: SimTime, cat: Category| -> Option<f64> {
+    let mut mark = |list: usize, s: SimTime, e: SimTime, cat: Category| -> Option<f64> {
         let s = s.max(from);
         let e = e.min(to);
         if e <= s {
             return None;
         }
-        marks[r].push((s.as_ps() as u128) << 32 | START | cat.index() as u128);
-        marks[r].push((e.as_ps() as u128) << 32 | cat.index() as u128);
+        marks[list].push((s.as_ps() as u128) << 32 | START | cat.index() as u128);
+        marks[list].push((e.as_ps() as u128) << 32 | cat.index() as u128);
         Some((e - s).as_secs())
     };
     for (i, op) in w.ops.iter().enumerate() {
@@ -281,10 +285,15 @@ pub fn per_rank(
         let (s, e) = out.op_times[i];
         if let OpKind::AllToAll { table } = op.kind {
             if let Some(prev) = w.all_to_alls[table as usize].wait_from {
-                mark(r, out.op_times[prev as usize].1, s, Category::MoeImbalance);
+                mark(
+                    r * LISTS + Stream::COUNT,
+                    out.op_times[prev as usize].1,
+                    s,
+                    Category::MoeImbalance,
+                );
             }
         }
-        let Some(d) = mark(r, s, e, cat) else {
+        let Some(d) = mark(r * LISTS + op.stream.index(), s, e, cat) else {
             continue;
         };
         if let Category::Comm(k) = cat {
@@ -293,8 +302,15 @@ pub fn per_rank(
     }
     let idle = if pipeline { Category::Bubble } else { Category::Idle };
     let mut result = Vec::with_capacity(n);
-    for (r, mut m) in marks.into_iter().enumerate() {
-        m.sort_unstable();
+    for r in 0..n {
+        let lists = &mut marks[r * LISTS..(r + 1) * LISTS];
+        let mut m: Vec<u128> = Vec::with_capacity(lists.iter().map(Vec::len).sum());
+        for l in lists.iter_mut() {
+            m.append(l);
+            *l = Vec::new();
+        }
+        // stable and run-adaptive (equal marks are identical, so any sort gives this order)
+        m.sort();
         let mut active = [0i32; Category::COUNT];
         let mut acc = [0.0f64; Category::COUNT];
         let mut t = from.as_ps();

@@ -6,9 +6,9 @@
 use super::layer::{Overlap, Step};
 use super::moe::MoeInstance;
 use super::op::{AllToAllSpec, CommKind, CommPurpose, NameId, Op, OpId, OpKind, Stream, EXPERTS_OP};
+use crate::engine::hash::FastMap;
 use crate::parallel::Dim;
 use crate::units::SimTime;
-use std::collections::HashMap;
 
 /// The send that delivers a pass's input: (iteration, micro-batch, receiving global chunk,
 /// direction).
@@ -40,8 +40,8 @@ pub(crate) struct Builder {
     /// Labels so far, and the index of each by its address (a literal's address is
     /// stable; two copies of one text just get two entries).
     pub names: Vec<&'static str>,
-    name_ids: HashMap<(usize, usize), NameId>,
-    pub sends: HashMap<SendKey, OpId>,
+    name_ids: FastMap<(usize, usize), NameId>,
+    pub sends: FastMap<SendKey, OpId>,
     pub all_to_alls: Vec<AllToAllSpec>,
     /// Factor on the 16-bit bytes of each communication kind: its wire element type
     /// ([`super::wire::CommSpec::factor`]); empty: 1 for every kind.
