@@ -10,6 +10,7 @@ use crate::model::TransformerSpec;
 use crate::network::{payload_bytes_per_token, Dispatcher, ExpertDispatch, GroupLayout};
 use crate::parallel::{Dim, ParallelPlan, Placement};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Routed-load statistics of the run, from the routing draws.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -72,7 +73,7 @@ pub(crate) struct MoeRouter<'a> {
     top_k: f64,
     pub loads: MoeLoads,
     /// Draws of the current (iteration, layer, micro-batch), reused by the backward.
-    cache: HashMap<(u32, u32, u32), MoeInstance>,
+    cache: HashMap<(u32, u32, u32), Rc<MoeInstance>>,
     /// Expected expert shares per (iteration, MoE layer), shared by its micro-batches.
     shares: HashMap<(u32, u32), Vec<f64>>,
 }
@@ -119,14 +120,14 @@ impl<'a> MoeRouter<'a> {
     /// times from `cost` (the kernel costs on the GPU of the layer's stage). The forward
     /// draws it; the passes after reuse it, the one with `last_use` (the fused backward, or
     /// the weight-gradient pass of a split one) drops it.
-    pub fn instance(&mut self, cost: &MoeCost, it: u32, layer: u32, mb: u32, last_use: bool) -> MoeInstance {
+    pub fn instance(&mut self, cost: &MoeCost, it: u32, layer: u32, mb: u32, last_use: bool) -> Rc<MoeInstance> {
         let key = (it, layer, mb);
         if last_use {
             if let Some(inst) = self.cache.remove(&key) {
                 return inst;
             }
         } else if let Some(inst) = self.cache.get(&key) {
-            return inst.clone();
+            return Rc::clone(inst);
         }
         let moe_layer = layer - self.first_dense;
         let draw_key = DrawKey {
@@ -194,12 +195,12 @@ impl<'a> MoeRouter<'a> {
             loads: back.loads(simulated).reversed(),
             wait_from: None,
         };
-        let inst = MoeInstance {
+        let inst = Rc::new(MoeInstance {
             lanes,
             to_experts: to,
             from_experts: from,
-        };
-        self.cache.insert(key, inst.clone());
+        });
+        self.cache.insert(key, Rc::clone(&inst));
         inst
     }
 }
