@@ -1,12 +1,16 @@
 //! Plan-search benchmark (PEERS.md P6): candidate plans evaluated per second.
 //!
 //! ```sh
-//! cargo run --release --example bench_search                 # P4, P6 and Mixtral 8x7B (MoE)
-//!                                                             # searches, all cores
+//! cargo run --release --example bench_search                 # P4 and P6 searches, ZeRO 0-3
 //! cargo run --release --example bench_search -- --verify     # also simulate every feasible
 //!                                                             # plan and check the top 5 and bounds
 //! cargo run --release --example bench_search -- my.toml -j 2
+//! # the MoE search (about 40 s on 2 cores: its bounds build the routed graph of every plan)
+//! cargo run --release --example bench_search -- scenarios/mixtral-8x7b-h100-64.toml --zero 1 --tight-only
 //! ```
+//!
+//! `--zero 0,1,2,3` sets the ZeRO stages searched (default all four); `--tight-only` runs
+//! only the search with the contention-free bound, on the asked threads.
 //!
 //! For each scenario: the search with the cheap bound alone (the previous method) and with
 //! the contention-free bound, each on the asked threads (default: all cores) and on one
@@ -43,10 +47,20 @@ fn main() {
     let mut files: Vec<PathBuf> = Vec::new();
     let mut threads = 0usize;
     let mut verify = false;
+    let mut tight_only = false;
+    let mut zero_stages: Vec<u32> = vec![0, 1, 2, 3];
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--verify" => verify = true,
+            "--tight-only" => tight_only = true,
+            "--zero" => {
+                zero_stages = args
+                    .next()
+                    .map(|l| l.split(',').filter_map(|z| z.trim().parse().ok()).collect())
+                    .unwrap_or_default();
+                assert!(!zero_stages.is_empty(), "--zero takes a list such as 0,1,2,3");
+            }
             "-j" => threads = args.next().and_then(|n| n.parse().ok()).unwrap_or(0),
             _ => files.push(a.into()),
         }
@@ -55,7 +69,6 @@ fn main() {
         files = vec![
             "scenarios/peers/p4-gpt3-175b-a100-1024.toml".into(),
             "scenarios/peers/p6-mt-nlg-530b-a100-5128.toml".into(),
-            "scenarios/mixtral-8x7b-h100-64.toml".into(),
         ];
     }
     let threads = if threads == 0 {
@@ -74,10 +87,10 @@ fn main() {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let name = name.chars().take(28).collect::<String>();
-        for tight in [false, true] {
+        for tight in [false, true].into_iter().filter(|&t| t || !tight_only) {
             let opts = SearchOptions {
                 top: 5,
-                zero_stages: vec![0, 1, 2, 3],
+                zero_stages: zero_stages.clone(),
                 contention_free_bound: tight,
                 ..SearchOptions::default()
             };
@@ -102,7 +115,7 @@ fn main() {
                     best(&o)
                 );
                 tables.push(table_csv(&o));
-                if t == 1 {
+                if t == 1 || tight_only {
                     break;
                 }
             }
@@ -114,7 +127,7 @@ fn main() {
         if verify {
             let opts = SearchOptions {
                 top: usize::MAX,
-                zero_stages: vec![0, 1, 2, 3],
+                zero_stages: zero_stages.clone(),
                 ..SearchOptions::default()
             };
             let (all, wall_s) = timed(&sc.input, &opts, threads);
