@@ -91,7 +91,7 @@ fn scenario(path: &str) {
     );
 }
 
-/// A deterministic xorshift stream for the synthetic flow sets.
+/// A deterministic xorshift stream for the synthetic event delays and flow sets.
 struct XorShift(u64);
 
 impl XorShift {
@@ -158,7 +158,7 @@ fn flows(n: usize, group: usize) {
 fn main() {
     // hold model: pop the earliest event, push one a pseudo-random delay later
     let mut q = EventQueue::new();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     for i in 0..1000u64 {
         q.schedule(SimTime(i), i);
     }
@@ -166,10 +166,7 @@ fn main() {
     let t = Instant::now();
     for _ in 0..n {
         let (now, e) = q.pop().expect("pending");
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        q.schedule(now + SimTime(x % 10_000), e);
+        q.schedule(now + SimTime(rng.next() % 10_000), e);
     }
     report("event queue, 1,000 pending (pop + push)", t.elapsed().as_secs_f64(), n);
 

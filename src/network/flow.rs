@@ -111,9 +111,14 @@ struct Scratch {
     /// Min-heap of (fair share as ordered bits, component link position); entries whose
     /// share is no longer the link's are skipped.
     shares: BinaryHeap<Reverse<(u64, u32)>>,
-    /// Per flow slot: frozen in the re-solve with this stamp.
-    frozen: Vec<u32>,
 }
+
+/// The completion heap is rebuilt from the live flows once it holds more than
+/// `STALE_PER_LIVE * active + STALE_SLACK` entries: every re-solve leaves the component's
+/// previous entries stale, so without this a long run with a large component keeps
+/// gigabytes of them. The slack spares small networks the rebuild.
+const STALE_PER_LIVE: usize = 4;
+const STALE_SLACK: usize = 1024;
 
 impl FlowNetwork {
     /// An empty network.
@@ -222,7 +227,6 @@ impl FlowNetwork {
                 None => {
                     self.flows.push(f);
                     self.flow_stamp.push(0);
-                    self.scratch.frozen.push(0);
                     (self.flows.len() - 1) as u32
                 }
             };
@@ -324,15 +328,16 @@ impl FlowNetwork {
             return;
         }
         let now = self.now;
-        // collect the component(s): links and flows reachable from the dirty links
-        self.stamp = self.stamp.wrapping_add(1);
-        if self.stamp == 0 {
+        // collect the component(s): links and flows reachable from the dirty links. A
+        // re-solve takes two stamps: a component flow is stamped `st`, then `frozen` once
+        // its rate is set
+        if self.stamp >= u32::MAX - 2 {
             self.link_stamp.iter_mut().for_each(|x| *x = 0);
             self.flow_stamp.iter_mut().for_each(|x| *x = 0);
-            self.scratch.frozen.iter_mut().for_each(|x| *x = 0);
-            self.stamp = 1;
+            self.stamp = 0;
         }
-        let st = self.stamp;
+        self.stamp += 2;
+        let (st, frozen) = (self.stamp - 1, self.stamp);
         let sc = &mut self.scratch;
         sc.links.clear();
         sc.flows.clear();
@@ -400,10 +405,10 @@ impl FlowNetwork {
             let rate = best_share.max(1e-9);
             let link = sc.links[k] as usize;
             for &fid in &self.links[link].flows {
-                if sc.frozen[fid as usize] == st {
+                if self.flow_stamp[fid as usize] == frozen {
                     continue;
                 }
-                sc.frozen[fid as usize] = st;
+                self.flow_stamp[fid as usize] = frozen;
                 left -= 1;
                 let f = &mut self.flows[fid as usize];
                 f.rate_bytes_per_s = rate;
@@ -422,11 +427,8 @@ impl FlowNetwork {
                 }
             }
         }
-        // every re-solve leaves the component's previous entries stale: drop them once
-        // they outnumber the live ones, so a long run with a large component stays in
-        // memory proportional to its active flows (pop order is unchanged: it depends on
-        // the entries, not on the heap's layout)
-        if self.finish.len() > 4 * self.active + 1024 {
+        // (pop order is unchanged: it depends on the entries, not on the heap's layout)
+        if self.finish.len() > STALE_PER_LIVE * self.active + STALE_SLACK {
             let live: Vec<Reverse<(u64, u32, u32)>> = (self.flows.iter().enumerate())
                 .filter(|(_, f)| f.active)
                 .map(|(fid, f)| Reverse((f.finish_ps, fid as u32, f.version)))
@@ -567,6 +569,14 @@ mod tests {
         let (mut delivered, mut last) = (vec![false; flows], SimTime::ZERO);
         let mut buf = Vec::new();
         while let Some(t) = n.next_completion() {
+            // right after a re-solve: at most the rebuild threshold (without the rebuild,
+            // each of the ~3,000 completions adds an entry per active flow: millions)
+            assert!(
+                n.finish.len() <= STALE_PER_LIVE * n.active_flows() + STALE_SLACK,
+                "{} heap entries for {} active flows",
+                n.finish.len(),
+                n.active_flows()
+            );
             assert!(t >= last, "completions go back in time");
             last = t;
             n.advance_into(t, &mut buf);
@@ -574,12 +584,6 @@ mod tests {
                 assert!(!delivered[c.tag as usize], "transfer {} delivered twice", c.tag);
                 delivered[c.tag as usize] = true;
             }
-            assert!(
-                n.finish.len() <= 4 * n.active_flows() + 1024 + flows,
-                "{} heap entries for {} active flows",
-                n.finish.len(),
-                n.active_flows()
-            );
         }
         assert!(delivered.iter().all(|&d| d), "every transfer delivered");
         let carried: f64 = links.iter().map(|&l| n.bytes_carried(l)).sum();

@@ -258,6 +258,8 @@ pub fn per_rank(
     // a mark is (time in ps) << 32 | (1 << 16 for a start, 0 for an end) | category: 16
     // bytes, sorted as (time, ends before starts, category)
     const START: u128 = 1 << 16;
+    const CATEGORY: u128 = START - 1;
+    let at_ps = |mark: u128| (mark >> 32) as u64;
     // kept per rank and stream (and one list for the MoE waits): a stream runs one op at
     // a time in program order, so each list is already sorted and sorting a rank's
     // concatenation merges a dozen runs
@@ -317,13 +319,12 @@ pub fn per_rank(
         let mut i = 0;
         let end = to.as_ps();
         while t < end {
-            let at = |mark: u128| (mark >> 32) as u64;
-            while i < m.len() && at(m[i]) <= t {
-                let cat = (m[i] & 0xffff) as usize;
+            while i < m.len() && at_ps(m[i]) <= t {
+                let cat = (m[i] & CATEGORY) as usize;
                 active[cat] += if m[i] & START != 0 { 1 } else { -1 };
                 i += 1;
             }
-            let next = if i < m.len() { at(m[i]).min(end) } else { end };
+            let next = if i < m.len() { at_ps(m[i]).min(end) } else { end };
             let dt = (next - t) as f64 / crate::units::PS_PER_S;
             let cat = active.iter().position(|&a| a > 0).unwrap_or(idle.index());
             acc[cat] += dt;

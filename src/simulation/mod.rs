@@ -120,7 +120,7 @@ struct Sim<'a> {
     /// (CSR: queue `q` is `queue_ops[queue_start[q]..queue_start[q + 1]]`; `head[q]` is an
     /// absolute position in `queue_ops`.)
     queue_ops: Vec<OpId>,
-    queue_start: Vec<usize>,
+    queue_start: Vec<u32>,
     head: Vec<usize>,
     busy: Vec<bool>,
     /// Per rank: a compute op (of either compute queue) is running.
@@ -131,14 +131,31 @@ struct Sim<'a> {
     net_changed: bool,
     q: EventQueue<Event>,
     op_times: Vec<(SimTime, SimTime)>,
-    /// Queue of each op ([`queue_index`]), so a finishing op's successors are found
-    /// without touching their [`crate::workload::Op`].
-    op_queue: Vec<u32>,
     finished: usize,
     barrier_waiting: Vec<Vec<OpId>>,
     barrier_latency: SimTime,
     iteration_ends: Vec<SimTime>,
     bytes_by_kind: [f64; CommKind::COUNT],
+}
+
+/// Groups `(row, value)` pairs into rows `0..rows`, compressed: row `r` holds
+/// `values[start[r]..start[r + 1]]`, in the order the pairs come. `pairs` is called twice
+/// (to count, then to fill).
+fn csr<I: Iterator<Item = (usize, u32)>>(rows: usize, pairs: impl Fn() -> I) -> (Vec<u32>, Vec<u32>) {
+    let mut start = vec![0u32; rows + 1];
+    for (r, _) in pairs() {
+        start[r + 1] += 1;
+    }
+    for r in 0..rows {
+        start[r + 1] += start[r];
+    }
+    let mut values = vec![0u32; start[rows] as usize];
+    let mut fill = start.clone();
+    for (r, v) in pairs() {
+        values[fill[r] as usize] = v;
+        fill[r] += 1;
+    }
+    (start, values)
 }
 
 fn queue_index(op: &crate::workload::Op) -> usize {
@@ -149,45 +166,20 @@ impl<'a> Sim<'a> {
     fn new(w: &'a Workload, cluster: &'a ClusterSpec, layouts: Layouts, compute_factor: &'a [Vec<f64>]) -> Self {
         let n_ops = w.ops.len();
         let n_ranks = w.ranks.len();
-        // successors (CSR) and remaining dependency counts
-        let mut remaining = vec![0u32; n_ops];
-        let mut succ_start = vec![0u32; n_ops + 1];
-        for (i, op) in w.ops.iter().enumerate() {
-            remaining[i] = op.deps.1 - op.deps.0;
-            for &d in &w.deps[op.deps.0 as usize..op.deps.1 as usize] {
-                succ_start[d as usize + 1] += 1;
-            }
-        }
-        for i in 0..n_ops {
-            succ_start[i + 1] += succ_start[i];
-        }
-        let mut succ = vec![0 as OpId; w.deps.len()];
-        let mut fill = succ_start.clone();
-        for (i, op) in w.ops.iter().enumerate() {
-            for &d in &w.deps[op.deps.0 as usize..op.deps.1 as usize] {
-                succ[fill[d as usize] as usize] = i as OpId;
-                fill[d as usize] += 1;
-            }
-        }
-        let op_queue: Vec<u32> = w.ops.iter().map(|op| queue_index(op) as u32).collect();
-        let mut lengths = vec![0usize; n_ranks * Stream::COUNT];
-        for &q in &op_queue {
-            lengths[q as usize] += 1;
-        }
-        let mut queue_start = vec![0usize; lengths.len() + 1];
-        for (q, &n) in lengths.iter().enumerate() {
-            queue_start[q + 1] = queue_start[q] + n;
-        }
-        let mut queue_ops = vec![0 as OpId; n_ops];
-        let mut fill = queue_start.clone();
-        for (i, &q) in op_queue.iter().enumerate() {
-            queue_ops[fill[q as usize]] = i as OpId;
-            fill[q as usize] += 1;
-        }
+        let deps_of = |op: &crate::workload::Op| &w.deps[op.deps.0 as usize..op.deps.1 as usize];
+        let remaining = w.ops.iter().map(|op| deps_of(op).len() as u32).collect();
+        // successors of each op, in op order
+        let (succ_start, succ) = csr(n_ops, || {
+            (w.ops.iter().enumerate()).flat_map(|(i, op)| deps_of(op).iter().map(move |&d| (d as usize, i as OpId)))
+        });
+        // each (rank, stream)'s ops in program order
+        let n_queues = n_ranks * Stream::COUNT;
+        let (queue_start, queue_ops) = csr(n_queues, || {
+            (w.ops.iter().enumerate()).map(|(i, op)| (queue_index(op), i as OpId))
+        });
         let net = ClusterNetwork::new(cluster, n_ranks as u32);
         let barrier_latency =
             SimTime::from_secs(2.0 * (w.stages as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
-        let n_queues = lengths.len();
         Sim {
             w,
             layouts,
@@ -195,7 +187,7 @@ impl<'a> Sim<'a> {
             remaining,
             succ_start,
             succ,
-            head: queue_start[..n_queues].to_vec(),
+            head: queue_start[..n_queues].iter().map(|&q| q as usize).collect(),
             queue_ops,
             queue_start,
             busy: vec![false; n_queues],
@@ -205,7 +197,6 @@ impl<'a> Sim<'a> {
             net_changed: false,
             q: EventQueue::new(),
             op_times: vec![(SimTime::ZERO, SimTime::ZERO); n_ops],
-            op_queue,
             finished: 0,
             barrier_waiting: vec![Vec::new(); w.iterations as usize],
             barrier_latency,
@@ -217,7 +208,7 @@ impl<'a> Sim<'a> {
     /// Starts the next op of queue `qi` if the stream is idle and the op's dependencies
     /// are done.
     fn try_start(&mut self, qi: usize) {
-        if self.busy[qi] || self.head[qi] >= self.queue_start[qi + 1] {
+        if self.busy[qi] || self.head[qi] >= self.queue_start[qi + 1] as usize {
             return;
         }
         let id = self.queue_ops[self.head[qi]];
@@ -234,7 +225,8 @@ impl<'a> Sim<'a> {
             // pass's queue (Compute) takes the GPU; this op waits for it to free again
             if self.w.compute_priority && op.stream == Stream::Compute2 {
                 let first = op.rank as usize * Stream::COUNT + Stream::Compute.index();
-                let head = (self.head[first] < self.queue_start[first + 1]).then(|| self.queue_ops[self.head[first]]);
+                let head =
+                    (self.head[first] < self.queue_start[first + 1] as usize).then(|| self.queue_ops[self.head[first]]);
                 if !self.busy[first] && head.is_some_and(|h| self.remaining[h as usize] == 0) {
                     self.try_start(first);
                     return;
@@ -351,7 +343,7 @@ impl<'a> Sim<'a> {
             let s = self.succ[k as usize] as usize;
             self.remaining[s] -= 1;
             if self.remaining[s] == 0 {
-                self.try_start(self.op_queue[s] as usize);
+                self.try_start(queue_index(&self.w.ops[s]));
             }
         }
         self.try_start(qi);
@@ -393,7 +385,7 @@ impl<'a> Sim<'a> {
         if self.finished != n_ops {
             // an op is done when its queue's head has passed it
             let first = (self.head.iter().enumerate())
-                .filter(|&(q, &h)| h < self.queue_start[q + 1])
+                .filter(|&(q, &h)| h < self.queue_start[q + 1] as usize)
                 .map(|(_, &h)| self.queue_ops[h])
                 .min()
                 .unwrap_or(0) as usize;

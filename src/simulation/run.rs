@@ -353,6 +353,60 @@ pub const MAX_SPANS_PER_STAGE: usize = 3000;
 /// In such a timeline, TP collectives of one pass closer than the iteration over this merge.
 pub const TP_MERGE_PARTS: f64 = 2000.0;
 
+/// The spans of the last iteration (from `t0` to `t1`), for at most
+/// [`MAX_TIMELINE_STAGES`] stages; coarse (one span per pass and stream) for large runs.
+fn timeline(w: &workload::Workload, out: &super::SimOutput, t0: SimTime, t1: SimTime) -> Vec<TimelineSpan> {
+    let last = w.iterations - 1;
+    // coarse timelines: the TP stream's collectives of one pass merge across compute gaps
+    // shorter than this (under a pixel of the timeline chart), so the stream stays visible
+    let tp_gap_s = (t1 - t0).as_secs() / TP_MERGE_PARTS;
+    let stages = timeline_stages(w.stages);
+    let mut per_stage_ops = vec![0usize; w.stages as usize];
+    for op in w.ops.iter().filter(|op| op.iteration == last && op.rank < w.stages) {
+        per_stage_ops[op.rank as usize] += 1;
+    }
+    let mut timeline = Vec::new();
+    for (i, op) in w.ops.iter().enumerate() {
+        if op.iteration != last || !stages.contains(&op.rank) {
+            continue;
+        }
+        let (s, e) = out.op_times[i];
+        if e <= s {
+            continue;
+        }
+        let category = super::trace::category(&op.kind);
+        let span = TimelineSpan {
+            stage: op.rank,
+            stream: op.stream,
+            category,
+            name: w.name(op).to_string(),
+            microbatch: (op.microbatch != u32::MAX).then_some(op.microbatch),
+            start_s: s.saturating_sub(t0).as_secs(),
+            end_s: e.saturating_sub(t0).as_secs(),
+        };
+        // large runs: one span per pass and stream (on the TP stream, one per run of
+        // collectives closer than `tp_gap_s`)
+        let coarse = per_stage_ops[op.rank as usize] > MAX_SPANS_PER_STAGE;
+        if coarse {
+            let gap_s = if op.stream == Stream::Tp { tp_gap_s } else { 1e-9 };
+            if let Some(prev) = timeline
+                .iter_mut()
+                .rev()
+                .find(|t: &&mut TimelineSpan| t.stage == span.stage && t.stream == span.stream)
+            {
+                let same_pass = prev.microbatch == span.microbatch
+                    && (prev.category == span.category || span.category == CommKind::Tp.trace_name());
+                if same_pass && span.start_s - prev.end_s < gap_s {
+                    prev.end_s = span.end_s;
+                    continue;
+                }
+            }
+        }
+        timeline.push(span);
+    }
+    timeline
+}
+
 /// Stages shown in the timeline: all when few, else evenly spaced with first and last.
 pub fn timeline_stages(pp: u32) -> Vec<u32> {
     if pp <= MAX_TIMELINE_STAGES {
@@ -477,60 +531,12 @@ fn run_with(
         .map(host)
         .collect();
 
-    // timeline of the last iteration, for at most MAX_TIMELINE_STAGES stages
-    let last = iterations - 1;
-    let t0 = starts[last as usize];
-    // coarse timelines: the TP stream's collectives of one pass merge across compute gaps
-    // shorter than this (under a pixel of the timeline chart), so the stream stays visible
-    let tp_gap_s = (ends[last as usize] - starts[last as usize]).as_secs() / TP_MERGE_PARTS;
-    let stages = if with_timeline {
-        timeline_stages(p.pp)
+    let timeline = if with_timeline {
+        let last = iterations as usize - 1;
+        timeline(&w, &out, starts[last], ends[last])
     } else {
         Vec::new()
     };
-    let mut per_stage_ops = vec![0usize; p.pp as usize];
-    for op in (w.ops.iter()).filter(|op| with_timeline && op.iteration == last && op.rank < w.stages) {
-        per_stage_ops[op.rank as usize] += 1;
-    }
-    let mut timeline = Vec::new();
-    for (i, op) in w.ops.iter().enumerate().filter(|_| with_timeline) {
-        if op.iteration != last || !stages.contains(&op.rank) {
-            continue;
-        }
-        let (s, e) = out.op_times[i];
-        if e <= s {
-            continue;
-        }
-        let category = super::trace::category(&op.kind);
-        let span = TimelineSpan {
-            stage: op.rank,
-            stream: op.stream,
-            category,
-            name: w.name(op).to_string(),
-            microbatch: (op.microbatch != u32::MAX).then_some(op.microbatch),
-            start_s: s.saturating_sub(t0).as_secs(),
-            end_s: e.saturating_sub(t0).as_secs(),
-        };
-        // large runs: one span per pass and stream (on the TP stream, one per run of
-        // collectives closer than `tp_gap_s`)
-        let coarse = per_stage_ops[op.rank as usize] > MAX_SPANS_PER_STAGE;
-        if coarse {
-            let gap_s = if op.stream == Stream::Tp { tp_gap_s } else { 1e-9 };
-            if let Some(prev) = timeline
-                .iter_mut()
-                .rev()
-                .find(|t: &&mut TimelineSpan| t.stage == span.stage && t.stream == span.stream)
-            {
-                let same_pass = prev.microbatch == span.microbatch
-                    && (prev.category == span.category || span.category == CommKind::Tp.trace_name());
-                if same_pass && span.start_s - prev.end_s < gap_s {
-                    prev.end_s = span.end_s;
-                    continue;
-                }
-            }
-        }
-        timeline.push(span);
-    }
 
     let n_rep = w.stages as f64;
     let iters = iterations as f64;
