@@ -41,6 +41,29 @@ pub fn gemm_time_s(gpu: &GpuSpec, precision: Precision, m: f64, n: f64, k: f64, 
     compute_s.max(memory_s(gpu, bytes)) + us_to_s(gpu.kernel_overhead_us)
 }
 
+/// A lower bound on the summed compute time (overheads excluded) of GEMMs that split
+/// `tokens` rows between them, each of shape `tokens_i x a x b` in any order of the three
+/// dimensions (a grouped expert GEMM: the forward's `[c x b] x [b x a]`, the weight
+/// gradient's `[a x c] x [c x b]`), seconds: `alpha * (T + H * max(1, T / D))` for `T > 0`,
+/// with `alpha = 2ab / (peak * eff)`, `H` the half-efficiency dimension and `D = min(a, b)`.
+/// Each GEMM takes at least `2 c a b / (peak * eff * ramp)` (wave efficiency <= 1) with
+/// `ramp = d / (d + H)`, `d = min(c, D)`, i.e. `alpha * (c + H * max(1, c / D))`, and the
+/// sum of `max(1, c_i / D)` over the non-empty GEMMs is at least `max(1, T / D)`. And at
+/// least one GEMM reads its `a x b` weights from memory. Increasing in `T`.
+pub fn grouped_gemm_floor_s(gpu: &GpuSpec, precision: Precision, (a, b): (f64, f64), tokens: f64) -> f64 {
+    if tokens <= 0.0 {
+        return 0.0;
+    }
+    let (peak, eff, elem_bytes) = match precision {
+        Precision::Fp8 if gpu.peak_fp8_tflops > 0.0 => (gpu.peak_fp8_tflops, gpu.fp8_gemm_efficiency, 1.0),
+        _ => (gpu.peak_bf16_tflops, gpu.gemm_efficiency, 2.0),
+    };
+    let alpha = 2.0 * a * b / (tflops_to_flops_per_s(peak) * eff);
+    let d = a.min(b).max(1.0);
+    let compute_s = alpha * (tokens + gpu.gemm_half_efficiency_dim * (tokens / d).max(1.0));
+    compute_s.max(memory_s(gpu, elem_bytes * a * b))
+}
+
 /// Time of a fused attention kernel doing `flops` FLOPs, seconds.
 pub fn attention_time_s(gpu: &GpuSpec, flops: f64, backward: bool) -> f64 {
     let eff = if backward {

@@ -7,6 +7,26 @@
 use crate::parallel::schedule::{Pass, PassKind, PipelineShape};
 use crate::parallel::Schedule;
 
+/// What one pass costs at pass level, s.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PassCost {
+    /// Time the pass keeps its GPU busy (compute and blocking collectives; the expert
+    /// lanes' GEMMs, which run on other GPUs or at an unknown load here, not counted).
+    pub gpu_s: f64,
+    /// Length of its serial chain (`gpu_s` plus the wait for the busiest expert rank at
+    /// each MoE layer), which the pass's queue is held for from its first operation to
+    /// its last.
+    pub chain_s: f64,
+}
+
+impl PassCost {
+    /// A pass whose chain is its GPU time (no expert waits).
+    #[cfg(test)]
+    pub fn same(s: f64) -> PassCost {
+        PassCost { gpu_s: s, chain_s: s }
+    }
+}
+
 /// What the bound found: the pipeline phase's length with every stage starting at zero,
 /// and each stage's busy time.
 pub struct PassBound {
@@ -21,18 +41,40 @@ pub struct PassBound {
     pub span_s: Vec<f64>,
 }
 
+/// Pass `i` of a stage's program at pass level: (its duration, what it adds to the
+/// stage's busy time), per [`pass_bound`]'s rules. `overlapping`: neighbours overlap (the
+/// all-to-all overlap without pairs).
+pub fn pass_duration(prog: &[Pass], i: usize, cost: impl Fn(&Pass) -> PassCost, overlapping: bool) -> (f64, f64) {
+    let c = cost(&prog[i]);
+    if prog[i].with_previous && i > 0 {
+        let a = cost(&prog[i - 1]);
+        let rest = (a.gpu_s + c.gpu_s).max(a.chain_s).max(c.chain_s) - a.gpu_s;
+        (rest, rest)
+    } else if prog.get(i + 1).is_some_and(|q| q.with_previous) {
+        (c.gpu_s, c.gpu_s)
+    } else if overlapping {
+        (c.chain_s, c.gpu_s)
+    } else {
+        (c.chain_s, c.chain_s)
+    }
+}
+
 /// Runs the programs of `schedule` on `shape` with `time(kind, global chunk)` per pass.
+/// Every pass lasts at least its chain; a stage's busy time counts chains where its
+/// passes hold one queue one after the other, GPU time where they may overlap.
 /// `overlap_neighbours`: the MoE all-to-all overlap (a pass waits only for the passes two
-/// and three before it and its queue's previous one). The two passes of an overlapped
-/// pair (DualPipe) both wait for both inputs and share the GPU: run here one after the
-/// other, the pair ends when the simulation's can at the earliest, and what it sends
+/// and three before it and its queue's previous one; the stage is busy for the passes'
+/// GPU time). The two passes of an overlapped pair (DualPipe) both wait for both inputs,
+/// share the GPU, and the next group waits for both: run here one after the other, the
+/// first for its GPU time and the second for the rest of `max(GPU A + GPU B, chain A,
+/// chain B)`, the pair ends when the simulation's can at the earliest, and what it sends
 /// leaves no later than the simulation's (which sends when both are done).
 pub fn pass_bound(
     sched: Schedule,
     shape: &PipelineShape,
     overlap_neighbours: bool,
     spans: bool,
-    time: impl Fn(PassKind, u32) -> f64,
+    time: impl Fn(PassKind, u32) -> PassCost,
 ) -> PassBound {
     let pp = shape.pp as usize;
     let schedule = sched.get();
@@ -50,12 +92,15 @@ pub fn pass_bound(
     let mut bwd = vec![u32::MAX; m * n_chunks as usize];
     let mut dur = vec![0.0f64; n];
     let mut busy = vec![0.0f64; pp];
+    let paired = programs.iter().flatten().any(|p| p.with_previous);
     for (s, prog) in programs.iter().enumerate() {
+        let cost = |p: &Pass| time(p.kind, schedule.global_chunk(s as u32, p.chunk, shape));
         for (i, p) in prog.iter().enumerate() {
             let g = schedule.global_chunk(s as u32, p.chunk, shape);
             let id = (offset[s] + i) as u32;
-            dur[id as usize] = time(p.kind, g);
-            busy[s] += dur[id as usize];
+            let (d, b) = pass_duration(prog, i, cost, overlap_neighbours && !paired);
+            dur[id as usize] = d;
+            busy[s] += b;
             if (p.microbatch as usize) < m && g < n_chunks {
                 match p.kind {
                     PassKind::Forward => fwd[slot(p.microbatch, g)] = id,
@@ -67,7 +112,6 @@ pub fn pass_bound(
     }
     // edges (from, to)
     let mut edges: Vec<(u32, u32)> = Vec::with_capacity(3 * n);
-    let paired = programs.iter().flatten().any(|p| p.with_previous);
     for (s, prog) in programs.iter().enumerate() {
         let id = |i: usize| (offset[s] + i) as u32;
         for (i, p) in prog.iter().enumerate() {
@@ -198,11 +242,13 @@ mod tests {
     #[test]
     fn pass_level_runs_match_the_closed_forms() {
         let (f, b, w) = (1.0, 1.0, 1.0);
-        let t = |k: PassKind, _g: u32| match k {
-            PassKind::Forward => f,
-            PassKind::Backward => b + w,
-            PassKind::BackwardInput => b,
-            PassKind::BackwardWeight => w,
+        let t = |k: PassKind, _g: u32| {
+            PassCost::same(match k {
+                PassKind::Forward => f,
+                PassKind::Backward => b + w,
+                PassKind::BackwardInput => b,
+                PassKind::BackwardWeight => w,
+            })
         };
         let (p, m) = (4u32, 8u32);
         let r = pass_bound(Schedule::ONE_F_ONE_B, &shape(p, m), false, true, t);

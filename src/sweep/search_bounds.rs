@@ -12,9 +12,17 @@
 //!   simulated step time from below while capturing the pipeline bubble, blocking and
 //!   overlapped TP collectives, the exposed gradient reduction and parameter gathers.
 //!
-//! Mixture-of-Experts: the cheap bound counts no routed-expert compute and no token
-//! all-to-all (it takes, per layer, the lighter of a dense and a MoE layer without them;
-//! the optimizer of the lightest stage). The contention-free bound runs the expert steps
+//! Mixture-of-Experts: the cheap bound counts each layer as the model has it (dense or
+//! MoE) and no token all-to-all. A MoE pass's GPU time leaves out the routed experts (the
+//! representative's own share of a draw is unknown here); its serial chain adds, at each
+//! expert step, a floor on the busiest expert-parallel rank's grouped GEMMs: that rank
+//! keeps at least the mean assignments per rank (or one expert's capacity when the
+//! capacity factor drops tokens), and [`crate::workload::costs::MoeCost::experts_floor`]
+//! bounds the GEMM time of any split of them. Where a stage's passes hold one queue one
+//! after the other, the stage is busy for their chains; a DualPipe pair for the larger of
+//! its GPU time and either chain (the next pair waits for both); passes that overlap
+//! their neighbours (the all-to-all overlap) only for their GPU time, their chains still
+//! ordering the pass-level run. The contention-free bound runs the expert steps
 //! of every expert-parallel lane as the simulation builds them, each all-to-all at the
 //! idle-port time of its busiest port (the representative's four ports and the other
 //! lanes', latency included) and the expert-data-parallel gradient reductions at their
@@ -25,16 +33,17 @@
 //! what the simulation measures after one warm-up iteration (`end_1 - end_0`, the
 //! optimizer steps being the same in both iterations).
 
-use super::pass_bound::{pass_bound, PassBound};
+use super::pass_bound::{pass_bound, pass_duration, PassBound, PassCost};
 use crate::network::{
     AlgorithmChoice, ClusterNetwork, CollectiveKind, CollectiveRequest, GroupLayout, SendRequest, SendRoute,
 };
-use crate::parallel::schedule::PassKind;
+use crate::parallel::schedule::{Pass, PassKind};
 use crate::parallel::Schedule;
 use crate::parallel::{Dim, ParallelPlan, Placement};
 use crate::simulation::RunInput;
 use crate::workload::costs::{embedding_and_head_steps, optimizer_time_s, LayerContext, MoeCost};
 use crate::workload::layer::{compute_time_s, LayerSteps, Overlap, Step};
+use crate::workload::moe::busiest_rank_tokens_floor;
 use crate::workload::passes::layer_steps;
 use crate::workload::{self, OpKind, Stream, WorkloadSpec};
 
@@ -82,13 +91,7 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let net = ClusterNetwork::new(c, 0);
     let tp = Placement::megatron(plan, c.gpus_per_node).layout(Dim::Tp);
     let cx = LayerContext::new(g, m, plan, t);
-    let (emb, head) = embedding_and_head_steps(&cx);
     let work = |s: &[Step]| blocking_work_s(s, tp, &net, &base.collectives);
-    let moe_cost = MoeCost::new(g, m, plan, t.precision, t.seq_length);
-    let layer_work = |moe: bool| {
-        let l = layer_steps(&cx, moe_cost.as_ref().filter(|_| moe));
-        work(&l.forward) + work(&l.backward)
-    };
     let chunks = plan.layers_per_chunk(m.num_layers);
     let schedule = plan.schedule.get();
     let shape = plan.pipeline_shape(t.global_batch_size, plan.extra_warmup(m));
@@ -96,23 +99,28 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     if !is_classic(plan) {
         return busy_bound_s(base, plan, &cx, &chunks, work);
     }
-    // a MoE layer's expert and all-to-all steps are not counted: the lighter of the dense
-    // and the MoE layer bounds every layer
-    let per_layer = if m.moe.is_some() {
-        layer_work(false).min(layer_work(true))
-    } else {
-        layer_work(false)
-    };
+    // one queue runs a stage's passes one after the other, each for its chain, unless
+    // the all-to-all overlap lets neighbours share the GPU
+    let serial = plan.extra_warmup(m) == 0;
+    let costs = ChunkCosts::new(base, plan, &cx, &chunks, work);
+    let pass = |c: &PassCost| if serial { c.chain_s } else { c.gpu_s };
+    let (fwd, bwd) = (kind_index(PassKind::Forward), kind_index(PassKind::Backward));
     let mut busiest = 0.0f64;
     let mut lightest = f64::INFINITY;
     for s in 0..plan.pp {
         let global: Vec<u32> = (0..v).map(|c| schedule.global_chunk(s, c, &shape)).collect();
-        let mut w: f64 = global.iter().map(|&g| chunks[g as usize] as f64 * per_layer).sum();
+        let mut w: f64 = global
+            .iter()
+            .map(|&g| {
+                let k = &costs.layers[g as usize];
+                pass(&k[fwd]) + pass(&k[bwd])
+            })
+            .sum();
         if global.contains(&0) {
-            w += work(&emb.forward) + work(&emb.backward);
+            w += costs.emb[fwd].gpu_s + costs.emb[bwd].gpu_s;
         }
         if global.contains(&(chunks.len() as u32 - 1)) {
-            w += work(&head.forward) + work(&head.backward);
+            w += costs.head[fwd].gpu_s + costs.head[bwd].gpu_s;
         }
         busiest = busiest.max(w);
         lightest = lightest.min(w);
@@ -152,25 +160,12 @@ fn busy_bound_s(
     let shape = plan.pipeline_shape(base.training.global_batch_size, plan.extra_warmup(&base.model));
     let schedule = plan.schedule.get();
     let programs = plan.schedule.programs(&shape);
-    let v = schedule.chunks_per_stage(&shape) as usize;
+    let paired = programs.iter().flatten().any(|p| p.with_previous);
+    let overlap = plan.extra_warmup(&base.model) > 0;
     let busy = programs.iter().enumerate().map(|(s, prog)| {
-        // passes per (kind, local chunk), then their times
-        let mut count = vec![[0u32; 4]; v.max(1)];
-        for p in prog.iter() {
-            if let Some(c) = count.get_mut(p.chunk as usize) {
-                c[kind_index(p.kind)] += 1;
-            }
-        }
-        count
-            .iter()
-            .enumerate()
-            .map(|(c, n)| {
-                let g = schedule.global_chunk(s as u32, c as u32, &shape);
-                PassKind::ALL
-                    .iter()
-                    .map(|&k| n[kind_index(k)] as f64 * time(k, g))
-                    .sum::<f64>()
-            })
+        let cost = |p: &Pass| time(p.kind, schedule.global_chunk(s as u32, p.chunk, &shape));
+        (0..prog.len())
+            .map(|i| pass_duration(prog, i, cost, overlap && !paired).1)
             .sum::<f64>()
     });
     let busy = if plan.optimizer_post_validation {
@@ -238,8 +233,87 @@ fn pass_level(
     (pass_bound(plan.schedule, &shape, overlap, spans, time), opt)
 }
 
-/// Per-pass compute and blocking TP time `time(kind, global chunk)` (for MoE models the
-/// lighter of a dense and a MoE layer, per pass kind), and the lightest stage's
+/// What the passes of each global chunk cost, per pass kind ([`kind_index`]): its
+/// layers (dense or MoE, as the model has them) and, apart, the embedding (first chunk)
+/// and the head (last chunk). A MoE layer's GPU time counts no routed-expert GEMM and no
+/// all-to-all (the representative's own experts get a drawn, unknown share); its chain
+/// adds, at each expert step, the floor of the busiest expert rank
+/// ([`MoeCost::experts_floor`] at [`busiest_rank_tokens_floor`]), which the pass waits for
+/// before its combine.
+struct ChunkCosts {
+    layers: Vec<[PassCost; 4]>,
+    emb: [PassCost; 4],
+    head: [PassCost; 4],
+}
+
+impl ChunkCosts {
+    fn new(
+        base: &RunInput,
+        plan: &ParallelPlan,
+        cx: &LayerContext,
+        chunks: &[u32],
+        work: impl Fn(&[Step]) -> f64,
+    ) -> Self {
+        let m = &base.model;
+        let t = &base.training;
+        let moe_cost = MoeCost::new(cx.gpu, m, plan, t.precision, t.seq_length);
+        let floor = moe_cost
+            .as_ref()
+            .map(|c| c.experts_floor(busiest_rank_tokens_floor(c, m, plan, &base.routing)))
+            .unwrap_or_default();
+        let pass = |steps: &[Step]| {
+            let gpu_s = work(steps);
+            let experts: f64 = steps
+                .iter()
+                .map(|s| match s {
+                    Step::Experts { part, .. } => floor.of(*part).0,
+                    _ => 0.0,
+                })
+                .sum();
+            PassCost {
+                gpu_s,
+                chain_s: gpu_s + experts,
+            }
+        };
+        let kinds = |l: &LayerSteps| {
+            [
+                pass(&l.forward),
+                pass(&l.backward),
+                pass(&l.backward_input),
+                pass(&l.weight),
+            ]
+        };
+        let dense = kinds(&layer_steps(cx, None));
+        let moe = moe_cost.as_ref().map(|c| kinds(&layer_steps(cx, Some(c))));
+        let (emb, head) = embedding_and_head_steps(cx);
+        let mut first = 0u32;
+        let layers = chunks
+            .iter()
+            .map(|&n| {
+                let n_moe = (first..first + n).filter(|&l| m.is_moe_layer(l)).count() as f64;
+                first += n;
+                let n_dense = n as f64 - n_moe;
+                std::array::from_fn(|i| match &moe {
+                    Some(moe) => PassCost {
+                        gpu_s: n_dense * dense[i].gpu_s + n_moe * moe[i].gpu_s,
+                        chain_s: n_dense * dense[i].chain_s + n_moe * moe[i].chain_s,
+                    },
+                    None => PassCost {
+                        gpu_s: n_dense * dense[i].gpu_s,
+                        chain_s: n_dense * dense[i].chain_s,
+                    },
+                })
+            })
+            .collect();
+        ChunkCosts {
+            layers,
+            emb: kinds(&emb),
+            head: kinds(&head),
+        }
+    }
+}
+
+/// Per-pass cost `time(kind, global chunk)` ([`ChunkCosts`]), and the lightest stage's
 /// optimizer step, s.
 fn pass_times(
     base: &RunInput,
@@ -247,27 +321,10 @@ fn pass_times(
     cx: &LayerContext,
     chunks: &[u32],
     work: impl Fn(&[Step]) -> f64,
-) -> (impl Fn(PassKind, u32) -> f64, f64) {
+) -> (impl Fn(PassKind, u32) -> PassCost, f64) {
     let m = &base.model;
     let t = &base.training;
-    let moe_cost = MoeCost::new(cx.gpu, m, plan, t.precision, t.seq_length);
-    let kinds = |l: &LayerSteps| {
-        [
-            work(&l.forward),
-            work(&l.backward),
-            work(&l.backward_input),
-            work(&l.weight),
-        ]
-    };
-    let mut per_layer = kinds(&layer_steps(cx, None));
-    if let Some(c) = moe_cost.as_ref() {
-        let moe = kinds(&layer_steps(cx, Some(c)));
-        for (x, y) in per_layer.iter_mut().zip(moe) {
-            *x = x.min(y);
-        }
-    }
-    let (emb, head) = embedding_and_head_steps(cx);
-    let (emb, head) = (kinds(&emb), kinds(&head));
+    let costs = ChunkCosts::new(base, plan, cx, chunks, work);
     let schedule = plan.schedule.get();
     let shape = plan.pipeline_shape(t.global_batch_size, plan.extra_warmup(m));
     let last = chunks.len() as u32 - 1;
@@ -275,15 +332,14 @@ fn pass_times(
     let params = moe_min_optimizer_params(m, plan, chunks, |s, c| schedule.global_chunk(s, c, &shape) as usize, v)
         / schedule.parameter_copies().max(1) as f64;
     let opt = optimizer_time_s(cx.gpu, params);
-    let chunks = chunks.to_vec();
     let time = move |k: PassKind, g: u32| {
         let i = kind_index(k);
-        let mut x = chunks.get(g as usize).copied().unwrap_or(0) as f64 * per_layer[i];
-        if g == 0 {
-            x += emb[i];
-        }
-        if g == last {
-            x += head[i];
+        let mut x = costs.layers.get(g as usize).map_or(PassCost::default(), |c| c[i]);
+        for (on, extra) in [(g == 0, costs.emb[i]), (g == last, costs.head[i])] {
+            if on {
+                x.gpu_s += extra.gpu_s;
+                x.chain_s += extra.chain_s;
+            }
         }
         x
     };

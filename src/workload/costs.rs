@@ -5,7 +5,7 @@
 
 use super::layer::{compute, Cost, ExpertPart, Item, LayerSteps, Module, ModuleKind, Overlap, Step};
 use super::op::Phase;
-use crate::hardware::kernel::{attention_time_s, gemm_time_s, memory_bound_time_s};
+use crate::hardware::kernel::{attention_time_s, gemm_time_s, grouped_gemm_floor_s, memory_bound_time_s};
 use crate::hardware::{GpuSpec, Precision};
 use crate::model::{FfnType, TransformerSpec};
 use crate::network::collective::CollectiveKind;
@@ -520,6 +520,36 @@ impl MoeCost {
         t.wgrad_s = if wgrad > 0.0 { wgrad / eff + 2.0 * over } else { 0.0 };
         t
     }
+
+    /// A lower bound on [`Self::experts`] of any rank whose local experts received
+    /// `lane_tokens` assignments in all, however they are split between them (for each
+    /// part: the forward, the fused backward, the input gradients, the weight gradients),
+    /// from [`grouped_gemm_floor_s`]; less one part in a million for the simulation's
+    /// picosecond rounding. Increasing and convex in `lane_tokens`.
+    pub fn experts_floor(&self, lane_tokens: f64) -> ExpertTimes {
+        if lane_tokens <= 0.0 {
+            return ExpertTimes::default();
+        }
+        let g = &self.gpu;
+        let over = crate::units::us_to_s(g.kernel_overhead_us);
+        let (h, f, pf) = (self.hidden, self.expert_ffn, self.projections * self.expert_ffn);
+        let floor = |dims: (f64, f64)| grouped_gemm_floor_s(g, self.prec, dims, lane_tokens);
+        let eff = g.grouped_gemm_efficiency.clamp(1e-3, 1.0);
+        let act_bytes = if self.gated { 6.0 } else { 4.0 } * lane_tokens * f;
+        let margin = 1.0 - 1e-6;
+        let fwd_s = (floor((pf, h)) + floor((h, f))) / eff + 2.0 * over + memory_bound_time_s(g, act_bytes, 1);
+        let input_s = (floor((h, pf)) + floor((f, h))) / eff + 2.0 * over + memory_bound_time_s(g, 2.0 * act_bytes, 1);
+        let wgrad_s = (floor((pf, h)) + floor((f, h))) / eff + 2.0 * over;
+        let flops = 2.0 * lane_tokens * (self.projections + 1.0) * f * h;
+        ExpertTimes {
+            fwd_s: fwd_s * margin,
+            fwd_flops: flops,
+            bwd_s: (input_s + wgrad_s) * margin,
+            bwd_flops: 2.0 * flops,
+            wgrad_s: wgrad_s * margin,
+            wgrad_flops: flops,
+        }
+    }
 }
 
 /// Steps of the input embedding (first model chunk) and of the output head and loss
@@ -640,3 +670,7 @@ pub fn mtp_input_steps(cx: &LayerContext) -> LayerSteps {
 pub fn optimizer_time_s(gpu: &GpuSpec, params_local: f64) -> f64 {
     memory_bound_time_s(gpu, 30.0 * params_local, 4)
 }
+
+#[cfg(test)]
+#[path = "costs_tests.rs"]
+mod tests;

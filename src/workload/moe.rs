@@ -45,6 +45,30 @@ pub(crate) struct MoeInstance {
     pub from_experts: AllToAllSpec,
 }
 
+/// A lower bound on the assignments the busiest expert-parallel rank keeps in any draw
+/// of [`MoeRouter::instance`]: the `experts` experts are split into ranks of
+/// `experts / ep` (at least one), so without drops the busiest holds at least the mean of
+/// the `assignments` (every rank's tokens, `top_k` copies each); if the capacity factor
+/// drops any, one expert keeps exactly its capacity. `cost` sizes the micro-batch.
+pub(crate) fn busiest_rank_tokens_floor(
+    cost: &MoeCost,
+    m: &TransformerSpec,
+    p: &ParallelPlan,
+    routing: &RoutingSpec,
+) -> f64 {
+    let Some(moe) = m.moe.as_ref() else { return 0.0 };
+    let ep = p.ep.max(1);
+    let experts = moe.num_experts.max(1);
+    let per_rank = (experts / ep).max(1);
+    let ranks = experts.div_ceil(per_rank) as f64;
+    let assignments = cost.tokens_per_rank * ep as f64 * moe.top_k as f64;
+    let mean = assignments / ranks;
+    match routing.capacity_factor {
+        Some(cf) => mean.min(cf * assignments / experts as f64),
+        None => mean,
+    }
+}
+
 /// Draws the routing of each MoE layer instance and turns it into lane times and
 /// all-to-all port loads.
 pub(crate) struct MoeRouter<'a> {
