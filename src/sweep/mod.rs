@@ -7,6 +7,7 @@
 
 pub mod charts;
 pub mod columns;
+mod draw_bound;
 pub mod expr;
 pub mod merge;
 pub mod pareto;

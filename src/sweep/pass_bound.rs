@@ -59,7 +59,8 @@ pub fn pass_duration(prog: &[Pass], i: usize, cost: impl Fn(&Pass) -> PassCost, 
     }
 }
 
-/// Runs the programs of `schedule` on `shape` with `time(kind, global chunk)` per pass.
+/// Runs the programs of `schedule` on `shape` with `time(kind, global chunk, micro-batch)`
+/// per pass.
 /// Every pass lasts at least its chain; a stage's busy time counts chains where its
 /// passes hold one queue one after the other, GPU time where they may overlap.
 /// `overlap_neighbours`: the MoE all-to-all overlap (a pass waits only for the passes two
@@ -74,7 +75,7 @@ pub fn pass_bound(
     shape: &PipelineShape,
     overlap_neighbours: bool,
     spans: bool,
-    time: impl Fn(PassKind, u32) -> PassCost,
+    time: impl Fn(PassKind, u32, u32) -> PassCost,
 ) -> PassBound {
     let pp = shape.pp as usize;
     let schedule = sched.get();
@@ -94,7 +95,7 @@ pub fn pass_bound(
     let mut busy = vec![0.0f64; pp];
     let paired = programs.iter().flatten().any(|p| p.with_previous);
     for (s, prog) in programs.iter().enumerate() {
-        let cost = |p: &Pass| time(p.kind, schedule.global_chunk(s as u32, p.chunk, shape));
+        let cost = |p: &Pass| time(p.kind, schedule.global_chunk(s as u32, p.chunk, shape), p.microbatch);
         for (i, p) in prog.iter().enumerate() {
             let g = schedule.global_chunk(s as u32, p.chunk, shape);
             let id = (offset[s] + i) as u32;
@@ -242,7 +243,7 @@ mod tests {
     #[test]
     fn pass_level_runs_match_the_closed_forms() {
         let (f, b, w) = (1.0, 1.0, 1.0);
-        let t = |k: PassKind, _g: u32| {
+        let t = |k: PassKind, _g: u32, _mb: u32| {
             PassCost::same(match k {
                 PassKind::Forward => f,
                 PassKind::Backward => b + w,

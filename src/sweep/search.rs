@@ -31,7 +31,7 @@
 //! smallest factor the objective can have per second of step (goodput at most 1; GPU
 //! power at least the lowest power level of `[energy]`).
 
-pub use super::search_bounds::{contention_free_step_s, lower_bound_s, pass_level_bound_s};
+pub use super::search_bounds::{contention_free_step_s, lower_bound_s, tightened_bound_s};
 use crate::parallel::{LayerSplit, ParallelPlan, Recompute, Schedule};
 use crate::simulation::{self, RunInput, RunResult};
 use crate::workload::memory::memory_per_gpu;
@@ -442,12 +442,13 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, Se
         if ids.is_empty() {
             break;
         }
-        // schedules without a closed-form fill: their cheap bound (busy time) tightened
-        // with the pass-level run when they first come up; back in the queue with it
+        // tightened when they first come up (schedules without a closed-form fill: the
+        // pass-level run; MoE plans with skewed routing: their routing draws); back in
+        // the queue with it
         let fresh: Vec<usize> = ids.iter().copied().filter(|&i| !tightened[i]).collect();
         let tighter: Vec<Option<f64>> = fresh
             .par_iter()
-            .map(|&i| pass_level_bound_s(base, &cands[i].plan))
+            .map(|&i| tightened_bound_s(base, &cands[i].plan, input.iterations))
             .collect();
         for (&i, b) in fresh.iter().zip(tighter) {
             tightened[i] = true;

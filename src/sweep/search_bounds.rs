@@ -33,6 +33,7 @@
 //! what the simulation measures after one warm-up iteration (`end_1 - end_0`, the
 //! optimizer steps being the same in both iterations).
 
+use super::draw_bound::DrawFloors;
 use super::pass_bound::{pass_bound, pass_duration, PassBound, PassCost};
 use crate::network::{
     AlgorithmChoice, ClusterNetwork, CollectiveKind, CollectiveRequest, GroupLayout, SendRequest, SendRoute,
@@ -93,18 +94,37 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let cx = LayerContext::new(g, m, plan, t);
     let work = |s: &[Step]| blocking_work_s(s, tp, &net, &base.collectives);
     let chunks = plan.layers_per_chunk(m.num_layers);
-    let schedule = plan.schedule.get();
-    let shape = plan.pipeline_shape(t.global_batch_size, plan.extra_warmup(m));
-    let v = schedule.chunks_per_stage(&shape);
     if !is_classic(plan) {
         return busy_bound_s(base, plan, &cx, &chunks, work);
     }
+    classic_bound_s(base, plan, &cx, &chunks, work, None)
+}
+
+/// The closed-form bound of the schedules with one (GPipe, 1F1B, interleaved): the
+/// busiest stage's passes over all micro-batches, the lightest micro-batch's fill and
+/// drain, the lightest stage's optimizer; with `draws`, each micro-batch's passes carry
+/// their drawn expert floors.
+fn classic_bound_s(
+    base: &RunInput,
+    plan: &ParallelPlan,
+    cx: &LayerContext,
+    chunks: &[u32],
+    work: impl Fn(&[Step]) -> f64,
+    draws: Option<&DrawFloors>,
+) -> f64 {
+    let g = cx.gpu;
+    let m = &base.model;
+    let t = &base.training;
+    let schedule = plan.schedule.get();
+    let shape = plan.pipeline_shape(t.global_batch_size, plan.extra_warmup(m));
+    let v = schedule.chunks_per_stage(&shape);
     // one queue runs a stage's passes one after the other, each for its chain, unless
     // the all-to-all overlap lets neighbours share the GPU
     let serial = plan.extra_warmup(m) == 0;
-    let costs = ChunkCosts::new(base, plan, &cx, &chunks, work);
+    let costs = ChunkCosts::new(base, plan, cx, chunks, work);
     let pass = |c: &PassCost| if serial { c.chain_s } else { c.gpu_s };
     let (fwd, bwd) = (kind_index(PassKind::Forward), kind_index(PassKind::Backward));
+    let nmb = plan.num_microbatches(t.global_batch_size);
     let mut busiest = 0.0f64;
     let mut lightest = f64::INFINITY;
     for s in 0..plan.pp {
@@ -122,13 +142,42 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
         if global.contains(&(chunks.len() as u32 - 1)) {
             w += costs.head[fwd].gpu_s + costs.head[bwd].gpu_s;
         }
-        busiest = busiest.max(w);
-        lightest = lightest.min(w);
+        match draws {
+            None => {
+                busiest = busiest.max(w * nmb as f64);
+                lightest = lightest.min(w);
+            }
+            Some(d) => {
+                // the drawn floors add to the layers' (the chain's mean floor is replaced
+                // where the draw's busiest rank is above it)
+                let layers: f64 = global
+                    .iter()
+                    .map(|&g| {
+                        let k = &costs.layers[g as usize];
+                        pass(&k[fwd]) + pass(&k[bwd])
+                    })
+                    .sum();
+                let rest = w - layers;
+                let mut total = 0.0;
+                for mb in 0..nmb {
+                    let x: f64 = global
+                        .iter()
+                        .map(|&g| {
+                            let k = &costs.layers[g as usize];
+                            pass(&d.add(k[fwd], fwd, g, mb)) + pass(&d.add(k[bwd], bwd, g, mb))
+                        })
+                        .sum::<f64>()
+                        + rest;
+                    total += x;
+                    lightest = lightest.min(x);
+                }
+                busiest = busiest.max(total);
+            }
+        }
     }
-    let nmb = plan.num_microbatches(t.global_batch_size) as f64;
     let fill = (plan.pp as f64 - 1.0) / plan.virtual_stages as f64;
     let params_local = if m.moe.is_some() {
-        moe_min_optimizer_params(m, plan, &chunks, |s, c| schedule.global_chunk(s, c, &shape) as usize, v)
+        moe_min_optimizer_params(m, plan, chunks, |s, c| schedule.global_chunk(s, c, &shape) as usize, v)
     } else {
         m.total_params()
             / (plan.tp * plan.pp) as f64
@@ -138,7 +187,7 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
                 1.0
             }
     };
-    busiest * nmb + lightest * fill + optimizer_time_s(g, params_local)
+    busiest + lightest * fill + optimizer_time_s(g, params_local)
 }
 
 /// The cheap bound of schedules without a closed-form fill here (zero-bubble, DualPipe),
@@ -148,7 +197,7 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
 /// busiest stage's busy time plus the lightest stage's optimizer step. With the optimizer
 /// post-validation a stage starts its next iteration when its own work is done, and only
 /// the least busy stage's time is certain. Cost: one count over the (cached) programs.
-/// [`pass_level_bound_s`] tightens it with the pipeline's fill and drain.
+/// [`tightened_bound_s`] tightens it with the pipeline's fill and drain.
 fn busy_bound_s(
     base: &RunInput,
     plan: &ParallelPlan,
@@ -156,14 +205,14 @@ fn busy_bound_s(
     chunks: &[u32],
     work: impl Fn(&[Step]) -> f64,
 ) -> f64 {
-    let (time, opt) = pass_times(base, plan, cx, chunks, work);
+    let (time, opt) = pass_times(base, plan, cx, chunks, work, None);
     let shape = plan.pipeline_shape(base.training.global_batch_size, plan.extra_warmup(&base.model));
     let schedule = plan.schedule.get();
     let programs = plan.schedule.programs(&shape);
     let paired = programs.iter().flatten().any(|p| p.with_previous);
     let overlap = plan.extra_warmup(&base.model) > 0;
     let busy = programs.iter().enumerate().map(|(s, prog)| {
-        let cost = |p: &Pass| time(p.kind, schedule.global_chunk(s as u32, p.chunk, &shape));
+        let cost = |p: &Pass| time(p.kind, schedule.global_chunk(s as u32, p.chunk, &shape), p.microbatch);
         (0..prog.len())
             .map(|i| pass_duration(prog, i, cost, overlap && !paired).1)
             .sum::<f64>()
@@ -176,26 +225,41 @@ fn busy_bound_s(
     busy + opt
 }
 
-/// The tight form of the cheap bound for schedules without a closed-form fill here
-/// (zero-bubble, DualPipe); `None` for the others (their cheap bound is already tight):
-/// the programs run at pass level ([`pass_bound`]) with the per-pass times of
-/// [`busy_bound_s`]. With the optimizer post-validation the stage whose first iteration
-/// ends last (unknown, hence the smallest over stages) needs at least its span: the
-/// longest path from its first pass to its last with nothing anchored but its first pass;
-/// otherwise all stages start together after the gradient-norm barrier and the whole
-/// pipeline phase bounds the step. Costs a longest path over every pass of the step.
-pub fn pass_level_bound_s(base: &RunInput, plan: &ParallelPlan) -> Option<f64> {
-    if is_classic(plan) {
-        return None;
-    }
+/// The cheap bound tightened, for a candidate that comes up in the search (`None` where
+/// there is nothing to tighten: dense or balanced-routing MoE plans of a schedule with a
+/// closed-form fill, whose cheap bound is already this). Schedules without a closed-form
+/// fill here (zero-bubble, DualPipe) run their programs at pass level ([`pass_bound`]);
+/// with the optimizer post-validation the stage whose first iteration ends last
+/// (unknown, hence the smallest over stages) needs at least its span: the longest path
+/// from its first pass to its last with nothing anchored but its first pass; otherwise all
+/// stages start together after the gradient-norm barrier and the whole pipeline phase
+/// bounds the step. MoE plans with skewed routing also draw their routing
+/// ([`DrawFloors`], `iterations` as simulated): each micro-batch's passes carry the
+/// representative's and the busiest rank's expert floors. Costs a longest path over
+/// every pass of the step, plus the draws.
+pub fn tightened_bound_s(base: &RunInput, plan: &ParallelPlan, iterations: u32) -> Option<f64> {
     let c = &base.cluster;
     let net = ClusterNetwork::new(c, 0);
     let tp = Placement::megatron(plan, c.gpus_per_node).layout(Dim::Tp);
     let cx = LayerContext::new(&c.gpu, &base.model, plan, &base.training);
     let chunks = plan.layers_per_chunk(base.model.num_layers);
     let work = |s: &[Step]| blocking_work_s(s, tp, &net, &base.collectives);
+    let overlap = plan.extra_warmup(&base.model) > 0;
+    if is_classic(plan) {
+        // with the all-to-all overlap the closed form counts GPU time, which the draws
+        // do not add to (see [`DrawFloors::new`])
+        return if overlap {
+            None
+        } else {
+            DrawFloors::new(base, plan, &cx, &chunks, iterations, true)
+                .map(|d| classic_bound_s(base, plan, &cx, &chunks, work, Some(&d)))
+        };
+    }
+    let shape = plan.pipeline_shape(base.training.global_batch_size, plan.extra_warmup(&base.model));
+    let paired = plan.schedule.programs(&shape).iter().flatten().any(|p| p.with_previous);
+    let draws = DrawFloors::new(base, plan, &cx, &chunks, iterations, paired || !overlap);
     let post = plan.optimizer_post_validation;
-    let (r, opt) = pass_level(base, plan, &cx, &chunks, work, post);
+    let (r, opt) = pass_level(base, plan, &cx, &chunks, work, post, draws.as_ref());
     Some(if post {
         r.span_s.iter().copied().fold(f64::INFINITY, f64::min) + opt
     } else {
@@ -226,9 +290,10 @@ fn pass_level(
     chunks: &[u32],
     work: impl Fn(&[Step]) -> f64,
     spans: bool,
+    draws: Option<&DrawFloors>,
 ) -> (PassBound, f64) {
     let shape = plan.pipeline_shape(base.training.global_batch_size, plan.extra_warmup(&base.model));
-    let (time, opt) = pass_times(base, plan, cx, chunks, work);
+    let (time, opt) = pass_times(base, plan, cx, chunks, work, draws);
     let overlap = plan.extra_warmup(&base.model) > 0;
     (pass_bound(plan.schedule, &shape, overlap, spans, time), opt)
 }
@@ -315,13 +380,14 @@ impl ChunkCosts {
 
 /// Per-pass cost `time(kind, global chunk)` ([`ChunkCosts`]), and the lightest stage's
 /// optimizer step, s.
-fn pass_times(
+fn pass_times<'a>(
     base: &RunInput,
     plan: &ParallelPlan,
     cx: &LayerContext,
     chunks: &[u32],
     work: impl Fn(&[Step]) -> f64,
-) -> (impl Fn(PassKind, u32) -> PassCost, f64) {
+    draws: Option<&'a DrawFloors>,
+) -> (impl Fn(PassKind, u32, u32) -> PassCost + 'a, f64) {
     let m = &base.model;
     let t = &base.training;
     let costs = ChunkCosts::new(base, plan, cx, chunks, work);
@@ -332,7 +398,7 @@ fn pass_times(
     let params = moe_min_optimizer_params(m, plan, chunks, |s, c| schedule.global_chunk(s, c, &shape) as usize, v)
         / schedule.parameter_copies().max(1) as f64;
     let opt = optimizer_time_s(cx.gpu, params);
-    let time = move |k: PassKind, g: u32| {
+    let time = move |k: PassKind, g: u32, mb: u32| {
         let i = kind_index(k);
         let mut x = costs.layers.get(g as usize).map_or(PassCost::default(), |c| c[i]);
         for (on, extra) in [(g == 0, costs.emb[i]), (g == last, costs.head[i])] {
@@ -341,7 +407,10 @@ fn pass_times(
                 x.chain_s += extra.chain_s;
             }
         }
-        x
+        match draws {
+            Some(d) => d.add(x, i, g, mb),
+            None => x,
+        }
     };
     (time, opt)
 }
@@ -354,7 +423,7 @@ fn post_validation_spans(base: &RunInput, plan: &ParallelPlan) -> Vec<f64> {
     let cx = LayerContext::new(&c.gpu, &base.model, plan, &base.training);
     let chunks = plan.layers_per_chunk(base.model.num_layers);
     let work = |s: &[Step]| blocking_work_s(s, tp, &net, &base.collectives);
-    pass_level(base, plan, &cx, &chunks, work, true).0.span_s
+    pass_level(base, plan, &cx, &chunks, work, true, None).0.span_s
 }
 
 /// Parameters the optimizer of the lightest pipeline stage updates, for a MoE model: the
