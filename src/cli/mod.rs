@@ -119,7 +119,7 @@ pub enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
         /// Override a field of the base scenario, e.g. --set training.global_batch_size=2048
-        /// (repeatable; axes still vary their own fields).
+        /// (repeatable; a field an axis varies is refused).
         #[arg(long = "set", value_name = "PATH=VALUE", value_parser = crate::scenario::parse_override)]
         set: Vec<crate::scenario::Override>,
         /// Run only the slice i of n (points with index % n == i), e.g. --shard 0/4.

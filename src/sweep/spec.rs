@@ -314,7 +314,8 @@ impl SweepSpec {
     }
 
     /// Applies `--set` overrides to the base scenario (fields checked, with a "did you
-    /// mean" hint); an axis still sets its own field at every point.
+    /// mean" hint). A field an axis sets (or a table holding one) is refused: the axis
+    /// would set it again at every point and the override would silently do nothing.
     pub fn apply_overrides(&mut self, overrides: &[crate::scenario::Override]) -> Result<(), SweepError> {
         for (path, value) in overrides {
             crate::scenario::fields::check_path(path).map_err(|m| SweepError::Invalid {
@@ -322,6 +323,22 @@ impl SweepSpec {
                 location: String::new(),
                 message: format!("--set {path}: {m}"),
             })?;
+            let covers = |field: &str| {
+                field == path.as_str()
+                    || field.strip_prefix(path.as_str()).is_some_and(|r| r.starts_with('.'))
+                    || path.strip_prefix(field).is_some_and(|r| r.starts_with('.'))
+            };
+            if let Some(axis) = self.axes.iter().find(|a| covers(&a.field)) {
+                return Err(SweepError::Invalid {
+                    path: self.path.clone(),
+                    location: String::new(),
+                    message: format!(
+                        "--set {path}: the sweep's axis `{}` sets this field at every point, so the \
+                         override would do nothing; drop the --set, or change the axis's values in the sweep file",
+                        axis.field
+                    ),
+                });
+            }
             match value {
                 Some(v) => set_path(&mut self.base, path, v.clone()),
                 None => {

@@ -226,13 +226,15 @@ fn pareto_chart_data_is_the_non_dominated_set() {
     assert!(dflt.title.contains("step_time_s vs memory_gib"), "{}", dflt.title);
 }
 
-/// Bad chart flags of `trainsim sweep`: located errors and exit status 2, before any point runs.
+/// Bad chart flags of `trainsim sweep`, and a `--set` on a field an axis sets: located
+/// errors and exit status 2, before any point runs.
 #[test]
 fn bad_sweep_chart_flags_give_clear_errors() {
     let d = tmp("badchart");
     let f = sweep_file(&d);
     let o = d.join("o");
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
+        (&["--set", "parallel.tp=2"], "axis `parallel.tp` sets this field"),
         (&["--chart", "pie"], "invalid value 'pie'"),
         (&["--chart", "pareto", "--x", ""], "--x is empty"),
         (
