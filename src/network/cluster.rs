@@ -503,4 +503,47 @@ mod tests {
         let d = net.start_all_to_all(SimTime(10), 0, &idle, 4).unwrap();
         assert_eq!(d.ready_at, SimTime(10) + SimTime::from_secs(1.5e-6));
     }
+
+    /// A ring exchange over 16 nodes, one GPU per node (a CP ring with TP 8): posted on the
+    /// whole group NCCL gives each remote peer one p2p channel; on the hop's own two-rank
+    /// communicator two, so the same bytes take about half the time at large sizes.
+    #[test]
+    fn a_ring_hop_on_its_own_pair_gets_the_channels_of_two_ranks() {
+        let mut c = test_cluster(128, 8);
+        c.fabric = crate::hardware::fabric::FabricSpec::default();
+        c.nics_per_node = 8;
+        c.nic_gbit_per_s = 400.0;
+        let net = ClusterNetwork::new(&c, 1);
+        let group = GroupLayout {
+            size: 16,
+            members_per_node: 1,
+        };
+        let pair = group.ring_pair();
+        assert_eq!((pair.size, pair.members_per_node), (2, 1));
+        let t = |layout, size_bytes| {
+            net.collective_idle_s(&CollectiveRequest {
+                kind: CollectiveKind::SendRecv,
+                layout,
+                algorithm: Algorithm::Auto,
+                size_bytes,
+            })
+        };
+        let s = 256.0 * 1024.0 * 1024.0;
+        let ratio = t(group, s) / t(pair, s);
+        assert!((1.8..2.05).contains(&ratio), "{ratio}");
+        // the pair never loses, and a group of two is its own pair
+        for s in [8.0, 1e4, 1e6, 1e8] {
+            assert!(t(pair, s) <= t(group, s) * (1.0 + 1e-12), "{s}");
+        }
+        let two = GroupLayout {
+            size: 2,
+            members_per_node: 2,
+        };
+        assert_eq!(two.ring_pair(), two);
+        let in_node = GroupLayout {
+            size: 8,
+            members_per_node: 8,
+        };
+        assert_eq!(in_node.ring_pair(), two);
+    }
 }

@@ -62,6 +62,25 @@ pub struct GroupLayout {
     pub members_per_node: u32,
 }
 
+impl GroupLayout {
+    /// The two-rank communicator of one hop of a ring exchange over this group, on its
+    /// slowest hop: across nodes when the group spans nodes, else inside one. Transformer
+    /// Engine's ring attention posts unbatched `isend`/`irecv` for `cp > 2` (batched on the
+    /// two-rank group itself for `cp = 2`), and PyTorch runs every unbatched pair on its own
+    /// two-rank NCCL communicator, so NCCL sizes the hop's p2p channels for two ranks, not
+    /// for the whole group (a 16-node CP group would get one channel per peer).
+    pub fn ring_pair(self) -> GroupLayout {
+        GroupLayout {
+            size: self.size.min(2),
+            members_per_node: if self.members_per_node >= self.size {
+                self.size.min(2)
+            } else {
+                1
+            },
+        }
+    }
+}
+
 /// Bytes each rank sends in a ring collective of `size_bytes` over `n` ranks:
 /// `2(n-1)/n S` for all-reduce, `(n-1)/n S` otherwise.
 pub fn ring_bytes_per_rank(kind: CollectiveKind, n: u32, size_bytes: f64) -> f64 {

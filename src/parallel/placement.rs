@@ -10,7 +10,7 @@
 //! the stride reaches a node).
 
 use super::{Dim, ParallelPlan, PerDim};
-use crate::network::collective::GroupLayout;
+use crate::network::collective::{CollectiveKind, GroupLayout};
 use serde::{Deserialize, Serialize};
 
 /// The layout of every process group of a plan.
@@ -72,6 +72,16 @@ impl Placement {
     /// The layout of the group of `dim`.
     pub fn layout(&self, dim: Dim) -> GroupLayout {
         self.layouts[dim]
+    }
+
+    /// The communicator an operation of `kind` over `dim` is posted on: the dim's group,
+    /// except the ring exchange (`sendrecv`, context parallelism's ring attention), whose
+    /// pairs run on their own two-rank communicators ([`GroupLayout::ring_pair`]).
+    pub fn comm_layout(&self, dim: Dim, kind: CollectiveKind) -> GroupLayout {
+        match kind {
+            CollectiveKind::SendRecv => self.layouts[dim].ring_pair(),
+            _ => self.layouts[dim],
+        }
     }
 
     /// Whether adjacent pipeline stages share a node.
@@ -195,5 +205,10 @@ mod tests {
         assert_eq!((pl.layout(Dim::Cp).size, pl.stride_gpus[Dim::Cp]), (4, 4));
         assert_eq!(pl.layout(Dim::Cp).members_per_node, 2);
         assert_eq!(pl.stride_gpus[Dim::Dp], 16);
+        // the ring's sendrecv runs on its hop's own two-rank communicator, across nodes
+        // here (the ring spans 2 nodes); the other collectives on the group
+        let hop = pl.comm_layout(Dim::Cp, CollectiveKind::SendRecv);
+        assert_eq!((hop.size, hop.members_per_node), (2, 1));
+        assert_eq!(pl.comm_layout(Dim::Cp, CollectiveKind::AllGather), pl.layout(Dim::Cp));
     }
 }

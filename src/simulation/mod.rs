@@ -261,7 +261,7 @@ impl<'a> Sim<'a> {
             } => {
                 let req = CollectiveRequest {
                     kind: *kind,
-                    layout: self.layouts.placement.layout(*dim),
+                    layout: self.layouts.placement.comm_layout(*dim, *kind),
                     algorithm: self.layouts.algorithms.for_kind(*kind),
                     size_bytes: *bytes,
                 };

@@ -571,7 +571,7 @@ pub fn contention_free_step_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
                 match cache.iter().find(|e| (e.0, e.1, e.2) == key) {
                     Some(e) => e.3,
                     None => {
-                        let layout = placement.layout(*dim);
+                        let layout = placement.comm_layout(*dim, *kind);
                         let s = collective_idle_s(*kind, layout, *bytes, &net, &base.collectives);
                         cache.push((key.0, key.1, key.2, s));
                         s
