@@ -34,11 +34,15 @@ pub enum Dim {
     /// the group of ZeRO++'s hierarchical partitioning (hpZ), whose backward parameter
     /// gathers stay on the scale-up fabric.
     DpNode,
+    /// Expert tensor parallelism (Megatron ETP): each expert's weights split over
+    /// `expert_tp` adjacent ranks, which gather the tokens routed to them before the expert
+    /// GEMMs and reduce-scatter the partial outputs after.
+    Etp,
 }
 
 impl Dim {
     /// Number of dimensions (size of arrays indexed by [`Dim::index`]).
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
 
     /// Every dimension, in index order.
     pub const ALL: [Dim; Dim::COUNT] = [
@@ -51,6 +55,7 @@ impl Dim {
         Dim::CpA2a,
         Dim::DpCp,
         Dim::DpNode,
+        Dim::Etp,
     ];
 
     /// Dense index into `[T; Dim::COUNT]` arrays.
@@ -59,7 +64,7 @@ impl Dim {
     }
 
     /// The snake_case name (scenario keys, JSON): `tp`, `cp`, `dp`, `ep`, `expert_dp`, `pp`,
-    /// `cp_a2a`, `dp_cp`, `dp_node`.
+    /// `cp_a2a`, `dp_cp`, `dp_node`, `etp`.
     pub fn name(self) -> &'static str {
         match self {
             Dim::Tp => "tp",
@@ -71,11 +76,12 @@ impl Dim {
             Dim::CpA2a => "cp_a2a",
             Dim::DpCp => "dp_cp",
             Dim::DpNode => "dp_node",
+            Dim::Etp => "etp",
         }
     }
 
     /// The short label of plans and charts: `TP`, `CP`, `DP`, `EP`, `EDP`, `PP`, `CP-A2A`,
-    /// `DPxCP`, `DP-node`.
+    /// `DPxCP`, `DP-node`, `ETP`.
     pub fn label(self) -> &'static str {
         match self {
             Dim::Tp => "TP",
@@ -87,6 +93,7 @@ impl Dim {
             Dim::CpA2a => "CP-A2A",
             Dim::DpCp => "DPxCP",
             Dim::DpNode => "DP-node",
+            Dim::Etp => "ETP",
         }
     }
 }

@@ -190,6 +190,7 @@ impl ParallelPlan {
             Dim::DpCp => self.dp * self.cp,
             // the node's share of the gradient group: the placement knows the node size
             Dim::DpNode => self.grad_group(),
+            Dim::Etp => self.expert_tp,
         }
     }
 
@@ -318,11 +319,20 @@ impl ParallelPlan {
                         self.ep, moe.num_experts, moe.num_experts
                     ));
                 }
-                if self.expert_tp != 1 {
-                    return c(format!(
-                        "parallel.expert_tp={} is not modelled yet; only expert_tp = 1 (experts not split) is",
-                        self.expert_tp
-                    ));
+                if self.expert_tp == 0 || moe.expert_ffn_hidden_size % self.expert_tp != 0 {
+                    let ok: Vec<String> = (1..=64u32)
+                        .filter(|d| moe.expert_ffn_hidden_size % d == 0)
+                        .map(|d| d.to_string())
+                        .collect();
+                    return Err(PlanError::Field {
+                        field: "parallel.expert_tp",
+                        value: self.expert_tp.to_string(),
+                        allowed: format!(
+                            "expert tensor parallelism splits each expert's FFN ({} wide) over expert_tp ranks, so it must divide it; values that do (up to 64): {}",
+                            moe.expert_ffn_hidden_size,
+                            ok.join(", ")
+                        ),
+                    });
                 }
                 if (self.tp * self.dp) % (self.ep * self.expert_tp) != 0 {
                     return c(format!(

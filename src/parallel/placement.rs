@@ -47,6 +47,7 @@ impl Placement {
         stride[Dim::DpCp] = stride[Dim::CpA2a];
         stride[Dim::DpNode] = stride[plan.grad_dim()];
         // expert order: expert-TP, EP, expert-DP
+        stride[Dim::Etp] = 1;
         stride[Dim::Ep] = plan.expert_tp.max(1);
         stride[Dim::ExpertDp] = plan.expert_tp.max(1).saturating_mul(plan.ep.max(1));
         let mut layouts = PerDim(Dim::ALL.map(|d| {

@@ -22,7 +22,7 @@ const NOT_MODELLED: &[(&str, &str)] = &[
     ),
     (
         "etp",
-        "expert tensor parallelism is `parallel.expert_tp`, and only expert_tp = 1 is modelled yet",
+        "expert tensor parallelism is `parallel.expert_tp`",
     ),
     (
         "dualpipe",

@@ -116,6 +116,16 @@ impl Checker<'_> {
             },
             None => Dispatcher::AllToAll,
         };
+        if plan.expert_tp > 1 && dispatcher != Dispatcher::AllToAll {
+            return Err(self.invalid(
+                "moe.dispatcher",
+                format!("\"{}\"", dispatcher.name()),
+                format!(
+                    "with parallel.expert_tp = {} only the \"alltoall\" dispatcher is modelled (all-to-all over EP, then all-gather and reduce-scatter over ETP); set expert_tp = 1 for the others",
+                    plan.expert_tp
+                ),
+            ));
+        }
         let node_limit = match m.node_limit {
             None => None,
             Some(limit) => {

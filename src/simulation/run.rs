@@ -441,8 +441,10 @@ pub fn plan_label(p: &ParallelPlan) -> String {
             s.push_str(&format!("({})", how.join(", ")));
         }
     }
-    if p.degree(Dim::Ep) > 1 {
-        s.push_str(&format!(" {}{}", Dim::Ep.label(), p.degree(Dim::Ep)));
+    for d in [Dim::Ep, Dim::Etp] {
+        if p.degree(d) > 1 {
+            s.push_str(&format!(" {}{}", d.label(), p.degree(d)));
+        }
     }
     if p.virtual_stages > 1 {
         s.push_str(&format!(" VPP{}", p.virtual_stages));

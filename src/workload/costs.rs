@@ -336,7 +336,11 @@ pub struct MoeCost {
     gpu: GpuSpec,
     prec: Precision,
     hidden: f64,
+    /// FFN width of each expert on this rank: `expert_ffn_hidden_size / expert_tp`.
     expert_ffn: f64,
+    /// Expert tensor-parallel degree: the rank runs its experts on the tokens of its
+    /// `expert_tp` ETP peers, gathered (`expert_tp` times the counts it received).
+    etp: f64,
     projections: f64,
     gated: bool,
     /// (time s, FLOPs) of router + permute, forward.
@@ -441,7 +445,8 @@ impl MoeCost {
             gpu: gpu.clone(),
             prec,
             hidden: h,
-            expert_ffn: moe.expert_ffn_hidden_size as f64,
+            expert_ffn: moe.expert_ffn_hidden_size as f64 / p.expert_tp.max(1) as f64,
+            etp: p.expert_tp.max(1) as f64,
             projections: proj,
             gated: m.ffn_type.is_gated(),
             pre_fwd: (router + memory_bound_time_s(gpu, permute_bytes, 1), router_f),
@@ -459,9 +464,7 @@ impl MoeCost {
             experts_per_rank: moe.num_experts / p.ep.max(1),
             act_fwd_s: memory_bound_time_s(
                 gpu,
-                if m.ffn_type.is_gated() { 6.0 } else { 4.0 }
-                    * tokens
-                    * (k * moe.expert_ffn_hidden_size as f64 / p.expert_tp.max(1) as f64 + fs),
+                if m.ffn_type.is_gated() { 6.0 } else { 4.0 } * tokens * (k * moe.expert_ffn_hidden_size as f64 + fs),
                 2,
             ),
         })
@@ -471,6 +474,9 @@ impl MoeCost {
     /// each: per expert, the up (and gate) projection, the activation and the down
     /// projection at that expert's token count (small counts lose efficiency through the
     /// GEMM ramp), scaled by the GPU's grouped-GEMM efficiency; one launch per grouped kernel.
+    /// With expert tensor parallelism each count is the ETP group's (`expert_tp` times the
+    /// rank's, gathered) at `1/expert_tp` of the FFN width: the same FLOPs as the rank's
+    /// own tokens at the full width, in taller, narrower GEMMs.
     pub fn experts(&self, tokens: &[f64]) -> ExpertTimes {
         let g = &self.gpu;
         let over = crate::units::us_to_s(g.kernel_overhead_us);
@@ -479,10 +485,11 @@ impl MoeCost {
         let mut act_elems = 0.0;
         let mut last: Option<(f64, f64, f64, f64)> = None;
         let mut wgrad = 0.0;
-        for &c in tokens {
-            if c <= 0.0 {
+        for &received in tokens {
+            if received <= 0.0 {
                 continue;
             }
+            let c = received * self.etp;
             let (fw, bw, ww) = match last {
                 Some((lc, fw, bw, ww)) if lc == c => (fw, bw, ww),
                 _ => {
@@ -530,6 +537,8 @@ impl MoeCost {
         if lane_tokens <= 0.0 {
             return ExpertTimes::default();
         }
+        // the ETP group's tokens, as [`Self::experts`] runs them
+        let lane_tokens = lane_tokens * self.etp;
         let g = &self.gpu;
         let over = crate::units::us_to_s(g.kernel_overhead_us);
         let (h, f, pf) = (self.hidden, self.expert_ffn, self.projections * self.expert_ffn);

@@ -9,7 +9,8 @@ use rand::RngExt;
 
 /// The experts' floor at a rank's total is below the experts' time of every split of
 /// that total between the rank's experts (uneven, with empty experts), for each part,
-/// in BF16 and FP8, on Mixtral- and DeepSeek-V3-shaped experts; and it is not vacuous:
+/// in BF16 and FP8, on Mixtral- and DeepSeek-V3-shaped experts (Mixtral also split over
+/// two expert-tensor-parallel ranks); and it is not vacuous:
 /// at least half the time of the even split once experts get 1,024 tokens each (each
 /// non-empty expert of the split pays the GEMM ramp and its weights' read once, the
 /// floor only once per rank).
@@ -23,11 +24,16 @@ fn experts_floor_bounds_every_split_of_the_tokens() {
     ];
     let mut rng = stream(7, "experts-floor-test", 0);
     let mut cases = 0;
-    for (model, gpu, ep) in [("mixtral-8x7b", "H100-SXM", 4), ("deepseek-v3", "H800", 64)] {
+    for (model, gpu, ep, etp) in [
+        ("mixtral-8x7b", "H100-SXM", 4, 1),
+        ("mixtral-8x7b", "H100-SXM", 4, 2),
+        ("deepseek-v3", "H800", 64, 1),
+    ] {
         let m = model_preset(model).unwrap();
         let g = gpu_preset(gpu).unwrap();
         let mut p = plan(1, 1, 64);
         p.ep = ep;
+        p.expert_tp = etp;
         for prec in [Precision::Bf16, Precision::Fp8] {
             let cost = MoeCost::new(&g, &m, &p, prec, 4096).unwrap();
             let n = cost.experts_per_rank as usize;
@@ -66,7 +72,7 @@ fn experts_floor_bounds_every_split_of_the_tokens() {
             }
         }
     }
-    assert_eq!(cases, 800);
+    assert_eq!(cases, 1200);
     assert_eq!(
         MoeCost::new(
             &gpu_preset("H100-SXM").unwrap(),
@@ -79,4 +85,31 @@ fn experts_floor_bounds_every_split_of_the_tokens() {
         .experts_floor(0.0),
         ExpertTimes::default()
     );
+}
+
+/// Expert tensor parallelism splits the expert FLOPs: a rank of an ETP pair runs the
+/// experts on both ranks' tokens (gathered) at half the FFN width, so its FLOPs are those
+/// of its own tokens at the full width, half of what one rank would do with the pair's
+/// tokens; the GEMMs are taller and narrower, so the time differs.
+#[test]
+fn expert_tensor_parallelism_splits_the_expert_flops() {
+    let g = gpu_preset("H100-SXM").unwrap();
+    let m = model_preset("mixtral-8x7b").unwrap();
+    let mut p = plan(2, 1, 4);
+    p.ep = 2;
+    let one = MoeCost::new(&g, &m, &p, Precision::Bf16, 4096).unwrap();
+    p.expert_tp = 2;
+    let two = MoeCost::new(&g, &m, &p, Precision::Bf16, 4096).unwrap();
+    assert_eq!(one.experts_per_rank, two.experts_per_rank);
+    let received = [900.0, 1500.0, 0.0, 3000.0];
+    let pair: Vec<f64> = received.iter().map(|c| 2.0 * c).collect();
+    let (a, b, whole) = (one.experts(&received), two.experts(&received), one.experts(&pair));
+    let close = |x: f64, y: f64| (x / y - 1.0).abs() < 1e-12;
+    for part in [ExpertPart::Forward, ExpertPart::Backward, ExpertPart::Weight] {
+        assert!(close(b.of(part).1, a.of(part).1), "{part:?}");
+        assert!(close(2.0 * b.of(part).1, whole.of(part).1), "{part:?}");
+    }
+    let f = 2.0 * (900.0 + 1500.0 + 3000.0) * 2.0 * 3.0 * 14336.0 * 4096.0 / 2.0;
+    assert!(close(b.fwd_flops, f), "{} vs {f}", b.fwd_flops);
+    assert!(b.fwd_s != a.fwd_s && b.fwd_s < whole.fwd_s);
 }

@@ -187,6 +187,7 @@ fn collective_name(dim: Dim) -> &'static str {
         Dim::DpNode => "dp-node collective",
         Dim::Dp => "dp collective",
         Dim::Ep => "ep collective",
+        Dim::Etp => "etp collective",
         Dim::ExpertDp => "expert-dp collective",
         Dim::Pp => "pp collective",
     }
@@ -206,6 +207,9 @@ pub(crate) struct Cursor {
     pub last: Option<OpId>,
     /// What the last compute-stream op waited for (its explicit deps and its predecessor).
     pub before_last: Vec<Dep>,
+    /// The other expert lanes of the last routed-experts step: the combine all-to-all waits
+    /// for them, an expert-tensor-parallel collective between the two does not.
+    lanes: Vec<OpId>,
 }
 
 impl Cursor {
@@ -217,6 +221,7 @@ impl Cursor {
             join: Vec::new(),
             last: None,
             before_last: Vec::new(),
+            lanes: Vec::new(),
         }
     }
 
@@ -256,9 +261,12 @@ impl Cursor {
                     let deps = self.take_for_compute();
                     // after the experts (the op before is lane 0's), the wait for slower lanes
                     // is the cost of imbalance
-                    let after_experts = self
-                        .last
-                        .is_some_and(|l| b.name_of(l) == EXPERTS_OP && b.ops[l as usize].rank == rank);
+                    // (or after the expert-tensor-parallel reduce-scatter that follows them)
+                    let after_experts = self.last.is_some_and(|l| {
+                        let name = b.name_of(l);
+                        (name == EXPERTS_OP || name == collective_name(Dim::Etp)) && b.ops[l as usize].rank == rank
+                    });
+                    self.lanes.clear();
                     spec.wait_from = if after_experts { self.last } else { None };
                     let table = b.all_to_alls.len() as u32;
                     b.all_to_alls.push(spec);
@@ -299,6 +307,7 @@ impl Cursor {
                     };
                     let lane0 = b.push(rank, self.stream, kind(d, f), EXPERTS_OP, (it, mb), deps);
                     self.last = Some(lane0);
+                    self.lanes.clear();
                     for (t, &lane_rank) in inst.lanes.iter().zip(lane_ranks).skip(1) {
                         let (d, f) = pick(t);
                         // the lane's queue matches the pass's, so overlapped passes do not
@@ -312,6 +321,7 @@ impl Cursor {
                             dispatch.map(Dep::Op).into_iter().collect(),
                         );
                         self.extra.push(Dep::Op(id));
+                        self.lanes.push(id);
                     }
                     self.extra.append(&mut self.join);
                 }
@@ -345,6 +355,15 @@ impl Cursor {
                     let name = collective_name(*dim);
                     let side = Stream::overlapping(*dim);
                     match overlap {
+                        Overlap::Blocking if *dim == Dim::Etp && !self.lanes.is_empty() => {
+                            // the ETP group syncs on its own ranks; the other EP lanes are
+                            // waited for by the combine all-to-all that follows
+                            let mut deps = self.take_for_compute();
+                            deps.retain(|d| !matches!(d, Dep::Op(id) if self.lanes.contains(id)));
+                            let id = b.push(rank, self.stream, op, name, (it, mb), deps);
+                            self.joined(id);
+                            self.extra.extend(self.lanes.iter().map(|&id| Dep::Op(id)));
+                        }
                         Overlap::Blocking => {
                             let deps = self.take_for_compute();
                             let id = b.push(rank, self.stream, op, name, (it, mb), deps);

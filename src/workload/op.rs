@@ -104,7 +104,7 @@ impl Stream {
             Dim::Tp => Stream::Tp,
             Dim::Cp | Dim::CpA2a => Stream::Cp,
             Dim::Dp | Dim::ExpertDp | Dim::DpCp | Dim::DpNode => Stream::Dp,
-            Dim::Ep => Stream::Ep,
+            Dim::Ep | Dim::Etp => Stream::Ep,
             Dim::Pp => Stream::Pp,
         }
     }
@@ -165,7 +165,7 @@ impl CommKind {
             (Dim::Tp, _) => CommKind::Tp,
             (Dim::Cp | Dim::CpA2a, _) => CommKind::Cp,
             (Dim::Pp, _) => CommKind::Pp,
-            (Dim::Ep, _) => CommKind::Ep,
+            (Dim::Ep | Dim::Etp, _) => CommKind::Ep,
             (Dim::Dp | Dim::ExpertDp | Dim::DpCp | Dim::DpNode, CommPurpose::Parameters) => CommKind::DpParam,
             (Dim::Dp | Dim::ExpertDp | Dim::DpCp | Dim::DpNode, _) => CommKind::DpGrad,
         }
@@ -226,7 +226,7 @@ impl CommKind {
             Dim::Tp => "tp_comm",
             Dim::Cp | Dim::CpA2a => "cp_comm",
             Dim::Pp => "pp_comm",
-            Dim::Ep => "ep_comm",
+            Dim::Ep | Dim::Etp => "ep_comm",
             Dim::Dp | Dim::ExpertDp | Dim::DpCp | Dim::DpNode => "dp_comm",
         }
     }

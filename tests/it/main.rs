@@ -17,6 +17,8 @@ mod compression;
 mod context_parallel;
 /// Same scenario and seed give byte-identical results, on any thread count.
 mod determinism;
+/// Expert tensor parallelism: its collectives, expert memory, FLOPs and located errors.
+mod expert_tp;
 /// results.json byte-for-byte against a committed golden file.
 mod golden;
 /// A blocking HTTP client for the explorer tests.
