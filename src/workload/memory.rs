@@ -196,11 +196,14 @@ pub fn layer_activation_bytes(m: &TransformerSpec, p: &ParallelPlan, t: &Trainin
         // the down-projections' inputs (the activations' outputs)
         let act_out = if rerun(RecomputeModule::MoeAct) { 0.0 } else { gemm_in };
         // the routed copies: the permuted tokens (16-bit) and the experts' GEMM input; an
-        // FP8 dispatch delivers the GEMM input itself (with its scales), no 16-bit copy
+        // FP8 dispatch delivers the GEMM input itself (with its scales), no 16-bit copy.
+        // With expert tensor parallelism the GEMM input is the ETP group's tokens, gathered
+        // (`expert_tp` times the rank's); the GEMM outputs are as wide as before in all
+        let etp = p.expert_tp.max(1) as f64;
         let tokens_in = if p.moe_dispatch_fp8 {
-            1.0 + 4.0 / crate::network::dispatch::FP8_SCALE_GROUP
+            etp * (1.0 + 4.0 / crate::network::dispatch::FP8_SCALE_GROUP)
         } else {
-            2.0 + gemm_in
+            2.0 + etp * gemm_in
         };
         let routed = moe.top_k as f64 * (tokens_in + 2.0 * fe * proj + act_out * fe);
         let shared = if rerun(RecomputeModule::SharedExperts) {

@@ -92,6 +92,8 @@ fn expert_tensor_parallelism_adds_its_collectives_and_shards_expert_memory() {
     let d = a.memory.weights_gib - b.memory.weights_gib;
     assert!((d / saved_gib - 1.0).abs() < 1e-9, "{d} vs {saved_gib}");
     assert!(b.memory.gradients_gib < a.memory.gradients_gib);
+    // the experts' GEMM input is the pair's tokens, gathered: twice the rank's routed copies
+    assert!(b.memory.activations_gib > a.memory.activations_gib);
     assert_eq!(a.model_flops_per_step, b.model_flops_per_step);
     // hardware FLOPs per step (HFU x step time, same GPUs): the experts' are the same
     let hw = |r: &trainsim::simulation::RunResult| r.hfu_fraction * r.step_time_s;
