@@ -32,6 +32,7 @@
 //! power at least the lowest power level of `[energy]`).
 
 pub use super::search_bounds::{contention_free_step_s, lower_bound_s, tightened_bound_s};
+use crate::network::Dispatcher;
 use crate::parallel::{LayerSplit, ParallelPlan, Recompute, Schedule};
 use crate::simulation::{self, RunInput, RunResult};
 use crate::workload::memory::memory_per_gpu;
@@ -238,14 +239,24 @@ pub fn enumerate(base: &RunInput, zero_stages: &[u32], cps: &[u32]) -> Vec<Paral
                 continue;
             }
             let dp = c.num_gpus / (tp * pp * cp);
-            let eps = match &m.moe {
+            // expert parallelism, and expert tensor parallelism inside the TP group's size
+            // (Megatron's default is ETP = TP) where the dispatcher can run it
+            let etps = match &m.moe {
+                Some(moe) if base.routing.dispatcher == Dispatcher::AllToAll => divisors_up_to(tp, tp)
+                    .into_iter()
+                    .filter(|etp| moe.expert_ffn_hidden_size % etp == 0)
+                    .collect(),
+                _ => vec![1],
+            };
+            let eps: Vec<(u32, u32)> = match &m.moe {
                 Some(moe) => divisors_up_to(moe.num_experts, moe.num_experts)
                     .into_iter()
-                    .filter(|ep| (tp * dp) % ep == 0)
+                    .flat_map(|ep| etps.iter().map(move |&etp| (ep, etp)))
+                    .filter(|(ep, etp)| (tp * dp) % (ep * etp) == 0)
                     .collect(),
-                None => vec![1],
+                None => vec![(1, 1)],
             };
-            for ep in eps {
+            for (ep, expert_tp) in eps {
                 for split in [false, true] {
                     // Megatron's embedding/loss accounting, where it divides the layers
                     if split && (pp == 1 || (m.num_layers + 2) % pp != 0) {
@@ -286,7 +297,7 @@ pub fn enumerate(base: &RunInput, zero_stages: &[u32], cps: &[u32]) -> Vec<Paral
                                         pipeline_split_embedding_and_loss: split,
                                         layer_split: LayerSplit::default(),
                                         ep,
-                                        expert_tp: 1,
+                                        expert_tp,
                                         ..base.plan.clone()
                                     });
                                 }

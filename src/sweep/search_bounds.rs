@@ -3,7 +3,7 @@
 //! * [`lower_bound_s`] (cheap, from the per-layer costs only): a pipeline stage runs its
 //!   compute and its blocking tensor-parallel collectives for every micro-batch, and the
 //!   pipeline must fill and drain: `T >= w_max * m + w_min * (p - 1) / v + optimizer`,
-//!   with `w_max` and `w_min` the work (compute plus blocking TP collectives on an idle
+//!   with `w_max` and `w_min` the work (compute plus blocking TP and ETP collectives on an idle
 //!   network) of one micro-batch on the busiest and the lightest stage.
 //! * [`contention_free_step_s`] (about a tenth of a simulation): the operation graph the
 //!   simulation runs, timed as a longest path with every collective and transfer at its
@@ -65,17 +65,17 @@ fn collective_idle_s(
     })
 }
 
-/// Compute plus blocking TP collectives (idle network) of `steps`, seconds.
-fn blocking_work_s(steps: &[Step], tp: GroupLayout, net: &ClusterNetwork, algorithms: &AlgorithmChoice) -> f64 {
+/// Compute plus blocking TP and expert-TP collectives (idle network) of `steps`, seconds.
+fn blocking_work_s(steps: &[Step], placement: &Placement, net: &ClusterNetwork, algorithms: &AlgorithmChoice) -> f64 {
     let comm: f64 = steps
         .iter()
         .map(|s| match s {
             Step::Comm {
-                dim: Dim::Tp,
+                dim: dim @ (Dim::Tp | Dim::Etp),
                 kind,
                 bytes,
                 overlap: Overlap::Blocking,
-            } => collective_idle_s(*kind, tp, *bytes, net, algorithms),
+            } => collective_idle_s(*kind, placement.comm_layout(*dim, *kind), *bytes, net, algorithms),
             _ => 0.0,
         })
         .sum();
@@ -90,9 +90,9 @@ pub fn lower_bound_s(base: &RunInput, plan: &ParallelPlan) -> f64 {
     let m = &base.model;
     let t = &base.training;
     let net = ClusterNetwork::new(c, 0);
-    let tp = Placement::megatron(plan, c.gpus_per_node).layout(Dim::Tp);
+    let placement = Placement::megatron(plan, c.gpus_per_node);
     let cx = LayerContext::new(g, m, plan, t);
-    let work = |s: &[Step]| blocking_work_s(s, tp, &net, &base.collectives);
+    let work = |s: &[Step]| blocking_work_s(s, &placement, &net, &base.collectives);
     let chunks = plan.layers_per_chunk(m.num_layers);
     if !is_classic(plan) {
         return busy_bound_s(base, plan, &cx, &chunks, work);
@@ -240,10 +240,10 @@ fn busy_bound_s(
 pub fn tightened_bound_s(base: &RunInput, plan: &ParallelPlan, iterations: u32) -> Option<f64> {
     let c = &base.cluster;
     let net = ClusterNetwork::new(c, 0);
-    let tp = Placement::megatron(plan, c.gpus_per_node).layout(Dim::Tp);
+    let placement = Placement::megatron(plan, c.gpus_per_node);
     let cx = LayerContext::new(&c.gpu, &base.model, plan, &base.training);
     let chunks = plan.layers_per_chunk(base.model.num_layers);
-    let work = |s: &[Step]| blocking_work_s(s, tp, &net, &base.collectives);
+    let work = |s: &[Step]| blocking_work_s(s, &placement, &net, &base.collectives);
     let overlap = plan.extra_warmup(&base.model) > 0;
     if is_classic(plan) {
         // with the all-to-all overlap the closed form counts GPU time, which the draws
@@ -419,10 +419,10 @@ fn pass_times<'a>(
 fn post_validation_spans(base: &RunInput, plan: &ParallelPlan) -> Vec<f64> {
     let c = &base.cluster;
     let net = ClusterNetwork::new(c, 0);
-    let tp = Placement::megatron(plan, c.gpus_per_node).layout(Dim::Tp);
+    let placement = Placement::megatron(plan, c.gpus_per_node);
     let cx = LayerContext::new(&c.gpu, &base.model, plan, &base.training);
     let chunks = plan.layers_per_chunk(base.model.num_layers);
-    let work = |s: &[Step]| blocking_work_s(s, tp, &net, &base.collectives);
+    let work = |s: &[Step]| blocking_work_s(s, &placement, &net, &base.collectives);
     pass_level(base, plan, &cx, &chunks, work, true, None).0.span_s
 }
 

@@ -450,6 +450,19 @@ fn moe_search_case(moe_extra: &str) {
         .candidates
         .iter()
         .all(|c| 64 % c.plan.ep == 0 && (c.plan.tp * c.plan.dp) % c.plan.ep == 0));
+    // expert tensor parallelism: the divisors of tp, with ep * etp dividing tp * dp
+    let mut etps: Vec<u32> = all.candidates.iter().map(|c| c.plan.expert_tp).collect();
+    etps.sort_unstable();
+    etps.dedup();
+    assert_eq!(etps, [1, 2, 4, 8]);
+    assert!(all
+        .candidates
+        .iter()
+        .all(|c| c.plan.tp % c.plan.expert_tp == 0 && (c.plan.tp * c.plan.dp) % (c.plan.ep * c.plan.expert_tp) == 0));
+    assert!(all
+        .candidates
+        .iter()
+        .any(|c| c.plan.expert_tp > 1 && matches!(c.status, Status::Simulated(_))));
     let mut feasible_eps: Vec<u32> = all
         .candidates
         .iter()
@@ -507,7 +520,7 @@ fn moe_search_case(moe_extra: &str) {
     assert_eq!(top(&pruned), top(&all));
     let csv = table_csv(&pruned);
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    assert_eq!(&header[1..6], ["tp", "pp", "dp", "cp", "ep"]);
+    assert_eq!(&header[1..7], ["tp", "pp", "dp", "cp", "ep", "etp"]);
     assert!(header.contains(&"exposed_ep_comm_s") && header.contains(&"moe_imbalance_s"));
 }
 
