@@ -213,7 +213,8 @@ fn form_view(s: &crate::scenario::Scenario) -> Value {
     let i = &s.input;
     let p = &i.plan;
     json!({
-        "tp": p.tp, "pp": p.pp, "dp": p.dp, "ep": p.ep,
+        "tp": p.tp, "pp": p.pp, "dp": p.dp, "ep": p.ep, "cp": p.cp, "expert_tp": p.expert_tp,
+        "schedules": crate::parallel::Schedule::names(),
         "virtual_stages": p.virtual_stages,
         "micro_batch_size": p.micro_batch_size,
         "recompute": crate::parallel::Recompute::NAMES[p.recompute as usize],
@@ -228,6 +229,7 @@ fn form_view(s: &crate::scenario::Scenario) -> Value {
         "num_layers": i.model.num_layers,
         "num_heads": i.model.num_heads,
         "num_experts": i.model.moe.as_ref().map(|m| m.num_experts),
+        "expert_ffn_hidden_size": i.model.moe.as_ref().map(|m| m.expert_ffn_hidden_size),
     })
 }
 

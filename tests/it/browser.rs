@@ -190,6 +190,17 @@ fn explorer_in_headless_chromium() {
         json!(3)
     );
     d.screenshot(shots.as_deref(), "explorer.png");
+    // the plan form offers what trainsim models: CP for a dense model (ETP only for MoE),
+    // every pipeline schedule
+    assert_eq!(
+        d.script(
+            "return [document.querySelector('#cp').disabled, !!document.querySelector('#cp option[value=\"2\"]'), \
+             document.querySelector('#expert_tp').disabled, \
+             !!document.querySelector('#schedule option[value=\"dualpipe_v\"]'), \
+             !!document.querySelector('#schedule option[value=\"zero_bubble_h1\"]')]"
+        ),
+        json!([false, true, true, true, true])
+    );
     // change TP with the form: the step time changes
     let opt = d.element("#tp option[value='4']");
     d.call("POST", &format!("/element/{opt}/click"), Some(json!({})));

@@ -46,13 +46,22 @@ function syncForm(f) {
   for (const d of [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]) if (d <= f.num_gpus) option(dp, d);
   dp.value = state.set["parallel.dp"] != null ? String(state.set["parallel.dp"]) : "auto";
   const ep = $("ep");
-  if (f.num_experts) { ep.disabled = false; fill(ep, divisors(f.num_experts, 1024), f.ep); }
-  else { ep.disabled = true; fill(ep, [1], 1, () => "1 (dense model)"); }
+  const etp = $("expert_tp");
+  const cp = $("cp");
+  if (f.num_experts) {
+    ep.disabled = false; fill(ep, divisors(f.num_experts, 1024), f.ep);
+    etp.disabled = false; fill(etp, divisors(f.expert_ffn_hidden_size, 8), f.expert_tp);
+    cp.disabled = true; fill(cp, [1], 1, () => "1 (dense models only)");
+  } else {
+    ep.disabled = true; fill(ep, [1], 1, () => "1 (dense model)");
+    etp.disabled = true; fill(etp, [1], 1, () => "1 (dense model)");
+    cp.disabled = false; fill(cp, [1, 2, 4, 8, 16, 32].filter((d) => d <= f.num_gpus), f.cp);
+  }
   fill($("virtual_stages"), [1, 2, 3, 4, 6, 8], f.virtual_stages);
   fill($("micro_batch_size"), [1, 2, 4, 8, 16], f.micro_batch_size);
   fill($("recompute"), ["none", "selective", "full"], f.recompute);
   fill($("zero_stage"), [0, 1, 2, 3], f.zero_stage);
-  fill($("schedule"), ["1f1b", "interleaved", "gpipe"], f.schedule);
+  fill($("schedule"), f.schedules, f.schedule);
   $("num_gpus").value = f.num_gpus;
   fill($("gpus_per_node"), [1, 2, 4, 8, 16, 72], f.gpus_per_node);
   $("gpu").value = f.gpu;
