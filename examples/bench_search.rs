@@ -5,7 +5,7 @@
 //! cargo run --release --example bench_search -- --verify     # also simulate every feasible
 //!                                                             # plan and check the top 5 and bounds
 //! cargo run --release --example bench_search -- my.toml -j 2
-//! # the MoE search, EP and ETP (about 11 s on 2 cores)
+//! # the MoE search, EP and ETP (about 10 s on 2 cores)
 //! cargo run --release --example bench_search -- scenarios/mixtral-8x7b-h100-64.toml --zero 1 --tight-only
 //! ```
 //!

@@ -7,9 +7,12 @@
 //! step and, for Zipf and the hot set, across steps); each micro-batch adds multinomial
 //! sampling noise. `Balanced` is exact (forced-balanced benchmarks), with no noise.
 
+use crate::engine::hash::FastMap;
 use crate::engine::rng::{stream, SimRng};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::rc::Rc;
 
 /// How tokens pick experts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -158,13 +161,14 @@ pub fn draw_from(spec: &RoutingSpec, shares: &[f64], assignments: f64, seed: u64
         vec![assignments / e as f64; e]
     } else {
         // multinomial sampling noise of this micro-batch (normal approximation)
-        let mut rng = stream(seed, "routing-sample", index(key, 2));
+        let z = sample_noise(seed, index(key, 2), e);
         let raw: Vec<f64> = shares
             .iter()
-            .map(|&p| {
+            .zip(z.iter())
+            .map(|(&p, &z)| {
                 let mean = assignments * p;
                 let sd = (assignments * p * (1.0 - p)).max(0.0).sqrt();
-                (mean + sd * normal(&mut rng)).max(0.0)
+                (mean + sd * z).max(0.0)
             })
             .collect();
         let sum: f64 = raw.iter().sum();
@@ -185,6 +189,39 @@ pub fn draw_from(spec: &RoutingSpec, shares: &[f64], assignments: f64, seed: u64
         }
     }
     ExpertLoad { kept: counts, dropped }
+}
+
+/// Cached noise vectors by (seed, draw index, experts), and the values held.
+type NoiseCache = (FastMap<(u64, u64, usize), Rc<[f64]>>, usize);
+
+thread_local! {
+    /// Standard normal noise of each micro-batch's draw by (seed, draw index, experts): it
+    /// does not depend on the plan (the load scales it), so a search or a sweep evaluating
+    /// many plans of one scenario draws it once per thread. The values are those a fresh
+    /// stream gives. Cleared past [`NOISE_CACHE_VALUES`] values.
+    static NOISE: RefCell<NoiseCache> = RefCell::new((FastMap::default(), 0));
+}
+
+/// Values the noise cache of a thread holds at most (8 bytes each).
+const NOISE_CACHE_VALUES: usize = 1 << 22;
+
+/// `e` standard normal draws of the stream (`seed`, "routing-sample", `index`), in order.
+fn sample_noise(seed: u64, index: u64, e: usize) -> Rc<[f64]> {
+    NOISE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(z) = cache.0.get(&(seed, index, e)) {
+            return Rc::clone(z);
+        }
+        let mut rng = stream(seed, "routing-sample", index);
+        let z: Rc<[f64]> = (0..e).map(|_| normal(&mut rng)).collect();
+        if cache.1 + e > NOISE_CACHE_VALUES {
+            cache.0.clear();
+            cache.1 = 0;
+        }
+        cache.1 += e;
+        cache.0.insert((seed, index, e), Rc::clone(&z));
+        z
+    })
 }
 
 fn index(key: DrawKey, salt: u64) -> u64 {
