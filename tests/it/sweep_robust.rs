@@ -330,8 +330,13 @@ fn killed_sweep_resumes_to_the_same_bytes() {
         .unwrap();
     let part = b.join("sweep.csv.partial");
     let started = std::time::Instant::now();
+    // complete lines (the writer may be cut between a row's pieces); a row counts once
+    // both partial files hold it, as resume requires
+    let complete = |p: &std::path::Path| std::fs::read_to_string(p).map_or(0, |t| t.matches('\n').count());
     loop {
-        let rows = std::fs::read_to_string(&part).map_or(0, |t| t.lines().count().saturating_sub(1));
+        let rows = complete(&part)
+            .saturating_sub(1)
+            .min(complete(&b.join("sweep.jsonl.partial")));
         if rows >= 1 {
             break;
         }
