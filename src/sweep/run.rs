@@ -248,6 +248,8 @@ fn complete_lines(p: &Path) -> Vec<String> {
 /// Runs the sweep.
 pub fn run_sweep(spec: &SweepSpec, opts: &SweepOptions) -> anyhow::Result<SweepOutcome> {
     let started = Instant::now();
+    // the points share the scenario's routing noise when their seeds agree: drawn once per thread
+    let _noise = crate::workload::routing::cache_noise();
     let all = spec.points_limited(opts.max_points)?;
     let total = all.len();
     let points: Vec<Point> = match opts.shard {

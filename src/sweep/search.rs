@@ -367,6 +367,8 @@ impl Best {
 
 /// Runs the search. Fails when the objective needs a `[target]` the scenario lacks.
 pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, SearchError> {
+    // the candidates of one scenario share its routing noise: drawn once per thread
+    let _noise = crate::workload::routing::cache_noise();
     if opts.objective != Objective::Throughput && base.goal.is_none() {
         return Err(SearchError(format!(
             "--objective {} needs a [target] section in the scenario (tokens, steps or loss to train to; \

@@ -13,6 +13,7 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How tokens pick experts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -195,25 +196,55 @@ pub fn draw_from(spec: &RoutingSpec, shares: &[f64], assignments: f64, seed: u64
 type NoiseCache = (FastMap<(u64, u64, usize), Rc<[f64]>>, usize);
 
 thread_local! {
-    /// Standard normal noise of each micro-batch's draw by (seed, draw index, experts): it
-    /// does not depend on the plan (the load scales it), so a search or a sweep evaluating
-    /// many plans of one scenario draws it once per thread. The values are those a fresh
-    /// stream gives. Cleared past [`NOISE_CACHE_VALUES`] values.
+    /// Standard normal noise of each micro-batch's draw by (seed, draw index, experts), kept
+    /// while a [`NoiseCacheGuard`] lives: the noise does not depend on the plan (the load
+    /// scales it), so a plan search evaluating many plans of one scenario draws it once per
+    /// thread. The values are those a fresh stream gives. Cleared past
+    /// [`NOISE_CACHE_VALUES`] values, and once no guard lives.
     static NOISE: RefCell<NoiseCache> = RefCell::new((FastMap::default(), 0));
 }
 
 /// Values the noise cache of a thread holds at most (8 bytes each).
 const NOISE_CACHE_VALUES: usize = 1 << 22;
 
+/// Live [`NoiseCacheGuard`]s.
+static NOISE_CACHE_USERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Keeps the routing noise of every draw for reuse while it lives ([`cache_noise`]). A
+/// single run draws each micro-batch once and does not keep it (a DeepSeek-V3 run would
+/// hold 36 MB of it for nothing).
+pub struct NoiseCacheGuard(());
+
+/// Reuse routing noise across the plans evaluated until the guard drops (plan search).
+pub fn cache_noise() -> NoiseCacheGuard {
+    NOISE_CACHE_USERS.fetch_add(1, Ordering::Relaxed);
+    NoiseCacheGuard(())
+}
+
+impl Drop for NoiseCacheGuard {
+    fn drop(&mut self) {
+        NOISE_CACHE_USERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// `e` standard normal draws of the stream (`seed`, "routing-sample", `index`), in order.
 fn sample_noise(seed: u64, index: u64, e: usize) -> Rc<[f64]> {
+    let fresh = || -> Rc<[f64]> {
+        let mut rng = stream(seed, "routing-sample", index);
+        (0..e).map(|_| normal(&mut rng)).collect()
+    };
     NOISE.with(|cache| {
         let mut cache = cache.borrow_mut();
+        if NOISE_CACHE_USERS.load(Ordering::Relaxed) == 0 {
+            if cache.1 > 0 {
+                *cache = (FastMap::default(), 0);
+            }
+            return fresh();
+        }
         if let Some(z) = cache.0.get(&(seed, index, e)) {
             return Rc::clone(z);
         }
-        let mut rng = stream(seed, "routing-sample", index);
-        let z: Rc<[f64]> = (0..e).map(|_| normal(&mut rng)).collect();
+        let z = fresh();
         if cache.1 + e > NOISE_CACHE_VALUES {
             cache.0.clear();
             cache.1 = 0;

@@ -10,39 +10,16 @@ use trainsim::scenario::Scenario;
 use trainsim::simulation::run;
 use trainsim::workload::OpKind;
 
-/// A small MoE model (8 experts, top-2) on one node of 8 H100s: TP2 DP4, EP `ep`, ETP `etp`.
+/// The small MoE model of the MoE tests (8 experts, top-2, 4 layers, hidden 1,024, expert
+/// FFN 1,024) on one node of 8 H100s, GBS 16 x 2,048 tokens: TP2 DP4, EP `ep`, ETP `etp`,
+/// no recomputation. `expert_tp` is on line 23.
 fn src(ep: u32, etp: u32, extra: &str) -> String {
-    format!(
-        r#"name = "etp-test"
-[cluster]
-num_gpus = 8
-gpus_per_node = 8
-[cluster.gpu]
-preset = "H100-SXM"
-[model]
-name = "tiny-moe"
-num_layers = 4
-hidden_size = 1024
-num_heads = 8
-ffn_hidden_size = 4096
-ffn_type = "swiglu"
-vocab_size = 32000
-num_experts = 8
-top_k = 2
-expert_ffn_hidden_size = 1024
-[parallel]
-tp = 2
-pp = 1
-dp = 4
-ep = {ep}
-expert_tp = {etp}
-recompute = "none"
-[training]
-global_batch_size = 8
-seq_length = 2048
-{extra}
-"#
-    )
+    let s = crate::moe::moe_src(8, 8, 2, extra).replace(
+        "tp = 1\npp = 1\ndp = 8\nep = 8\n",
+        &format!("tp = 2\npp = 1\ndp = 4\nep = {ep}\nexpert_tp = {etp}\nrecompute = \"none\"\n"),
+    );
+    assert!(s.contains("expert_tp"), "the MoE test scenario changed: {s}");
+    s
 }
 
 /// ETP 2 around the experts: per MoE layer and micro-batch an all-gather and a
@@ -71,7 +48,7 @@ fn expert_tensor_parallelism_adds_its_collectives_and_shards_expert_memory() {
     };
     assert!(etp_ops(&one).is_empty());
     let ops = etp_ops(&two);
-    let micro_batches = 2; // 8 sequences / DP 4 / MBS 1
+    let micro_batches = 4; // 16 sequences / DP 4 / MBS 1
     assert_eq!(ops.len(), 4 * micro_batches * 4, "{ops:?}");
     let want = 2.0 * (2048.0 / 2.0) * 2.0 * 1024.0 * 2.0;
     for kind in [CollectiveKind::AllGather, CollectiveKind::ReduceScatter] {

@@ -4,7 +4,7 @@ use trainsim::simulation::{run, RunResult};
 use trainsim::workload::{CommKind, OpKind};
 
 /// A small MoE model: `experts` experts, top-`k`, on `gpus` H100s (TP1 PP1, DP = EP = gpus).
-fn moe_src(gpus: u32, experts: u32, k: u32, moe_section: &str) -> String {
+pub(crate) fn moe_src(gpus: u32, experts: u32, k: u32, moe_section: &str) -> String {
     format!(
         r#"name = "moe-test"
 [cluster]
