@@ -1,6 +1,8 @@
-//! A cluster: identical nodes of GPUs joined by a scale-up domain (NVSwitch) inside each
-//! node and NICs into a leaf-spine scale-out fabric between nodes (non-blocking unless
-//! `oversubscription` > 1).
+//! A cluster: nodes of GPUs joined by a scale-up domain (NVSwitch) inside each node and
+//! NICs into a leaf-spine scale-out fabric between nodes (non-blocking unless
+//! `oversubscription` > 1). The nodes are identical, or form GPU groups ([`GpuGroup`]: a
+//! heterogeneous cluster, e.g. H100 and A100 pods), each group its own GPU type and NIC
+//! rate, joined by a possibly slower cross-group fabric.
 //!
 //! Owns the hardware description only. [`TopologySpec`] adds what `trainsim collective`
 //! and the collective algorithms of `crate::network::algorithm` use beyond that: a
@@ -15,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// The hardware a scenario runs on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClusterSpec {
-    /// The GPU model (all GPUs identical in this version).
+    /// The GPU model (of the first group when the cluster has [`ClusterSpec::groups`]).
     pub gpu: GpuSpec,
     /// Total GPUs.
     pub num_gpus: u32,
@@ -51,6 +53,33 @@ pub struct ClusterSpec {
     /// NCCL model; [`super::fabric`]).
     #[serde(default)]
     pub fabric: FabricSpec,
+    /// GPU groups of a heterogeneous cluster, in GPU-rank order, covering `num_gpus`
+    /// (empty: every GPU is `gpu` behind NICs of `nic_gbit_per_s`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GpuGroup>,
+    /// Line rate of one NIC for traffic leaving its group (two pods joined by a slower
+    /// fabric), Gbit/s; 0 = the NICs' own rate (one fabric).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cross_group_gbit_per_s: f64,
+}
+
+/// A run of consecutive GPUs (whole nodes) of one type in a heterogeneous cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GpuGroup {
+    /// Name in reports (e.g. "h100-pod").
+    pub name: String,
+    /// The group's GPU.
+    pub gpu: GpuSpec,
+    /// GPUs in the group.
+    pub num_gpus: u32,
+    /// Line rate of one of its nodes' NICs, Gbit/s.
+    pub nic_gbit_per_s: f64,
+    /// Fraction of its GPUs' scale-up bandwidth that rings and sends sustain.
+    pub scale_up_efficiency: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// Topology details: each maps to per-link-class bandwidth, latency and hop counts in
@@ -118,6 +147,76 @@ fn default_nodes_per_leaf() -> u32 {
 }
 
 impl ClusterSpec {
+    /// Whether the cluster mixes GPU groups.
+    pub fn is_heterogeneous(&self) -> bool {
+        self.groups.len() > 1
+    }
+
+    /// Index of the group holding GPU `gpu` (0 on a homogeneous cluster; the last group
+    /// past the end).
+    pub fn group_of_gpu(&self, gpu: u32) -> usize {
+        let mut end = 0u64;
+        for (i, g) in self.groups.iter().enumerate() {
+            end += g.num_gpus as u64;
+            if (gpu as u64) < end {
+                return i;
+            }
+        }
+        self.groups.len().saturating_sub(1)
+    }
+
+    /// The cluster as group `g`'s GPUs see it: its GPU and NIC rate, no groups (itself on
+    /// a homogeneous cluster).
+    pub fn group_cluster(&self, g: usize) -> ClusterSpec {
+        let mut c = self.clone();
+        c.groups = Vec::new();
+        if let Some(group) = self.groups.get(g) {
+            c.gpu = group.gpu.clone();
+            c.nic_gbit_per_s = group.nic_gbit_per_s;
+            c.scale_up_efficiency = group.scale_up_efficiency;
+        }
+        c
+    }
+
+    /// `(GPU, GPUs)` of every group (the one GPU type of a homogeneous cluster).
+    pub fn gpu_counts(&self) -> Vec<(&GpuSpec, u32)> {
+        if self.groups.is_empty() {
+            vec![(&self.gpu, self.num_gpus)]
+        } else {
+            self.groups.iter().map(|g| (&g.gpu, g.num_gpus)).collect()
+        }
+    }
+
+    /// Mean over the cluster's GPUs of `f(gpu)` (peak TFLOP/s for MFU, TDP for energy).
+    pub fn mean_over_gpus(&self, f: impl Fn(&GpuSpec) -> f64) -> f64 {
+        let counts = self.gpu_counts();
+        let n: f64 = counts.iter().map(|&(_, k)| k as f64).sum();
+        counts.iter().map(|&(g, k)| f(g) * k as f64).sum::<f64>() / n.max(1.0)
+    }
+
+    /// The GPU types in reports ("{num_gpus} x {label}"): "H100-SXM", or
+    /// "(32 H100-SXM + 32 A100-80GB)".
+    pub fn gpu_label(&self) -> String {
+        if !self.is_heterogeneous() {
+            return self.gpu.name.clone();
+        }
+        let parts: Vec<String> = self
+            .groups
+            .iter()
+            .map(|g| format!("{} {}", g.num_gpus, g.gpu.name))
+            .collect();
+        format!("({})", parts.join(" + "))
+    }
+
+    /// Cross-group bandwidth of one GPU per direction, bytes/s (before efficiency); `None`
+    /// when groups share one fabric at their NICs' rates.
+    pub fn cross_group_bytes_per_s_per_gpu(&self) -> Option<f64> {
+        (self.cross_group_gbit_per_s > 0.0).then(|| {
+            crate::units::gbit_per_s_to_bytes_per_s(self.cross_group_gbit_per_s) * self.nics_per_node as f64
+                / self.gpus_per_node.max(1) as f64
+        })
+    }
+
     /// Number of nodes.
     pub fn num_nodes(&self) -> u32 {
         self.num_gpus.div_ceil(self.gpus_per_node.max(1))

@@ -136,6 +136,8 @@ pub(crate) fn test_cluster(num_gpus: u32, gpus_per_node: u32) -> super::ClusterS
         nodes_per_leaf: 16,
         topology: Default::default(),
         fabric: super::fabric::FabricSpec::hop(),
+        groups: Vec::new(),
+        cross_group_gbit_per_s: 0.0,
     }
 }
 

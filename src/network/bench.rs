@@ -78,6 +78,8 @@ pub fn default_cluster() -> ClusterSpec {
         nodes_per_leaf: crate::hardware::cluster::DEFAULT_NODES_PER_LEAF,
         topology: Default::default(),
         fabric: Default::default(),
+        groups: Vec::new(),
+        cross_group_gbit_per_s: 0.0,
     }
 }
 

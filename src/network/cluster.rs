@@ -10,6 +10,10 @@
 //! members are symmetric); a send runs from the sender's transmit links to the receiver's
 //! receive links; a MoE all-to-all puts each of the representative's four port loads on its
 //! link and waits for the busiest other rank's ports to drain ([`AllToAllLoads`]).
+//!
+//! On a heterogeneous cluster each rank's ports, collective charges and NCCL constants are
+//! those of its GPU group ([`ClusterSpec::group_cluster`]); a send between two groups runs
+//! NIC to NIC (through the sender's share of the cross-group fabric when it is slower).
 
 use super::algorithm::Algorithm;
 use super::all_to_all::AllToAllLoads;
@@ -98,6 +102,29 @@ struct RankPorts {
     /// Leaf-to-spine and spine-to-leaf share of this rank (used only when oversubscribed).
     spine_tx: LinkId,
     spine_rx: LinkId,
+    /// Share of the cross-group fabric (only with a slower one between groups).
+    cross_tx: Option<LinkId>,
+    /// The rank's GPU group ([`ClusterNetwork::groups`]).
+    group: u8,
+}
+
+/// What the ranks of one GPU group see of the network.
+#[derive(Clone, Debug)]
+struct GroupNet {
+    cluster: ClusterSpec,
+    caps: PortCapacities,
+    /// The NCCL model's constants for this group (`None`: the hop model).
+    nccl: Option<ModelConstants>,
+}
+
+impl GroupNet {
+    fn of(cluster: ClusterSpec) -> GroupNet {
+        GroupNet {
+            caps: PortCapacities::of(&cluster),
+            nccl: (cluster.fabric.model == CollectiveModel::Nccl).then(|| constants_for(&cluster)),
+            cluster,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -111,62 +138,81 @@ struct Charge {
 /// the cluster they belong to.
 #[derive(Clone, Debug)]
 pub struct ClusterNetwork {
-    cluster: ClusterSpec,
-    caps: PortCapacities,
+    /// Per GPU group (one on a homogeneous cluster); the idle-time queries use the first.
+    groups: Vec<GroupNet>,
     /// One hop: scale-up, NIC to NIC under a leaf, NIC to NIC across the spine, seconds.
     up_latency_s: f64,
     out_latency_s: f64,
     spine_latency_s: f64,
     flows: FlowNetwork,
     ports: Vec<RankPorts>,
-    /// The NCCL model's constants for this cluster (`None`: the hop model).
-    nccl: Option<ModelConstants>,
-    /// Collective charges by request: a run has few distinct collectives.
-    charges: FastMap<(CollectiveKind, GroupLayout, Algorithm, u64), Charge>,
+    /// Collective charges by group and request: a run has few distinct collectives.
+    charges: FastMap<(u8, CollectiveKind, GroupLayout, Algorithm, u64), Charge>,
 }
 
 impl ClusterNetwork {
     /// The network of `ranks` representative ranks of `cluster` (0 ranks: for the idle-time
     /// queries only).
     pub fn new(cluster: &ClusterSpec, ranks: u32) -> ClusterNetwork {
-        let caps = PortCapacities::of(cluster);
+        Self::with_groups(cluster, &vec![0; ranks as usize])
+    }
+
+    /// The network of representative ranks whose GPU groups ([`ClusterSpec::groups`]) are
+    /// `rank_groups` (all 0 on a homogeneous cluster).
+    pub fn with_groups(cluster: &ClusterSpec, rank_groups: &[u8]) -> ClusterNetwork {
+        let n_groups = cluster.groups.len().max(1);
+        let groups: Vec<GroupNet> = (0..n_groups).map(|g| GroupNet::of(cluster.group_cluster(g))).collect();
+        let cross = cluster
+            .cross_group_bytes_per_s_per_gpu()
+            .map(|b| b * cluster.scale_out_efficiency);
         let mut flows = FlowNetwork::new();
-        let ports = (0..ranks)
-            .map(|_| RankPorts {
-                up_tx: flows.add_link(caps.up_bytes_per_s),
-                up_rx: flows.add_link(caps.up_bytes_per_s),
-                nic_tx: flows.add_link(caps.nic_bytes_per_s),
-                nic_rx: flows.add_link(caps.nic_bytes_per_s),
-                spine_tx: flows.add_link(caps.spine_bytes_per_s),
-                spine_rx: flows.add_link(caps.spine_bytes_per_s),
+        let ports = rank_groups
+            .iter()
+            .map(|&g| {
+                let caps = groups[(g as usize).min(n_groups - 1)].caps;
+                RankPorts {
+                    up_tx: flows.add_link(caps.up_bytes_per_s),
+                    up_rx: flows.add_link(caps.up_bytes_per_s),
+                    nic_tx: flows.add_link(caps.nic_bytes_per_s),
+                    nic_rx: flows.add_link(caps.nic_bytes_per_s),
+                    spine_tx: flows.add_link(caps.spine_bytes_per_s),
+                    spine_rx: flows.add_link(caps.spine_bytes_per_s),
+                    cross_tx: cross.filter(|_| n_groups > 1).map(|b| flows.add_link(b)),
+                    group: (g as usize).min(n_groups - 1) as u8,
+                }
             })
             .collect();
         ClusterNetwork {
-            cluster: cluster.clone(),
-            caps,
+            groups,
             up_latency_s: cluster.scale_up_latency_us * 1e-6,
             out_latency_s: cluster.scale_out_latency_us * 1e-6,
             spine_latency_s: (cluster.scale_out_latency_us + 2.0 * cluster.topology.switch_latency_us) * 1e-6,
             flows,
             ports,
-            nccl: (cluster.fabric.model == CollectiveModel::Nccl).then(|| constants_for(cluster)),
             charges: FastMap::default(),
         }
     }
 
-    /// What each rank's ports sustain.
+    /// What each rank's ports sustain (of the first GPU group).
     pub fn capacities(&self) -> PortCapacities {
-        self.caps
+        self.groups[0].caps
     }
 
-    /// The per-rank port loads and latency of a collective (see [`collective_cost`]).
+    /// The per-rank port loads and latency of a collective (see [`collective_cost`]), on
+    /// the first GPU group.
     pub fn collective_cost(&self, req: &CollectiveRequest) -> CollectiveCost {
-        collective_cost(req.kind, req.algorithm, req.layout, req.size_bytes, &self.cluster)
+        collective_cost(
+            req.kind,
+            req.algorithm,
+            req.layout,
+            req.size_bytes,
+            &self.groups[0].cluster,
+        )
     }
 
-    fn charge(&mut self, req: &CollectiveRequest) -> &Charge {
-        let key = (req.kind, req.layout, req.algorithm, req.size_bytes.to_bits());
-        let cluster = &self.cluster;
+    fn charge(&mut self, group: u8, req: &CollectiveRequest) -> &Charge {
+        let key = (group, req.kind, req.layout, req.algorithm, req.size_bytes.to_bits());
+        let cluster = &self.groups[group as usize].cluster;
         self.charges.entry(key).or_insert_with(|| {
             let cost = collective_cost(req.kind, req.algorithm, req.layout, req.size_bytes, cluster);
             Charge {
@@ -181,7 +227,7 @@ impl ClusterNetwork {
     /// transmit and receive links, then the collective's latency. Completes as `tag`.
     pub fn start_collective(&mut self, now: SimTime, rank: u32, req: &CollectiveRequest, tag: u64) -> Started {
         let p = self.ports[rank as usize];
-        let charge = self.charge(req);
+        let charge = self.charge(p.group, req);
         let (sent_bytes, latency) = (charge.sent_bytes, charge.latency);
         let mut paths = [[0 as LinkId; 4]; 3];
         let mut lens = [0usize; 3];
@@ -211,11 +257,24 @@ impl ClusterNetwork {
     pub fn start_send(&mut self, now: SimTime, from: u32, to: u32, req: &SendRequest, tag: u64) -> Option<Completed> {
         let (s, d) = (self.ports[from as usize], self.ports[to as usize]);
         let (path, n): ([LinkId; 4], usize) = match req.route {
+            // between GPU groups: NIC to NIC, through the cross-group fabric if slower
+            _ if s.group != d.group => match s.cross_tx {
+                Some(x) => ([s.nic_tx, x, d.nic_rx, 0], 3),
+                None => ([s.nic_tx, d.nic_rx, 0, 0], 2),
+            },
             SendRoute::SameNode => ([s.up_tx, d.up_rx, 0, 0], 2),
             SendRoute::CrossSpine => ([s.nic_tx, s.spine_tx, d.spine_rx, d.nic_rx], 4),
             SendRoute::SameLeaf => ([s.nic_tx, d.nic_rx, 0, 0], 2),
         };
-        let latency = SimTime::from_secs(self.send_latency_s(req));
+        let req = SendRequest {
+            route: if s.group != d.group && req.route == SendRoute::SameNode {
+                SendRoute::SameLeaf
+            } else {
+                req.route
+            },
+            ..*req
+        };
+        let latency = SimTime::from_secs(self.send_latency_in(s.group, &req));
         self.flows.start_transfer(now, &[(&path[..n], req.bytes)], latency, tag)
     }
 
@@ -224,9 +283,9 @@ impl ClusterNetwork {
     /// idle links (they carry nothing else), plus one hop. Completes as `tag`.
     pub fn start_all_to_all(&mut self, now: SimTime, rank: u32, a: &AllToAllLoads, tag: u64) -> Option<Completed> {
         let p = self.ports[rank as usize];
-        let latency = SimTime::from_secs(self.all_to_all_latency_s(a));
-        let others_s =
-            (a.others_max_up_bytes / self.caps.up_bytes_per_s).max(a.others_max_nic_bytes / self.caps.nic_bytes_per_s);
+        let latency = SimTime::from_secs(self.all_to_all_latency_in(p.group, a));
+        let caps = self.groups[p.group as usize].caps;
+        let others_s = (a.others_max_up_bytes / caps.up_bytes_per_s).max(a.others_max_nic_bytes / caps.nic_bytes_per_s);
         let not_before = now + SimTime::from_secs(others_s) + latency;
         let (up_tx, up_rx, nic_tx, nic_rx) = ([p.up_tx], [p.up_rx], [p.nic_tx], [p.nic_rx]);
         let all: [(&[LinkId], f64); 4] = [
@@ -250,7 +309,13 @@ impl ClusterNetwork {
     /// The send's time beyond its bytes at the route's full rate: the hop latency (hop
     /// model), or NCCL's p2p time (floor, pipeline fill, channels per peer) less that.
     fn send_latency_s(&self, req: &SendRequest) -> f64 {
-        let Some(c) = &self.nccl else {
+        self.send_latency_in(0, req)
+    }
+
+    /// [`ClusterNetwork::send_latency_s`] from a rank of GPU group `group`.
+    fn send_latency_in(&self, group: u8, req: &SendRequest) -> f64 {
+        let g = &self.groups[group as usize];
+        let Some(c) = &g.nccl else {
             return match req.route {
                 SendRoute::SameNode => self.up_latency_s,
                 SendRoute::SameLeaf => self.out_latency_s,
@@ -258,11 +323,11 @@ impl ClusterNetwork {
             };
         };
         let remote = req.route != SendRoute::SameNode;
-        let sys = System::new(&self.cluster, req.group);
+        let sys = System::new(&g.cluster, req.group);
         let cap = if remote {
-            self.caps.nic_bytes_per_s
+            g.caps.nic_bytes_per_s
         } else {
-            self.caps.up_bytes_per_s
+            g.caps.up_bytes_per_s
         };
         (p2p::send_s(&sys, req.bytes, remote, c) - req.bytes / cap).max(0.0)
     }
@@ -270,7 +335,13 @@ impl ClusterNetwork {
     /// The all-to-all's time beyond its ports at full rate: one hop (hop model), or NCCL's
     /// fixed cost, which grows with the remote peers, plus its lower NIC efficiency.
     fn all_to_all_latency_s(&self, a: &AllToAllLoads) -> f64 {
-        let Some(c) = &self.nccl else {
+        self.all_to_all_latency_in(0, a)
+    }
+
+    /// [`ClusterNetwork::all_to_all_latency_s`] for a rank of GPU group `group`.
+    fn all_to_all_latency_in(&self, group: u8, a: &AllToAllLoads) -> f64 {
+        let g = &self.groups[group as usize];
+        let Some(c) = &g.nccl else {
             return if a.crosses_nodes {
                 self.out_latency_s
             } else {
@@ -282,7 +353,7 @@ impl ClusterNetwork {
             .nic_send_bytes
             .max(a.ports.nic_recv_bytes)
             .max(a.others_max_nic_bytes);
-        let slower = nic / self.caps.nic_bytes_per_s * (1.0 / c.all_to_all_net_efficiency - 1.0);
+        let slower = nic / g.caps.nic_bytes_per_s * (1.0 / c.all_to_all_net_efficiency - 1.0);
         p2p::all_to_all_latency_s(if a.crosses_nodes { a.remote_peers.max(1) } else { 0 }, c) + slower
     }
 
@@ -335,7 +406,7 @@ impl ClusterNetwork {
                 _ => up += b,
             }
         }
-        let c = &self.caps;
+        let c = &self.groups[0].caps;
         cost.latency_s
             + (up / c.up_bytes_per_s)
                 .max(nic / c.nic_bytes_per_s)
@@ -345,10 +416,11 @@ impl ClusterNetwork {
     /// Seconds a send takes alone on the network: its bytes at the route's rate plus its
     /// latency (under the NCCL model, on a non-blocking route, NCCL's p2p time).
     pub fn send_idle_s(&self, req: &SendRequest) -> f64 {
+        let c = &self.groups[0].caps;
         let bytes_per_s = match req.route {
-            SendRoute::SameNode => self.caps.up_bytes_per_s,
-            SendRoute::SameLeaf => self.caps.nic_bytes_per_s,
-            SendRoute::CrossSpine => self.caps.spine_bytes_per_s,
+            SendRoute::SameNode => c.up_bytes_per_s,
+            SendRoute::SameLeaf => c.nic_bytes_per_s,
+            SendRoute::CrossSpine => c.spine_bytes_per_s,
         };
         req.bytes / bytes_per_s + self.send_latency_s(req)
     }
@@ -356,7 +428,7 @@ impl ClusterNetwork {
     /// Seconds a MoE all-to-all takes alone on the network: each of the representative's
     /// ports and the busiest other rank's alone at capacity, plus one hop.
     pub fn all_to_all_idle_s(&self, a: &AllToAllLoads) -> f64 {
-        let c = &self.caps;
+        let c = &self.groups[0].caps;
         let ports = [
             a.ports.up_send_bytes / c.up_bytes_per_s,
             a.ports.up_recv_bytes / c.up_bytes_per_s,

@@ -114,6 +114,8 @@ fn cluster(
         topology: Default::default(),
         fabric,
         gpu,
+        groups: Vec::new(),
+        cross_group_gbit_per_s: 0.0,
     })
 }
 

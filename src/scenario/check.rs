@@ -14,6 +14,39 @@ pub(super) struct Checker<'a> {
 impl Checker<'_> {
     /// ":line:column" of `key` inside `[section]`, when it can be found.
     pub(super) fn locate(&self, field: &str) -> String {
+        // an entry of an array of tables: `cluster.groups[1].gpu.preset` is looked up from
+        // the second `[[cluster.groups]]` header on
+        if let Some((array, rest)) = field.split_once('[') {
+            let Some((index, rest)) = rest.split_once("].") else {
+                return String::new();
+            };
+            let header = format!("[[{array}]]");
+            let Some(start) = index.parse::<usize>().ok().and_then(|i| {
+                let mut headers = self.src.lines().enumerate().filter(|(_, l)| l.trim() == header);
+                headers.nth(i).map(|(n, _)| n)
+            }) else {
+                return String::new();
+            };
+            let (section, key) = match rest.rfind('.') {
+                Some(i) => (format!("{array}.{}", &rest[..i]), &rest[i + 1..]),
+                None => (array.to_string(), rest),
+            };
+            let mut in_section = section == array;
+            for (i, line) in self.src.lines().enumerate().skip(start + 1) {
+                let t = line.trim();
+                if t == header {
+                    break;
+                }
+                if t.starts_with('[') {
+                    in_section = t.trim_matches(|c| c == '[' || c == ']').trim() == section;
+                    continue;
+                }
+                if in_section && t.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with('=')) {
+                    return format!(":{}:{}", i + 1, line.find(key).unwrap_or(0) + 1);
+                }
+            }
+            return String::new();
+        }
         let (section, key) = match field.rfind('.') {
             Some(i) => (&field[..i], &field[i + 1..]),
             None => ("", field),
@@ -92,8 +125,11 @@ impl Checker<'_> {
 
     /// Refuses the first field of `table` outside its physical limit ([`super::limits`]).
     pub(super) fn within_limits(&self, table: &toml::Table, ends: super::limits::Ends) -> Result<(), ScenarioError> {
-        match super::limits::first_violation(table, ends) {
-            Some((l, value)) => Err(self.invalid(l.path, value, super::limits::allowed_text(l))),
+        if let Some((l, value)) = super::limits::first_violation(table, ends) {
+            return Err(self.invalid(l.path, value, super::limits::allowed_text(l)));
+        }
+        match super::limits::first_group_violation(table, ends) {
+            Some((field, l, value)) => Err(self.invalid(&field, value, super::limits::allowed_text(l))),
             None => Ok(()),
         }
     }

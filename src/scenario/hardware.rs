@@ -7,11 +7,16 @@ use crate::hardware::presets::{gpu_preset, GPU_PRESETS};
 use crate::hardware::{ClusterSpec, GpuSpec};
 
 impl Checker<'_> {
-    pub(super) fn gpu(&self, g: &raw::RawGpu) -> Result<GpuSpec, ScenarioError> {
+    /// The GPU of `[cluster.gpu]`, or of `[[cluster.groups]]` entry `i`'s `gpu`.
+    pub(super) fn gpu(&self, g: &raw::RawGpu, group: Option<usize>) -> Result<GpuSpec, ScenarioError> {
+        let prefix = match group {
+            Some(i) => format!("cluster.groups[{i}].gpu"),
+            None => "cluster.gpu".to_string(),
+        };
         let mut spec = match &g.preset {
             Some(name) => gpu_preset(name).ok_or_else(|| {
                 self.invalid(
-                    "cluster.gpu.preset",
+                    &format!("{prefix}.preset"),
                     format!("\"{name}\""),
                     format!(
                         "{}known GPU presets are {}",
@@ -24,9 +29,9 @@ impl Checker<'_> {
                 let need = |v: Option<f64>, f: &str| {
                     v.ok_or_else(|| {
                         self.invalid(
-                            &format!("cluster.gpu.{f}"),
+                            &format!("{prefix}.{f}"),
                             "(missing)",
-                            "required when cluster.gpu.preset is not set",
+                            format!("required when {prefix}.preset is not set"),
                         )
                     })
                 };
@@ -42,7 +47,7 @@ impl Checker<'_> {
                 }
             }
         };
-        let f = |field: &str| format!("cluster.gpu.{field}");
+        let f = |field: &str| format!("{prefix}.{field}");
         macro_rules! set {
             ($name:ident, $check:ident) => {
                 if let Some(v) = g.$name {
@@ -175,7 +180,120 @@ impl Checker<'_> {
             topology,
             fabric,
             gpu,
+            groups: Vec::new(),
+            cross_group_gbit_per_s: 0.0,
         })
+    }
+
+    /// `[[cluster.groups]]` onto `cluster` (whose `gpu` is already the first group's): each
+    /// group whole nodes, together exactly `num_gpus`; a group's NIC rate defaults to the
+    /// cluster's (200 Gbit/s for A100 nodes unless `[cluster.network]` sets it), its NVLink
+    /// efficiency to its GPU's calibrated one; `cross_group_gbit_per_s` only with groups.
+    pub(super) fn gpu_groups(
+        &self,
+        cluster: &mut ClusterSpec,
+        groups: &[raw::RawGpuGroup],
+        n: &raw::RawNetwork,
+    ) -> Result<(), ScenarioError> {
+        if let Some(v) = n.cross_group_gbit_per_s {
+            if groups.len() < 2 {
+                return Err(self.invalid(
+                    "cluster.network.cross_group_gbit_per_s",
+                    v,
+                    "applies between GPU groups: give two or more [[cluster.groups]], or remove it",
+                ));
+            }
+            cluster.cross_group_gbit_per_s = self.non_negative("cluster.network.cross_group_gbit_per_s", v)?;
+        }
+        let nccl = cluster.fabric.model == CollectiveModel::Nccl;
+        let mut total = 0u64;
+        let mut out = Vec::new();
+        for (i, g) in groups.iter().enumerate() {
+            let field = |k: &str| format!("cluster.groups[{i}].{k}");
+            let num_gpus = self.at_least_one(&field("num_gpus"), g.num_gpus)?;
+            if num_gpus % cluster.gpus_per_node != 0 {
+                return Err(self.invalid(
+                    &field("num_gpus"),
+                    num_gpus,
+                    format!(
+                        "a group is whole nodes: a multiple of cluster.gpus_per_node = {}",
+                        cluster.gpus_per_node
+                    ),
+                ));
+            }
+            total += num_gpus as u64;
+            let gpu = self.gpu(&g.gpu, Some(i))?;
+            let nic_default = match n.nic_gbit_per_s {
+                None if gpu.name.starts_with("A100") => 200.0,
+                _ => cluster.nic_gbit_per_s,
+            };
+            let nic_gbit_per_s = self.positive(&field("nic_gbit_per_s"), g.nic_gbit_per_s.unwrap_or(nic_default))?;
+            let scale_up_efficiency = match n.scale_up_efficiency {
+                Some(v) => v,
+                None if nccl => crate::network::calibration::scale_up_efficiency(&gpu),
+                None => cluster.scale_up_efficiency,
+            };
+            out.push(crate::hardware::cluster::GpuGroup {
+                name: g.name.clone().unwrap_or_else(|| format!("group{i}")),
+                gpu,
+                num_gpus,
+                nic_gbit_per_s,
+                scale_up_efficiency,
+            });
+        }
+        if !groups.is_empty() && total != cluster.num_gpus as u64 {
+            let parts: Vec<String> = out.iter().map(|g| format!("{} x{}", g.name, g.num_gpus)).collect();
+            return Err(self.invalid(
+                "cluster.num_gpus",
+                cluster.num_gpus,
+                format!(
+                    "must equal the GPUs of the [[cluster.groups]], {total} ({})",
+                    parts.join(" + ")
+                ),
+            ));
+        }
+        if let Some(first) = out.first() {
+            cluster.nic_gbit_per_s = first.nic_gbit_per_s;
+            cluster.scale_up_efficiency = first.scale_up_efficiency;
+        }
+        cluster.groups = out;
+        Ok(())
+    }
+
+    /// On a cluster of GPU groups, every pipeline stage (its `tp * cp * dp` consecutive
+    /// GPUs) must sit in one group: the representative rank of a stage runs one GPU type.
+    pub(super) fn stages_in_groups(
+        &self,
+        cluster: &ClusterSpec,
+        plan: &crate::parallel::ParallelPlan,
+    ) -> Result<(), ScenarioError> {
+        let stage = plan.tp as u64 * plan.cp as u64 * plan.dp as u64;
+        let mut end = 0u64;
+        for (i, g) in cluster
+            .groups
+            .iter()
+            .enumerate()
+            .take(cluster.groups.len().saturating_sub(1))
+        {
+            end += g.num_gpus as u64;
+            if end % stage != 0 {
+                let s = end / stage;
+                return Err(self.invalid(
+                    &format!("cluster.groups[{i}].num_gpus"),
+                    g.num_gpus,
+                    format!(
+                        "pipeline stage {s} (GPUs {}..{}) would span groups {} and {}: each group must hold \
+                         whole stages, multiples of tp*cp*dp = {stage} GPUs (pipeline stages are the outermost \
+                         dimension of the rank order)",
+                        s * stage,
+                        (s + 1) * stage - 1,
+                        g.name,
+                        cluster.groups[i + 1].name
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn topology(

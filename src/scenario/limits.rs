@@ -90,6 +90,12 @@ pub const LIMITS: &[Limit] = &[
         1000.0,
         "ratio, at least 1 (1 = non-blocking)",
     ),
+    lim(
+        "cluster.network.cross_group_gbit_per_s",
+        0.0,
+        1e10,
+        "Gbit/s per NIC between GPU groups (0 = the NICs' rate)",
+    ),
     lim("cluster.network.fabric_latency_us", 0.0, 1e5, "us: at most 0.1 s"),
     lim(
         "cluster.network.fat_tree_tiers",
@@ -309,6 +315,36 @@ pub fn first_violation(table: &toml::Table, ends: Ends) -> Option<(&'static Limi
             if x.is_nan() || below || above {
                 return Some((l, number_text(x)));
             }
+        }
+    }
+    None
+}
+
+/// [`first_violation`] in each `[[cluster.groups]]` entry: its `gpu` and `num_gpus` under
+/// the limits of `cluster.gpu.*` and `cluster.num_gpus`, its `nic_gbit_per_s` under
+/// `cluster.network.nic_gbit_per_s`. Returns the entry's own dotted path
+/// (`cluster.groups[1].gpu.peak_bf16_tflops`), the limit and the value.
+pub fn first_group_violation(table: &toml::Table, ends: Ends) -> Option<(String, &'static Limit, String)> {
+    let groups = table.get("cluster")?.get("groups")?.as_array()?;
+    for (i, g) in groups.iter().enumerate() {
+        let Some(g) = g.as_table() else { continue };
+        let mut cluster = toml::Table::new();
+        for key in ["gpu", "num_gpus"] {
+            if let Some(v) = g.get(key) {
+                cluster.insert(key.into(), v.clone());
+            }
+        }
+        if let Some(v) = g.get("nic_gbit_per_s") {
+            let mut n = toml::Table::new();
+            n.insert("nic_gbit_per_s".into(), v.clone());
+            cluster.insert("network".into(), toml::Value::Table(n));
+        }
+        let mut t = toml::Table::new();
+        t.insert("cluster".into(), toml::Value::Table(cluster));
+        if let Some((l, value)) = first_violation(&t, ends) {
+            let own = l.path.replacen("cluster.network.", "cluster.", 1);
+            let own = own.replacen("cluster.", &format!("cluster.groups[{i}]."), 1);
+            return Some((own, l, value));
         }
     }
     None

@@ -245,7 +245,25 @@ fn unknown_field_message(message: &str) -> String {
 
 impl Checker<'_> {
     fn convert(&self, r: RawScenario) -> Result<Scenario, ScenarioError> {
-        let gpu = self.gpu(&r.cluster.gpu)?;
+        let groups = r.cluster.groups.as_deref().unwrap_or(&[]);
+        let gpu = match (&r.cluster.gpu, groups.first()) {
+            (Some(g), None) => self.gpu(g, None)?,
+            (None, Some(g0)) => self.gpu(&g0.gpu, Some(0))?,
+            (Some(_), Some(_)) => {
+                return Err(self.invalid(
+                    "cluster.gpu",
+                    "(a section)",
+                    "give either [cluster.gpu] (one GPU type) or [[cluster.groups]] (each with its own [cluster.groups.gpu]), not both",
+                ))
+            }
+            (None, None) => {
+                return Err(self.invalid(
+                    "cluster.gpu",
+                    "(missing)",
+                    "a [cluster.gpu] section (a preset or the GPU's fields) is required, or [[cluster.groups]] of GPUs",
+                ))
+            }
+        };
         let num_gpus = self.at_least_one("cluster.num_gpus", r.cluster.num_gpus)?;
         let gpus_per_node = self.at_least_one("cluster.gpus_per_node", r.cluster.gpus_per_node.unwrap_or(8))?;
         if num_gpus > gpus_per_node && num_gpus % gpus_per_node != 0 {
@@ -257,7 +275,8 @@ impl Checker<'_> {
         }
         let n = r.cluster.network.unwrap_or_default();
         let host = r.cluster.host;
-        let cluster = self.cluster(&n, gpu, num_gpus, gpus_per_node)?;
+        let mut cluster = self.cluster(&n, gpu, num_gpus, gpus_per_node)?;
+        self.gpu_groups(&mut cluster, groups, &n)?;
         let collectives = self.algorithms(&n, cluster.fabric.model)?;
         let model = self.model(&r.model)?;
 
@@ -271,14 +290,13 @@ impl Checker<'_> {
             )?,
             None => Precision::Bf16,
         };
-        if precision == Precision::Fp8 && cluster.gpu.peak_fp8_tflops <= 0.0 {
+        if let Some((g, _)) =
+            (cluster.gpu_counts().into_iter()).find(|(g, _)| precision == Precision::Fp8 && g.peak_fp8_tflops <= 0.0)
+        {
             return Err(self.invalid(
                 "training.precision",
                 "\"fp8\"",
-                format!(
-                    "GPU {} has no FP8 tensor cores; use \"bf16\" or \"fp16\"",
-                    cluster.gpu.name
-                ),
+                format!("GPU {} has no FP8 tensor cores; use \"bf16\" or \"fp16\"", g.name),
             ));
         }
         let training = TrainingSpec {
@@ -295,6 +313,7 @@ impl Checker<'_> {
             (num_gpus, gpus_per_node),
             &training,
         )?;
+        self.stages_in_groups(&cluster, &plan)?;
 
         let comm = self.comm(r.communication.as_ref(), &plan)?;
         let offload = self.offload(

@@ -93,12 +93,28 @@ pub struct RawCluster {
     pub num_gpus: u32,
     /// GPUs per node (default 8).
     pub gpus_per_node: Option<u32>,
-    /// `[cluster.gpu]`.
-    pub gpu: RawGpu,
+    /// `[cluster.gpu]` (not with `[[cluster.groups]]`).
+    pub gpu: Option<RawGpu>,
+    /// `[[cluster.groups]]`: GPU groups of a heterogeneous cluster, in GPU-rank order.
+    pub groups: Option<Vec<RawGpuGroup>>,
     /// `[cluster.network]`.
     pub network: Option<RawNetwork>,
     /// `[cluster.host]`.
     pub host: Option<RawHost>,
+}
+
+/// `[[cluster.groups]]`: consecutive whole nodes of one GPU type.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawGpuGroup {
+    /// Name in reports (default "group{i}").
+    pub name: Option<String>,
+    /// GPUs in the group.
+    pub num_gpus: u32,
+    /// `[cluster.groups.gpu]`.
+    pub gpu: RawGpu,
+    /// NIC line rate of the group's nodes (default: the cluster's).
+    pub nic_gbit_per_s: Option<f64>,
 }
 
 /// `[cluster.gpu]`: a preset and/or explicit fields (fields override the preset).
@@ -135,6 +151,7 @@ pub struct RawNetwork {
     pub scale_out_efficiency: Option<f64>,
     pub oversubscription: Option<f64>,
     pub nodes_per_leaf: Option<u32>,
+    pub cross_group_gbit_per_s: Option<f64>,
     pub all_reduce_algorithm: Option<String>,
     pub all_gather_algorithm: Option<String>,
     pub reduce_scatter_algorithm: Option<String>,

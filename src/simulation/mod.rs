@@ -177,7 +177,12 @@ impl<'a> Sim<'a> {
         let (queue_start, queue_ops) = csr(n_queues, || {
             (w.ops.iter().enumerate()).map(|(i, op)| (queue_index(op), i as OpId))
         });
-        let net = ClusterNetwork::new(cluster, n_ranks as u32);
+        // each rank's ports are its stage's GPU group's (stage `s` starts at GPU `s * stride`)
+        let stride = layouts.placement.stride_gpus[crate::parallel::Dim::Pp];
+        let rank_groups: Vec<u8> = (w.ranks.iter())
+            .map(|r| cluster.group_of_gpu(r.stage.saturating_mul(stride)) as u8)
+            .collect();
+        let net = ClusterNetwork::with_groups(cluster, &rank_groups);
         let barrier_latency =
             SimTime::from_secs(2.0 * (w.stages as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
         Sim {

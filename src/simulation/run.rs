@@ -71,6 +71,19 @@ impl RunInput {
         }
     }
 
+    /// The GPU of every pipeline stage: its GPU group's on a heterogeneous cluster (stage
+    /// `s` holds GPUs `s * stride ..` in Megatron's order; the scenario checks that no stage
+    /// spans two groups).
+    pub fn stage_gpus(&self, placement: &Placement) -> Vec<crate::hardware::GpuSpec> {
+        let stride = placement.stride_gpus[Dim::Pp];
+        (0..self.plan.pp)
+            .map(|s| {
+                let g = self.cluster.group_of_gpu(s.saturating_mul(stride));
+                self.cluster.groups.get(g).map_or(&self.cluster.gpu, |g| &g.gpu).clone()
+            })
+            .collect()
+    }
+
     /// The operation graph this input simulates, over `iterations` iterations (the
     /// compressed steps of a compressed run).
     pub fn workload(&self, placement: &Placement, iterations: u32) -> workload::Workload {
@@ -79,8 +92,9 @@ impl RunInput {
 
     /// [`RunInput::workload`] for the steps of `phase`.
     pub fn workload_in(&self, placement: &Placement, iterations: u32, phase: GradPhase) -> workload::Workload {
+        let stage_gpus = self.stage_gpus(placement);
         workload::build(&WorkloadSpec {
-            stage_gpus: std::slice::from_ref(&self.cluster.gpu),
+            stage_gpus: &stage_gpus,
             model: &self.model,
             plan: &self.plan,
             training: &self.training,
@@ -512,7 +526,7 @@ fn run_with(
     let tokens = t.tokens_per_step();
     let gpus = c.num_gpus as f64;
     let model_flops = input.model.model_flops(tokens, t.seq_length);
-    let peak = tflops_to_flops_per_s(c.gpu.peak_tflops(t.precision));
+    let peak = tflops_to_flops_per_s(c.mean_over_gpus(|g| g.peak_tflops(t.precision)));
     let mfu = model_flops / (mean * gpus * peak);
     // hardware FLOPs: every executed op in the window, times the GPUs each stands for
     let mut hw_flops = 0.0;
@@ -527,8 +541,13 @@ fn run_with(
 
     let hpz_group = placement.layout(Dim::DpNode).size;
     let host = |mem| with_wire_and_offload(mem, &input.model, p, t, &input.comm, &input.offload, hpz_group);
-    let memory = host(memory_per_gpu(&input.model, p, t, &[c.gpu.hbm_capacity_gib]));
-    let memory_per_stage = memory_per_stage(&input.model, p, t, &[c.gpu.hbm_capacity_gib])
+    let capacity_gib: Vec<f64> = input
+        .stage_gpus(&placement)
+        .iter()
+        .map(|g| g.hbm_capacity_gib)
+        .collect();
+    let memory = host(memory_per_gpu(&input.model, p, t, &capacity_gib));
+    let memory_per_stage = memory_per_stage(&input.model, p, t, &capacity_gib)
         .into_iter()
         .map(host)
         .collect();
@@ -546,7 +565,7 @@ fn run_with(
         name: input.name.clone(),
         seed: input.seed,
         num_gpus: c.num_gpus,
-        gpu: c.gpu.name.clone(),
+        gpu: c.gpu_label(),
         model: input.model.name.clone(),
         plan: plan_label(p),
         step_time_s: mean,

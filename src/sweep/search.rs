@@ -108,7 +108,7 @@ impl Objective {
                     .min(e.comm_power_fraction)
                     .min(e.idle_power_fraction);
                 let other = crate::training::energy::other_it_power_w(e, c.num_nodes(), c.nics_per_node);
-                e.pue * steps * (c.num_gpus as f64 * c.gpu.tdp_w * f + other) / 3.6e6
+                e.pue * steps * (c.num_gpus as f64 * c.mean_over_gpus(|g| g.tdp_w) * f + other) / 3.6e6
             }
         })
         .filter(|k| k.is_finite() && *k >= 0.0)
@@ -375,6 +375,15 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, Se
              see docs/scenario.md); --objective throughput does not",
             opts.objective.name()
         )));
+    }
+    if base.cluster.is_heterogeneous() {
+        // the bounds that prune the search assume one GPU type; a stage on another GPU
+        // would make them wrong, not loose
+        return Err(SearchError(
+            "plan search over a cluster of several GPU groups is not supported yet: compare plans with \
+             `trainsim sweep` over parallel.* keys (e.g. parallel.stage_layers = [\"uniform\", \"balanced\"])"
+                .into(),
+        ));
     }
     let cps = if opts.cps.is_empty() {
         default_cps(base)

@@ -207,12 +207,14 @@ pub fn outcome(
     .unwrap_or(Percentiles::constant(wall_s));
     let gpu_hours = wall_s / 3600.0 * c.num_gpus as f64;
     let e = &goal.energy;
-    let p_gpu = energy::gpu_power_w(e, c.gpu.tdp_w, r);
+    // the mean board power of the cluster's GPUs (groups of different GPUs weighed by count)
+    let tdp_w = c.mean_over_gpus(|g| g.tdp_w);
+    let p_gpu = energy::gpu_power_w(e, tdp_w, r);
     let other = energy::other_it_power_w(e, nodes, c.nics_per_node);
     let stalled_s = stalled_s.min(wall_s);
     let en = energy::evaluate(
         e,
-        c.gpu.tdp_w,
+        tdp_w,
         c.num_gpus,
         other,
         p_gpu,

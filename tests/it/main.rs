@@ -21,6 +21,8 @@ mod determinism;
 mod expert_tp;
 /// results.json byte-for-byte against a committed golden file.
 mod golden;
+/// Heterogeneous clusters: GPU groups, per-stage GPUs, the cross-group fabric.
+mod hetero;
 /// A blocking HTTP client for the explorer tests.
 #[cfg(feature = "serve")]
 mod http;

@@ -261,6 +261,8 @@ fn cluster(num_gpus: u32, gpus_per_node: u32) -> ClusterSpec {
         nodes_per_leaf: 4,
         // the closed forms below are the hop model's (algorithm.rs, decompose.rs)
         fabric: trainsim::hardware::fabric::FabricSpec::hop(),
+        groups: Vec::new(),
+        cross_group_gbit_per_s: 0.0,
         topology: Default::default(),
     }
 }

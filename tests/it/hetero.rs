@@ -1,0 +1,180 @@
+//! Heterogeneous clusters (`[[cluster.groups]]`): each pipeline stage runs on its GPU
+//! group's GPU and ports; a split that gives the faster GPUs more layers beats the even
+//! split; groups of one GPU type change nothing; a slower cross-group fabric slows the
+//! sends that cross it; and the located errors of groups that cannot hold the plan.
+
+use crate::{repo, scenario};
+use std::path::Path;
+use trainsim::scenario::Scenario;
+use trainsim::simulation::breakdown::Category;
+use trainsim::simulation::{run_summary, RunResult};
+use trainsim::workload::{CommKind, Phase};
+
+fn shipped() -> String {
+    std::fs::read_to_string(repo("scenarios/llama3-70b-h100-a100-64.toml")).expect("shipped scenario")
+}
+
+fn with_split(src: &str, split: &str) -> String {
+    let s = src.replace("stage_layers = [28, 28, 12, 12]", &format!("stage_layers = {split}"));
+    assert!(s.contains(split), "the shipped scenario changed");
+    s
+}
+
+fn step(src: &str) -> RunResult {
+    run_summary(&scenario(src).input).expect("runs")
+}
+
+fn err(src: &str) -> String {
+    Scenario::from_source(src, Path::new("g.toml")).unwrap_err().to_string()
+}
+
+/// H100 stages (0-1) and A100 stages (2-3): the A100's BF16 peak is 3.2x lower, so with 20
+/// layers each the A100 stages set the pace; 28/28/12/12 brings the stages' compute close
+/// and the step at least 25% shorter. Per layer, an A100 stage computes 1.8-3.2x longer:
+/// at most the peak ratio (989 / 312 = 3.2; the A100's calibrated GEMM efficiency is
+/// higher), at least the HBM ratio (3,350 / 2,039 = 1.6) of its memory-bound kernels.
+#[test]
+fn a_split_that_gives_the_faster_gpus_more_layers_beats_the_even_split() {
+    let src = shipped();
+    let even = step(&with_split(&src, "[20, 20, 20, 20]"));
+    let balanced = step(&src);
+    assert!(
+        balanced.step_time_s < 0.75 * even.step_time_s,
+        "balanced {} s vs even {} s",
+        balanced.step_time_s,
+        even.step_time_s
+    );
+    let fwd = |r: &RunResult, s: usize| r.breakdown_per_stage[s].get(Category::Compute(Phase::Forward));
+    let ratio = fwd(&even, 2) / fwd(&even, 1);
+    assert!((1.8..3.2).contains(&ratio), "A100/H100 forward time per layer {ratio}");
+    // each stage's memory against its own GPU's HBM
+    assert_eq!(even.memory_per_stage.len(), 4);
+    assert!(balanced.memory_per_stage[0].total_gib > balanced.memory_per_stage[3].total_gib);
+    assert_eq!(balanced.gpu, "(32 H100-SXM + 32 A100-80GB)");
+}
+
+/// Two groups of the same GPU, NIC and no slower link between them: the run is that of
+/// the homogeneous cluster, number for number (MFU, energy and memory included).
+#[test]
+fn groups_of_one_gpu_type_change_nothing() {
+    let base = std::fs::read_to_string(repo("scenarios/llama3-8b-h100-64.toml")).unwrap();
+    let grouped = base.replace(
+        "[cluster.gpu]\npreset = \"H100-SXM\"\n",
+        "[[cluster.groups]]\nnum_gpus = 32\n[cluster.groups.gpu]\npreset = \"H100-SXM\"\n\
+         [[cluster.groups]]\nnum_gpus = 32\n[cluster.groups.gpu]\npreset = \"H100-SXM\"\n",
+    );
+    assert!(grouped.contains("[[cluster.groups]]"));
+    let (a, b) = (step(&base), step(&grouped));
+    assert_eq!(a.step_time_s, b.step_time_s);
+    assert_eq!(a.mfu_fraction, b.mfu_fraction);
+    assert_eq!(a.memory.total_gib, b.memory.total_gib);
+    assert_eq!(b.gpu, "(32 H100-SXM + 32 H100-SXM)");
+}
+
+/// The pipeline sends between the pods cross `cross_group_gbit_per_s`: at 1 Gbit/s per NIC
+/// (0.125 GB/s per GPU) a 4 MiB activation takes over 30 ms instead of about 0.1 ms, and
+/// the step grows; the sends inside a pod are unaffected.
+#[test]
+fn a_slower_fabric_between_groups_slows_the_sends_that_cross_it() {
+    let src = shipped();
+    let fast = step(&src);
+    let slow = step(&src.replace("cross_group_gbit_per_s = 100.0", "cross_group_gbit_per_s = 1.0"));
+    let pp = |r: &RunResult| r.breakdown.exposed(CommKind::Pp);
+    assert!(
+        slow.step_time_s > fast.step_time_s * 1.05,
+        "{} vs {}",
+        slow.step_time_s,
+        fast.step_time_s
+    );
+    assert!(pp(&slow) > 10.0 * pp(&fast), "{} vs {}", pp(&slow), pp(&fast));
+}
+
+const TWO: &str = r#"name = "g"
+[cluster]
+num_gpus = 64
+[[cluster.groups]]
+num_gpus = 24
+[cluster.groups.gpu]
+preset = "H100-SXM"
+[[cluster.groups]]
+name = "old"
+num_gpus = 40
+[cluster.groups.gpu]
+preset = "A100-80GB"
+peak_bf16_tflops = 312.0
+[model]
+preset = "llama3-8b"
+[parallel]
+tp = 8
+pp = 4
+dp = 2
+[training]
+global_batch_size = 64
+seq_length = 4096
+"#;
+
+/// Groups that cannot hold the plan, or that contradict the cluster, are refused with the
+/// file, line, field and what is allowed.
+#[test]
+fn groups_that_cannot_hold_the_plan_get_located_errors() {
+    // 24 + 40 GPUs: stage 1 (GPUs 16..31) would span both groups (line 5)
+    let e = err(TWO);
+    assert!(
+        e.contains("g.toml:5:1") && e.contains("cluster.groups[0].num_gpus") && e.contains("stage 1"),
+        "{e}"
+    );
+    let ok = TWO
+        .replace("num_gpus = 24", "num_gpus = 32")
+        .replace("num_gpus = 40", "num_gpus = 32");
+    scenario(&ok);
+    // the groups must cover the cluster
+    let e = err(&ok.replace("num_gpus = 64", "num_gpus = 72"));
+    assert!(
+        e.contains("cluster.num_gpus") && e.contains("must equal") && e.contains("64"),
+        "{e}"
+    );
+    // whole nodes
+    let e = err(&TWO
+        .replace("num_gpus = 24", "num_gpus = 20")
+        .replace("num_gpus = 40", "num_gpus = 44"));
+    assert!(
+        e.contains("cluster.groups[0].num_gpus") && e.contains("whole nodes"),
+        "{e}"
+    );
+    // a group's GPU: located in its own entry (line 13), limits included
+    let e = err(&ok.replace("peak_bf16_tflops = 312.0", "peak_bf16_tflops = 1e9"));
+    assert!(
+        e.contains("g.toml:13:1") && e.contains("cluster.groups[1].gpu.peak_bf16_tflops"),
+        "{e}"
+    );
+    let e = err(&ok.replace("preset = \"A100-80GB\"", "preset = \"A100-81GB\""));
+    assert!(
+        e.contains("g.toml:12:1") && e.contains("cluster.groups[1].gpu.preset"),
+        "{e}"
+    );
+    // not both forms of the GPU
+    let e = err(&ok.replace("[cluster]\n", "[cluster.gpu]\npreset = \"H100-SXM\"\n[cluster]\n"));
+    assert!(e.contains("not both"), "{e}");
+    // a cross-group rate needs groups
+    let single = std::fs::read_to_string(repo("scenarios/llama3-8b-h100-64.toml")).unwrap()
+        + "\n[cluster.network]\ncross_group_gbit_per_s = 100.0\n";
+    let e = err(&single);
+    assert!(
+        e.contains("cluster.network.cross_group_gbit_per_s") && e.contains("two or more"),
+        "{e}"
+    );
+    // FP8 on a cluster with an A100 group
+    let e = err(&ok.replace("seq_length = 4096", "seq_length = 4096\nprecision = \"fp8\""));
+    assert!(e.contains("A100-80GB has no FP8"), "{e}");
+}
+
+/// Plan search refuses a cluster of groups (its bounds assume one GPU type) and says what
+/// to use instead.
+#[test]
+fn plan_search_refuses_groups_and_points_to_sweeps() {
+    let input = scenario(&shipped()).input;
+    let e = trainsim::sweep::search::search(&input, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not supported yet") && e.contains("sweep"), "{e}");
+}
