@@ -46,6 +46,49 @@ impl LayerSplit {
     }
 }
 
+/// The contiguous split of `num_layers` layers over stages whose time per layer is
+/// `layer_s` (one entry per stage) that minimises the slowest stage's `layers x time`, each
+/// stage a positive multiple of `chunks` layers; ties give the later stages fewer layers
+/// (the last also runs the output head). `None` when `num_layers` is not a multiple of
+/// `chunks` or is below `chunks` per stage.
+pub fn balanced_split(layer_s: &[f64], num_layers: u32, chunks: u32) -> Option<Vec<u32>> {
+    let (k, n) = (chunks.max(1), layer_s.len() as u32);
+    if n == 0 || num_layers % k != 0 || num_layers < k * n || layer_s.iter().any(|t| t.is_nan() || *t <= 0.0) {
+        return None;
+    }
+    // units of `k` layers; the smallest bound T on any stage's time that fits them all
+    let units = num_layers / k;
+    let caps = |t: f64| -> Vec<u32> {
+        layer_s
+            .iter()
+            .map(|s| ((t / (s * k as f64)) * (1.0 + 1e-12)).floor() as u32)
+            .collect()
+    };
+    let mut bounds: Vec<f64> = (layer_s.iter())
+        .flat_map(|s| (1..=units).map(move |u| u as f64 * s * k as f64))
+        .collect();
+    bounds.sort_by(f64::total_cmp);
+    let t = *bounds.iter().find(|&&t| {
+        let c = caps(t);
+        c.iter().all(|&u| u >= 1) && c.iter().map(|&u| u as u64).sum::<u64>() >= units as u64
+    })?;
+    let mut split = caps(t);
+    let mut excess = split.iter().map(|&u| u as u64).sum::<u64>() - units as u64;
+    // take the excess from the most loaded stages, the last first on ties
+    while excess > 0 {
+        let (i, _) = (split.iter().enumerate())
+            .filter(|(_, &u)| u > 1)
+            .map(|(i, &u)| (i, u as f64 * layer_s[i]))
+            .fold(None, |best: Option<(usize, f64)>, (i, load)| match best {
+                Some((_, b)) if b > load => best,
+                _ => Some((i, load)),
+            })?;
+        split[i] -= 1;
+        excess -= 1;
+    }
+    Some(split.into_iter().map(|u| u * k).collect())
+}
+
 /// Which split rule failed, for messages that name the scenario key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SplitError {
@@ -263,6 +306,40 @@ pub fn layers_per_chunk(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_balanced_split_evens_the_stages_out() {
+        // one GPU type: the even split; the remainder goes to the first stages
+        assert_eq!(balanced_split(&[1.0; 4], 80, 1), Some(vec![20; 4]));
+        assert_eq!(balanced_split(&[1.0; 4], 30, 1), Some(vec![8, 8, 7, 7]));
+        // a stage twice as slow per layer gets half the layers: max(2 x 20, 1 x 40) = 40
+        assert_eq!(balanced_split(&[1.0, 2.0], 60, 1), Some(vec![40, 20]));
+        // H100 vs A100 at 1 : 2.25 per layer, 80 layers: 28 x 1 vs 12 x 2.25 = 27 (27 layers
+        // would leave 13 x 2.25 = 29.25)
+        assert_eq!(
+            balanced_split(&[1.0, 1.0, 2.25, 2.25], 80, 1),
+            Some(vec![28, 28, 12, 12])
+        );
+        // chunks: multiples of 2 per stage
+        let s = balanced_split(&[1.0, 3.0], 16, 2).unwrap();
+        assert_eq!(s, vec![12, 4]);
+        // the optimum: no split of 80 over [1, 1, 2.25, 2.25] has a lower slowest stage
+        let cost = |v: &[u32], t: &[f64]| v.iter().zip(t).map(|(&n, &t)| n as f64 * t).fold(0.0, f64::max);
+        let t = [1.0, 1.0, 2.25, 2.25];
+        let best = cost(&balanced_split(&t, 80, 1).unwrap(), &t);
+        for a in 1..78u32 {
+            for b in 1..(79 - a) {
+                for c in 1..(80 - a - b) {
+                    let v = [a, b, c, 80 - a - b - c];
+                    assert!(cost(&v, &t) >= best - 1e-9, "{v:?} beats the balanced split");
+                }
+            }
+        }
+        // impossible: fewer layers than stages, layers not a multiple of the chunks
+        assert_eq!(balanced_split(&[1.0; 4], 3, 1), None);
+        assert_eq!(balanced_split(&[1.0; 2], 61, 2), None);
+        assert_eq!(balanced_split(&[1.0, f64::NAN], 8, 1), None);
+    }
+
     use super::*;
     use crate::parallel::Schedule;
 

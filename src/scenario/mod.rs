@@ -306,7 +306,7 @@ impl Checker<'_> {
             flash_attention: t.flash_attention.unwrap_or(true),
         };
 
-        let plan = self.plan(
+        let mut plan = self.plan(
             &r.parallel,
             r.moe.as_ref(),
             &model,
@@ -314,6 +314,9 @@ impl Checker<'_> {
             &training,
         )?;
         self.stages_in_groups(&cluster, &plan)?;
+        if matches!(r.parallel.stage_layers, Some(raw::RawStageLayers::Rule(_))) {
+            self.balance_layers(&mut plan, &cluster, &model, &training)?;
+        }
 
         let comm = self.comm(r.communication.as_ref(), &plan)?;
         let offload = self.offload(

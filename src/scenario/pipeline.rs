@@ -123,7 +123,18 @@ impl Checker<'_> {
             layer_split: LayerSplit {
                 first_stage: rp.first_stage_layers,
                 last_stage: rp.last_stage_layers,
-                stages: rp.stage_layers.clone(),
+                stages: match &rp.stage_layers {
+                    Some(super::raw::RawStageLayers::Layers(v)) => Some(v.clone()),
+                    Some(super::raw::RawStageLayers::Rule(r)) if r == "balanced" => None,
+                    Some(super::raw::RawStageLayers::Rule(r)) => {
+                        return Err(self.invalid(
+                            "parallel.stage_layers",
+                            format!("\"{r}\""),
+                            "a list of layers per stage (or per model chunk), or \"balanced\"",
+                        ))
+                    }
+                    None => None,
+                },
             },
             grad_bucket_params: self.positive("parallel.grad_bucket_params", rp.grad_bucket_params.unwrap_or(40e6))?,
             tp_comm_overlap: rp.tp_comm_overlap.unwrap_or(false),
@@ -199,4 +210,43 @@ fn default_cp_a2a_size(cp: u32, tp: u32, gpus_per_node: u32, model: &Transformer
         .rev()
         .find(|&a| cp % a == 0 && a * tp <= gpus_per_node && heads % a == 0 && kv_heads % a == 0)
         .unwrap_or(1)
+}
+
+impl Checker<'_> {
+    /// `parallel.stage_layers = "balanced"`: the split that evens out the stages' compute,
+    /// each stage weighed by its GPU's time per layer ([`crate::workload::layer_compute_s`];
+    /// on one GPU type, the even split), then checked like a given split.
+    pub(super) fn balance_layers(
+        &self,
+        plan: &mut ParallelPlan,
+        cluster: &crate::hardware::ClusterSpec,
+        model: &TransformerSpec,
+        training: &TrainingSpec,
+    ) -> Result<(), ScenarioError> {
+        let stride = plan.tp * plan.cp * plan.dp;
+        let layer_s: Vec<f64> = (0..plan.pp)
+            .map(|s| {
+                let g = cluster.group_of_gpu(s.saturating_mul(stride));
+                let gpu = cluster.groups.get(g).map_or(&cluster.gpu, |g| &g.gpu);
+                crate::workload::layer_compute_s(gpu, model, plan, training)
+            })
+            .collect();
+        let shape = plan.pipeline_shape(training.global_batch_size, 0);
+        let chunks = plan.schedule.get().chunks_per_stage(&shape);
+        let split = crate::parallel::split::balanced_split(&layer_s, model.num_layers, chunks).ok_or_else(|| {
+            self.invalid(
+                "parallel.stage_layers",
+                "\"balanced\"",
+                format!(
+                    "needs model.num_layers = {} to be a multiple of the {chunks} model chunks per stage and at least one chunk per stage (pp = {})",
+                    model.num_layers, plan.pp
+                ),
+            )
+        })?;
+        plan.layer_split = crate::parallel::LayerSplit {
+            stages: Some(split),
+            ..Default::default()
+        };
+        self.pipeline(plan, model, training.global_batch_size)
+    }
 }

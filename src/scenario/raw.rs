@@ -103,6 +103,16 @@ pub struct RawCluster {
     pub host: Option<RawHost>,
 }
 
+/// `parallel.stage_layers`: layers per stage (or per chunk), or a rule (`"balanced"`).
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawStageLayers {
+    /// Layers of every stage, or of every model chunk.
+    Layers(Vec<u32>),
+    /// A rule: `"balanced"`.
+    Rule(String),
+}
+
 /// `[[cluster.groups]]`: consecutive whole nodes of one GPU type.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -225,7 +235,7 @@ pub struct RawParallel {
     pub pipeline_split_embedding_and_loss: Option<bool>,
     pub first_stage_layers: Option<u32>,
     pub last_stage_layers: Option<u32>,
-    pub stage_layers: Option<Vec<u32>>,
+    pub stage_layers: Option<RawStageLayers>,
     pub optimizer_post_validation: Option<bool>,
     pub grad_bucket_params: Option<f64>,
     pub ep: Option<u32>,

@@ -44,6 +44,26 @@ mod stage;
 pub mod wire;
 
 pub use moe::MoeLoads;
+
+/// Seconds a GPU of type `gpu` computes one layer's forward and backward for one
+/// micro-batch (the compute steps of its lowered module graph; a MoE model's MoE layer,
+/// routed experts excluded): what a balanced layer split weighs the stages by.
+pub fn layer_compute_s(
+    gpu: &crate::hardware::GpuSpec,
+    model: &crate::model::TransformerSpec,
+    plan: &crate::parallel::ParallelPlan,
+    training: &crate::training::TrainingSpec,
+) -> f64 {
+    let cx = costs::LayerContext::new(gpu, model, plan, training);
+    let moe = costs::MoeCost::new(gpu, model, plan, cx.prec, training.seq_length);
+    let steps = passes::layer_steps(&cx, moe.as_ref());
+    (steps.forward.iter().chain(&steps.backward))
+        .map(|s| match s {
+            layer::Step::Compute { time_s, .. } => *time_s,
+            _ => 0.0,
+        })
+        .sum()
+}
 pub use op::{AllToAllSpec, CommKind, CommPurpose, Op, OpId, OpKind, Phase, RankInfo, Stream};
 pub use pipeline::build;
 

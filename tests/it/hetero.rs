@@ -53,6 +53,36 @@ fn a_split_that_gives_the_faster_gpus_more_layers_beats_the_even_split() {
     assert_eq!(balanced.gpu, "(32 H100-SXM + 32 A100-80GB)");
 }
 
+/// `stage_layers = "balanced"` weighs each stage by its GPU's compute time per layer and
+/// finds 28/28/12/12, the best split of the sweep over H100-stage layers
+/// (scenarios/sweeps/hetero-split.toml); on one GPU type it is the even split.
+#[test]
+fn the_balanced_rule_finds_the_best_split_and_is_even_on_one_gpu_type() {
+    let src = shipped();
+    let auto = step(&with_split(&src, "\"balanced\""));
+    assert!(auto.plan.contains("layers=28+28+12+12"), "{}", auto.plan);
+    for split in ["[26, 26, 14, 14]", "[30, 30, 10, 10]", "[20, 20, 20, 20]"] {
+        assert!(auto.step_time_s < step(&with_split(&src, split)).step_time_s, "{split}");
+    }
+    let base = std::fs::read_to_string(repo("scenarios/llama3-8b-h100-64.toml")).unwrap();
+    let even = step(&base);
+    let balanced = step(&base.replace(
+        "recompute = \"selective\"",
+        "recompute = \"selective\"\nstage_layers = \"balanced\"",
+    ));
+    assert!(balanced.plan.contains("layers=16+16"), "{}", balanced.plan);
+    assert_eq!(even.step_time_s, balanced.step_time_s);
+    // a rule it does not know, and a split it cannot make, are located errors
+    let e = err(&with_split(&src, "\"even\""));
+    assert!(e.contains("parallel.stage_layers") && e.contains("\"balanced\""), "{e}");
+    let e = err(&with_split(&src, "\"balanced\"")
+        .replace("tp = 8\npp = 4\ndp = 2", "tp = 8\npp = 4\ndp = 2\nvirtual_stages = 3"));
+    assert!(
+        e.contains("parallel.stage_layers") && e.contains("multiple of the 3 model chunks"),
+        "{e}"
+    );
+}
+
 /// Two groups of the same GPU, NIC and no slower link between them: the run is that of
 /// the homogeneous cluster, number for number (MFU, energy and memory included).
 #[test]
