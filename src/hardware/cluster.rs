@@ -165,6 +165,11 @@ impl ClusterSpec {
         self.groups.len().saturating_sub(1)
     }
 
+    /// The GPU type of GPU `gpu` (rank order).
+    pub fn gpu_at(&self, gpu: u32) -> &GpuSpec {
+        self.groups.get(self.group_of_gpu(gpu)).map_or(&self.gpu, |g| &g.gpu)
+    }
+
     /// The cluster as group `g`'s GPUs see it: its GPU and NIC rate, no groups (itself on
     /// a homogeneous cluster).
     pub fn group_cluster(&self, g: usize) -> ClusterSpec {

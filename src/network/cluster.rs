@@ -169,7 +169,8 @@ impl ClusterNetwork {
         let ports = rank_groups
             .iter()
             .map(|&g| {
-                let caps = groups[(g as usize).min(n_groups - 1)].caps;
+                let group = (g as usize).min(n_groups - 1);
+                let caps = groups[group].caps;
                 RankPorts {
                     up_tx: flows.add_link(caps.up_bytes_per_s),
                     up_rx: flows.add_link(caps.up_bytes_per_s),
@@ -178,7 +179,7 @@ impl ClusterNetwork {
                     spine_tx: flows.add_link(caps.spine_bytes_per_s),
                     spine_rx: flows.add_link(caps.spine_bytes_per_s),
                     cross_tx: cross.filter(|_| n_groups > 1).map(|b| flows.add_link(b)),
-                    group: (g as usize).min(n_groups - 1) as u8,
+                    group: group as u8,
                 }
             })
             .collect();

@@ -242,6 +242,12 @@ impl ParallelPlan {
         (u64::from(global_batch_size) / (u64::from(self.dp) * u64::from(self.micro_batch_size)).max(1)) as u32
     }
 
+    /// GPUs of one pipeline stage (`tp * cp * dp`): the stride between stages in the rank
+    /// order, where pipeline stages are the outermost dimension.
+    pub fn gpus_per_stage(&self) -> u32 {
+        self.tp.saturating_mul(self.cp.max(1)).saturating_mul(self.dp)
+    }
+
     /// Expert-data-parallel degree: replicas of each expert within a stage
     /// (`tp * dp / (ep * expert_tp)`), the group its gradients are reduced over.
     pub fn expert_dp(&self) -> u32 {

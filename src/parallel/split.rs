@@ -306,6 +306,9 @@ pub fn layers_per_chunk(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::parallel::Schedule;
+
     #[test]
     fn a_balanced_split_evens_the_stages_out() {
         // one GPU type: the even split; the remainder goes to the first stages
@@ -339,9 +342,6 @@ mod tests {
         assert_eq!(balanced_split(&[1.0; 2], 61, 2), None);
         assert_eq!(balanced_split(&[1.0, f64::NAN], 8, 1), None);
     }
-
-    use super::*;
-    use crate::parallel::Schedule;
 
     fn shape(pp: u32, v: u32) -> PipelineShape {
         PipelineShape {

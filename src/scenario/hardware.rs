@@ -267,7 +267,7 @@ impl Checker<'_> {
         cluster: &ClusterSpec,
         plan: &crate::parallel::ParallelPlan,
     ) -> Result<(), ScenarioError> {
-        let stage = plan.tp as u64 * plan.cp as u64 * plan.dp as u64;
+        let stage = plan.gpus_per_stage() as u64;
         let mut end = 0u64;
         for (i, g) in cluster
             .groups

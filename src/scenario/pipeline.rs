@@ -223,13 +223,9 @@ impl Checker<'_> {
         model: &TransformerSpec,
         training: &TrainingSpec,
     ) -> Result<(), ScenarioError> {
-        let stride = plan.tp * plan.cp * plan.dp;
+        let stride = plan.gpus_per_stage();
         let layer_s: Vec<f64> = (0..plan.pp)
-            .map(|s| {
-                let g = cluster.group_of_gpu(s.saturating_mul(stride));
-                let gpu = cluster.groups.get(g).map_or(&cluster.gpu, |g| &g.gpu);
-                crate::workload::layer_compute_s(gpu, model, plan, training)
-            })
+            .map(|s| crate::workload::layer_compute_s(cluster.gpu_at(s.saturating_mul(stride)), model, plan, training))
             .collect();
         let shape = plan.pipeline_shape(training.global_batch_size, 0);
         let chunks = plan.schedule.get().chunks_per_stage(&shape);

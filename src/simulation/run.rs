@@ -72,15 +72,12 @@ impl RunInput {
     }
 
     /// The GPU of every pipeline stage: its GPU group's on a heterogeneous cluster (stage
-    /// `s` holds GPUs `s * stride ..` in Megatron's order; the scenario checks that no stage
-    /// spans two groups).
-    pub fn stage_gpus(&self, placement: &Placement) -> Vec<crate::hardware::GpuSpec> {
-        let stride = placement.stride_gpus[Dim::Pp];
+    /// `s` holds GPUs `s * gpus_per_stage ..`; the scenario checks that no stage spans two
+    /// groups).
+    pub fn stage_gpus(&self) -> Vec<crate::hardware::GpuSpec> {
+        let stride = self.plan.gpus_per_stage();
         (0..self.plan.pp)
-            .map(|s| {
-                let g = self.cluster.group_of_gpu(s.saturating_mul(stride));
-                self.cluster.groups.get(g).map_or(&self.cluster.gpu, |g| &g.gpu).clone()
-            })
+            .map(|s| self.cluster.gpu_at(s.saturating_mul(stride)).clone())
             .collect()
     }
 
@@ -92,7 +89,7 @@ impl RunInput {
 
     /// [`RunInput::workload`] for the steps of `phase`.
     pub fn workload_in(&self, placement: &Placement, iterations: u32, phase: GradPhase) -> workload::Workload {
-        let stage_gpus = self.stage_gpus(placement);
+        let stage_gpus = self.stage_gpus();
         workload::build(&WorkloadSpec {
             stage_gpus: &stage_gpus,
             model: &self.model,
@@ -350,7 +347,7 @@ fn simulate_phase(
     let placement = input.placement();
     let w = input.workload_in(&placement, iterations, phase);
     let layouts = input.layouts(placement);
-    let factors = super::stragglers::stage_factors(&input.stragglers, input.seed, p.pp, p.tp * p.cp * p.dp, iterations);
+    let factors = super::stragglers::stage_factors(&input.stragglers, input.seed, p.pp, p.gpus_per_stage(), iterations);
     let out = simulate(&w, c, layouts, &factors)?;
     if out.iteration_ends.last().is_some_and(|&end| end >= SimTime::LIMIT) {
         return Err(SimError::ClockRange {
@@ -541,11 +538,7 @@ fn run_with(
 
     let hpz_group = placement.layout(Dim::DpNode).size;
     let host = |mem| with_wire_and_offload(mem, &input.model, p, t, &input.comm, &input.offload, hpz_group);
-    let capacity_gib: Vec<f64> = input
-        .stage_gpus(&placement)
-        .iter()
-        .map(|g| g.hbm_capacity_gib)
-        .collect();
+    let capacity_gib: Vec<f64> = input.stage_gpus().iter().map(|g| g.hbm_capacity_gib).collect();
     let memory = host(memory_per_gpu(&input.model, p, t, &capacity_gib));
     let memory_per_stage = memory_per_stage(&input.model, p, t, &capacity_gib)
         .into_iter()

@@ -105,7 +105,7 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
         _ => 1,
     };
     let mut b = Builder::with_wire(comm);
-    let stage_gpus = p.tp * p.cp * p.dp;
+    let stage_gpus = p.gpus_per_stage();
     let lane_gpus = if lanes > 1 { stage_gpus / lanes } else { stage_gpus };
     let mut ranks: Vec<RankInfo> = (0..pp)
         .map(|s| RankInfo {
