@@ -78,8 +78,9 @@ fn scenario(path: &str) {
     let build_s = t.elapsed().as_secs_f64();
     let factors = vec![vec![1.0; w.ranks.len()]; iterations as usize];
     let t = Instant::now();
-    let out =
-        trainsim::simulation::simulate(&w, &input.cluster, input.layouts(placement), &factors).expect("simulates");
+    let one = trainsim::simulation::ReplicaSet::default();
+    let out = trainsim::simulation::simulate(&w, &input.cluster, input.layouts(placement), &factors, &one)
+        .expect("simulates");
     let loop_s = t.elapsed().as_secs_f64();
     println!(
         "{:<44} build {build_s:.3} s ({} ops, {:.0} B/op), event loop {loop_s:.3} s ({:.2} M events/s), rest {:.3} s",
@@ -88,6 +89,28 @@ fn scenario(path: &str) {
         w.heap_bytes() as f64 / w.ops.len().max(1) as f64,
         out.events as f64 / loop_s / 1e6,
         (total_s - build_s - loop_s).max(0.0),
+    );
+}
+
+/// A scenario in every-replica mode (`simulation.ranks = "every_replica"`, one copy of
+/// the workload per data-parallel replica), with `overrides` (`key=value`) applied.
+fn every_replica(path: &str, overrides: &[&str]) {
+    let mut ov: Vec<_> = overrides
+        .iter()
+        .map(|o| trainsim::scenario::parse_override(o).expect("override parses"))
+        .collect();
+    ov.push(trainsim::scenario::parse_override("simulation.ranks=every_replica").expect("override parses"));
+    let s = Scenario::load_with(Path::new(path), &ov).expect("scenario loads");
+    let t = Instant::now();
+    let r = trainsim::simulation::run(&s.input).expect("simulates");
+    let wall_s = t.elapsed().as_secs_f64();
+    report(
+        &format!(
+            "every replica: {} ({} GPUs, {} replicas)",
+            s.input.name, s.input.cluster.num_gpus, r.simulation.replicas_simulated
+        ),
+        wall_s,
+        r.simulation.events,
     );
 }
 
@@ -179,6 +202,15 @@ fn main() {
     scenario("scenarios/llama3-405b-h100-16384.toml");
     scenario("scenarios/validation/korthikanti-a100/korthikanti-1t-selective-sp-a100-512.toml");
     scenario("scenarios/deepseek-v3-h800-2048.toml");
+    every_replica("scenarios/gpt3-175b-a100-1024.toml", &[]);
+    every_replica(
+        "scenarios/mixtral-8x7b-h100-64.toml",
+        &[
+            "cluster.num_gpus=256",
+            "parallel.dp=32",
+            "training.global_batch_size=1024",
+        ],
+    );
 
     sweep("scenarios/sweeps/gpt3-175b-tp-pp.toml");
 

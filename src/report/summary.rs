@@ -189,10 +189,20 @@ pub fn summary(r: &RunResult) -> String {
         );
     }
     let sim = &r.simulation;
+    let ranks = if sim.replicas_simulated > 1 {
+        format!(
+            "{} ranks ({} stages x {} data-parallel replicas)",
+            sim.representative_ranks * sim.replicas_simulated,
+            sim.representative_ranks,
+            sim.replicas_simulated
+        )
+    } else {
+        format!("{} representative ranks", sim.representative_ranks)
+    };
     let _ = writeln!(
         w,
-        "simulated {} iterations ({} warm-up) of {} representative ranks standing for {} GPUs: {} operations, {} events",
-        sim.iterations_simulated, sim.warmup_iterations, sim.representative_ranks, sim.gpus_represented, sim.operations, sim.events
+        "simulated {} iterations ({} warm-up) of {ranks} standing for {} GPUs: {} operations, {} events",
+        sim.iterations_simulated, sim.warmup_iterations, sim.gpus_represented, sim.operations, sim.events
     );
     if let Some(t) = &r.to_target {
         to_target(w, t);

@@ -329,6 +329,18 @@ impl Checker<'_> {
         let goal = self.goal(r.target.as_ref(), r.reliability.as_ref(), r.energy.as_ref(), &model)?;
         let routing = self.routing(r.moe.as_ref(), &model, &plan, gpus_per_node)?;
         let sim = r.simulation.unwrap_or_default();
+        let ranks = match &sim.ranks {
+            None => crate::simulation::replicas::RankMode::default(),
+            Some(v) => {
+                use crate::simulation::replicas::RankMode;
+                self.choice(
+                    "simulation.ranks",
+                    v,
+                    &RankMode::NAMES,
+                    &[RankMode::Auto, RankMode::Representative, RankMode::EveryReplica],
+                )?
+            }
+        };
         let warmup_iterations = sim.warmup_iterations.unwrap_or(1);
         let iterations = self.at_least_one("simulation.iterations", sim.iterations.unwrap_or(3))?;
         if iterations <= warmup_iterations {
@@ -411,6 +423,7 @@ impl Checker<'_> {
                 max_operations: sim
                     .max_operations
                     .unwrap_or(crate::simulation::budget::DEFAULT_MAX_OPERATIONS),
+                ranks,
             },
             measured,
             source: String::new(),

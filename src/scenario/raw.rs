@@ -278,6 +278,7 @@ pub struct RawSimulation {
     pub iterations: Option<u32>,
     pub warmup_iterations: Option<u32>,
     pub max_operations: Option<u64>,
+    pub ranks: Option<String>,
 }
 
 /// `[measured]`.

@@ -6,7 +6,6 @@
 //! Owns [`Category`] (the one table of breakdown categories: their JSON keys, labels and
 //! priority, all derived from the phases and communication kinds) and [`Breakdown`].
 
-use super::SimOutput;
 use crate::units::SimTime;
 use crate::workload::{CommKind, OpKind, Phase, Stream, Workload};
 use serde::de::Deserializer;
@@ -26,6 +25,9 @@ pub enum Category {
     Offload,
     /// Waiting for the slowest expert-parallel rank after the experts (routing imbalance).
     MoeImbalance,
+    /// Waiting for slower data-parallel replicas at a collective they share (every-replica
+    /// mode, [`super::replicas`]: stragglers, slow nodes).
+    StragglerWait,
     /// Cross-rank synchronisation (gradient-norm all-reduce).
     Sync,
     /// Idle while waiting on other pipeline stages.
@@ -36,7 +38,7 @@ pub enum Category {
 
 impl Category {
     /// Number of categories.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 17;
 
     /// Every category, in priority order (lower index wins when several are active).
     pub const ALL: [Category; Category::COUNT] = [
@@ -53,6 +55,7 @@ impl Category {
         Category::Comm(CommKind::Ep),
         Category::Offload,
         Category::MoeImbalance,
+        Category::StragglerWait,
         Category::Sync,
         Category::Bubble,
         Category::Idle,
@@ -71,9 +74,10 @@ impl Category {
             Category::Comm(k) => 5 + k.index(),
             Category::Offload => 11,
             Category::MoeImbalance => 12,
-            Category::Sync => 13,
-            Category::Bubble => 14,
-            Category::Idle => 15,
+            Category::StragglerWait => 13,
+            Category::Sync => 14,
+            Category::Bubble => 15,
+            Category::Idle => 16,
         }
     }
 
@@ -84,6 +88,7 @@ impl Category {
             Category::Comm(k) => format!("exposed_{}_comm_s", k.name()),
             Category::Offload => "exposed_offload_s".into(),
             Category::MoeImbalance => "moe_imbalance_s".into(),
+            Category::StragglerWait => "straggler_wait_s".into(),
             Category::Sync => "sync_s".into(),
             Category::Bubble => "pipeline_bubble_s".into(),
             Category::Idle => "idle_s".into(),
@@ -98,6 +103,7 @@ impl Category {
             Category::Comm(k) => format!("exposed {}", k.label()),
             Category::Offload => "exposed offload".into(),
             Category::MoeImbalance => "MoE imbalance wait".into(),
+            Category::StragglerWait => "straggler wait".into(),
             Category::Sync => "sync".into(),
             Category::Bubble => "pipeline bubble".into(),
             Category::Idle => "idle".into(),
@@ -201,8 +207,9 @@ impl Serialize for Breakdown {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(Category::COUNT + TOTAL_DIMS.len()))?;
         for c in Category::ALL {
-            // offloading's category only where a run offloads (results stay as they were)
-            if c == Category::Offload && self.get(c) == 0.0 {
+            // offloading's and replicas' categories only where a run has them (results
+            // stay as they were)
+            if matches!(c, Category::Offload | Category::StragglerWait) && self.get(c) == 0.0 {
                 continue;
             }
             m.serialize_entry(&c.key(), &self.get(c))?;
@@ -245,10 +252,13 @@ fn category(kind: &OpKind) -> Option<Category> {
     }
 }
 
-/// Breakdown of every representative rank over `[from, to)`, per iteration in it.
+/// Breakdown of every representative rank over `[from, to)`, per iteration in it, from
+/// `op_times` (one replica's, indexed like `w.ops`) and `waits` (that replica's ops that
+/// waited for other replicas: op index and arrival; the wait ends at the op's start).
 pub fn per_rank(
     w: &Workload,
-    out: &SimOutput,
+    op_times: &[(SimTime, SimTime)],
+    waits: &[(u32, SimTime)],
     from: SimTime,
     to: SimTime,
     iterations: f64,
@@ -284,12 +294,12 @@ pub fn per_rank(
         let Some(cat) = category(&op.kind) else {
             continue;
         };
-        let (s, e) = out.op_times[i];
+        let (s, e) = op_times[i];
         if let OpKind::AllToAll { table } = op.kind {
             if let Some(prev) = w.all_to_alls[table as usize].wait_from {
                 mark(
                     r * LISTS + Stream::COUNT,
-                    out.op_times[prev as usize].1,
+                    op_times[prev as usize].1,
                     s,
                     Category::MoeImbalance,
                 );
@@ -300,6 +310,13 @@ pub fn per_rank(
         };
         if let Category::Comm(k) = cat {
             totals[r][k.index()] += d;
+        }
+    }
+    for &(i, arrived) in waits {
+        let op = &w.ops[i as usize];
+        if (op.rank as usize) < n {
+            let list = op.rank as usize * LISTS + Stream::COUNT;
+            mark(list, arrived, op_times[i as usize].0, Category::StragglerWait);
         }
     }
     let idle = if pipeline { Category::Bubble } else { Category::Idle };
@@ -337,6 +354,32 @@ pub fn per_rank(
         });
     }
     result
+}
+
+/// Breakdown of every pipeline stage: each replica's ([`per_rank`]), averaged over the
+/// replicas (one in the representative mode).
+pub fn per_stage(
+    w: &Workload,
+    out: &super::SimOutput,
+    window: (SimTime, SimTime),
+    iterations: f64,
+    pipeline: bool,
+) -> Vec<Breakdown> {
+    let n = w.ops.len();
+    let replicas = out.replicas.max(1) as usize;
+    let mut waits: Vec<Vec<(u32, SimTime)>> = vec![Vec::new(); replicas];
+    for &(id, at) in &out.replica_waits {
+        waits[id as usize / n].push((id % n as u32, at));
+    }
+    let per_replica: Vec<Vec<Breakdown>> = (0..replicas)
+        .map(|r| {
+            let times = &out.op_times[r * n..(r + 1) * n];
+            per_rank(w, times, &waits[r], window.0, window.1, iterations, pipeline)
+        })
+        .collect();
+    (0..w.stages as usize)
+        .map(|s| mean(&per_replica.iter().map(|b| b[s].clone()).collect::<Vec<_>>()))
+        .collect()
 }
 
 /// Mean of per-rank breakdowns.
@@ -377,7 +420,7 @@ mod tests {
         b.comm_total_s[CommKind::DpParam.index()] = 2.0;
         let json = serde_json::to_value(&b).unwrap();
         assert_eq!(json["total_dp_comm_s"], 3.0);
-        assert_eq!(json["pipeline_bubble_s"], 14.5);
+        assert_eq!(json["pipeline_bubble_s"], 15.5);
         let back: Breakdown = serde_json::from_value(json).unwrap();
         assert_eq!(back.seconds, b.seconds);
         assert_eq!(back.total_comm_of_dim(crate::parallel::Dim::Dp), 3.0);

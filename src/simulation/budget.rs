@@ -62,13 +62,16 @@ pub fn estimated_operations(input: &RunInput) -> u64 {
     iterations.saturating_mul(passes + 4 * buckets + jitter_draws)
 }
 
-/// Refuses `input` when its workload would exceed `limit` operations.
-pub fn check(input: &RunInput, limit: u64) -> Result<(), SimError> {
-    let operations = estimated_operations(input);
+/// Refuses `input` when its workload, simulated `replicas` times, would exceed `limit`
+/// operations (or the simulation's 32-bit operation ids).
+pub fn check(input: &RunInput, replicas: u32, limit: u64) -> Result<(), SimError> {
+    let operations = estimated_operations(input).saturating_mul(u64::from(replicas.max(1)));
+    let limit = limit.min(u64::from(u32::MAX) / 4);
     if operations <= limit {
         return Ok(());
     }
     Err(SimError::TooLarge {
+        replicas: replicas.max(1),
         operations,
         limit,
         gbyte: operations as f64 * BYTES_PER_OPERATION / 1e9,

@@ -6,7 +6,9 @@
 
 pub mod breakdown;
 pub mod phases;
+pub mod replicas;
 pub mod stragglers;
+pub mod timeline;
 pub mod trace;
 
 use crate::engine::EventQueue;
@@ -33,12 +35,15 @@ pub enum SimError {
     },
     /// The workload would be too large to build (see [`budget`]).
     #[error(
-        "the simulation would build about {operations} operations (about {gbyte:.1} GB), over the limit of {limit}: \
+        "the simulation would build about {operations} operations{} (about {gbyte:.1} GB), over the limit of {limit}: \
          use fewer micro-batches per step (a larger parallel.micro_batch_size or a smaller training.global_batch_size), \
-         fewer simulation.iterations or fewer layers, or raise the limit with --set simulation.max_operations=N"
+         fewer simulation.iterations or fewer layers{}, or raise the limit with --set simulation.max_operations=N",
+        replicas_note(*replicas).0, replicas_note(*replicas).1
     )]
     TooLarge {
-        /// Estimated operations.
+        /// Data-parallel replicas simulated (every-replica mode; 1 otherwise).
+        replicas: u32,
+        /// Estimated operations (over every replica simulated).
         operations: u64,
         /// The limit in force.
         limit: u64,
@@ -65,6 +70,18 @@ pub enum SimError {
         /// The value.
         value: f64,
     },
+}
+
+/// The parts of [`SimError::TooLarge`]'s message that name the replicas simulated.
+fn replicas_note(replicas: u32) -> (String, &'static str) {
+    if replicas > 1 {
+        (
+            format!(" over {replicas} data-parallel replicas"),
+            ", one representative per stage (--set simulation.ranks=representative)",
+        )
+    } else {
+        (String::new(), "")
+    }
 }
 
 /// Where the plan's groups sit, as the network needs it.
@@ -102,6 +119,13 @@ pub struct SimOutput {
     /// Bytes sent per communication kind ([`CommKind`] index), summed over representative
     /// ranks and all link classes.
     pub bytes_by_kind: [f64; CommKind::COUNT],
+    /// Data-parallel replicas simulated ([`replicas`]): `op_times` holds each replica's
+    /// copy of the workload's operations in turn (replica `r`'s op `i` at `r * ops + i`);
+    /// the byte counts are per replica (the replicas' mean).
+    pub replicas: u32,
+    /// Operations that waited for the other replicas of a cross-replica collective:
+    /// (index into `op_times`, arrival time); the wait ends at the op's start.
+    pub replica_waits: Vec<(u32, SimTime)>,
 }
 
 /// The state of one simulation run: the operation graph's bookkeeping, the streams, the
@@ -109,8 +133,21 @@ pub struct SimOutput {
 struct Sim<'a> {
     w: &'a Workload,
     layouts: Layouts,
-    /// `[iteration][rank]` compute-time factors (stragglers).
+    /// `[iteration][replica * stages + stage]` compute-time factors (stragglers).
     compute_factor: &'a [Vec<f64>],
+    /// Replicas simulated, each a copy of the workload: op ids, ranks and queues of
+    /// replica `r` are offset by `r` times the workload's counts.
+    replicas: u32,
+    /// The workload's operations, ranks and queues (one replica's).
+    base_ops: u32,
+    base_ranks: u32,
+    /// Per workload op: the replicas that meet in it (consecutive, aligned), 1 for none.
+    sync_group: Vec<u32>,
+    /// Per (first replica of the group, op): replicas arrived so far (empty with one
+    /// replica).
+    arrived: Vec<u32>,
+    /// Per simulated op: arrival time at its meeting (valid while waiting).
+    replica_waits: Vec<(u32, SimTime)>,
     /// Unfinished dependencies per op.
     remaining: Vec<u32>,
     /// Successors of op `i`: `succ[succ_start[i]..succ_start[i + 1]]`.
@@ -162,12 +199,29 @@ fn queue_index(op: &crate::workload::Op) -> usize {
     op.rank as usize * Stream::COUNT + op.stream.index()
 }
 
+/// Replicas of a simulation and where they meet ([`replicas::plan`]).
+#[derive(Clone, Debug, Default)]
+pub struct ReplicaSet {
+    /// Data-parallel replicas simulated (1: the representative mode).
+    pub count: u32,
+    /// Per workload op: the consecutive replicas that meet in it (1: none).
+    pub sync_group: Vec<u32>,
+}
+
 impl<'a> Sim<'a> {
-    fn new(w: &'a Workload, cluster: &'a ClusterSpec, layouts: Layouts, compute_factor: &'a [Vec<f64>]) -> Self {
+    fn new(
+        w: &'a Workload,
+        cluster: &'a ClusterSpec,
+        layouts: Layouts,
+        compute_factor: &'a [Vec<f64>],
+        replicas: &ReplicaSet,
+    ) -> Self {
         let n_ops = w.ops.len();
         let n_ranks = w.ranks.len();
+        let r_count = replicas.count.max(1);
         let deps_of = |op: &crate::workload::Op| &w.deps[op.deps.0 as usize..op.deps.1 as usize];
-        let remaining = w.ops.iter().map(|op| deps_of(op).len() as u32).collect();
+        let base_remaining: Vec<u32> = w.ops.iter().map(|op| deps_of(op).len() as u32).collect();
+        let remaining = base_remaining.repeat(r_count as usize);
         // successors of each op, in op order
         let (succ_start, succ) = csr(n_ops, || {
             (w.ops.iter().enumerate()).flat_map(|(i, op)| deps_of(op).iter().map(move |&d| (d as usize, i as OpId)))
@@ -177,31 +231,52 @@ impl<'a> Sim<'a> {
         let (queue_start, queue_ops) = csr(n_queues, || {
             (w.ops.iter().enumerate()).map(|(i, op)| (queue_index(op), i as OpId))
         });
-        // each rank's ports are its stage's GPU group's (stage `s` starts at GPU `s * stride`)
+        // each rank's ports are its GPU group's: stage `s` of replica `r` starts at GPU
+        // `s * stage_stride + r * replica_stride`
         let stride = layouts.placement.stride_gpus[crate::parallel::Dim::Pp];
-        let rank_groups: Vec<u8> = (w.ranks.iter())
-            .map(|r| cluster.group_of_gpu(r.stage.saturating_mul(stride)) as u8)
+        let replica_stride = stride / r_count;
+        let rank_groups: Vec<u8> = (0..r_count)
+            .flat_map(|r| {
+                w.ranks.iter().map(move |info| {
+                    let gpu = info.stage.saturating_mul(stride).saturating_add(r * replica_stride);
+                    cluster.group_of_gpu(gpu) as u8
+                })
+            })
             .collect();
         let net = ClusterNetwork::with_groups(cluster, &rank_groups);
         let barrier_latency =
             SimTime::from_secs(2.0 * (w.stages as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
+        let sync_group = if r_count > 1 {
+            replicas.sync_group.clone()
+        } else {
+            Vec::new()
+        };
+        let total_ops = n_ops * r_count as usize;
         Sim {
             w,
             layouts,
             compute_factor,
+            replicas: r_count,
+            base_ops: n_ops as u32,
+            base_ranks: n_ranks as u32,
+            arrived: if r_count > 1 { vec![0; total_ops] } else { Vec::new() },
+            sync_group,
+            replica_waits: Vec::new(),
             remaining,
             succ_start,
             succ,
-            head: queue_start[..n_queues].iter().map(|&q| q as usize).collect(),
+            head: (0..r_count as usize)
+                .flat_map(|_| queue_start[..n_queues].iter().map(|&q| q as usize))
+                .collect(),
             queue_ops,
             queue_start,
-            busy: vec![false; n_queues],
-            compute_busy: vec![false; n_ranks],
+            busy: vec![false; n_queues * r_count as usize],
+            compute_busy: vec![false; n_ranks * r_count as usize],
             net,
             net_gen: 0,
             net_changed: false,
             q: EventQueue::new(),
-            op_times: vec![(SimTime::ZERO, SimTime::ZERO); n_ops],
+            op_times: vec![(SimTime::ZERO, SimTime::ZERO); total_ops],
             finished: 0,
             barrier_waiting: vec![Vec::new(); w.iterations as usize],
             barrier_latency,
@@ -210,47 +285,104 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// The replica of simulated op `id` and the workload op it copies.
+    #[inline]
+    fn split(&self, id: OpId) -> (u32, usize) {
+        if self.replicas == 1 {
+            (0, id as usize)
+        } else {
+            (id / self.base_ops, (id % self.base_ops) as usize)
+        }
+    }
+
+    /// The queue of simulated op `id`, of replica `r`, copying workload op `op`.
+    #[inline]
+    fn queue_of(&self, r: u32, op: &crate::workload::Op) -> usize {
+        (r * self.base_ranks) as usize * Stream::COUNT + queue_index(op)
+    }
+
+    /// The simulated rank of workload rank `rank` in replica `r`.
+    #[inline]
+    fn rank_of(&self, r: u32, rank: u32) -> u32 {
+        r * self.base_ranks + rank
+    }
+
     /// Starts the next op of queue `qi` if the stream is idle and the op's dependencies
     /// are done.
     fn try_start(&mut self, qi: usize) {
-        if self.busy[qi] || self.head[qi] >= self.queue_start[qi + 1] as usize {
+        let n_queues = self.base_ranks as usize * Stream::COUNT;
+        let (r, bq) = if self.replicas == 1 {
+            (0, qi)
+        } else {
+            ((qi / n_queues) as u32, qi % n_queues)
+        };
+        if self.busy[qi] || self.head[qi] >= self.queue_start[bq + 1] as usize {
             return;
         }
-        let id = self.queue_ops[self.head[qi]];
+        let base = self.queue_ops[self.head[qi]];
+        let id = base + r * self.base_ops;
         if self.remaining[id as usize] != 0 {
             return;
         }
-        let op = &self.w.ops[id as usize];
+        let op = &self.w.ops[base as usize];
+        let rank = self.rank_of(r, op.rank) as usize;
         if op.stream.is_compute() {
             // the GPU runs one compute op at a time, whichever compute queue it is on
-            if self.compute_busy[op.rank as usize] {
+            if self.compute_busy[rank] {
                 return;
             }
             // paired passes (DualPipe): with both compute queues ready, the critical-path
             // pass's queue (Compute) takes the GPU; this op waits for it to free again
             if self.w.compute_priority && op.stream == Stream::Compute2 {
-                let first = op.rank as usize * Stream::COUNT + Stream::Compute.index();
-                let head =
-                    (self.head[first] < self.queue_start[first + 1] as usize).then(|| self.queue_ops[self.head[first]]);
+                let first = rank * Stream::COUNT + Stream::Compute.index();
+                let bfirst = op.rank as usize * Stream::COUNT + Stream::Compute.index();
+                let head = (self.head[first] < self.queue_start[bfirst + 1] as usize)
+                    .then(|| self.queue_ops[self.head[first]] + r * self.base_ops);
                 if !self.busy[first] && head.is_some_and(|h| self.remaining[h as usize] == 0) {
                     self.try_start(first);
                     return;
                 }
             }
-            self.compute_busy[op.rank as usize] = true;
+            self.compute_busy[rank] = true;
         }
         self.busy[qi] = true;
         let now = self.q.now();
         self.op_times[id as usize].0 = now;
-        let op = &self.w.ops[id as usize];
+        // a collective across replicas starts when the last of its replicas arrives; the
+        // stream is held meanwhile (the kernel is queued, as NCCL's is)
+        let k = self.sync_group.get(base as usize).copied().unwrap_or(1);
+        if k > 1 {
+            let first = r / k * k;
+            let slot = (first * self.base_ops + base) as usize;
+            self.arrived[slot] += 1;
+            if self.arrived[slot] < k {
+                self.replica_waits.push((id, now));
+                return;
+            }
+            for j in first..first + k {
+                let other = base + j * self.base_ops;
+                self.op_times[other as usize].0 = now;
+                self.launch(j, base as usize, other, now);
+            }
+            return;
+        }
+        self.launch(r, base as usize, id, now);
+    }
+
+    /// Runs simulated op `id` (replica `r`'s copy of workload op `base`) from `now`.
+    fn launch(&mut self, r: u32, base: usize, id: OpId, now: SimTime) {
+        let op = &self.w.ops[base];
+        let rank = self.rank_of(r, op.rank);
         match &op.kind {
             OpKind::Compute { duration, .. } => {
-                let f = self
-                    .compute_factor
-                    .get(op.iteration as usize)
-                    .and_then(|v| v.get(op.rank as usize))
-                    .copied()
-                    .unwrap_or(1.0);
+                let f = if op.rank < self.w.stages {
+                    (self.compute_factor.get(op.iteration as usize))
+                        .and_then(|v| v.get((r * self.w.stages + op.rank) as usize))
+                        .copied()
+                        .unwrap_or(1.0)
+                } else {
+                    1.0
+                };
                 let d = if f == 1.0 {
                     *duration
                 } else {
@@ -270,7 +402,7 @@ impl<'a> Sim<'a> {
                     algorithm: self.layouts.algorithms.for_kind(*kind),
                     size_bytes: *bytes,
                 };
-                let started = self.net.start_collective(now, op.rank, &req, id as u64);
+                let started = self.net.start_collective(now, rank, &req, id as u64);
                 self.bytes_by_kind[CommKind::of(*dim, *purpose).index()] += started.sent_bytes;
                 if let Some(c) = started.done {
                     self.q.schedule(c.ready_at, Event::OpDone(id));
@@ -284,7 +416,8 @@ impl<'a> Sim<'a> {
                     group: self.layouts.placement.layout(crate::parallel::Dim::Pp),
                     bytes: *bytes,
                 };
-                if let Some(c) = self.net.start_send(now, op.rank, *to, &req, id as u64) {
+                let to = self.rank_of(r, *to);
+                if let Some(c) = self.net.start_send(now, rank, to, &req, id as u64) {
                     self.q.schedule(c.ready_at, Event::OpDone(id));
                 }
                 self.net_changed = true;
@@ -295,7 +428,7 @@ impl<'a> Sim<'a> {
                 let a = &self.w.all_to_alls[*table as usize];
                 self.bytes_by_kind[CommKind::Ep.index()] += a.sent_bytes();
                 let loads = a.loads;
-                if let Some(c) = self.net.start_all_to_all(now, op.rank, &loads, id as u64) {
+                if let Some(c) = self.net.start_all_to_all(now, rank, &loads, id as u64) {
                     self.q.schedule(c.ready_at, Event::OpDone(id));
                 }
                 self.net_changed = true;
@@ -304,7 +437,7 @@ impl<'a> Sim<'a> {
             OpKind::Barrier { iteration } => {
                 let waiting = &mut self.barrier_waiting[*iteration as usize];
                 waiting.push(id);
-                if waiting.len() == self.w.stages as usize {
+                if waiting.len() == (self.w.stages * self.replicas) as usize {
                     // the synchronisation itself starts when the last rank arrives; the
                     // wait before that is idle time (pipeline drain), not communication
                     for &o in waiting.iter() {
@@ -326,7 +459,8 @@ impl<'a> Sim<'a> {
     }
 
     fn finish_op(&mut self, id: OpId, now: SimTime) {
-        let op = &self.w.ops[id as usize];
+        let (r, base) = self.split(id);
+        let op = &self.w.ops[base];
         self.op_times[id as usize].1 = now;
         self.finished += 1;
         if let OpKind::Compute {
@@ -337,25 +471,27 @@ impl<'a> Sim<'a> {
             let e = &mut self.iteration_ends[op.iteration as usize];
             *e = (*e).max(now);
         }
-        let qi = queue_index(op);
+        let qi = self.queue_of(r, op);
         self.busy[qi] = false;
         self.head[qi] += 1;
-        let freed_compute = op.stream.is_compute().then_some(op.rank as usize);
-        if let Some(r) = freed_compute {
-            self.compute_busy[r] = false;
+        let freed_compute = op.stream.is_compute().then_some(self.rank_of(r, op.rank) as usize);
+        if let Some(rank) = freed_compute {
+            self.compute_busy[rank] = false;
         }
-        for k in self.succ_start[id as usize]..self.succ_start[id as usize + 1] {
+        let offset = r * self.base_ops;
+        for k in self.succ_start[base]..self.succ_start[base + 1] {
             let s = self.succ[k as usize] as usize;
-            self.remaining[s] -= 1;
-            if self.remaining[s] == 0 {
-                self.try_start(queue_index(&self.w.ops[s]));
+            let g = s + offset as usize;
+            self.remaining[g] -= 1;
+            if self.remaining[g] == 0 {
+                self.try_start(self.queue_of(r, &self.w.ops[s]));
             }
         }
         self.try_start(qi);
-        if let Some(r) = freed_compute {
+        if let Some(rank) = freed_compute {
             // the other compute queue may have been waiting for the GPU
             for s in [Stream::Compute, Stream::Compute2] {
-                self.try_start(r * Stream::COUNT + s.index());
+                self.try_start(rank * Stream::COUNT + s.index());
             }
         }
     }
@@ -386,11 +522,12 @@ impl<'a> Sim<'a> {
                 self.reschedule_net();
             }
         }
-        let n_ops = self.w.ops.len();
+        let n_ops = self.op_times.len();
         if self.finished != n_ops {
             // an op is done when its queue's head has passed it
+            let n_queues = self.base_ranks as usize * Stream::COUNT;
             let first = (self.head.iter().enumerate())
-                .filter(|&(q, &h)| h < self.queue_start[q + 1] as usize)
+                .filter(|&(q, &h)| h < self.queue_start[q % n_queues + 1] as usize)
                 .map(|(_, &h)| self.queue_ops[h])
                 .min()
                 .unwrap_or(0) as usize;
@@ -407,27 +544,33 @@ impl<'a> Sim<'a> {
                 ),
             });
         }
+        let per_replica = 1.0 / self.replicas as f64;
         Ok(SimOutput {
-            bytes_scale_up: self.net.bytes_sent(Tier::ScaleUp),
-            bytes_scale_out: self.net.bytes_sent(Tier::Leaf),
-            bytes_spine: self.net.bytes_sent(Tier::Spine),
-            bytes_by_kind: self.bytes_by_kind,
+            bytes_scale_up: self.net.bytes_sent(Tier::ScaleUp) * per_replica,
+            bytes_scale_out: self.net.bytes_sent(Tier::Leaf) * per_replica,
+            bytes_spine: self.net.bytes_sent(Tier::Spine) * per_replica,
+            bytes_by_kind: self.bytes_by_kind.map(|b| b * per_replica),
             events: self.q.events_processed(),
             op_times: self.op_times,
             iteration_ends: self.iteration_ends,
+            replicas: self.replicas,
+            replica_waits: self.replica_waits,
         })
     }
 }
 
-/// Runs the workload to completion.
-/// `compute_factor[iteration][rank]` scales compute durations (stragglers; all 1 for none).
+/// Runs the workload to completion, once per replica of `replicas` (its
+/// [`ReplicaSet::default`]: one).
+/// `compute_factor[iteration][replica * stages + stage]` scales compute durations
+/// (stragglers; all 1 for none).
 pub fn simulate(
     w: &Workload,
     cluster: &ClusterSpec,
     layouts: Layouts,
     compute_factor: &[Vec<f64>],
+    replicas: &ReplicaSet,
 ) -> Result<SimOutput, SimError> {
-    Sim::new(w, cluster, layouts, compute_factor).run()
+    Sim::new(w, cluster, layouts, compute_factor, replicas).run()
 }
 
 pub mod budget;

@@ -11,7 +11,7 @@ use crate::training::TrainingSpec;
 use crate::units::{tflops_to_flops_per_s, SimTime};
 use crate::workload::memory::{memory_per_gpu, memory_per_stage, with_wire_and_offload, MemoryBreakdown};
 use crate::workload::wire::GradPhase;
-use crate::workload::{self, CommKind, OpKind, Stream, WorkloadSpec};
+use crate::workload::{self, CommKind, OpKind, WorkloadSpec};
 use serde::de::Deserializer;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -49,9 +49,28 @@ pub struct RunInput {
     pub offload: crate::workload::offload::OffloadSpec,
     /// Operations the workload may hold (`simulation.max_operations`; see [`super::budget`]).
     pub max_operations: u64,
+    /// Representative ranks or every data-parallel replica (`simulation.ranks`).
+    pub ranks: super::replicas::RankMode,
+}
+
+fn one() -> u32 {
+    1
 }
 
 impl RunInput {
+    /// Data-parallel replicas the simulation runs ([`super::replicas::replica_count`]):
+    /// every one when `simulation.ranks` asks, or in auto mode when stragglers make them
+    /// differ and they fit the operation budget.
+    pub fn replicas(&self) -> u32 {
+        super::replicas::replica_count(
+            self.ranks,
+            self.plan.dp,
+            !self.stragglers.is_none(),
+            super::budget::estimated_operations(self),
+            self.max_operations,
+        )
+    }
+
     /// Where the plan's groups sit on this cluster.
     pub fn placement(&self) -> Placement {
         Placement::megatron(&self.plan, self.cluster.gpus_per_node)
@@ -220,24 +239,7 @@ fn relative(rows: &[Vec<f64>]) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// A span of the timeline (last simulated iteration).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct TimelineSpan {
-    /// Pipeline stage (representative rank).
-    pub stage: u32,
-    /// Stream.
-    pub stream: Stream,
-    /// Category: forward, backward, recompute, optimizer, tp_comm, dp_comm, pp_comm, sync.
-    pub category: String,
-    /// Op label.
-    pub name: String,
-    /// Micro-batch, if any.
-    pub microbatch: Option<u32>,
-    /// Start, s from the iteration start.
-    pub start_s: f64,
-    /// End, s from the iteration start.
-    pub end_s: f64,
-}
+pub use super::timeline::TimelineSpan;
 
 /// Facts about the simulation itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -250,6 +252,10 @@ pub struct SimulationStats {
     pub representative_ranks: u32,
     /// GPUs they stand for.
     pub gpus_represented: u32,
+    /// Data-parallel replicas simulated, each with its own ranks (1: one representative
+    /// per stage stands for them all; see `simulation.ranks`).
+    #[serde(default = "one")]
+    pub replicas_simulated: u32,
     /// Iterations simulated (warm-up included).
     pub iterations_simulated: u32,
     /// Warm-up iterations excluded.
@@ -311,8 +317,8 @@ pub struct RunResult {
     pub scale_out_bytes_per_step_per_gpu: f64,
     /// Simulation statistics.
     pub simulation: SimulationStats,
-    /// Timeline of the last iteration (at most [`MAX_TIMELINE_STAGES`] stages; when a stage
-    /// has more than [`MAX_SPANS_PER_STAGE`] operations, one span per pass and no spans of
+    /// Timeline of the last iteration (at most [`super::timeline::MAX_TIMELINE_STAGES`] stages; when a stage
+    /// has more than [`super::timeline::MAX_SPANS_PER_STAGE`] operations, one span per pass and no spans of
     /// the overlapped-TP stream).
     pub timeline: Vec<TimelineSpan>,
     /// Mean compute-time factor of each pipeline stage over the measured iterations, from
@@ -335,98 +341,36 @@ pub struct RunResult {
 }
 
 /// Builds and simulates the graph of `input`'s steps of `phase`: the workload, the
-/// simulation's output and the stragglers' compute factors.
+/// simulation's output and the stragglers' compute factors (`[iteration][replica * pp +
+/// stage]`).
 fn simulate_phase(
     input: &RunInput,
     phase: GradPhase,
 ) -> Result<(workload::Workload, super::SimOutput, Vec<Vec<f64>>), SimError> {
-    super::budget::check(input, input.max_operations)?;
+    let replicas = input.replicas();
+    super::budget::check(input, replicas, input.max_operations)?;
     let c = &input.cluster;
     let p = &input.plan;
     let iterations = input.iterations.max(input.warmup_iterations + 1);
     let placement = input.placement();
     let w = input.workload_in(&placement, iterations, phase);
     let layouts = input.layouts(placement);
-    let factors = super::stragglers::stage_factors(&input.stragglers, input.seed, p.pp, p.gpus_per_stage(), iterations);
-    let out = simulate(&w, c, layouts, &factors)?;
+    let factors = super::stragglers::replica_factors(
+        &input.stragglers,
+        input.seed,
+        p.pp,
+        p.gpus_per_stage(),
+        replicas,
+        iterations,
+    );
+    let set = super::replicas::replica_set(&w, p, replicas);
+    let out = simulate(&w, c, layouts, &factors, &set)?;
     if out.iteration_ends.last().is_some_and(|&end| end >= SimTime::LIMIT) {
         return Err(SimError::ClockRange {
             max_days: SimTime::LIMIT.as_secs() / 86_400.0,
         });
     }
     Ok((w, out, factors))
-}
-
-/// Stages kept in the timeline at most.
-pub const MAX_TIMELINE_STAGES: u32 = 8;
-/// Above this many operations per stage and iteration, the timeline keeps one span per pass.
-pub const MAX_SPANS_PER_STAGE: usize = 3000;
-/// In such a timeline, TP collectives of one pass closer than the iteration over this merge.
-pub const TP_MERGE_PARTS: f64 = 2000.0;
-
-/// The spans of the last iteration (from `t0` to `t1`), for at most
-/// [`MAX_TIMELINE_STAGES`] stages; coarse (one span per pass and stream) for large runs.
-fn timeline(w: &workload::Workload, out: &super::SimOutput, t0: SimTime, t1: SimTime) -> Vec<TimelineSpan> {
-    let last = w.iterations - 1;
-    // coarse timelines: the TP stream's collectives of one pass merge across compute gaps
-    // shorter than this (under a pixel of the timeline chart), so the stream stays visible
-    let tp_gap_s = (t1 - t0).as_secs() / TP_MERGE_PARTS;
-    let stages = timeline_stages(w.stages);
-    let mut per_stage_ops = vec![0usize; w.stages as usize];
-    for op in w.ops.iter().filter(|op| op.iteration == last && op.rank < w.stages) {
-        per_stage_ops[op.rank as usize] += 1;
-    }
-    let mut timeline = Vec::new();
-    for (i, op) in w.ops.iter().enumerate() {
-        if op.iteration != last || !stages.contains(&op.rank) {
-            continue;
-        }
-        let (s, e) = out.op_times[i];
-        if e <= s {
-            continue;
-        }
-        let category = super::trace::category(&op.kind);
-        let span = TimelineSpan {
-            stage: op.rank,
-            stream: op.stream,
-            category,
-            name: w.name(op).to_string(),
-            microbatch: (op.microbatch != u32::MAX).then_some(op.microbatch),
-            start_s: s.saturating_sub(t0).as_secs(),
-            end_s: e.saturating_sub(t0).as_secs(),
-        };
-        // large runs: one span per pass and stream (on the TP stream, one per run of
-        // collectives closer than `tp_gap_s`)
-        let coarse = per_stage_ops[op.rank as usize] > MAX_SPANS_PER_STAGE;
-        if coarse {
-            let gap_s = if op.stream == Stream::Tp { tp_gap_s } else { 1e-9 };
-            if let Some(prev) = timeline
-                .iter_mut()
-                .rev()
-                .find(|t: &&mut TimelineSpan| t.stage == span.stage && t.stream == span.stream)
-            {
-                let same_pass = prev.microbatch == span.microbatch
-                    && (prev.category == span.category || span.category == CommKind::Tp.trace_name());
-                if same_pass && span.start_s - prev.end_s < gap_s {
-                    prev.end_s = span.end_s;
-                    continue;
-                }
-            }
-        }
-        timeline.push(span);
-    }
-    timeline
-}
-
-/// Stages shown in the timeline: all when few, else evenly spaced with first and last.
-pub fn timeline_stages(pp: u32) -> Vec<u32> {
-    if pp <= MAX_TIMELINE_STAGES {
-        return (0..pp).collect();
-    }
-    let k = MAX_TIMELINE_STAGES;
-    (0..k)
-        .map(|i| (i as u64 * (pp as u64 - 1) / (k as u64 - 1)) as u32)
-        .collect()
 }
 
 /// The plan in short form, e.g. "TP8 PP8 DP16 SP VPP3 MBS1 ZeRO-1 recompute=selective
@@ -517,7 +461,7 @@ fn run_with(
     let var = step_times.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / nmeas;
     let window = (starts[warm], *ends.last().expect("at least one iteration"));
 
-    let per_stage = breakdown::per_rank(&w, &out, window.0, window.1, nmeas, p.pp > 1);
+    let per_stage = breakdown::per_stage(&w, &out, window, nmeas, p.pp > 1);
     let bd = breakdown::mean(&per_stage);
 
     let tokens = t.tokens_per_step();
@@ -547,7 +491,7 @@ fn run_with(
 
     let timeline = if with_timeline {
         let last = iterations as usize - 1;
-        timeline(&w, &out, starts[last], ends[last])
+        super::timeline::timeline(&w, &out, starts[last], ends[last])
     } else {
         Vec::new()
     };
@@ -584,6 +528,7 @@ fn run_with(
             operations: w.ops.len() as u64,
             representative_ranks: w.stages,
             gpus_represented: w.ranks.iter().map(|r| r.multiplicity).sum(),
+            replicas_simulated: out.replicas,
             iterations_simulated: iterations,
             warmup_iterations: input.warmup_iterations,
         },
@@ -591,8 +536,11 @@ fn run_with(
         compute_slowdown_per_stage: if input.stragglers.is_none() {
             Vec::new()
         } else {
+            // a stage's factor: its slowest replica's
+            let slowest =
+                |f: &Vec<f64>, s: usize| (s..f.len()).step_by(p.pp as usize).map(|i| f[i]).fold(0.0, f64::max);
             (0..p.pp as usize)
-                .map(|s| factors[warm..].iter().map(|f| f[s]).sum::<f64>() / nmeas)
+                .map(|s| factors[warm..].iter().map(|f| slowest(f, s)).sum::<f64>() / nmeas)
                 .collect()
         },
         to_target: None,

@@ -1,11 +1,15 @@
 //! Stragglers: persistently slow GPUs and per-step random slowdowns, drawn from seeded
 //! streams, turned into a compute-time factor per (iteration, pipeline stage).
 //!
-//! A stage's representative runs at the speed of the slowest of the `tp * dp` GPUs it
-//! stands for: every TP collective waits for the slowest TP rank, and the end-of-step
-//! data-parallel reduction makes every replica wait for the slowest one, so the step time
-//! is that of the replica holding the slowest GPU. (The faster replicas' waiting is not
-//! shown per replica; their breakdown is the representative's.)
+//! A simulated rank runs at the speed of the slowest GPU it stands for: every TP collective
+//! waits for the slowest TP rank. In the representative mode one rank stands for all the
+//! `tp * cp * dp` GPUs of a stage, so one slow GPU slows the whole stage in every replica;
+//! in the every-replica mode ([`super::replicas`]) a rank stands for the `tp * cp` GPUs of
+//! one replica, and the other replicas wait for it only where they meet (the data-parallel
+//! collectives), which shows as their straggler wait. Both modes draw the same GPUs and
+//! slowdowns: with slow GPUs or jitter alone a representative factor is the maximum of its
+//! replicas'; with both it is the product of the stage's worst of each, which no single
+//! replica may have (the representative mode's pessimism).
 
 use crate::engine::rng::stream;
 use rand::RngExt;
@@ -40,30 +44,56 @@ fn standard_normal(rng: &mut crate::engine::rng::SimRng) -> f64 {
 /// Compute-time factor of every pipeline stage in every iteration, `[iteration][stage]`,
 /// for `pp` stages of `gpus_per_stage` GPUs each.
 pub fn stage_factors(spec: &StragglerSpec, seed: u64, pp: u32, gpus_per_stage: u32, iterations: u32) -> Vec<Vec<f64>> {
-    let mut persistent = vec![1.0f64; pp as usize];
+    replica_factors(spec, seed, pp, gpus_per_stage, 1, iterations)
+}
+
+/// Compute-time factor of every replica of every pipeline stage in every iteration,
+/// `[iteration][replica * pp + stage]`, for `pp` stages of `gpus_per_stage` GPUs each
+/// split into `replicas` replicas of consecutive GPUs. The draws do not depend on
+/// `replicas`: each factor is the maximum over its GPUs.
+pub fn replica_factors(
+    spec: &StragglerSpec,
+    seed: u64,
+    pp: u32,
+    gpus_per_stage: u32,
+    replicas: u32,
+    iterations: u32,
+) -> Vec<Vec<f64>> {
+    let replicas = replicas.clamp(1, gpus_per_stage.max(1));
+    let per_replica = (gpus_per_stage / replicas).max(1);
+    let slot = |stage: u64, gpu_in_stage: u64| {
+        let r = (gpu_in_stage / per_replica as u64).min(replicas as u64 - 1);
+        (r * pp as u64 + stage) as usize
+    };
+    let n = (pp * replicas) as usize;
+    let mut persistent = vec![1.0f64; n];
     if spec.slow_gpus > 0 && spec.slowdown_fraction > 0.0 {
         let total = pp as u64 * gpus_per_stage as u64;
         let mut rng = stream(seed, "slow-gpus", 0);
         for _ in 0..spec.slow_gpus.min(total as u32) {
             let gpu = rng.random_range(0..total);
-            persistent[(gpu / gpus_per_stage as u64) as usize] = 1.0 + spec.slowdown_fraction;
+            let g = gpus_per_stage as u64;
+            persistent[slot(gpu / g, gpu % g)] = 1.0 + spec.slowdown_fraction;
         }
     }
     (0..iterations)
         .map(|it| {
-            (0..pp)
-                .map(|s| {
-                    let mut f = persistent[s as usize];
-                    if spec.step_jitter_fraction > 0.0 {
-                        let mut rng = stream(seed, "step-jitter", ((it as u64) << 32) | s as u64);
-                        let worst = (0..gpus_per_stage)
-                            .map(|_| standard_normal(&mut rng).abs())
-                            .fold(0.0, f64::max);
-                        f *= (spec.step_jitter_fraction * worst).exp();
+            let mut f = persistent.clone();
+            if spec.step_jitter_fraction > 0.0 {
+                for s in 0..pp {
+                    let mut rng = stream(seed, "step-jitter", ((it as u64) << 32) | s as u64);
+                    let mut worst = vec![0.0f64; replicas as usize];
+                    for g in 0..gpus_per_stage {
+                        let z = standard_normal(&mut rng).abs();
+                        let r = (g / per_replica).min(replicas - 1) as usize;
+                        worst[r] = worst[r].max(z);
                     }
-                    f
-                })
-                .collect()
+                    for (r, w) in worst.iter().enumerate() {
+                        f[r * pp as usize + s as usize] *= (spec.step_jitter_fraction * w).exp();
+                    }
+                }
+            }
+            f
         })
         .collect()
 }
@@ -97,5 +127,48 @@ mod tests {
         assert!(mean(1024) > mean(8));
         assert_eq!(stage_factors(&j, 3, 8, 64, 2), stage_factors(&j, 3, 8, 64, 2));
         assert_ne!(stage_factors(&j, 3, 8, 64, 2), stage_factors(&j, 4, 8, 64, 2));
+    }
+
+    #[test]
+    fn a_stage_factor_is_the_maximum_of_its_replicas() {
+        let slow = StragglerSpec {
+            slow_gpus: 3,
+            slowdown_fraction: 0.2,
+            step_jitter_fraction: 0.0,
+        };
+        let jitter = StragglerSpec {
+            step_jitter_fraction: 0.03,
+            ..Default::default()
+        };
+        let both = StragglerSpec {
+            step_jitter_fraction: 0.03,
+            ..slow.clone()
+        };
+        let (pp, gps, dp) = (4, 32, 8);
+        let max_of_replicas = |spec: &StragglerSpec, it: usize, s: usize| {
+            let f = replica_factors(spec, 5, pp, gps, dp, 3);
+            (0..dp as usize).map(|r| f[it][r * pp as usize + s]).fold(0.0, f64::max)
+        };
+        for spec in [&slow, &jitter] {
+            for (it, stage) in stage_factors(spec, 5, pp, gps, 3).iter().enumerate() {
+                for (s, &f) in stage.iter().enumerate() {
+                    assert_eq!(max_of_replicas(spec, it, s), f);
+                }
+            }
+        }
+        // with both, no replica need hold both worst draws: never above the representative
+        for (it, stage) in stage_factors(&both, 5, pp, gps, 3).iter().enumerate() {
+            for (s, &f) in stage.iter().enumerate() {
+                assert!(max_of_replicas(&both, it, s) <= f);
+            }
+        }
+        // a slow GPU slows one replica of its stage, not all of them
+        let slow = StragglerSpec {
+            slow_gpus: 1,
+            slowdown_fraction: 0.1,
+            step_jitter_fraction: 0.0,
+        };
+        let f = replica_factors(&slow, 9, pp, gps, dp, 1);
+        assert_eq!(f[0].iter().filter(|&&x| x > 1.0).count(), 1);
     }
 }

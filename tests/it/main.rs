@@ -38,6 +38,8 @@ mod network;
 mod properties;
 /// The README's printed figures match the simulation.
 mod readme;
+/// Every-replica mode: equal to the representative when symmetric, stragglers per replica.
+mod replicas;
 /// Hostile input: limits, checked plan arithmetic, resource guards, finite results, fuzzing.
 mod robust;
 /// Every shipped scenario loads and the examples run.

@@ -104,7 +104,7 @@ fn bubbles(input: &RunInput, (t_f, t_b, t_w): (f64, f64, f64)) -> Vec<f64> {
         ),
         algorithms: input.collectives,
     };
-    let out = simulate(&w, &input.cluster, layouts, &[]).expect("simulates");
+    let out = simulate(&w, &input.cluster, layouts, &[], &Default::default()).expect("simulates");
     (0..w.stages)
         .map(|s| {
             let (mut first, mut last, mut busy) = (f64::INFINITY, 0.0f64, 0.0);

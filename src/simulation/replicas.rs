@@ -1,0 +1,134 @@
+//! Every-replica mode: the simulation runs one copy of the workload per data-parallel
+//! replica instead of one representative for them all, so that what differs between
+//! replicas (a slow GPU, a per-step slowdown on one GPU, a slow node) acts through the
+//! real dependencies: each replica's pipeline runs at its own speed and the replicas meet
+//! only where they really do, in the collectives they share (gradient reduction,
+//! parameter gathers, the gradient-norm barrier, expert-parallel all-to-alls spanning
+//! replicas). A replica is one GPU per tensor- and context-parallel rank of each stage:
+//! those ranks synchronise at every layer's collectives, so the slowest sets their pace.
+//!
+//! Owns [`RankMode`] (`simulation.ranks`), the choice of the replicas simulated
+//! ([`replica_count`]) and where they meet ([`sync_groups`]). On a symmetric cluster the
+//! replicas are identical and every meeting is simultaneous, so the result equals the
+//! representative mode's (a test holds it).
+
+use super::ReplicaSet;
+use crate::parallel::{Dim, ParallelPlan};
+use crate::workload::{OpKind, Workload};
+use serde::{Deserialize, Serialize};
+
+/// Which ranks the simulation runs (`simulation.ranks`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankMode {
+    /// Every replica when stragglers break the replicas' symmetry and the operations fit
+    /// `simulation.max_operations`, else one representative per stage.
+    #[default]
+    Auto,
+    /// One representative rank per pipeline stage, standing for all its replicas (exact
+    /// when they behave alike; a straggler slows the whole stage).
+    Representative,
+    /// Every data-parallel replica of every stage.
+    EveryReplica,
+}
+
+impl RankMode {
+    /// Scenario names, in declaration order.
+    pub const NAMES: [&'static str; 3] = ["auto", "representative", "every_replica"];
+
+    /// The mode named `name`.
+    pub fn from_name(name: &str) -> Option<RankMode> {
+        match name {
+            "auto" => Some(RankMode::Auto),
+            "representative" => Some(RankMode::Representative),
+            "every_replica" => Some(RankMode::EveryReplica),
+            _ => None,
+        }
+    }
+}
+
+/// The replicas to simulate of a plan of `dp` data-parallel replicas: all in
+/// every-replica mode (and in auto mode when `asymmetric` and `base_operations * dp` fit
+/// `max_operations`), else 1.
+pub fn replica_count(mode: RankMode, dp: u32, asymmetric: bool, base_operations: u64, max_operations: u64) -> u32 {
+    let dp = dp.max(1);
+    match mode {
+        RankMode::Representative => 1,
+        RankMode::EveryReplica => dp,
+        RankMode::Auto => {
+            let fits = base_operations.saturating_mul(u64::from(dp)) <= max_operations;
+            if asymmetric && dp > 1 && fits {
+                dp
+            } else {
+                1
+            }
+        }
+    }
+}
+
+/// Where `replicas` copies of `w` meet: per op, the number of consecutive replicas whose
+/// copies start together (1: the op stays within its replica).
+///
+/// The data-parallel collectives (gradients, parameters, expert-data-parallel, the
+/// in-node hpZ group) span every replica of a stage (for the in-node and expert groups,
+/// which span fewer, a slight over-synchronisation, exact when the replicas are alike);
+/// an expert-parallel collective or all-to-all spans the replicas of its EP group,
+/// `ep * expert_tp / (tp * cp)` of them, or all when that does not divide them.
+pub fn sync_groups(w: &Workload, plan: &ParallelPlan, replicas: u32) -> Vec<u32> {
+    let per_replica = u64::from(plan.tp.max(1)) * u64::from(plan.cp.max(1));
+    let ep_ranks = u64::from(plan.ep.max(1)) * u64::from(plan.expert_tp.max(1));
+    let ep_replicas = if ep_ranks <= per_replica {
+        1
+    } else {
+        let k = (ep_ranks / per_replica) as u32;
+        if ep_ranks % per_replica == 0 && replicas % k == 0 {
+            k
+        } else {
+            replicas
+        }
+    };
+    w.ops
+        .iter()
+        .map(|op| match op.kind {
+            OpKind::Collective { dim, .. } => match dim {
+                Dim::Dp | Dim::DpCp | Dim::DpNode | Dim::ExpertDp => replicas,
+                Dim::Ep => ep_replicas,
+                Dim::Tp | Dim::Cp | Dim::CpA2a | Dim::Etp | Dim::Pp => 1,
+            },
+            OpKind::AllToAll { .. } => ep_replicas,
+            _ => 1,
+        })
+        .collect()
+}
+
+/// The replica set of `w` for `replicas` replicas.
+pub fn replica_set(w: &Workload, plan: &ParallelPlan, replicas: u32) -> ReplicaSet {
+    ReplicaSet {
+        count: replicas.max(1),
+        sync_group: if replicas > 1 {
+            sync_groups(w, plan, replicas)
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_simulates_every_replica_only_when_asymmetric_and_within_budget() {
+        let plan = 8;
+        assert_eq!(replica_count(RankMode::Auto, plan, false, 100, 10_000), 1);
+        assert_eq!(replica_count(RankMode::Auto, plan, true, 100, 10_000), 8);
+        assert_eq!(replica_count(RankMode::Auto, plan, true, 2_000, 10_000), 1);
+        assert_eq!(replica_count(RankMode::EveryReplica, plan, false, 2_000, 10_000), 8);
+        assert_eq!(replica_count(RankMode::Representative, plan, true, 1, 10_000), 1);
+        for (i, n) in RankMode::NAMES.iter().enumerate() {
+            let m = RankMode::from_name(n).unwrap();
+            assert_eq!(m as usize, i);
+        }
+        assert_eq!(RankMode::from_name("every_gpu"), None);
+    }
+}
