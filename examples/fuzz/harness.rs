@@ -166,6 +166,7 @@ fn classify(text: &str, path: &Path) -> Outcome {
                 SimError::TooLarge { .. } => "too many operations".into(),
                 SimError::ClockRange { .. } => "step beyond the clock".into(),
                 SimError::NotFinite { field, .. } => format!("no meaningful {field}"),
+                SimError::Unsupported { .. } => "unsupported".into(),
                 SimError::Stalled { .. } => "stalled".into(),
             });
         }

@@ -170,6 +170,18 @@ impl ClusterSpec {
         self.groups.get(self.group_of_gpu(gpu)).map_or(&self.gpu, |g| &g.gpu)
     }
 
+    /// The GPU types of GPUs `first .. first + count` (rank order), one per group they
+    /// touch, in order (the one GPU type of a homogeneous cluster).
+    pub fn gpus_in(&self, first: u32, count: u32) -> Vec<&GpuSpec> {
+        if self.groups.is_empty() {
+            return vec![&self.gpu];
+        }
+        let last = first.saturating_add(count.max(1) - 1);
+        (self.group_of_gpu(first)..=self.group_of_gpu(last))
+            .map(|g| &self.groups[g].gpu)
+            .collect()
+    }
+
     /// The cluster as group `g`'s GPUs see it: its GPU and NIC rate, no groups (itself on
     /// a homogeneous cluster).
     pub fn group_cluster(&self, g: usize) -> ClusterSpec {
@@ -205,11 +217,18 @@ impl ClusterSpec {
         if !self.is_heterogeneous() {
             return self.gpu.name.clone();
         }
-        let parts: Vec<String> = self
-            .groups
-            .iter()
-            .map(|g| format!("{} {}", g.num_gpus, g.gpu.name))
-            .collect();
+        // GPUs of one type counted together, in order of first appearance
+        let mut counts: Vec<(&str, u64)> = Vec::new();
+        for g in &self.groups {
+            match counts.iter_mut().find(|(n, _)| *n == g.gpu.name) {
+                Some((_, c)) => *c += u64::from(g.num_gpus),
+                None => counts.push((&g.gpu.name, u64::from(g.num_gpus))),
+            }
+        }
+        let parts: Vec<String> = counts.iter().map(|(n, c)| format!("{c} {n}")).collect();
+        if parts.len() == 1 {
+            return parts[0].split_once(' ').map_or(String::new(), |(_, n)| n.to_string());
+        }
         format!("({})", parts.join(" + "))
     }
 

@@ -262,13 +262,18 @@ impl Checker<'_> {
 
     /// On a cluster of GPU groups, every pipeline stage (its `tp * cp * dp` consecutive
     /// GPUs) must sit in one group: the representative rank of a stage runs one GPU type.
+    /// Checks that every data-parallel replica of every stage (`tp * cp` consecutive GPUs)
+    /// lies in one GPU group; returns whether some stage's replicas sit on different groups
+    /// (mixed replicas, simulated in the every-replica mode).
     pub(super) fn stages_in_groups(
         &self,
         cluster: &ClusterSpec,
         plan: &crate::parallel::ParallelPlan,
-    ) -> Result<(), ScenarioError> {
+    ) -> Result<bool, ScenarioError> {
         let stage = plan.gpus_per_stage() as u64;
+        let replica = u64::from(plan.tp.max(1)) * u64::from(plan.cp.max(1));
         let mut end = 0u64;
+        let mut mixed = false;
         for (i, g) in cluster
             .groups
             .iter()
@@ -276,24 +281,26 @@ impl Checker<'_> {
             .take(cluster.groups.len().saturating_sub(1))
         {
             end += g.num_gpus as u64;
-            if end % stage != 0 {
-                let s = end / stage;
+            if end % replica != 0 {
+                let s = end / replica;
                 return Err(self.invalid(
                     &format!("cluster.groups[{i}].num_gpus"),
                     g.num_gpus,
                     format!(
-                        "pipeline stage {s} (GPUs {}..{}) would span groups {} and {}: each group must hold \
-                         whole stages, multiples of tp*cp*dp = {stage} GPUs (pipeline stages are the outermost \
-                         dimension of the rank order)",
-                        s * stage,
-                        (s + 1) * stage - 1,
+                        "the {} GPUs of a data-parallel replica of a stage (GPUs {}..{}) would span groups {} and \
+                         {}: each group must hold whole replicas, multiples of tp*cp = {replica} GPUs (tensor and \
+                         context parallelism are the innermost dimensions of the rank order)",
+                        replica,
+                        s * replica,
+                        (s + 1) * replica - 1,
                         g.name,
                         cluster.groups[i + 1].name
                     ),
                 ));
             }
+            mixed |= end % stage != 0;
         }
-        Ok(())
+        Ok(mixed)
     }
 
     pub(super) fn topology(

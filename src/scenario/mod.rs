@@ -313,7 +313,7 @@ impl Checker<'_> {
             (num_gpus, gpus_per_node),
             &training,
         )?;
-        self.stages_in_groups(&cluster, &plan)?;
+        let mixed_replicas = self.stages_in_groups(&cluster, &plan)?;
         if matches!(r.parallel.stage_layers, Some(raw::RawStageLayers::Rule(_))) {
             self.balance_layers(&mut plan, &cluster, &model, &training)?;
         }
@@ -341,6 +341,15 @@ impl Checker<'_> {
                 )?
             }
         };
+        if mixed_replicas && ranks == crate::simulation::replicas::RankMode::Representative {
+            return Err(self.invalid(
+                "simulation.ranks",
+                "\"representative\"",
+                "the data-parallel replicas of a stage sit on different GPU groups, which one representative \
+                 cannot stand for: use \"auto\" or \"every_replica\" (or groups of whole stages, multiples of \
+                 tp*cp*dp GPUs)",
+            ));
+        }
         let warmup_iterations = sim.warmup_iterations.unwrap_or(1);
         let iterations = self.at_least_one("simulation.iterations", sim.iterations.unwrap_or(3))?;
         if iterations <= warmup_iterations {

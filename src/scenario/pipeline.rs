@@ -215,7 +215,8 @@ fn default_cp_a2a_size(cp: u32, tp: u32, gpus_per_node: u32, model: &Transformer
 impl Checker<'_> {
     /// `parallel.stage_layers = "balanced"`: the split that evens out the stages' compute,
     /// each stage weighed by its GPU's time per layer ([`crate::workload::layer_compute_s`];
-    /// on one GPU type, the even split), then checked like a given split.
+    /// the slowest of its replicas' GPUs; on one GPU type, the even split), then checked
+    /// like a given split.
     pub(super) fn balance_layers(
         &self,
         plan: &mut ParallelPlan,
@@ -225,7 +226,12 @@ impl Checker<'_> {
     ) -> Result<(), ScenarioError> {
         let stride = plan.gpus_per_stage();
         let layer_s: Vec<f64> = (0..plan.pp)
-            .map(|s| crate::workload::layer_compute_s(cluster.gpu_at(s.saturating_mul(stride)), model, plan, training))
+            .map(|s| {
+                // a stage whose replicas sit on several GPU types goes at its slowest's pace
+                (cluster.gpus_in(s.saturating_mul(stride), stride).into_iter())
+                    .map(|g| crate::workload::layer_compute_s(g, model, plan, training))
+                    .fold(0.0, f64::max)
+            })
             .collect();
         let shape = plan.pipeline_shape(training.global_batch_size, 0);
         let chunks = plan.schedule.get().chunks_per_stage(&shape);

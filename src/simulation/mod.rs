@@ -50,6 +50,12 @@ pub enum SimError {
         /// Estimated memory, GB.
         gbyte: f64,
     },
+    /// A plan the simulation cannot run as described.
+    #[error("not supported: {what}")]
+    Unsupported {
+        /// What.
+        what: String,
+    },
     /// A step outlasts the simulated clock.
     #[error(
         "a training step would last longer than the simulated clock can count ({max_days:.0} days in picoseconds): \
@@ -143,6 +149,8 @@ struct Sim<'a> {
     base_ranks: u32,
     /// Per workload op: the replicas that meet in it (consecutive, aligned), 1 for none.
     sync_group: Vec<u32>,
+    /// The replicas' workloads ([`ReplicaSet::workload_of`]).
+    set: &'a ReplicaSet,
     /// Per (first replica of the group, op): replicas arrived so far (empty with one
     /// replica).
     arrived: Vec<u32>,
@@ -206,6 +214,10 @@ pub struct ReplicaSet {
     pub count: u32,
     /// Per workload op: the consecutive replicas that meet in it (1: none).
     pub sync_group: Vec<u32>,
+    /// Workloads of replicas on other GPU types (same graph, other durations).
+    pub variants: Vec<Workload>,
+    /// Per replica: 0 for the simulated workload, `k` for `variants[k - 1]` (empty: all 0).
+    pub variant_of: Vec<u32>,
 }
 
 impl<'a> Sim<'a> {
@@ -214,7 +226,7 @@ impl<'a> Sim<'a> {
         cluster: &'a ClusterSpec,
         layouts: Layouts,
         compute_factor: &'a [Vec<f64>],
-        replicas: &ReplicaSet,
+        replicas: &'a ReplicaSet,
     ) -> Self {
         let n_ops = w.ops.len();
         let n_ranks = w.ranks.len();
@@ -261,6 +273,7 @@ impl<'a> Sim<'a> {
             base_ranks: n_ranks as u32,
             arrived: if r_count > 1 { vec![0; total_ops] } else { Vec::new() },
             sync_group,
+            set: replicas,
             replica_waits: Vec::new(),
             remaining,
             succ_start,
@@ -371,7 +384,8 @@ impl<'a> Sim<'a> {
 
     /// Runs simulated op `id` (replica `r`'s copy of workload op `base`) from `now`.
     fn launch(&mut self, r: u32, base: usize, id: OpId, now: SimTime) {
-        let op = &self.w.ops[base];
+        let w = self.set.workload_of(r, self.w);
+        let op = &w.ops[base];
         let rank = self.rank_of(r, op.rank);
         match &op.kind {
             OpKind::Compute { duration, .. } => {
@@ -425,7 +439,7 @@ impl<'a> Sim<'a> {
             OpKind::AllToAll { table } => {
                 // the representative's four ports as flows; the other lanes' ports carry
                 // nothing else, so the network holds the op until they have drained
-                let a = &self.w.all_to_alls[*table as usize];
+                let a = &w.all_to_alls[*table as usize];
                 self.bytes_by_kind[CommKind::Ep.index()] += a.sent_bytes();
                 let loads = a.loads;
                 if let Some(c) = self.net.start_all_to_all(now, rank, &loads, id as u64) {

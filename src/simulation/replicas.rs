@@ -50,11 +50,21 @@ impl RankMode {
 /// The replicas to simulate of a plan of `dp` data-parallel replicas: all in
 /// every-replica mode (and in auto mode when `asymmetric` and `base_operations * dp` fit
 /// `max_operations`), else 1.
-pub fn replica_count(mode: RankMode, dp: u32, asymmetric: bool, base_operations: u64, max_operations: u64) -> u32 {
+/// `required`: only every replica can simulate the plan (mixed replicas): all, whatever
+/// the budget (which then refuses the run if they do not fit).
+pub fn replica_count(
+    mode: RankMode,
+    dp: u32,
+    asymmetric: bool,
+    required: bool,
+    base_operations: u64,
+    max_operations: u64,
+) -> u32 {
     let dp = dp.max(1);
     match mode {
         RankMode::Representative => 1,
         RankMode::EveryReplica => dp,
+        RankMode::Auto if required => dp,
         RankMode::Auto => {
             let fits = base_operations.saturating_mul(u64::from(dp)) <= max_operations;
             if asymmetric && dp > 1 && fits {
@@ -101,7 +111,7 @@ pub fn sync_groups(w: &Workload, plan: &ParallelPlan, replicas: u32) -> Vec<u32>
         .collect()
 }
 
-/// The replica set of `w` for `replicas` replicas.
+/// The replica set of `w` for `replicas` replicas, all running `w`.
 pub fn replica_set(w: &Workload, plan: &ParallelPlan, replicas: u32) -> ReplicaSet {
     ReplicaSet {
         count: replicas.max(1),
@@ -110,6 +120,39 @@ pub fn replica_set(w: &Workload, plan: &ParallelPlan, replicas: u32) -> ReplicaS
         } else {
             Vec::new()
         },
+        variants: Vec::new(),
+        variant_of: Vec::new(),
+    }
+}
+
+impl ReplicaSet {
+    /// Adds `v`, the workload of replicas on other GPUs than `base`'s: the same operations
+    /// and dependencies, other durations. Refused when its graph differs.
+    pub fn add_variant(&mut self, v: Workload, base: &Workload) -> Result<(), super::SimError> {
+        let same = v.ops.len() == base.ops.len()
+            && v.deps == base.deps
+            && (v.ops.iter().zip(&base.ops)).all(|(a, b)| {
+                a.rank == b.rank
+                    && a.stream == b.stream
+                    && a.deps == b.deps
+                    && std::mem::discriminant(&a.kind) == std::mem::discriminant(&b.kind)
+            });
+        if !same {
+            return Err(super::SimError::Unsupported {
+                what: "data-parallel replicas on different GPU types whose operation graphs differ".into(),
+            });
+        }
+        self.variants.push(v);
+        Ok(())
+    }
+
+    /// The workload replica `r` runs: `base`, or its variant.
+    #[inline]
+    pub fn workload_of<'a>(&'a self, r: u32, base: &'a Workload) -> &'a Workload {
+        match self.variant_of.get(r as usize) {
+            Some(&v) if v > 0 => &self.variants[v as usize - 1],
+            _ => base,
+        }
     }
 }
 
@@ -120,11 +163,15 @@ mod tests {
     #[test]
     fn auto_simulates_every_replica_only_when_asymmetric_and_within_budget() {
         let plan = 8;
-        assert_eq!(replica_count(RankMode::Auto, plan, false, 100, 10_000), 1);
-        assert_eq!(replica_count(RankMode::Auto, plan, true, 100, 10_000), 8);
-        assert_eq!(replica_count(RankMode::Auto, plan, true, 2_000, 10_000), 1);
-        assert_eq!(replica_count(RankMode::EveryReplica, plan, false, 2_000, 10_000), 8);
-        assert_eq!(replica_count(RankMode::Representative, plan, true, 1, 10_000), 1);
+        assert_eq!(replica_count(RankMode::Auto, plan, false, false, 100, 10_000), 1);
+        assert_eq!(replica_count(RankMode::Auto, plan, true, false, 100, 10_000), 8);
+        assert_eq!(replica_count(RankMode::Auto, plan, true, false, 2_000, 10_000), 1);
+        assert_eq!(
+            replica_count(RankMode::EveryReplica, plan, false, false, 2_000, 10_000),
+            8
+        );
+        assert_eq!(replica_count(RankMode::Auto, plan, true, true, 2_000, 10_000), 8);
+        assert_eq!(replica_count(RankMode::Representative, plan, true, false, 1, 10_000), 1);
         for (i, n) in RankMode::NAMES.iter().enumerate() {
             let m = RankMode::from_name(n).unwrap();
             assert_eq!(m as usize, i);

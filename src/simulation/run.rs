@@ -65,7 +65,8 @@ impl RunInput {
         super::replicas::replica_count(
             self.ranks,
             self.plan.dp,
-            !self.stragglers.is_none(),
+            !self.stragglers.is_none() || self.mixed_replicas(),
+            self.mixed_replicas(),
             super::budget::estimated_operations(self),
             self.max_operations,
         )
@@ -106,11 +107,65 @@ impl RunInput {
         self.workload_in(placement, iterations, GradPhase::Compressed)
     }
 
+    /// The GPU of every pipeline stage in data-parallel replica `r` (replica `r` of stage
+    /// `s` starts at GPU `s * gpus_per_stage + r * tp * cp`).
+    pub fn replica_stage_gpus(&self, r: u32) -> Vec<crate::hardware::GpuSpec> {
+        let stride = self.plan.gpus_per_stage();
+        let replica = self.plan.tp.max(1).saturating_mul(self.plan.cp.max(1));
+        (0..self.plan.pp)
+            .map(|s| {
+                let gpu = s.saturating_mul(stride).saturating_add(r.saturating_mul(replica));
+                self.cluster.gpu_at(gpu).clone()
+            })
+            .collect()
+    }
+
+    /// Whether the replicas of some stage sit on different GPU groups (the scenario
+    /// allows it when each replica lies in one group; only every replica can simulate it).
+    pub fn mixed_replicas(&self) -> bool {
+        let stride = self.plan.gpus_per_stage();
+        let c = &self.cluster;
+        // groups of one GPU type and NIC rate are alike
+        let kind = |g: usize| {
+            c.groups
+                .get(g)
+                .map(|g| (g.gpu.name.as_str(), g.nic_gbit_per_s.to_bits()))
+        };
+        c.is_heterogeneous()
+            && (0..self.plan.pp).any(|s| {
+                let first = c.group_of_gpu(s.saturating_mul(stride));
+                let last = c.group_of_gpu(s.saturating_mul(stride).saturating_add(stride.max(1) - 1));
+                (first..=last).any(|g| kind(g) != kind(first))
+            })
+    }
+
+    /// Each stage's HBM capacity: of the smallest GPU among its replicas, GiB.
+    pub fn stage_hbm_gib(&self) -> Vec<f64> {
+        let stride = self.plan.gpus_per_stage();
+        (0..self.plan.pp)
+            .map(|s| {
+                (self.cluster.gpus_in(s.saturating_mul(stride), stride).iter())
+                    .map(|g| g.hbm_capacity_gib)
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect()
+    }
+
     /// [`RunInput::workload`] for the steps of `phase`.
     pub fn workload_in(&self, placement: &Placement, iterations: u32, phase: GradPhase) -> workload::Workload {
-        let stage_gpus = self.stage_gpus();
+        self.workload_on(placement, iterations, phase, &self.stage_gpus())
+    }
+
+    /// [`RunInput::workload_in`] with the stages on `stage_gpus` (one replica's).
+    pub fn workload_on(
+        &self,
+        placement: &Placement,
+        iterations: u32,
+        phase: GradPhase,
+        stage_gpus: &[crate::hardware::GpuSpec],
+    ) -> workload::Workload {
         workload::build(&WorkloadSpec {
-            stage_gpus: &stage_gpus,
+            stage_gpus,
             model: &self.model,
             plan: &self.plan,
             training: &self.training,
@@ -363,7 +418,24 @@ fn simulate_phase(
         replicas,
         iterations,
     );
-    let set = super::replicas::replica_set(&w, p, replicas);
+    let mut set = super::replicas::replica_set(&w, p, replicas);
+    if replicas > 1 && input.mixed_replicas() {
+        // each replica's own GPUs: one workload per distinct set of stage GPUs
+        let mut kinds: Vec<Vec<String>> = vec![input.stage_gpus().iter().map(|g| g.name.clone()).collect()];
+        for r in 0..replicas {
+            let gpus = input.replica_stage_gpus(r);
+            let names: Vec<String> = gpus.iter().map(|g| g.name.clone()).collect();
+            let v = match kinds.iter().position(|k| *k == names) {
+                Some(v) => v,
+                None => {
+                    set.add_variant(input.workload_on(&placement, iterations, phase, &gpus), &w)?;
+                    kinds.push(names);
+                    kinds.len() - 1
+                }
+            };
+            set.variant_of.push(v as u32);
+        }
+    }
     let out = simulate(&w, c, layouts, &factors, &set)?;
     if out.iteration_ends.last().is_some_and(|&end| end >= SimTime::LIMIT) {
         return Err(SimError::ClockRange {
@@ -482,7 +554,7 @@ fn run_with(
 
     let hpz_group = placement.layout(Dim::DpNode).size;
     let host = |mem| with_wire_and_offload(mem, &input.model, p, t, &input.comm, &input.offload, hpz_group);
-    let capacity_gib: Vec<f64> = input.stage_gpus().iter().map(|g| g.hbm_capacity_gib).collect();
+    let capacity_gib = input.stage_hbm_gib();
     let memory = host(memory_per_gpu(&input.model, p, t, &capacity_gib));
     let memory_per_stage = memory_per_stage(&input.model, p, t, &capacity_gib)
         .into_iter()

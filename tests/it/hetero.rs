@@ -98,7 +98,8 @@ fn groups_of_one_gpu_type_change_nothing() {
     assert_eq!(a.step_time_s, b.step_time_s);
     assert_eq!(a.mfu_fraction, b.mfu_fraction);
     assert_eq!(a.memory.total_gib, b.memory.total_gib);
-    assert_eq!(b.gpu, "(32 H100-SXM + 32 H100-SXM)");
+    // one GPU type: labelled as on a homogeneous cluster
+    assert_eq!(b.gpu, "H100-SXM");
 }
 
 /// The pipeline sends between the pods cross `cross_group_gbit_per_s`: at 1 Gbit/s per NIC
@@ -148,12 +149,18 @@ seq_length = 4096
 /// file, line, field and what is allowed.
 #[test]
 fn groups_that_cannot_hold_the_plan_get_located_errors() {
-    // 24 + 40 GPUs: stage 1 (GPUs 16..31) would span both groups (line 5)
-    let e = err(TWO);
+    // 24 + 40 GPUs with TP8 x CP2: the replica of GPUs 16..31 would span both groups
+    // (line 5); with TP8 alone, stage 1's two replicas sit one on each group (allowed:
+    // mixed replicas, simulated replica by replica)
+    let e = err(&TWO.replace("tp = 8", "tp = 8\ncp = 2").replace("dp = 2", "dp = 1"));
     assert!(
-        e.contains("g.toml:5:1") && e.contains("cluster.groups[0].num_gpus") && e.contains("stage 1"),
+        e.contains("g.toml:5:1")
+            && e.contains("cluster.groups[0].num_gpus")
+            && e.contains("GPUs 16..31")
+            && e.contains("tp*cp = 16"),
         "{e}"
     );
+    scenario(TWO);
     let ok = TWO
         .replace("num_gpus = 24", "num_gpus = 32")
         .replace("num_gpus = 40", "num_gpus = 32");
@@ -208,4 +215,48 @@ fn plan_search_refuses_groups_and_points_to_sweeps() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("not supported yet") && e.contains("sweep"), "{e}");
+}
+
+/// 32 GPUs in alternating H100 and A100 nodes, TP2 PP2 DP8: each stage has four replicas
+/// on H100 and four on A100. Every replica is simulated with its own GPU: the A100
+/// replicas set the pace (the step is the all-A100 cluster's within 3%, well above the
+/// all-H100's) and the H100 replicas wait for them at the gradient reduction. One
+/// representative cannot stand for both: that mode is refused with the way out.
+#[test]
+fn replicas_on_different_gpu_types_each_run_at_their_own_speed() {
+    let node = |gpu: &str| format!("[[cluster.groups]]\nnum_gpus = 8\n[cluster.groups.gpu]\npreset = \"{gpu}\"\n");
+    let rest = "[model]\npreset = \"llama3-8b\"\n[parallel]\ntp = 2\npp = 2\ndp = 8\nmicro_batch_size = 1\n\
+                [training]\nglobal_batch_size = 64\nseq_length = 4096\n";
+    let cluster = |gpus: [&str; 4]| {
+        let mut s = "name = \"m\"\n[cluster]\nnum_gpus = 32\ngpus_per_node = 8\n".to_string();
+        for g in gpus {
+            s.push_str(&node(g));
+        }
+        s + rest
+    };
+    let mixed_src = cluster(["H100-SXM", "A100-80GB", "H100-SXM", "A100-80GB"]);
+    let mixed = step(&mixed_src);
+    let h100 = step(&cluster(["H100-SXM"; 4]));
+    let a100 = step(&cluster(["A100-80GB"; 4]));
+    assert_eq!(mixed.simulation.replicas_simulated, 8);
+    assert_eq!(h100.simulation.replicas_simulated, 1);
+    assert!(
+        mixed.step_time_s > 1.5 * h100.step_time_s && (mixed.step_time_s / a100.step_time_s - 1.0).abs() < 0.03,
+        "mixed {} s, all H100 {} s, all A100 {} s",
+        mixed.step_time_s,
+        h100.step_time_s,
+        a100.step_time_s
+    );
+    // half the replicas compute at H100 speed: the stage mean lies between the two
+    let fwd = |r: &RunResult| r.breakdown_per_stage[0].get(Category::Compute(Phase::Forward));
+    let halfway = 0.5 * (fwd(&h100) + fwd(&a100));
+    assert!(
+        (fwd(&mixed) / halfway - 1.0).abs() < 0.01,
+        "{} vs {halfway}",
+        fwd(&mixed)
+    );
+    assert!(mixed.breakdown.get(Category::StragglerWait) > 0.1 * (a100.step_time_s - h100.step_time_s));
+    assert_eq!(mixed.gpu, "(16 H100-SXM + 16 A100-80GB)");
+    let e = err(&mixed_src.replace("[training]", "[simulation]\nranks = \"representative\"\n[training]"));
+    assert!(e.contains("simulation.ranks") && e.contains("every_replica"), "{e}");
 }
