@@ -231,6 +231,7 @@ pub const LIMITS: &[Limit] = &[
     lim("simulation.max_operations", 1000.0, 1e10, "operations (150 bytes each)"),
     lim("simulation.warmup_iterations", 0.0, 999.0, "iterations"),
     lim("stragglers.slow_gpus", 0.0, MAX_GPUS, "GPUs"),
+    lim("stragglers.slow_nodes", 0.0, MAX_GPUS, "nodes"),
     lim(
         "stragglers.slowdown_fraction",
         0.0,

@@ -387,6 +387,7 @@ impl Checker<'_> {
             Some(st) => {
                 let spec = crate::simulation::stragglers::StragglerSpec {
                     slow_gpus: st.slow_gpus.unwrap_or(0),
+                    slow_nodes: st.slow_nodes.unwrap_or(0),
                     slowdown_fraction: self
                         .non_negative("stragglers.slowdown_fraction", st.slowdown_fraction.unwrap_or(0.0))?,
                     step_jitter_fraction: self.non_negative(
@@ -401,11 +402,21 @@ impl Checker<'_> {
                         format!("must be at most cluster.num_gpus = {num_gpus}"),
                     ));
                 }
-                if spec.slow_gpus > 0 && spec.slowdown_fraction == 0.0 {
+                let nodes = num_gpus.div_ceil(gpus_per_node.max(1));
+                if spec.slow_nodes > nodes {
+                    return Err(self.invalid(
+                        "stragglers.slow_nodes",
+                        spec.slow_nodes,
+                        format!(
+                            "must be at most the cluster's {nodes} nodes (cluster.num_gpus / cluster.gpus_per_node)"
+                        ),
+                    ));
+                }
+                if (spec.slow_gpus > 0 || spec.slow_nodes > 0) && spec.slowdown_fraction == 0.0 {
                     return Err(self.invalid(
                         "stragglers.slowdown_fraction",
                         0,
-                        "must be positive when stragglers.slow_gpus > 0",
+                        "must be positive when stragglers.slow_gpus or stragglers.slow_nodes > 0",
                     ));
                 }
                 spec

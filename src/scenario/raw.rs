@@ -345,6 +345,7 @@ pub struct RawEnergy {
 #[serde(deny_unknown_fields)]
 pub struct RawStragglers {
     pub slow_gpus: Option<u32>,
+    pub slow_nodes: Option<u32>,
     pub slowdown_fraction: Option<f64>,
     pub step_jitter_fraction: Option<f64>,
 }

@@ -415,6 +415,7 @@ fn simulate_phase(
         input.seed,
         p.pp,
         p.gpus_per_stage(),
+        c.gpus_per_node,
         replicas,
         iterations,
     );

@@ -197,3 +197,26 @@ fn rank_modes_are_checked_and_budgeted() {
     let auto = run_summary(&scenario(&tight).input).unwrap();
     assert_eq!(auto.simulation.replicas_simulated, 1);
 }
+
+/// A slow node (all 8 of its GPUs 20% slower): under TP2 it holds 4 replicas of one
+/// stage; those run slower, the other 60 replicas of the stage wait for them. More than
+/// the cluster's nodes is a located error.
+#[test]
+fn a_slow_node_slows_the_replicas_on_it() {
+    let src = with(DENSE_512, "[stragglers]\nslow_nodes = 1\nslowdown_fraction = 0.2");
+    let all = run_summary(&scenario(&src).input).unwrap();
+    assert_eq!(all.simulation.replicas_simulated, 64);
+    let slow = (0..4)
+        .find(|&s| all.compute_slowdown_per_stage[s] > 1.0)
+        .expect("a slow stage");
+    assert!(close(all.compute_slowdown_per_stage[slow], 1.2, 1e-9));
+    let symmetric = mode(DENSE_512, "every_replica");
+    let fwd = |r: &RunResult| r.breakdown_per_stage[slow].get(Category::Compute(Phase::Forward));
+    let expected = fwd(&symmetric) * (60.0 + 4.0 * 1.2) / 64.0;
+    assert!(close(fwd(&all), expected, 0.01), "{} vs {expected}", fwd(&all));
+    assert!(all.breakdown.get(Category::StragglerWait) > 0.0);
+    let e = Scenario::from_source(&src.replace("slow_nodes = 1", "slow_nodes = 65"), Path::new("n.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("stragglers.slow_nodes") && e.contains("64 nodes"), "{e}");
+}
