@@ -589,5 +589,6 @@ pub fn simulate(
 
 pub mod budget;
 pub mod finite;
+pub mod input;
 pub mod run;
 pub use run::{run, run_summary, RunInput, RunResult};

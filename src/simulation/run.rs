@@ -2,182 +2,21 @@
 
 use super::breakdown::{self, Breakdown, Category};
 use super::trace::{Trace, TraceRequest};
-use super::{simulate, Layouts, SimError};
-use crate::hardware::ClusterSpec;
-use crate::model::TransformerSpec;
-use crate::network::{PortCapacities, SendRoute};
-use crate::parallel::{Dim, ParallelPlan, Placement, PlacementSummary, Recompute};
-use crate::training::TrainingSpec;
+use super::{simulate, SimError};
+use crate::network::PortCapacities;
+use crate::parallel::{Dim, ParallelPlan, PlacementSummary, Recompute};
 use crate::units::{tflops_to_flops_per_s, SimTime};
 use crate::workload::memory::{memory_per_gpu, memory_per_stage, with_wire_and_offload, MemoryBreakdown};
 use crate::workload::wire::GradPhase;
-use crate::workload::{self, CommKind, OpKind, WorkloadSpec};
+use crate::workload::{self, CommKind, OpKind};
 use serde::de::Deserializer;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
-/// Typed inputs of one run.
-#[derive(Clone, Debug)]
-pub struct RunInput {
-    /// Name for reports.
-    pub name: String,
-    /// Seed of every random stream.
-    pub seed: u64,
-    /// Hardware.
-    pub cluster: ClusterSpec,
-    /// Model.
-    pub model: TransformerSpec,
-    /// Plan.
-    pub plan: ParallelPlan,
-    /// Batch, sequence, precision.
-    pub training: TrainingSpec,
-    /// Iterations simulated, warm-up included.
-    pub iterations: u32,
-    /// Leading iterations excluded from the statistics.
-    pub warmup_iterations: u32,
-    /// Training to a target (`[target]`, `[reliability]`, `[energy]`), if requested.
-    pub goal: Option<crate::training::TrainingGoal>,
-    /// Slow GPUs and per-step slowdowns (none by default).
-    pub stragglers: super::stragglers::StragglerSpec,
-    /// MoE token routing (`[moe]`; balanced and dropless by default).
-    pub routing: crate::workload::routing::RoutingSpec,
-    /// Collective algorithm per kind (`[cluster.network] *_algorithm`; rings by default).
-    pub collectives: crate::network::algorithm::AlgorithmChoice,
-    /// Element types on the wire and gradient compression (`[communication]`).
-    pub comm: crate::workload::wire::CommSpec,
-    /// Offloading to the host (`[offload]`, `[cluster.host]`).
-    pub offload: crate::workload::offload::OffloadSpec,
-    /// Operations the workload may hold (`simulation.max_operations`; see [`super::budget`]).
-    pub max_operations: u64,
-    /// Representative ranks or every data-parallel replica (`simulation.ranks`).
-    pub ranks: super::replicas::RankMode,
-}
+pub use super::input::RunInput;
 
 fn one() -> u32 {
     1
-}
-
-impl RunInput {
-    /// Data-parallel replicas the simulation runs ([`super::replicas::replica_count`]):
-    /// every one when `simulation.ranks` asks, or in auto mode when stragglers make them
-    /// differ and they fit the operation budget.
-    pub fn replicas(&self) -> u32 {
-        super::replicas::replica_count(
-            self.ranks,
-            self.plan.dp,
-            !self.stragglers.is_none() || self.mixed_replicas(),
-            self.mixed_replicas(),
-            super::budget::estimated_operations(self),
-            self.max_operations,
-        )
-    }
-
-    /// Where the plan's groups sit on this cluster.
-    pub fn placement(&self) -> Placement {
-        Placement::megatron(&self.plan, self.cluster.gpus_per_node)
-    }
-
-    /// Where the plan's groups sit, as the network needs it.
-    pub fn layouts(&self, placement: Placement) -> Layouts {
-        Layouts {
-            placement,
-            // adjacent stages are `stride` GPUs apart
-            pp_route: SendRoute::between(
-                &self.cluster,
-                placement.pp_neighbours_share_node(),
-                placement.stride_gpus[Dim::Pp],
-            ),
-            algorithms: self.collectives,
-        }
-    }
-
-    /// The GPU of every pipeline stage: its GPU group's on a heterogeneous cluster (stage
-    /// `s` holds GPUs `s * gpus_per_stage ..`; the scenario checks that no stage spans two
-    /// groups).
-    pub fn stage_gpus(&self) -> Vec<crate::hardware::GpuSpec> {
-        let stride = self.plan.gpus_per_stage();
-        (0..self.plan.pp)
-            .map(|s| self.cluster.gpu_at(s.saturating_mul(stride)).clone())
-            .collect()
-    }
-
-    /// The operation graph this input simulates, over `iterations` iterations (the
-    /// compressed steps of a compressed run).
-    pub fn workload(&self, placement: &Placement, iterations: u32) -> workload::Workload {
-        self.workload_in(placement, iterations, GradPhase::Compressed)
-    }
-
-    /// The GPU of every pipeline stage in data-parallel replica `r` (replica `r` of stage
-    /// `s` starts at GPU `s * gpus_per_stage + r * tp * cp`).
-    pub fn replica_stage_gpus(&self, r: u32) -> Vec<crate::hardware::GpuSpec> {
-        let stride = self.plan.gpus_per_stage();
-        let replica = self.plan.tp.max(1).saturating_mul(self.plan.cp.max(1));
-        (0..self.plan.pp)
-            .map(|s| {
-                let gpu = s.saturating_mul(stride).saturating_add(r.saturating_mul(replica));
-                self.cluster.gpu_at(gpu).clone()
-            })
-            .collect()
-    }
-
-    /// Whether the replicas of some stage sit on different GPU groups (the scenario
-    /// allows it when each replica lies in one group; only every replica can simulate it).
-    pub fn mixed_replicas(&self) -> bool {
-        let stride = self.plan.gpus_per_stage();
-        let c = &self.cluster;
-        // groups of one GPU type and NIC rate are alike
-        let kind = |g: usize| {
-            c.groups
-                .get(g)
-                .map(|g| (g.gpu.name.as_str(), g.nic_gbit_per_s.to_bits()))
-        };
-        c.is_heterogeneous()
-            && (0..self.plan.pp).any(|s| {
-                let first = c.group_of_gpu(s.saturating_mul(stride));
-                let last = c.group_of_gpu(s.saturating_mul(stride).saturating_add(stride.max(1) - 1));
-                (first..=last).any(|g| kind(g) != kind(first))
-            })
-    }
-
-    /// Each stage's HBM capacity: of the smallest GPU among its replicas, GiB.
-    pub fn stage_hbm_gib(&self) -> Vec<f64> {
-        let stride = self.plan.gpus_per_stage();
-        (0..self.plan.pp)
-            .map(|s| {
-                (self.cluster.gpus_in(s.saturating_mul(stride), stride).iter())
-                    .map(|g| g.hbm_capacity_gib)
-                    .fold(f64::INFINITY, f64::min)
-            })
-            .collect()
-    }
-
-    /// [`RunInput::workload`] for the steps of `phase`.
-    pub fn workload_in(&self, placement: &Placement, iterations: u32, phase: GradPhase) -> workload::Workload {
-        self.workload_on(placement, iterations, phase, &self.stage_gpus())
-    }
-
-    /// [`RunInput::workload_in`] with the stages on `stage_gpus` (one replica's).
-    pub fn workload_on(
-        &self,
-        placement: &Placement,
-        iterations: u32,
-        phase: GradPhase,
-        stage_gpus: &[crate::hardware::GpuSpec],
-    ) -> workload::Workload {
-        workload::build(&WorkloadSpec {
-            stage_gpus,
-            model: &self.model,
-            plan: &self.plan,
-            training: &self.training,
-            placement,
-            iterations,
-            routing: &self.routing,
-            seed: self.seed,
-            comm: &self.comm,
-            grad_phase: phase,
-            offload: &self.offload,
-        })
-    }
 }
 
 /// Where the bytes went: per link class and per communication kind, per GPU and step.
@@ -360,6 +199,10 @@ pub struct RunResult {
     pub bubble_fraction: f64,
     /// Memory of the most loaded GPU.
     pub memory: MemoryBreakdown,
+    /// GPU type of each pipeline stage on a heterogeneous cluster (absent on one GPU type;
+    /// "H100-SXM/A100-80GB" for a stage whose replicas sit on both).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_per_stage: Vec<String>,
     /// Memory of one GPU of each pipeline stage; index = stage (absent from results
     /// written before it was recorded).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -593,6 +436,7 @@ fn run_with(
         breakdown_per_stage: per_stage,
         memory,
         memory_per_stage,
+        gpu_per_stage: input.stage_gpu_labels(),
         placement: placement.summary(),
         scale_up_bytes_per_step_per_gpu: out.bytes_scale_up / n_rep / iters,
         scale_out_bytes_per_step_per_gpu: out.bytes_scale_out / n_rep / iters,

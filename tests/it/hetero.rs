@@ -51,6 +51,13 @@ fn a_split_that_gives_the_faster_gpus_more_layers_beats_the_even_split() {
     assert_eq!(even.memory_per_stage.len(), 4);
     assert!(balanced.memory_per_stage[0].total_gib > balanced.memory_per_stage[3].total_gib);
     assert_eq!(balanced.gpu, "(32 H100-SXM + 32 A100-80GB)");
+    assert_eq!(
+        balanced.gpu_per_stage,
+        ["H100-SXM", "H100-SXM", "A100-80GB", "A100-80GB"]
+    );
+    // the charts name each stage's GPU
+    let bars = trainsim::report::charts::breakdown::data(&balanced).bars;
+    assert_eq!(bars[2].label, "stage 2 (A100-80GB)");
 }
 
 /// `stage_layers = "balanced"` weighs each stage by its GPU's compute time per layer and
@@ -257,6 +264,7 @@ fn replicas_on_different_gpu_types_each_run_at_their_own_speed() {
     );
     assert!(mixed.breakdown.get(Category::StragglerWait) > 0.1 * (a100.step_time_s - h100.step_time_s));
     assert_eq!(mixed.gpu, "(16 H100-SXM + 16 A100-80GB)");
+    assert_eq!(mixed.gpu_per_stage, ["H100-SXM/A100-80GB", "H100-SXM/A100-80GB"]);
     let e = err(&mixed_src.replace("[training]", "[simulation]\nranks = \"representative\"\n[training]"));
     assert!(e.contains("simulation.ranks") && e.contains("every_replica"), "{e}");
 }

@@ -63,7 +63,7 @@ pub fn data(r: &RunResult) -> Data {
         .breakdown_per_stage
         .iter()
         .enumerate()
-        .map(|(i, b)| bar(format!("stage {i}"), b))
+        .map(|(i, b)| bar(super::stage_label(r, i), b))
         .collect();
     bars.push(bar("mean".into(), &r.breakdown));
     // a category is shown when it is more than a rounding error of the step anywhere

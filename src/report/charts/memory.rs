@@ -151,7 +151,7 @@ pub fn data(r: &RunResult) -> Data {
             let values_gib: Vec<f64> = labels.iter().map(|c| gib_of(s, c)).collect();
             Bar {
                 stage: s.stage,
-                label: format!("stage {}", s.stage),
+                label: super::stage_label(r, s.stage as usize),
                 total_gib: s.total_gib,
                 capacity_gib: s.capacity_gib,
                 note: headroom_note(s.total_gib, s.capacity_gib),

@@ -139,6 +139,14 @@ pub fn svg_all(r: &RunResult) -> Result<Vec<(&'static str, String)>, ReportError
     Ok(out)
 }
 
+/// A stage's bar label: "stage 2", or on a heterogeneous cluster "stage 2 (A100-80GB)".
+pub fn stage_label(r: &crate::simulation::RunResult, stage: usize) -> String {
+    match r.gpu_per_stage.get(stage) {
+        Some(gpu) => format!("stage {stage} ({gpu})"),
+        None => format!("stage {stage}"),
+    }
+}
+
 /// Chart time unit for a typical duration: milliseconds below one second, else seconds.
 /// Returns the unit's name and the factor from seconds to it.
 pub fn time_unit(typical_s: f64) -> (&'static str, f64) {
