@@ -6,7 +6,9 @@
 //! and 10^5 concurrent flows (partitioned into node-sized components, and one shared
 //! component); the README's main scenario, the 16,384-GPU Llama-3-405B-shaped scenario,
 //! the largest validation run and the DeepSeek-V3-shaped MoE scenario, each split into
-//! graph build, event loop and the rest; the whole validation folder; and a sweep
+//! graph build, event loop and the rest; the every-replica mode on the 1,024-GPU GPT-3
+//! scenario and a 256-GPU Mixtral (every data-parallel replica simulated); the whole
+//! validation folder; and a sweep
 //! (points per second). Plan search has its own: `cargo run --release --example bench_search`.
 
 use std::path::Path;
