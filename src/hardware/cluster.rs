@@ -176,10 +176,27 @@ impl ClusterSpec {
         if self.groups.is_empty() {
             return vec![&self.gpu];
         }
+        self.groups_in(first, count).map(|g| &self.groups[g].gpu).collect()
+    }
+
+    /// The GPU groups that GPUs `first .. first + count` (rank order) touch.
+    fn groups_in(&self, first: u32, count: u32) -> std::ops::RangeInclusive<usize> {
         let last = first.saturating_add(count.max(1) - 1);
-        (self.group_of_gpu(first)..=self.group_of_gpu(last))
-            .map(|g| &self.groups[g].gpu)
-            .collect()
+        self.group_of_gpu(first)..=self.group_of_gpu(last)
+    }
+
+    /// Whether GPUs `first .. first + count` sit on groups that differ (GPU type or NIC
+    /// rate): one representative cannot stand for them.
+    pub fn mixes_groups(&self, first: u32, count: u32) -> bool {
+        let kind = |g: usize| {
+            let g = &self.groups[g];
+            (g.gpu.name.as_str(), g.nic_gbit_per_s.to_bits())
+        };
+        !self.groups.is_empty() && {
+            let range = self.groups_in(first, count);
+            let first_kind = kind(*range.start());
+            range.into_iter().any(|g| kind(g) != first_kind)
+        }
     }
 
     /// The cluster as group `g`'s GPUs see it: its GPU and NIC rate, no groups (itself on
@@ -225,10 +242,10 @@ impl ClusterSpec {
                 None => counts.push((&g.gpu.name, u64::from(g.num_gpus))),
             }
         }
-        let parts: Vec<String> = counts.iter().map(|(n, c)| format!("{c} {n}")).collect();
-        if parts.len() == 1 {
-            return parts[0].split_once(' ').map_or(String::new(), |(_, n)| n.to_string());
+        if let [(name, _)] = counts[..] {
+            return name.to_string();
         }
+        let parts: Vec<String> = counts.iter().map(|(n, c)| format!("{c} {n}")).collect();
         format!("({})", parts.join(" + "))
     }
 

@@ -313,7 +313,7 @@ impl Checker<'_> {
             (num_gpus, gpus_per_node),
             &training,
         )?;
-        let mixed_replicas = self.stages_in_groups(&cluster, &plan)?;
+        self.stages_in_groups(&cluster, &plan)?;
         if matches!(r.parallel.stage_layers, Some(raw::RawStageLayers::Rule(_))) {
             self.balance_layers(&mut plan, &cluster, &model, &training)?;
         }
@@ -333,15 +333,12 @@ impl Checker<'_> {
             None => crate::simulation::replicas::RankMode::default(),
             Some(v) => {
                 use crate::simulation::replicas::RankMode;
-                self.choice(
-                    "simulation.ranks",
-                    v,
-                    &RankMode::NAMES,
-                    &[RankMode::Auto, RankMode::Representative, RankMode::EveryReplica],
-                )?
+                self.choice("simulation.ranks", v, &RankMode::NAMES, &RankMode::ALL)?
             }
         };
-        if mixed_replicas && ranks == crate::simulation::replicas::RankMode::Representative {
+        if ranks == crate::simulation::replicas::RankMode::Representative
+            && crate::simulation::input::mixed_replicas(&cluster, &plan)
+        {
             return Err(self.invalid(
                 "simulation.ranks",
                 "\"representative\"",

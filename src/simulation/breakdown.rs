@@ -371,15 +371,15 @@ pub fn per_stage(
     for &(id, at) in &out.replica_waits {
         waits[id as usize / n].push((id % n as u32, at));
     }
-    let per_replica: Vec<Vec<Breakdown>> = (0..replicas)
-        .map(|r| {
-            let times = &out.op_times[r * n..(r + 1) * n];
-            per_rank(w, times, &waits[r], window.0, window.1, iterations, pipeline)
-        })
-        .collect();
-    (0..w.stages as usize)
-        .map(|s| mean(&per_replica.iter().map(|b| b[s].clone()).collect::<Vec<_>>()))
-        .collect()
+    let mut stages = vec![Breakdown::default(); w.stages as usize];
+    for (r, waits) in waits.iter().enumerate() {
+        let times = &out.op_times[r * n..(r + 1) * n];
+        let ranks = per_rank(w, times, waits, window.0, window.1, iterations, pipeline);
+        for (stage, b) in stages.iter_mut().zip(&ranks) {
+            stage.add_scaled(b, 1.0 / replicas as f64);
+        }
+    }
+    stages
 }
 
 /// Mean of per-rank breakdowns.

@@ -51,13 +51,14 @@ pub struct RunInput {
 impl RunInput {
     /// Data-parallel replicas the simulation runs ([`super::replicas::replica_count`]):
     /// every one when `simulation.ranks` asks, or in auto mode when stragglers make them
-    /// differ and they fit the operation budget.
+    /// differ and they fit the operation budget, or when they sit on different GPU types.
     pub fn replicas(&self) -> u32 {
+        let mixed = self.mixed_replicas();
         super::replicas::replica_count(
             self.ranks,
             self.plan.dp,
-            !self.stragglers.is_none() || self.mixed_replicas(),
-            self.mixed_replicas(),
+            !self.stragglers.is_none() || mixed,
+            mixed,
             super::budget::estimated_operations(self),
             self.max_operations,
         )
@@ -83,13 +84,10 @@ impl RunInput {
     }
 
     /// The GPU of every pipeline stage: its GPU group's on a heterogeneous cluster (stage
-    /// `s` holds GPUs `s * gpus_per_stage ..`; the scenario checks that no stage spans two
-    /// groups).
+    /// `s` holds GPUs `s * gpus_per_stage ..`), of its first replica when the stage's
+    /// replicas sit on several groups ([`RunInput::mixed_replicas`]).
     pub fn stage_gpus(&self) -> Vec<crate::hardware::GpuSpec> {
-        let stride = self.plan.gpus_per_stage();
-        (0..self.plan.pp)
-            .map(|s| self.cluster.gpu_at(s.saturating_mul(stride)).clone())
-            .collect()
+        self.replica_stage_gpus(0)
     }
 
     /// The operation graph this input simulates, over `iterations` iterations (the
@@ -111,23 +109,44 @@ impl RunInput {
             .collect()
     }
 
+    /// The replicas `w` is simulated as ([`super::replicas::replica_set`]), with one
+    /// workload per distinct set of stage GPUs when replicas sit on different GPU types
+    /// (built like `w`, over `iterations` of `phase`).
+    pub fn replica_set(
+        &self,
+        w: &workload::Workload,
+        placement: &Placement,
+        iterations: u32,
+        phase: GradPhase,
+        replicas: u32,
+    ) -> Result<super::ReplicaSet, super::SimError> {
+        let mut set = super::replicas::replica_set(w, &self.plan, replicas);
+        if replicas <= 1 || !self.mixed_replicas() {
+            return Ok(set);
+        }
+        let names = |gpus: &[crate::hardware::GpuSpec]| gpus.iter().map(|g| g.name.clone()).collect::<Vec<_>>();
+        // `kinds[v]`: the stage GPUs of workload `v` (0: `w`, replica 0's)
+        let mut kinds = vec![names(&self.stage_gpus())];
+        for r in 0..replicas {
+            let gpus = self.replica_stage_gpus(r);
+            let kind = names(&gpus);
+            let v = match kinds.iter().position(|k| *k == kind) {
+                Some(v) => v,
+                None => {
+                    set.add_variant(self.workload_on(placement, iterations, phase, &gpus), w)?;
+                    kinds.push(kind);
+                    kinds.len() - 1
+                }
+            };
+            set.variant_of.push(v as u32);
+        }
+        Ok(set)
+    }
+
     /// Whether the replicas of some stage sit on different GPU groups (the scenario
     /// allows it when each replica lies in one group; only every replica can simulate it).
     pub fn mixed_replicas(&self) -> bool {
-        let stride = self.plan.gpus_per_stage();
-        let c = &self.cluster;
-        // groups of one GPU type and NIC rate are alike
-        let kind = |g: usize| {
-            c.groups
-                .get(g)
-                .map(|g| (g.gpu.name.as_str(), g.nic_gbit_per_s.to_bits()))
-        };
-        c.is_heterogeneous()
-            && (0..self.plan.pp).any(|s| {
-                let first = c.group_of_gpu(s.saturating_mul(stride));
-                let last = c.group_of_gpu(s.saturating_mul(stride).saturating_add(stride.max(1) - 1));
-                (first..=last).any(|g| kind(g) != kind(first))
-            })
+        mixed_replicas(&self.cluster, &self.plan)
     }
 
     /// Each stage's GPU type on a heterogeneous cluster, "A100-80GB" or, for a stage whose
@@ -189,4 +208,11 @@ impl RunInput {
             offload: &self.offload,
         })
     }
+}
+
+/// Whether some stage of `plan` has replicas on different GPU groups of `cluster` (the
+/// scenario checker and the run ask the same question).
+pub fn mixed_replicas(cluster: &ClusterSpec, plan: &ParallelPlan) -> bool {
+    let stride = plan.gpus_per_stage();
+    cluster.is_heterogeneous() && (0..plan.pp).any(|s| cluster.mixes_groups(s.saturating_mul(stride), stride))
 }

@@ -147,14 +147,14 @@ struct Sim<'a> {
     /// The workload's operations, ranks and queues (one replica's).
     base_ops: u32,
     base_ranks: u32,
-    /// Per workload op: the replicas that meet in it (consecutive, aligned), 1 for none.
-    sync_group: Vec<u32>,
-    /// The replicas' workloads ([`ReplicaSet::workload_of`]).
+    /// The replicas' workloads and where they meet ([`ReplicaSet`]).
     set: &'a ReplicaSet,
-    /// Per (first replica of the group, op): replicas arrived so far (empty with one
-    /// replica).
+    /// Per workload op that replicas meet in: its index among those ops (`u32::MAX` for
+    /// the others; empty with one replica).
+    sync_slot: Vec<u32>,
+    /// Per (first replica of a meeting group, meeting op): replicas arrived so far.
     arrived: Vec<u32>,
-    /// Per simulated op: arrival time at its meeting (valid while waiting).
+    /// Ops that waited for the other replicas of a meeting: (op, arrival time).
     replica_waits: Vec<(u32, SimTime)>,
     /// Unfinished dependencies per op.
     remaining: Vec<u32>,
@@ -207,7 +207,7 @@ fn queue_index(op: &crate::workload::Op) -> usize {
     op.rank as usize * Stream::COUNT + op.stream.index()
 }
 
-/// Replicas of a simulation and where they meet ([`replicas::plan`]).
+/// Replicas of a simulation and where they meet ([`replicas::replica_set`]).
 #[derive(Clone, Debug, Default)]
 pub struct ReplicaSet {
     /// Data-parallel replicas simulated (1: the representative mode).
@@ -258,11 +258,18 @@ impl<'a> Sim<'a> {
         let net = ClusterNetwork::with_groups(cluster, &rank_groups);
         let barrier_latency =
             SimTime::from_secs(2.0 * (w.stages as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
-        let sync_group = if r_count > 1 {
-            replicas.sync_group.clone()
-        } else {
-            Vec::new()
-        };
+        // the meeting ops get dense slots, so the arrival counts cover only them
+        let mut meetings = 0u32;
+        let sync_slot: Vec<u32> = (replicas.sync_group.iter().filter(|_| r_count > 1))
+            .map(|&k| {
+                if k > 1 {
+                    meetings += 1;
+                    meetings - 1
+                } else {
+                    u32::MAX
+                }
+            })
+            .collect();
         let total_ops = n_ops * r_count as usize;
         Sim {
             w,
@@ -271,8 +278,8 @@ impl<'a> Sim<'a> {
             replicas: r_count,
             base_ops: n_ops as u32,
             base_ranks: n_ranks as u32,
-            arrived: if r_count > 1 { vec![0; total_ops] } else { Vec::new() },
-            sync_group,
+            arrived: vec![0; meetings as usize * r_count as usize],
+            sync_slot,
             set: replicas,
             replica_waits: Vec::new(),
             remaining,
@@ -308,7 +315,7 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// The queue of simulated op `id`, of replica `r`, copying workload op `op`.
+    /// The queue of replica `r`'s copy of workload op `op`.
     #[inline]
     fn queue_of(&self, r: u32, op: &crate::workload::Op) -> usize {
         (r * self.base_ranks) as usize * Stream::COUNT + queue_index(op)
@@ -363,10 +370,11 @@ impl<'a> Sim<'a> {
         self.op_times[id as usize].0 = now;
         // a collective across replicas starts when the last of its replicas arrives; the
         // stream is held meanwhile (the kernel is queued, as NCCL's is)
-        let k = self.sync_group.get(base as usize).copied().unwrap_or(1);
-        if k > 1 {
+        let meeting = self.sync_slot.get(base as usize).copied().unwrap_or(u32::MAX);
+        if meeting != u32::MAX {
+            let k = self.set.sync_group[base as usize];
             let first = r / k * k;
-            let slot = (first * self.base_ops + base) as usize;
+            let slot = meeting as usize * self.replicas as usize + first as usize;
             self.arrived[slot] += 1;
             if self.arrived[slot] < k {
                 self.replica_waits.push((id, now));

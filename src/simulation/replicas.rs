@@ -33,17 +33,15 @@ pub enum RankMode {
 }
 
 impl RankMode {
-    /// Scenario names, in declaration order.
+    /// Every mode, in declaration order.
+    pub const ALL: [RankMode; 3] = [RankMode::Auto, RankMode::Representative, RankMode::EveryReplica];
+
+    /// Scenario names, in [`RankMode::ALL`]'s order.
     pub const NAMES: [&'static str; 3] = ["auto", "representative", "every_replica"];
 
     /// The mode named `name`.
     pub fn from_name(name: &str) -> Option<RankMode> {
-        match name {
-            "auto" => Some(RankMode::Auto),
-            "representative" => Some(RankMode::Representative),
-            "every_replica" => Some(RankMode::EveryReplica),
-            _ => None,
-        }
+        Self::NAMES.iter().position(|n| *n == name).map(|i| Self::ALL[i])
     }
 }
 
@@ -173,8 +171,9 @@ mod tests {
         assert_eq!(replica_count(RankMode::Auto, plan, true, true, 2_000, 10_000), 8);
         assert_eq!(replica_count(RankMode::Representative, plan, true, false, 1, 10_000), 1);
         for (i, n) in RankMode::NAMES.iter().enumerate() {
-            let m = RankMode::from_name(n).unwrap();
-            assert_eq!(m as usize, i);
+            assert_eq!(RankMode::from_name(n), Some(RankMode::ALL[i]));
+            // the scenario name is the serde name
+            assert_eq!(serde_json::to_value(RankMode::ALL[i]).unwrap(), *n);
         }
         assert_eq!(RankMode::from_name("every_gpu"), None);
     }

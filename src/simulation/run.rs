@@ -262,24 +262,7 @@ fn simulate_phase(
         replicas,
         iterations,
     );
-    let mut set = super::replicas::replica_set(&w, p, replicas);
-    if replicas > 1 && input.mixed_replicas() {
-        // each replica's own GPUs: one workload per distinct set of stage GPUs
-        let mut kinds: Vec<Vec<String>> = vec![input.stage_gpus().iter().map(|g| g.name.clone()).collect()];
-        for r in 0..replicas {
-            let gpus = input.replica_stage_gpus(r);
-            let names: Vec<String> = gpus.iter().map(|g| g.name.clone()).collect();
-            let v = match kinds.iter().position(|k| *k == names) {
-                Some(v) => v,
-                None => {
-                    set.add_variant(input.workload_on(&placement, iterations, phase, &gpus), &w)?;
-                    kinds.push(names);
-                    kinds.len() - 1
-                }
-            };
-            set.variant_of.push(v as u32);
-        }
-    }
+    let set = input.replica_set(&w, &placement, iterations, phase, replicas)?;
     let out = simulate(&w, c, layouts, &factors, &set)?;
     if out.iteration_ends.last().is_some_and(|&end| end >= SimTime::LIMIT) {
         return Err(SimError::ClockRange {

@@ -262,7 +262,14 @@ fn replicas_on_different_gpu_types_each_run_at_their_own_speed() {
         "{} vs {halfway}",
         fwd(&mixed)
     );
-    assert!(mixed.breakdown.get(Category::StragglerWait) > 0.1 * (a100.step_time_s - h100.step_time_s));
+    // the 4 H100 replicas of each stage finish early and wait at the gradient reduction
+    // for up to the A100 step's extra length; the 4 A100 replicas wait for nobody: the
+    // mean over the 8 is at most half of it (measured 0.475)
+    let wait = mixed.breakdown.get(Category::StragglerWait) / (a100.step_time_s - h100.step_time_s);
+    assert!(
+        (0.35..=0.5).contains(&wait),
+        "straggler wait {wait} of the A100 step's extra length"
+    );
     assert_eq!(mixed.gpu, "(16 H100-SXM + 16 A100-80GB)");
     assert_eq!(mixed.gpu_per_stage, ["H100-SXM/A100-80GB", "H100-SXM/A100-80GB"]);
     let e = err(&mixed_src.replace("[training]", "[simulation]\nranks = \"representative\"\n[training]"));

@@ -51,18 +51,23 @@ fn close(a: f64, b: f64, rel: f64) -> bool {
     (a - b).abs() <= rel * a.abs().max(b.abs()) + 1e-12
 }
 
-#[test]
-fn every_replica_equals_the_representative_on_a_symmetric_512_gpu_cluster() {
-    let rep = mode(DENSE_512, "representative");
-    let all = mode(DENSE_512, "every_replica");
-    assert_eq!(rep.simulation.replicas_simulated, 1);
-    assert_eq!(all.simulation.replicas_simulated, 64);
+/// The acceptance bar of #16: every replica within 0.5% of the representative.
+fn assert_same_step(all: &RunResult, rep: &RunResult) {
     assert!(
         close(all.step_time_s, rep.step_time_s, 0.005),
         "every replica {} s vs representative {} s",
         all.step_time_s,
         rep.step_time_s
     );
+}
+
+#[test]
+fn every_replica_equals_the_representative_on_a_symmetric_512_gpu_cluster() {
+    let rep = mode(DENSE_512, "representative");
+    let all = mode(DENSE_512, "every_replica");
+    assert_eq!(rep.simulation.replicas_simulated, 1);
+    assert_eq!(all.simulation.replicas_simulated, 64);
+    assert_same_step(&all, &rep);
     for c in Category::ALL {
         assert!(
             close(all.breakdown.get(c), rep.breakdown.get(c), 0.005),
@@ -84,7 +89,9 @@ fn every_replica_equals_the_representative_on_a_symmetric_512_gpu_cluster() {
         r.scale_up_bytes_per_step_per_gpu,
         1e-9
     ));
-    // each replica's events: at least 32x the representative's over 64 replicas
+    // 64 replicas each process the representative's op completions; network ticks that
+    // fall at the same instant for all replicas are shared, so fewer than 64x (13.7x on
+    // the 1,024-GPU GPT-3 example), but more than half that here
     assert!(all.simulation.events > 32 * rep.simulation.events);
 }
 
@@ -96,12 +103,7 @@ fn every_replica_equals_the_representative_for_moe_expert_parallelism_across_rep
     let rep = mode(&src, "representative");
     let all = mode(&src, "every_replica");
     assert_eq!(all.simulation.replicas_simulated, 8);
-    assert!(
-        close(all.step_time_s, rep.step_time_s, 0.005),
-        "every replica {} s vs representative {} s",
-        all.step_time_s,
-        rep.step_time_s
-    );
+    assert_same_step(&all, &rep);
 }
 
 /// One GPU 30% slower: the representative mode slows its stage in all 64 replicas; every
@@ -143,10 +145,14 @@ fn a_straggler_on_one_gpu_slows_only_its_replica_and_the_others_wait_for_it() {
     let expected = fwd(&symmetric) * (63.0 + 1.3) / 64.0;
     assert!(close(fwd(&all), expected, 0.01), "{} vs {expected}", fwd(&all));
     assert!(close(fwd(&rep), fwd(&symmetric) * 1.3, 0.01));
+    // the 63 faster replicas wait for the slow one at the reductions of every stage it
+    // delays; averaged over the stages, a sizeable part of the step's lengthening
+    // (measured: a third) though not all of it (their own bubble absorbs some)
     let wait = all.breakdown.get(Category::StragglerWait);
+    let longer = all.step_time_s - symmetric.step_time_s;
     assert!(
-        wait > 0.1 * (all.step_time_s - symmetric.step_time_s),
-        "straggler wait {wait} s"
+        wait > 0.1 * longer && wait < longer,
+        "straggler wait {wait} s, step {longer} s longer"
     );
     assert_eq!(rep.breakdown.get(Category::StragglerWait), 0.0);
     // the categories still sum to the step
