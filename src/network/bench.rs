@@ -139,7 +139,7 @@ pub fn collective_time(
     };
     let mut now = SimTime::ZERO;
     for c in 0..chunks {
-        now = match net.start_collective(now, 0, &req, c as u64).done {
+        now = match net.start_collective(now, 0, &req, c as u64, false).done {
             Some(done) => done.ready_at,
             None => loop {
                 // one completion per flow; the transfer is done with its last flow

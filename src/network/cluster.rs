@@ -13,7 +13,8 @@
 //!
 //! On a heterogeneous cluster each rank's ports, collective charges and NCCL constants are
 //! those of its GPU group ([`ClusterSpec::group_cluster`]); a send between two groups runs
-//! NIC to NIC (through the sender's share of the cross-group fabric when it is slower).
+//! NIC to NIC (through the sender's share of the cross-group fabric when it is slower), and a
+//! collective whose members sit on several groups puts its NIC bytes through that share too.
 
 use super::algorithm::Algorithm;
 use super::all_to_all::AllToAllLoads;
@@ -226,20 +227,36 @@ impl ClusterNetwork {
 
     /// Starts `rank`'s part of a collective at `now`: one flow per port tier over the rank's
     /// transmit and receive links, then the collective's latency. Completes as `tag`.
-    pub fn start_collective(&mut self, now: SimTime, rank: u32, req: &CollectiveRequest, tag: u64) -> Started {
+    ///
+    /// `across_groups`: the members sit on more than one GPU group. A ring runs at its
+    /// slowest edge's rate, so every byte on the rank's NIC then also crosses its share of
+    /// the cross-group fabric (when one is set).
+    pub fn start_collective(
+        &mut self,
+        now: SimTime,
+        rank: u32,
+        req: &CollectiveRequest,
+        tag: u64,
+        across_groups: bool,
+    ) -> Started {
         let p = self.ports[rank as usize];
         let charge = self.charge(p.group, req);
         let (sent_bytes, latency) = (charge.sent_bytes, charge.latency);
-        let mut paths = [[0 as LinkId; 4]; 3];
+        let cross = p.cross_tx.filter(|_| across_groups);
+        let mut paths = [[0 as LinkId; 5]; 3];
         let mut lens = [0usize; 3];
         let mut bytes = [0.0f64; 3];
         let n = charge.cost.loads.len().min(3);
         for (k, &(tier, b)) in charge.cost.loads.iter().take(3).enumerate() {
-            let (path, len) = match tier {
-                Tier::Leaf => ([p.nic_tx, p.nic_rx, 0, 0], 2),
-                Tier::Spine => ([p.nic_tx, p.nic_rx, p.spine_tx, p.spine_rx], 4),
-                _ => ([p.up_tx, p.up_rx, 0, 0], 2),
+            let (mut path, mut len) = match tier {
+                Tier::Leaf => ([p.nic_tx, p.nic_rx, 0, 0, 0], 2),
+                Tier::Spine => ([p.nic_tx, p.nic_rx, p.spine_tx, p.spine_rx, 0], 4),
+                _ => ([p.up_tx, p.up_rx, 0, 0, 0], 2),
             };
+            if let (Some(x), Tier::Leaf | Tier::Spine) = (cross, tier) {
+                path[len] = x;
+                len += 1;
+            }
             paths[k] = path;
             lens[k] = len;
             bytes[k] = b;
@@ -476,7 +493,7 @@ mod tests {
             algorithm: Algorithm::Ring,
             size_bytes: 1e9,
         };
-        let started = net.start_collective(SimTime::ZERO, 1, &req, 7);
+        let started = net.start_collective(SimTime::ZERO, 1, &req, 7, false);
         assert!(started.done.is_none());
         let done = run_to_end(&mut net);
         assert_eq!(done.len(), 1);
@@ -497,7 +514,7 @@ mod tests {
             },
             ..req
         };
-        let s = net.start_collective(SimTime(5), 0, &solo, 8);
+        let s = net.start_collective(SimTime(5), 0, &solo, 8, false);
         assert_eq!(s.done.map(|d| d.ready_at), Some(SimTime(5)));
     }
 

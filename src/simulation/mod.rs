@@ -149,10 +149,15 @@ struct Sim<'a> {
     base_ranks: u32,
     /// The replicas' workloads and where they meet ([`ReplicaSet`]).
     set: &'a ReplicaSet,
+    cluster: &'a ClusterSpec,
+    /// Per simulated rank, its first GPU; empty unless a cross-group fabric is set (the
+    /// only use: which collectives cross it).
+    rank_gpu: Vec<u32>,
     /// Per workload op that replicas meet in: its index among those ops (`u32::MAX` for
     /// the others; empty with one replica).
     sync_slot: Vec<u32>,
-    /// Per (first replica of a meeting group, meeting op): replicas arrived so far.
+    /// Per (meeting op, first replica of its group): replicas arrived so far, then `k` plus
+    /// those whose part has completed (the op completes for all when the last one has).
     arrived: Vec<u32>,
     /// Ops that waited for the other replicas of a meeting: (op, arrival time).
     replica_waits: Vec<(u32, SimTime)>,
@@ -247,14 +252,12 @@ impl<'a> Sim<'a> {
         // `s * stage_stride + r * replica_stride`
         let stride = layouts.placement.stride_gpus[crate::parallel::Dim::Pp];
         let replica_stride = stride / r_count;
-        let rank_groups: Vec<u8> = (0..r_count)
+        let rank_gpu: Vec<u32> = (0..r_count)
             .flat_map(|r| {
-                w.ranks.iter().map(move |info| {
-                    let gpu = info.stage.saturating_mul(stride).saturating_add(r * replica_stride);
-                    cluster.group_of_gpu(gpu) as u8
-                })
+                (w.ranks.iter()).map(move |info| info.stage.saturating_mul(stride).saturating_add(r * replica_stride))
             })
             .collect();
+        let rank_groups: Vec<u8> = rank_gpu.iter().map(|&g| cluster.group_of_gpu(g) as u8).collect();
         let net = ClusterNetwork::with_groups(cluster, &rank_groups);
         let barrier_latency =
             SimTime::from_secs(2.0 * (w.stages as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
@@ -281,6 +284,12 @@ impl<'a> Sim<'a> {
             arrived: vec![0; meetings as usize * r_count as usize],
             sync_slot,
             set: replicas,
+            cluster,
+            rank_gpu: if cluster.groups.len() > 1 && cluster.cross_group_gbit_per_s > 0.0 {
+                rank_gpu
+            } else {
+                Vec::new()
+            },
             replica_waits: Vec::new(),
             remaining,
             succ_start,
@@ -370,11 +379,7 @@ impl<'a> Sim<'a> {
         self.op_times[id as usize].0 = now;
         // a collective across replicas starts when the last of its replicas arrives; the
         // stream is held meanwhile (the kernel is queued, as NCCL's is)
-        let meeting = self.sync_slot.get(base as usize).copied().unwrap_or(u32::MAX);
-        if meeting != u32::MAX {
-            let k = self.set.sync_group[base as usize];
-            let first = r / k * k;
-            let slot = meeting as usize * self.replicas as usize + first as usize;
+        if let Some((first, k, slot)) = self.meeting(r, base as usize) {
             self.arrived[slot] += 1;
             if self.arrived[slot] < k {
                 self.replica_waits.push((id, now));
@@ -388,6 +393,32 @@ impl<'a> Sim<'a> {
             return;
         }
         self.launch(r, base as usize, id, now);
+    }
+
+    /// Where replica `r`'s copy of workload op `base` meets the other replicas: the group's
+    /// first replica, its size and the arrival slot (`None`: the op stays in its replica).
+    #[inline]
+    fn meeting(&self, r: u32, base: usize) -> Option<(u32, u32, usize)> {
+        let meeting = *self.sync_slot.get(base)?;
+        (meeting != u32::MAX).then(|| {
+            let k = self.set.sync_group[base];
+            let first = r / k * k;
+            (first, k, meeting as usize * self.replicas as usize + first as usize)
+        })
+    }
+
+    /// Whether the `dim` group of simulated rank `rank` has members on more than one GPU
+    /// group (which are runs of consecutive GPUs): its first and last member's groups
+    /// differ. Always false on one fabric.
+    fn across_groups(&self, rank: u32, dim: crate::parallel::Dim) -> bool {
+        let Some(&gpu) = self.rank_gpu.get(rank as usize) else {
+            return false;
+        };
+        let p = &self.layouts.placement;
+        let (stride, size) = (p.stride_gpus[dim].max(1), p.layouts[dim].size.max(1));
+        let first = gpu - (gpu / stride) % size * stride;
+        let last = first.saturating_add((size - 1).saturating_mul(stride));
+        self.cluster.group_of_gpu(first) != self.cluster.group_of_gpu(last)
     }
 
     /// Runs simulated op `id` (replica `r`'s copy of workload op `base`) from `now`.
@@ -424,7 +455,8 @@ impl<'a> Sim<'a> {
                     algorithm: self.layouts.algorithms.for_kind(*kind),
                     size_bytes: *bytes,
                 };
-                let started = self.net.start_collective(now, rank, &req, id as u64);
+                let across = self.across_groups(rank, *dim);
+                let started = self.net.start_collective(now, rank, &req, id as u64, across);
                 self.bytes_by_kind[CommKind::of(*dim, *purpose).index()] += started.sent_bytes;
                 if let Some(c) = started.done {
                     self.q.schedule(c.ready_at, Event::OpDone(id));
@@ -478,6 +510,24 @@ impl<'a> Sim<'a> {
             self.q.schedule(t.max(self.q.now()), Event::NetTick(self.net_gen));
         }
         self.net_changed = false;
+    }
+
+    /// Op `id`'s own work is done at `now`. A collective across replicas completes for all
+    /// of them when the last one's part has: each member receives from the others, so none
+    /// finishes before the slowest (a ring runs at its slowest edge's rate).
+    fn complete(&mut self, id: OpId, now: SimTime) {
+        let (r, base) = self.split(id);
+        if let Some((first, k, slot)) = self.meeting(r, base) {
+            self.arrived[slot] += 1;
+            if self.arrived[slot] < 2 * k {
+                return;
+            }
+            for j in first..first + k {
+                self.finish_op(base as OpId + j * self.base_ops, now);
+            }
+            return;
+        }
+        self.finish_op(id, now);
     }
 
     fn finish_op(&mut self, id: OpId, now: SimTime) {
@@ -538,7 +588,7 @@ impl<'a> Sim<'a> {
                     }
                     self.net_changed = true;
                 }
-                Event::OpDone(id) => self.finish_op(id, now),
+                Event::OpDone(id) => self.complete(id, now),
             }
             if self.net_changed {
                 self.reschedule_net();

@@ -275,3 +275,96 @@ fn replicas_on_different_gpu_types_each_run_at_their_own_speed() {
     let e = err(&mixed_src.replace("[training]", "[simulation]\nranks = \"representative\"\n[training]"));
     assert!(e.contains("simulation.ranks") && e.contains("every_replica"), "{e}");
 }
+
+/// Two H100 pods of 16 GPUs joined by a fabric of `cross` Gbit/s per NIC; `plan` places
+/// the stages and replicas.
+fn pods(cross: f64, plan: &str) -> String {
+    let pod = |name: &str| {
+        format!("[[cluster.groups]]\nname = \"{name}\"\nnum_gpus = 16\n[cluster.groups.gpu]\npreset = \"H100-SXM\"\n")
+    };
+    format!(
+        "name = \"pods\"\n[cluster]\nnum_gpus = 32\ngpus_per_node = 8\n[cluster.network]\ncross_group_gbit_per_s = {cross:?}\n{}{}\
+         [model]\npreset = \"llama3-8b\"\n[parallel]\n{plan}\nmicro_batch_size = 1\n\
+         [training]\nglobal_batch_size = 32\nseq_length = 4096\n",
+        pod("pod-a"),
+        pod("pod-b")
+    )
+}
+
+/// A data-parallel group spread over two pods runs its ring at the slower fabric's rate:
+/// with TP8 DP4 (replicas on GPUs 0, 8, 16, 24: two in each pod) every byte on a GPU's NIC
+/// goes through its share of the cross-pod fabric, `cross / 8 * 8 NICs / 8 GPUs` GB/s at
+/// the scale-out efficiency, so the DP collectives take their NIC bytes over that rate
+/// (within 3%: latency and the NVLink part) and half as long at twice the rate. With PP2
+/// one stage sits in each pod and its DP group stays inside: the fabric leaves it alone.
+#[test]
+fn a_data_parallel_group_across_pods_runs_at_the_cross_pod_fabrics_rate() {
+    let dp = |r: &RunResult| r.breakdown.total_comm(CommKind::DpGrad) + r.breakdown.total_comm(CommKind::DpParam);
+    let across = "tp = 8\npp = 1\ndp = 4";
+    let s10 = scenario(&pods(10.0, across));
+    let eff = s10.input.cluster.scale_out_efficiency;
+    let r10 = run_summary(&s10.input).expect("runs");
+    let r20 = step(&pods(20.0, across));
+    let one_fabric = step(&pods(0.0, across));
+    let share = |gbit: f64| gbit / 8.0 * 1e9 * eff;
+    let nic = r10
+        .network
+        .as_ref()
+        .expect("network usage")
+        .scale_out_bytes_per_step_per_gpu;
+    for (r, gbit) in [(&r10, 10.0), (&r20, 20.0)] {
+        let want = nic / share(gbit);
+        assert!(
+            (dp(r) / want - 1.0).abs() < 0.03,
+            "{gbit} Gbit/s: DP {} s, closed form {want} s",
+            dp(r)
+        );
+    }
+    assert!(dp(&one_fabric) < 0.1 * dp(&r10), "{} vs {}", dp(&one_fabric), dp(&r10));
+    assert!(r10.step_time_s > r20.step_time_s && r20.step_time_s > one_fabric.step_time_s);
+    // one stage per pod: only the pipeline sends cross
+    let inside = "tp = 8\npp = 2\ndp = 2";
+    let (slow, fast) = (step(&pods(10.0, inside)), step(&pods(0.0, inside)));
+    assert!(
+        (dp(&slow) / dp(&fast) - 1.0).abs() < 0.02,
+        "DP {} s vs {} s",
+        dp(&slow),
+        dp(&fast)
+    );
+    assert!(slow.breakdown.total_comm(CommKind::Pp) > 2.0 * fast.breakdown.total_comm(CommKind::Pp));
+}
+
+/// Nodes alternating between 400 and 50 Gbit/s NICs (one H100 type), TP8 DP4: each DP
+/// ring has two members behind each rate. Every replica is simulated, each on its own
+/// ports, and a collective completes for all its members when the slowest member's part
+/// has (each receives from the others): the mean DP time over the replicas is the
+/// all-50-Gbit/s cluster's (within 2%), not the halfway point of the two rates, and
+/// nobody waits to start.
+#[test]
+fn a_collective_over_mixed_nics_completes_at_its_slowest_members_pace() {
+    let cluster = |nics: [u32; 4]| {
+        let mut s = "name = \"n\"\n[cluster]\nnum_gpus = 32\ngpus_per_node = 8\n".to_string();
+        for (i, n) in nics.iter().enumerate() {
+            s.push_str(&format!(
+                "[[cluster.groups]]\nname = \"g{i}\"\nnum_gpus = 8\nnic_gbit_per_s = {n}.0\n[cluster.groups.gpu]\npreset = \"H100-SXM\"\n"
+            ));
+        }
+        s + "[model]\npreset = \"llama3-8b\"\n[parallel]\ntp = 8\npp = 1\ndp = 4\nmicro_batch_size = 1\n\
+             [training]\nglobal_batch_size = 32\nseq_length = 4096\n"
+    };
+    let dp = |r: &RunResult| r.breakdown.total_comm(CommKind::DpGrad) + r.breakdown.total_comm(CommKind::DpParam);
+    let mixed = step(&cluster([400, 50, 400, 50]));
+    let slow = step(&cluster([50; 4]));
+    let fast = step(&cluster([400; 4]));
+    assert_eq!(mixed.simulation.replicas_simulated, 4);
+    assert!(dp(&fast) < 0.5 * dp(&slow), "{} vs {}", dp(&fast), dp(&slow));
+    assert!(
+        (dp(&mixed) / dp(&slow) - 1.0).abs() < 0.02,
+        "mixed {} s, all 50 Gbit/s {} s, all 400 Gbit/s {} s",
+        dp(&mixed),
+        dp(&slow),
+        dp(&fast)
+    );
+    assert!((mixed.step_time_s / slow.step_time_s - 1.0).abs() < 0.02);
+    assert!(mixed.breakdown.get(Category::StragglerWait) < 1e-3 * mixed.step_time_s);
+}
