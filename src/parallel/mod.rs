@@ -93,6 +93,10 @@ pub struct ParallelPlan {
     /// `last_stage_layers`, `stage_layers`).
     #[serde(default)]
     pub layer_split: LayerSplit,
+    /// Micro-batches of each data-parallel replica per step when not all alike
+    /// (`parallel.replica_micro_batches`; `None`: the even split, `num_microbatches`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_micro_batches: Option<Vec<u32>>,
     /// Gradient-reduction bucket size, parameters (Megatron default 40 M).
     pub grad_bucket_params: f64,
     /// Overlap TP collectives with the GEMMs beside them (Megatron `--tp-comm-overlap`).
@@ -240,6 +244,15 @@ impl ParallelPlan {
     pub fn num_microbatches(&self, global_batch_size: u32) -> u32 {
         // u64: dp and micro_batch_size may each be large before the plan is validated
         (u64::from(global_batch_size) / (u64::from(self.dp) * u64::from(self.micro_batch_size)).max(1)) as u32
+    }
+
+    /// Micro-batches data-parallel replica `r` runs per step: its entry of
+    /// `replica_micro_batches`, or the even split's.
+    pub fn replica_microbatches(&self, r: u32, global_batch_size: u32) -> u32 {
+        match &self.replica_micro_batches {
+            Some(v) => v.get(r as usize).copied().unwrap_or(0),
+            None => self.num_microbatches(global_batch_size),
+        }
     }
 
     /// GPUs of one pipeline stage (`tp * cp * dp`): the stride between stages in the rank
@@ -557,6 +570,7 @@ pub(crate) mod tests_support {
             overlap_param_gather: true,
             pipeline_split_embedding_and_loss: false,
             layer_split: LayerSplit::default(),
+            replica_micro_batches: None,
             grad_bucket_params: 40e6,
             tp_comm_overlap: false,
             ep: 1,

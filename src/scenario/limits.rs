@@ -210,6 +210,12 @@ pub const LIMITS: &[Limit] = &[
     lim("parallel.last_stage_layers", 0.0, 10_000.0, "layers"),
     lim("parallel.micro_batch_size", 1.0, MAX_GPUS, "sequences"),
     lim("parallel.pp", 1.0, 65_536.0, "stages"),
+    lim(
+        "parallel.replica_micro_batches",
+        0.0,
+        16_777_216.0,
+        "micro-batches per replica: 2^24",
+    ),
     lim("parallel.stage_layers", 0.0, 10_000.0, "layers per stage"),
     lim("parallel.tp", 1.0, 65_536.0, "GPUs"),
     lim("parallel.virtual_stages", 1.0, 1024.0, "model chunks per stage"),

@@ -16,6 +16,7 @@ mod model;
 pub mod paths;
 mod pipeline;
 pub mod raw;
+mod replica_batches;
 mod routing;
 
 pub use error::ScenarioError;
@@ -317,6 +318,13 @@ impl Checker<'_> {
         if matches!(r.parallel.stage_layers, Some(raw::RawStageLayers::Rule(_))) {
             self.balance_layers(&mut plan, &cluster, &model, &training)?;
         }
+        plan.replica_micro_batches = self.replica_batches(
+            r.parallel.replica_micro_batches.as_ref(),
+            &plan,
+            &cluster,
+            &model,
+            &training,
+        )?;
 
         let comm = self.comm(r.communication.as_ref(), &plan)?;
         let offload = self.offload(
@@ -342,9 +350,15 @@ impl Checker<'_> {
             return Err(self.invalid(
                 "simulation.ranks",
                 "\"representative\"",
-                "the data-parallel replicas of a stage sit on different GPU groups, which one representative \
-                 cannot stand for: use \"auto\" or \"every_replica\" (or groups of whole stages, multiples of \
-                 tp*cp*dp GPUs)",
+                if plan.replica_micro_batches.is_some() {
+                    "the data-parallel replicas run different numbers of micro-batches \
+                     (parallel.replica_micro_batches), which one representative cannot stand for: use \"auto\" or \
+                     \"every_replica\""
+                } else {
+                    "the data-parallel replicas of a stage sit on different GPU groups, which one representative \
+                     cannot stand for: use \"auto\" or \"every_replica\" (or groups of whole stages, multiples of \
+                     tp*cp*dp GPUs)"
+                },
             ));
         }
         let warmup_iterations = sim.warmup_iterations.unwrap_or(1);

@@ -136,6 +136,7 @@ impl Checker<'_> {
                     None => None,
                 },
             },
+            replica_micro_batches: None,
             grad_bucket_params: self.positive("parallel.grad_bucket_params", rp.grad_bucket_params.unwrap_or(40e6))?,
             tp_comm_overlap: rp.tp_comm_overlap.unwrap_or(false),
             ep: self.at_least_one("parallel.ep", rp.ep.unwrap_or(1))?,

@@ -103,7 +103,9 @@ pub struct RawCluster {
     pub host: Option<RawHost>,
 }
 
-/// `parallel.stage_layers`: layers per stage (or per chunk), or a rule (`"balanced"`).
+/// A list of counts or a rule by name: `parallel.stage_layers` (layers per stage or per
+/// chunk, or `"balanced"`), `parallel.replica_micro_batches` (micro-batches per replica,
+/// or `"even"`, `"balanced"`).
 #[derive(Clone, Debug, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum RawStageLayers {
@@ -236,6 +238,8 @@ pub struct RawParallel {
     pub first_stage_layers: Option<u32>,
     pub last_stage_layers: Option<u32>,
     pub stage_layers: Option<RawStageLayers>,
+    /// Micro-batches per data-parallel replica, or a rule (`"even"`, `"balanced"`).
+    pub replica_micro_batches: Option<RawStageLayers>,
     pub optimizer_post_validation: Option<bool>,
     pub grad_bucket_params: Option<f64>,
     pub ep: Option<u32>,

@@ -356,25 +356,28 @@ pub fn per_rank(
     result
 }
 
-/// Breakdown of every pipeline stage: each replica's ([`per_rank`]), averaged over the
-/// replicas (one in the representative mode).
+/// Breakdown of every pipeline stage: each replica's ([`per_rank`], on its workload of
+/// `set`), averaged over the replicas (one in the representative mode).
 pub fn per_stage(
     w: &Workload,
+    set: &super::ReplicaSet,
     out: &super::SimOutput,
     window: (SimTime, SimTime),
     iterations: f64,
     pipeline: bool,
 ) -> Vec<Breakdown> {
-    let n = w.ops.len();
     let replicas = out.replicas.max(1) as usize;
+    let start = |r: usize| out.replica_ops.get(r).copied().unwrap_or(out.op_times.len() as u32);
     let mut waits: Vec<Vec<(u32, SimTime)>> = vec![Vec::new(); replicas];
     for &(id, at) in &out.replica_waits {
-        waits[id as usize / n].push((id % n as u32, at));
+        let r = out.replica_ops.partition_point(|&s| s <= id).saturating_sub(1);
+        waits[r].push((id - start(r), at));
     }
     let mut stages = vec![Breakdown::default(); w.stages as usize];
     for (r, waits) in waits.iter().enumerate() {
-        let times = &out.op_times[r * n..(r + 1) * n];
-        let ranks = per_rank(w, times, waits, window.0, window.1, iterations, pipeline);
+        let times = &out.op_times[start(r) as usize..start(r + 1) as usize];
+        let wr = set.workload_of(r as u32, w);
+        let ranks = per_rank(wr, times, waits, window.0, window.1, iterations, pipeline);
         for (stage, b) in stages.iter_mut().zip(&ranks) {
             stage.add_scaled(b, 1.0 / replicas as f64);
         }

@@ -110,8 +110,8 @@ impl RunInput {
     }
 
     /// The replicas `w` is simulated as ([`super::replicas::replica_set`]), with one
-    /// workload per distinct set of stage GPUs when replicas sit on different GPU types
-    /// (built like `w`, over `iterations` of `phase`).
+    /// workload per distinct set of stage GPUs and micro-batch count when replicas differ
+    /// in either (built like `w`, over `iterations` of `phase`).
     pub fn replica_set(
         &self,
         w: &workload::Workload,
@@ -124,16 +124,21 @@ impl RunInput {
         if replicas <= 1 || !self.mixed_replicas() {
             return Ok(set);
         }
-        let names = |gpus: &[crate::hardware::GpuSpec]| gpus.iter().map(|g| g.name.clone()).collect::<Vec<_>>();
-        // `kinds[v]`: the stage GPUs of workload `v` (0: `w`, replica 0's)
-        let mut kinds = vec![names(&self.stage_gpus())];
+        let gbs = self.training.global_batch_size;
+        let kind_of = |r: u32, gpus: &[crate::hardware::GpuSpec]| {
+            let names: Vec<String> = gpus.iter().map(|g| g.name.clone()).collect();
+            (names, self.plan.replica_microbatches(r, gbs))
+        };
+        // `kinds[v]`: the stage GPUs and micro-batches of workload `v` (0: `w`, replica 0's)
+        let mut kinds = vec![kind_of(0, &self.stage_gpus())];
         for r in 0..replicas {
             let gpus = self.replica_stage_gpus(r);
-            let kind = names(&gpus);
+            let kind = kind_of(r, &gpus);
             let v = match kinds.iter().position(|k| *k == kind) {
                 Some(v) => v,
                 None => {
-                    set.add_variant(self.workload_on(placement, iterations, phase, &gpus), w)?;
+                    let v = self.workload_of_replica(placement, iterations, phase, &gpus, kind.1);
+                    set.add_variant(v, w, &self.plan)?;
                     kinds.push(kind);
                     kinds.len() - 1
                 }
@@ -143,8 +148,9 @@ impl RunInput {
         Ok(set)
     }
 
-    /// Whether the replicas of some stage sit on different GPU groups (the scenario
-    /// allows it when each replica lies in one group; only every replica can simulate it).
+    /// Whether the replicas differ: some stage's sit on different GPU groups (the scenario
+    /// allows it when each replica lies in one group), or they run different numbers of
+    /// micro-batches. Only every replica can simulate it.
     pub fn mixed_replicas(&self) -> bool {
         mixed_replicas(&self.cluster, &self.plan)
     }
@@ -181,9 +187,35 @@ impl RunInput {
             .collect()
     }
 
-    /// [`RunInput::workload`] for the steps of `phase`.
+    /// [`RunInput::workload`] for the steps of `phase` (replica 0's).
     pub fn workload_in(&self, placement: &Placement, iterations: u32, phase: GradPhase) -> workload::Workload {
-        self.workload_on(placement, iterations, phase, &self.stage_gpus())
+        let m = self.plan.replica_microbatches(0, self.training.global_batch_size);
+        self.workload_of_replica(placement, iterations, phase, &self.stage_gpus(), m)
+    }
+
+    /// [`RunInput::workload_on`] for a replica of `microbatches` micro-batches per step.
+    fn workload_of_replica(
+        &self,
+        placement: &Placement,
+        iterations: u32,
+        phase: GradPhase,
+        stage_gpus: &[crate::hardware::GpuSpec],
+        microbatches: u32,
+    ) -> workload::Workload {
+        let p = &self.plan;
+        if microbatches == p.num_microbatches(self.training.global_batch_size) {
+            return self.workload_on(placement, iterations, phase, stage_gpus);
+        }
+        // the builder runs `global_batch_size / (dp * micro_batch_size)` micro-batches
+        let training = TrainingSpec {
+            global_batch_size: microbatches.saturating_mul(p.dp).saturating_mul(p.micro_batch_size),
+            ..self.training.clone()
+        };
+        RunInput {
+            training,
+            ..self.clone()
+        }
+        .workload_on(placement, iterations, phase, stage_gpus)
     }
 
     /// [`RunInput::workload_in`] with the stages on `stage_gpus` (one replica's).
@@ -210,9 +242,11 @@ impl RunInput {
     }
 }
 
-/// Whether some stage of `plan` has replicas on different GPU groups of `cluster` (the
-/// scenario checker and the run ask the same question).
+/// Whether the replicas of `plan` differ ([`RunInput::mixed_replicas`]: GPU groups of
+/// `cluster` within a stage, or micro-batch counts; the scenario checker and the run ask
+/// the same question).
 pub fn mixed_replicas(cluster: &ClusterSpec, plan: &ParallelPlan) -> bool {
     let stride = plan.gpus_per_stage();
-    cluster.is_heterogeneous() && (0..plan.pp).any(|s| cluster.mixes_groups(s.saturating_mul(stride), stride))
+    plan.replica_micro_batches.is_some()
+        || cluster.is_heterogeneous() && (0..plan.pp).any(|s| cluster.mixes_groups(s.saturating_mul(stride), stride))
 }

@@ -5,6 +5,7 @@
 //! communication are never computed by formula here: they are read off the event trace.
 
 pub mod breakdown;
+mod graph;
 pub mod phases;
 pub mod replicas;
 pub mod stragglers;
@@ -17,6 +18,7 @@ use crate::network::{AlgorithmChoice, ClusterNetwork, CollectiveRequest, SendReq
 use crate::parallel::Placement;
 use crate::units::SimTime;
 use crate::workload::{CommKind, OpId, OpKind, Phase, Stream, Workload};
+use graph::{queue_index, Graph};
 use thiserror::Error;
 
 /// A simulation that could not finish.
@@ -126,9 +128,11 @@ pub struct SimOutput {
     /// ranks and all link classes.
     pub bytes_by_kind: [f64; CommKind::COUNT],
     /// Data-parallel replicas simulated ([`replicas`]): `op_times` holds each replica's
-    /// copy of the workload's operations in turn (replica `r`'s op `i` at `r * ops + i`);
-    /// the byte counts are per replica (the replicas' mean).
+    /// copy of its workload's operations in turn (replica `r`'s op `i` at
+    /// `replica_ops[r] + i`); the byte counts are per replica (the replicas' mean).
     pub replicas: u32,
+    /// Where each replica's ops start in `op_times` (`replicas + 1` entries).
+    pub replica_ops: Vec<u32>,
     /// Operations that waited for the other replicas of a cross-replica collective:
     /// (index into `op_times`, arrival time); the wait ends at the op's start.
     pub replica_waits: Vec<(u32, SimTime)>,
@@ -141,36 +145,34 @@ struct Sim<'a> {
     layouts: Layouts,
     /// `[iteration][replica * stages + stage]` compute-time factors (stragglers).
     compute_factor: &'a [Vec<f64>],
-    /// Replicas simulated, each a copy of the workload: op ids, ranks and queues of
-    /// replica `r` are offset by `r` times the workload's counts.
+    /// Replicas simulated, each a copy of its workload: replica `r`'s ops are ids
+    /// `op_start[r]..op_start[r + 1]`, its ranks and queues are offset by `r` times one
+    /// workload's counts (every replica's workload has the same ranks).
     replicas: u32,
-    /// The workload's operations, ranks and queues (one replica's).
-    base_ops: u32,
+    op_start: Vec<u32>,
+    /// Ops per replica when every replica's workload has as many (the common case: a
+    /// division finds an op's replica).
+    uniform_ops: Option<u32>,
     base_ranks: u32,
     /// The replicas' workloads and where they meet ([`ReplicaSet`]).
     set: &'a ReplicaSet,
+    /// Per workload of `set` (0: `w`, `k`: its `variants[k - 1]`), its graph.
+    graphs: Vec<Graph>,
     cluster: &'a ClusterSpec,
     /// Per simulated rank, its first GPU; empty unless a cross-group fabric is set (the
     /// only use: which collectives cross it).
     rank_gpu: Vec<u32>,
-    /// Per workload op that replicas meet in: its index among those ops (`u32::MAX` for
-    /// the others; empty with one replica).
-    sync_slot: Vec<u32>,
-    /// Per (meeting op, first replica of its group): replicas arrived so far, then `k` plus
+    /// Per meeting ([`graph::meetings`]): the consecutive replicas meeting in it.
+    meeting_size: Vec<u32>,
+    /// Per (meeting, first replica of its group): replicas arrived so far, then `k` plus
     /// those whose part has completed (the op completes for all when the last one has).
     arrived: Vec<u32>,
     /// Ops that waited for the other replicas of a meeting: (op, arrival time).
     replica_waits: Vec<(u32, SimTime)>,
     /// Unfinished dependencies per op.
     remaining: Vec<u32>,
-    /// Successors of op `i`: `succ[succ_start[i]..succ_start[i + 1]]`.
-    succ_start: Vec<u32>,
-    succ: Vec<OpId>,
-    /// Program order per (rank, stream), the next op's position, and whether one runs.
-    /// (CSR: queue `q` is `queue_ops[queue_start[q]..queue_start[q + 1]]`; `head[q]` is an
-    /// absolute position in `queue_ops`.)
-    queue_ops: Vec<OpId>,
-    queue_start: Vec<u32>,
+    /// Per (replica, rank, stream) queue: the next op's position in its graph's
+    /// `queue_ops`, and whether one runs.
     head: Vec<usize>,
     busy: Vec<bool>,
     /// Per rank: a compute op (of either compute queue) is running.
@@ -188,30 +190,6 @@ struct Sim<'a> {
     bytes_by_kind: [f64; CommKind::COUNT],
 }
 
-/// Groups `(row, value)` pairs into rows `0..rows`, compressed: row `r` holds
-/// `values[start[r]..start[r + 1]]`, in the order the pairs come. `pairs` is called twice
-/// (to count, then to fill).
-fn csr<I: Iterator<Item = (usize, u32)>>(rows: usize, pairs: impl Fn() -> I) -> (Vec<u32>, Vec<u32>) {
-    let mut start = vec![0u32; rows + 1];
-    for (r, _) in pairs() {
-        start[r + 1] += 1;
-    }
-    for r in 0..rows {
-        start[r + 1] += start[r];
-    }
-    let mut values = vec![0u32; start[rows] as usize];
-    let mut fill = start.clone();
-    for (r, v) in pairs() {
-        values[fill[r] as usize] = v;
-        fill[r] += 1;
-    }
-    (start, values)
-}
-
-fn queue_index(op: &crate::workload::Op) -> usize {
-    op.rank as usize * Stream::COUNT + op.stream.index()
-}
-
 /// Replicas of a simulation and where they meet ([`replicas::replica_set`]).
 #[derive(Clone, Debug, Default)]
 pub struct ReplicaSet {
@@ -219,8 +197,11 @@ pub struct ReplicaSet {
     pub count: u32,
     /// Per workload op: the consecutive replicas that meet in it (1: none).
     pub sync_group: Vec<u32>,
-    /// Workloads of replicas on other GPU types (same graph, other durations).
+    /// Workloads of replicas on other GPU types or with other micro-batch counts (the
+    /// same ranks and meetings, [`ReplicaSet::add_variant`]).
     pub variants: Vec<Workload>,
+    /// Per variant: its `sync_group`.
+    pub variant_sync: Vec<Vec<u32>>,
     /// Per replica: 0 for the simulated workload, `k` for `variants[k - 1]` (empty: all 0).
     pub variant_of: Vec<u32>,
 }
@@ -233,21 +214,29 @@ impl<'a> Sim<'a> {
         compute_factor: &'a [Vec<f64>],
         replicas: &'a ReplicaSet,
     ) -> Self {
-        let n_ops = w.ops.len();
         let n_ranks = w.ranks.len();
         let r_count = replicas.count.max(1);
-        let deps_of = |op: &crate::workload::Op| &w.deps[op.deps.0 as usize..op.deps.1 as usize];
-        let base_remaining: Vec<u32> = w.ops.iter().map(|op| deps_of(op).len() as u32).collect();
-        let remaining = base_remaining.repeat(r_count as usize);
-        // successors of each op, in op order
-        let (succ_start, succ) = csr(n_ops, || {
-            (w.ops.iter().enumerate()).flat_map(|(i, op)| deps_of(op).iter().map(move |&d| (d as usize, i as OpId)))
-        });
-        // each (rank, stream)'s ops in program order
+        let no_sync: &[u32] = &[];
+        let sync = |s: &'a [u32]| if r_count > 1 { s } else { no_sync };
+        let mut graphs = vec![Graph::of(w, sync(&replicas.sync_group))];
+        for (v, s) in replicas.variants.iter().zip(&replicas.variant_sync) {
+            graphs.push(Graph::of(v, sync(s)));
+        }
+        let graph_of = |r: u32| replicas.variant_of.get(r as usize).copied().unwrap_or(0) as usize;
+        let mut op_start = vec![0u32];
+        for r in 0..r_count {
+            let n = graphs[graph_of(r)].deps.len() as u32;
+            op_start.push(op_start[r as usize] + n);
+        }
+        let n_ops = graphs[0].deps.len() as u32;
+        let uniform_ops = graphs.iter().all(|g| g.deps.len() as u32 == n_ops).then_some(n_ops);
+        let remaining: Vec<u32> = (0..r_count)
+            .flat_map(|r| graphs[graph_of(r)].deps.iter().copied())
+            .collect();
         let n_queues = n_ranks * Stream::COUNT;
-        let (queue_start, queue_ops) = csr(n_queues, || {
-            (w.ops.iter().enumerate()).map(|(i, op)| (queue_index(op), i as OpId))
-        });
+        let head: Vec<usize> = (0..r_count)
+            .flat_map(|r| graphs[graph_of(r)].queue_start[..n_queues].iter().map(|&q| q as usize))
+            .collect();
         // each rank's ports are its GPU group's: stage `s` of replica `r` starts at GPU
         // `s * stage_stride + r * replica_stride`
         let stride = layouts.placement.stride_gpus[crate::parallel::Dim::Pp];
@@ -261,28 +250,23 @@ impl<'a> Sim<'a> {
         let net = ClusterNetwork::with_groups(cluster, &rank_groups);
         let barrier_latency =
             SimTime::from_secs(2.0 * (w.stages as f64).log2().ceil().max(1.0) * cluster.scale_out_latency_us * 1e-6);
-        // the meeting ops get dense slots, so the arrival counts cover only them
-        let mut meetings = 0u32;
-        let sync_slot: Vec<u32> = (replicas.sync_group.iter().filter(|_| r_count > 1))
-            .map(|&k| {
-                if k > 1 {
-                    meetings += 1;
-                    meetings - 1
-                } else {
-                    u32::MAX
-                }
-            })
+        let meeting_size: Vec<u32> = graphs[0]
+            .meeting_op
+            .iter()
+            .map(|&op| replicas.sync_group[op as usize])
             .collect();
-        let total_ops = n_ops * r_count as usize;
+        let total_ops = op_start[r_count as usize] as usize;
         Sim {
             w,
             layouts,
             compute_factor,
             replicas: r_count,
-            base_ops: n_ops as u32,
+            op_start,
+            uniform_ops,
             base_ranks: n_ranks as u32,
-            arrived: vec![0; meetings as usize * r_count as usize],
-            sync_slot,
+            arrived: vec![0; meeting_size.len() * r_count as usize],
+            meeting_size,
+            graphs,
             set: replicas,
             cluster,
             rank_gpu: if cluster.groups.len() > 1 && cluster.cross_group_gbit_per_s > 0.0 {
@@ -292,13 +276,7 @@ impl<'a> Sim<'a> {
             },
             replica_waits: Vec::new(),
             remaining,
-            succ_start,
-            succ,
-            head: (0..r_count as usize)
-                .flat_map(|_| queue_start[..n_queues].iter().map(|&q| q as usize))
-                .collect(),
-            queue_ops,
-            queue_start,
+            head,
             busy: vec![false; n_queues * r_count as usize],
             compute_busy: vec![false; n_ranks * r_count as usize],
             net,
@@ -314,14 +292,43 @@ impl<'a> Sim<'a> {
         }
     }
 
-    /// The replica of simulated op `id` and the workload op it copies.
+    /// The index into `graphs` (and the workload) of replica `r`.
+    #[inline]
+    fn graph_of(&self, r: u32) -> usize {
+        if self.graphs.len() == 1 {
+            0
+        } else {
+            self.set.variant_of.get(r as usize).copied().unwrap_or(0) as usize
+        }
+    }
+
+    /// The graph of replica `r`'s workload.
+    #[inline]
+    fn graph(&self, r: u32) -> &Graph {
+        &self.graphs[self.graph_of(r)]
+    }
+
+    /// The workload replica `r` runs.
+    #[inline]
+    fn workload(&self, r: u32) -> &'a Workload {
+        if self.graphs.len() == 1 {
+            self.w
+        } else {
+            self.set.workload_of(r, self.w)
+        }
+    }
+
+    /// The replica of simulated op `id` and the op of its workload it copies.
     #[inline]
     fn split(&self, id: OpId) -> (u32, usize) {
         if self.replicas == 1 {
-            (0, id as usize)
-        } else {
-            (id / self.base_ops, (id % self.base_ops) as usize)
+            return (0, id as usize);
         }
+        let r = match self.uniform_ops {
+            Some(n) => id / n,
+            None => self.op_start.partition_point(|&s| s <= id) as u32 - 1,
+        };
+        (r, (id - self.op_start[r as usize]) as usize)
     }
 
     /// The queue of replica `r`'s copy of workload op `op`.
@@ -336,6 +343,13 @@ impl<'a> Sim<'a> {
         r * self.base_ranks + rank
     }
 
+    /// The simulated op at position `pos` of queue `bq` of replica `r`'s graph, if any.
+    #[inline]
+    fn queued(&self, r: u32, bq: usize, pos: usize) -> Option<OpId> {
+        let g = self.graph(r);
+        (pos < g.queue_start[bq + 1] as usize).then(|| g.queue_ops[pos] + self.op_start[r as usize])
+    }
+
     /// Starts the next op of queue `qi` if the stream is idle and the op's dependencies
     /// are done.
     fn try_start(&mut self, qi: usize) {
@@ -345,15 +359,17 @@ impl<'a> Sim<'a> {
         } else {
             ((qi / n_queues) as u32, qi % n_queues)
         };
-        if self.busy[qi] || self.head[qi] >= self.queue_start[bq + 1] as usize {
+        if self.busy[qi] {
             return;
         }
-        let base = self.queue_ops[self.head[qi]];
-        let id = base + r * self.base_ops;
+        let Some(id) = self.queued(r, bq, self.head[qi]) else {
+            return;
+        };
         if self.remaining[id as usize] != 0 {
             return;
         }
-        let op = &self.w.ops[base as usize];
+        let base = id - self.op_start[r as usize];
+        let op = &self.workload(r).ops[base as usize];
         let rank = self.rank_of(r, op.rank) as usize;
         if op.stream.is_compute() {
             // the GPU runs one compute op at a time, whichever compute queue it is on
@@ -365,8 +381,7 @@ impl<'a> Sim<'a> {
             if self.w.compute_priority && op.stream == Stream::Compute2 {
                 let first = rank * Stream::COUNT + Stream::Compute.index();
                 let bfirst = op.rank as usize * Stream::COUNT + Stream::Compute.index();
-                let head = (self.head[first] < self.queue_start[bfirst + 1] as usize)
-                    .then(|| self.queue_ops[self.head[first]] + r * self.base_ops);
+                let head = self.queued(r, bfirst, self.head[first]);
                 if !self.busy[first] && head.is_some_and(|h| self.remaining[h as usize] == 0) {
                     self.try_start(first);
                     return;
@@ -379,32 +394,39 @@ impl<'a> Sim<'a> {
         self.op_times[id as usize].0 = now;
         // a collective across replicas starts when the last of its replicas arrives; the
         // stream is held meanwhile (the kernel is queued, as NCCL's is)
-        if let Some((first, k, slot)) = self.meeting(r, base as usize) {
+        if let Some((m, first, k, slot)) = self.meeting(r, base as usize) {
             self.arrived[slot] += 1;
             if self.arrived[slot] < k {
                 self.replica_waits.push((id, now));
                 return;
             }
             for j in first..first + k {
-                let other = base + j * self.base_ops;
+                let other = self.member(m, j);
                 self.op_times[other as usize].0 = now;
-                self.launch(j, base as usize, other, now);
+                self.launch(j, (other - self.op_start[j as usize]) as usize, other, now);
             }
             return;
         }
         self.launch(r, base as usize, id, now);
     }
 
-    /// Where replica `r`'s copy of workload op `base` meets the other replicas: the group's
-    /// first replica, its size and the arrival slot (`None`: the op stays in its replica).
+    /// Where replica `r`'s copy of its workload's op `base` meets the other replicas: the
+    /// meeting, the group's first replica, its size and the arrival slot (`None`: the op
+    /// stays in its replica).
     #[inline]
-    fn meeting(&self, r: u32, base: usize) -> Option<(u32, u32, usize)> {
-        let meeting = *self.sync_slot.get(base)?;
-        (meeting != u32::MAX).then(|| {
-            let k = self.set.sync_group[base];
+    fn meeting(&self, r: u32, base: usize) -> Option<(u32, u32, u32, usize)> {
+        let m = *self.graph(r).meeting.get(base)?;
+        (m != u32::MAX).then(|| {
+            let k = self.meeting_size[m as usize];
             let first = r / k * k;
-            (first, k, meeting as usize * self.replicas as usize + first as usize)
+            (m, first, k, m as usize * self.replicas as usize + first as usize)
         })
+    }
+
+    /// Replica `j`'s simulated op of meeting `m`.
+    #[inline]
+    fn member(&self, m: u32, j: u32) -> OpId {
+        self.graph(j).meeting_op[m as usize] + self.op_start[j as usize]
     }
 
     /// Whether the `dim` group of simulated rank `rank` has members on more than one GPU
@@ -423,7 +445,7 @@ impl<'a> Sim<'a> {
 
     /// Runs simulated op `id` (replica `r`'s copy of workload op `base`) from `now`.
     fn launch(&mut self, r: u32, base: usize, id: OpId, now: SimTime) {
-        let w = self.set.workload_of(r, self.w);
+        let w = self.workload(r);
         let op = &w.ops[base];
         let rank = self.rank_of(r, op.rank);
         match &op.kind {
@@ -517,13 +539,13 @@ impl<'a> Sim<'a> {
     /// finishes before the slowest (a ring runs at its slowest edge's rate).
     fn complete(&mut self, id: OpId, now: SimTime) {
         let (r, base) = self.split(id);
-        if let Some((first, k, slot)) = self.meeting(r, base) {
+        if let Some((m, first, k, slot)) = self.meeting(r, base) {
             self.arrived[slot] += 1;
             if self.arrived[slot] < 2 * k {
                 return;
             }
             for j in first..first + k {
-                self.finish_op(base as OpId + j * self.base_ops, now);
+                self.finish_op(self.member(m, j), now);
             }
             return;
         }
@@ -532,7 +554,8 @@ impl<'a> Sim<'a> {
 
     fn finish_op(&mut self, id: OpId, now: SimTime) {
         let (r, base) = self.split(id);
-        let op = &self.w.ops[base];
+        let w = self.workload(r);
+        let op = &w.ops[base];
         self.op_times[id as usize].1 = now;
         self.finished += 1;
         if let OpKind::Compute {
@@ -550,13 +573,14 @@ impl<'a> Sim<'a> {
         if let Some(rank) = freed_compute {
             self.compute_busy[rank] = false;
         }
-        let offset = r * self.base_ops;
-        for k in self.succ_start[base]..self.succ_start[base + 1] {
-            let s = self.succ[k as usize] as usize;
-            let g = s + offset as usize;
-            self.remaining[g] -= 1;
-            if self.remaining[g] == 0 {
-                self.try_start(self.queue_of(r, &self.w.ops[s]));
+        let offset = self.op_start[r as usize] as usize;
+        let g = self.graph_of(r);
+        let (from, to) = (self.graphs[g].succ_start[base], self.graphs[g].succ_start[base + 1]);
+        for k in from..to {
+            let s = self.graphs[g].succ[k as usize] as usize;
+            self.remaining[s + offset] -= 1;
+            if self.remaining[s + offset] == 0 {
+                self.try_start(self.queue_of(r, &w.ops[s]));
             }
         }
         self.try_start(qi);
@@ -599,17 +623,18 @@ impl<'a> Sim<'a> {
             // an op is done when its queue's head has passed it
             let n_queues = self.base_ranks as usize * Stream::COUNT;
             let first = (self.head.iter().enumerate())
-                .filter(|&(q, &h)| h < self.queue_start[q % n_queues + 1] as usize)
-                .map(|(_, &h)| self.queue_ops[h])
+                .filter_map(|(q, &h)| self.queued((q / n_queues) as u32, q % n_queues, h))
                 .min()
-                .unwrap_or(0) as usize;
-            let op = &self.w.ops[first];
+                .unwrap_or(0);
+            let (r, base) = self.split(first);
+            let w = self.workload(r);
+            let op = &w.ops[base];
             return Err(SimError::Stalled {
                 stuck: n_ops - self.finished,
                 total: n_ops,
                 first: format!(
                     "'{}' on rank {} stream {:?}, iteration {}",
-                    self.w.name(op),
+                    w.name(op),
                     op.rank,
                     op.stream,
                     op.iteration
@@ -626,6 +651,7 @@ impl<'a> Sim<'a> {
             op_times: self.op_times,
             iteration_ends: self.iteration_ends,
             replicas: self.replicas,
+            replica_ops: self.op_start,
             replica_waits: self.replica_waits,
         })
     }

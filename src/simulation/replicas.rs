@@ -119,28 +119,32 @@ pub fn replica_set(w: &Workload, plan: &ParallelPlan, replicas: u32) -> ReplicaS
             Vec::new()
         },
         variants: Vec::new(),
+        variant_sync: Vec::new(),
         variant_of: Vec::new(),
     }
 }
 
 impl ReplicaSet {
-    /// Adds `v`, the workload of replicas on other GPUs than `base`'s: the same operations
-    /// and dependencies, other durations. Refused when its graph differs.
-    pub fn add_variant(&mut self, v: Workload, base: &Workload) -> Result<(), super::SimError> {
-        let same = v.ops.len() == base.ops.len()
-            && v.deps == base.deps
-            && (v.ops.iter().zip(&base.ops)).all(|(a, b)| {
-                a.rank == b.rank
-                    && a.stream == b.stream
-                    && a.deps == b.deps
-                    && std::mem::discriminant(&a.kind) == std::mem::discriminant(&b.kind)
-            });
+    /// Adds `v`, the workload of replicas on other GPUs than `base`'s or with another
+    /// number of micro-batches: the same ranks, meeting the other replicas in the same
+    /// collectives (rank by rank, in program order; [`super::graph::meetings`]). Refused
+    /// otherwise (per-micro-batch collectives across replicas: ZeRO-3 gathers, or expert
+    /// parallelism spanning replicas, with other micro-batch counts).
+    pub fn add_variant(&mut self, v: Workload, base: &Workload, plan: &ParallelPlan) -> Result<(), super::SimError> {
+        let sync = sync_groups(&v, plan, self.count);
+        let same = v.ranks.len() == base.ranks.len()
+            && v.iterations == base.iterations
+            && super::graph::meetings(&v, &sync).0 == super::graph::meetings(base, &self.sync_group).0;
         if !same {
             return Err(super::SimError::Unsupported {
-                what: "data-parallel replicas on different GPU types whose operation graphs differ".into(),
+                what: "data-parallel replicas whose workloads meet in different collectives (with other micro-batch \
+                       counts: ZeRO-3 parameter gathers per micro-batch, or expert parallelism across replicas); \
+                       use an even micro-batch split (parallel.replica_micro_batches = \"even\")"
+                    .into(),
             });
         }
         self.variants.push(v);
+        self.variant_sync.push(sync);
         Ok(())
     }
 

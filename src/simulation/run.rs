@@ -140,7 +140,7 @@ pub use super::timeline::TimelineSpan;
 pub struct SimulationStats {
     /// Discrete events processed.
     pub events: u64,
-    /// Operations in the graph.
+    /// Operations simulated (over every replica simulated).
     pub operations: u64,
     /// Representative ranks simulated.
     pub representative_ranks: u32,
@@ -238,13 +238,14 @@ pub struct RunResult {
     pub comm: Option<super::phases::CommResult>,
 }
 
+/// What [`simulate_phase`] gives: replica 0's workload, the replicas' workloads, the
+/// simulation's output and the stragglers' compute factors.
+type Simulated = (workload::Workload, super::ReplicaSet, super::SimOutput, Vec<Vec<f64>>);
+
 /// Builds and simulates the graph of `input`'s steps of `phase`: the workload, the
 /// simulation's output and the stragglers' compute factors (`[iteration][replica * pp +
 /// stage]`).
-fn simulate_phase(
-    input: &RunInput,
-    phase: GradPhase,
-) -> Result<(workload::Workload, super::SimOutput, Vec<Vec<f64>>), SimError> {
+fn simulate_phase(input: &RunInput, phase: GradPhase) -> Result<Simulated, SimError> {
     let replicas = input.replicas();
     super::budget::check(input, replicas, input.max_operations)?;
     let c = &input.cluster;
@@ -269,7 +270,7 @@ fn simulate_phase(
             max_days: SimTime::LIMIT.as_secs() / 86_400.0,
         });
     }
-    Ok((w, out, factors))
+    Ok((w, set, out, factors))
 }
 
 /// The plan in short form, e.g. "TP8 PP8 DP16 SP VPP3 MBS1 ZeRO-1 recompute=selective
@@ -317,6 +318,18 @@ pub fn plan_label(p: &ParallelPlan) -> String {
     if let Some(split) = p.layer_split.label() {
         s.push_str(&format!(" layers={split}"));
     }
+    if let Some(m) = &p.replica_micro_batches {
+        // micro-batches per replica: each, or their range on many replicas
+        let (lo, hi) = (m.iter().min(), m.iter().max());
+        match (m.len() <= 16, lo, hi) {
+            (true, ..) => s.push_str(&format!(
+                " batches={}",
+                m.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("+")
+            )),
+            (false, Some(lo), Some(hi)) => s.push_str(&format!(" batches={lo}..{hi}")),
+            _ => {}
+        }
+    }
     s
 }
 
@@ -348,7 +361,7 @@ fn run_with(
     let t = &input.training;
     let iterations = input.iterations.max(input.warmup_iterations + 1);
     let placement = input.placement();
-    let (w, out, factors) = simulate_phase(input, GradPhase::Compressed)?;
+    let (w, set, out, factors) = simulate_phase(input, GradPhase::Compressed)?;
 
     let warm = input.warmup_iterations as usize;
     let ends = &out.iteration_ends;
@@ -360,7 +373,7 @@ fn run_with(
     let var = step_times.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / nmeas;
     let window = (starts[warm], *ends.last().expect("at least one iteration"));
 
-    let per_stage = breakdown::per_stage(&w, &out, window, nmeas, p.pp > 1);
+    let per_stage = breakdown::per_stage(&w, &set, &out, window, nmeas, p.pp > 1);
     let bd = breakdown::mean(&per_stage);
 
     let tokens = t.tokens_per_step();
@@ -369,11 +382,16 @@ fn run_with(
     let peak = tflops_to_flops_per_s(c.mean_over_gpus(|g| g.peak_tflops(t.precision)));
     let mfu = model_flops / (mean * gpus * peak);
     // hardware FLOPs: every executed op in the window, times the GPUs each stands for
+    // (each replica's ops for their share of them)
     let mut hw_flops = 0.0;
-    for (i, op) in w.ops.iter().enumerate() {
-        if let OpKind::Compute { flops, .. } = op.kind {
-            if out.op_times[i].0 >= window.0 && out.op_times[i].1 <= window.1 {
-                hw_flops += flops * w.gpus_for(op) as f64;
+    for r in 0..out.replicas.max(1) {
+        let wr = set.workload_of(r, &w);
+        let times = &out.op_times[out.replica_ops[r as usize] as usize..];
+        for (op, t) in wr.ops.iter().zip(times) {
+            if let OpKind::Compute { flops, .. } = op.kind {
+                if t.0 >= window.0 && t.1 <= window.1 {
+                    hw_flops += flops * wr.gpus_for(op) as f64 / f64::from(out.replicas.max(1));
+                }
             }
         }
     }
@@ -425,7 +443,7 @@ fn run_with(
         scale_out_bytes_per_step_per_gpu: out.bytes_scale_out / n_rep / iters,
         simulation: SimulationStats {
             events: out.events,
-            operations: w.ops.len() as u64,
+            operations: out.op_times.len() as u64,
             representative_ranks: w.stages,
             gpus_represented: w.ranks.iter().map(|r| r.multiplicity).sum(),
             replicas_simulated: out.replicas,
@@ -505,7 +523,7 @@ fn run_with(
         .as_ref()
         .map_or(0.0, |n| n.bytes_by_kind.get(CommKind::DpGrad));
     result.comm = super::phases::comm_result(&input.comm, mean, grad_bytes, |phase| {
-        let (w, out, _) = simulate_phase(input, phase)?;
+        let (w, _, out, _) = simulate_phase(input, phase)?;
         let ends = &out.iteration_ends;
         let start = if warm == 0 { SimTime::ZERO } else { ends[warm - 1] };
         let step = (*ends.last().expect("iterations") - start).as_secs() / (ends.len() - warm) as f64;

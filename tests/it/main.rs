@@ -38,6 +38,8 @@ mod network;
 mod properties;
 /// The README's printed figures match the simulation.
 mod readme;
+/// Micro-batches split unevenly among data-parallel replicas (`parallel.replica_micro_batches`).
+mod replica_batches;
 /// Every-replica mode: equal to the representative when symmetric, stragglers per replica.
 mod replicas;
 /// Hostile input: limits, checked plan arithmetic, resource guards, finite results, fuzzing.

@@ -1,0 +1,108 @@
+//! One workload's operation graph as the event loop walks it ([`Graph`]): each op's
+//! successors, each (rank, stream) queue's ops in program order, and the ops where
+//! data-parallel replicas meet, numbered alike in every replica's workload (replicas may
+//! run workloads of other micro-batch counts: their meetings still pair up).
+
+use crate::workload::{Op, OpId, OpKind, Stream, Workload};
+
+/// The queue (rank, stream) of `op` within its workload.
+pub(super) fn queue_index(op: &Op) -> usize {
+    op.rank as usize * Stream::COUNT + op.stream.index()
+}
+
+/// Groups `(row, value)` pairs into rows `0..rows`, compressed: row `r` holds
+/// `values[start[r]..start[r + 1]]`, in the order the pairs come. `pairs` is called twice
+/// (to count, then to fill).
+fn csr<I: Iterator<Item = (usize, u32)>>(rows: usize, pairs: impl Fn() -> I) -> (Vec<u32>, Vec<u32>) {
+    let mut start = vec![0u32; rows + 1];
+    for (r, _) in pairs() {
+        start[r + 1] += 1;
+    }
+    for r in 0..rows {
+        start[r + 1] += start[r];
+    }
+    let mut values = vec![0u32; start[rows] as usize];
+    let mut fill = start.clone();
+    for (r, v) in pairs() {
+        values[fill[r] as usize] = v;
+        fill[r] += 1;
+    }
+    (start, values)
+}
+
+/// A workload's graph in compressed form.
+#[derive(Clone, Debug)]
+pub(super) struct Graph {
+    /// Dependencies of each op (what every copy's countdown starts from).
+    pub deps: Vec<u32>,
+    /// Successors of op `i`: `succ[succ_start[i]..succ_start[i + 1]]`.
+    pub succ_start: Vec<u32>,
+    pub succ: Vec<OpId>,
+    /// Program order per (rank, stream): queue `q` is `queue_ops[queue_start[q]..queue_start[q + 1]]`.
+    pub queue_start: Vec<u32>,
+    pub queue_ops: Vec<OpId>,
+    /// Per op: its meeting ([`Meetings`]), `u32::MAX` for the others (empty: no meetings).
+    pub meeting: Vec<u32>,
+    /// Per meeting: its op.
+    pub meeting_op: Vec<u32>,
+}
+
+/// Where replicas meet, in a form comparable across workloads: per meeting, numbered rank
+/// by rank in each rank's program order, the op's rank, stream, kind, bytes and the
+/// replicas meeting in it.
+pub(super) type Meetings = Vec<(u32, usize, String, u64, u32)>;
+
+/// The meetings of `w` (`sync_group`: per op, the consecutive replicas meeting in it; 1 or
+/// an empty slice: none), each with its op index.
+pub(super) fn meetings(w: &Workload, sync_group: &[u32]) -> (Meetings, Vec<u32>) {
+    let mut ops: Vec<u32> = (0..w.ops.len() as u32)
+        .filter(|&i| sync_group.get(i as usize).is_some_and(|&k| k > 1))
+        .collect();
+    // rank by rank, program order within each (the sort is stable)
+    ops.sort_by_key(|&i| w.ops[i as usize].rank);
+    let sig = ops
+        .iter()
+        .map(|&i| {
+            let op = &w.ops[i as usize];
+            let (kind, bytes) = match &op.kind {
+                OpKind::Collective { dim, kind, bytes, .. } => (format!("{dim:?} {kind:?}"), bytes.to_bits()),
+                OpKind::AllToAll { table } => ("all-to-all".to_string(), u64::from(*table)),
+                _ => ("other".to_string(), 0),
+            };
+            (op.rank, op.stream.index(), kind, bytes, sync_group[i as usize])
+        })
+        .collect();
+    (sig, ops)
+}
+
+impl Graph {
+    /// The graph of `w`, its meetings numbered by [`meetings`].
+    pub fn of(w: &Workload, sync_group: &[u32]) -> Graph {
+        let n_ops = w.ops.len();
+        let deps_of = |op: &Op| &w.deps[op.deps.0 as usize..op.deps.1 as usize];
+        let (succ_start, succ) = csr(n_ops, || {
+            (w.ops.iter().enumerate()).flat_map(|(i, op)| deps_of(op).iter().map(move |&d| (d as usize, i as OpId)))
+        });
+        let n_queues = w.ranks.len() * Stream::COUNT;
+        let (queue_start, queue_ops) = csr(n_queues, || {
+            (w.ops.iter().enumerate()).map(|(i, op)| (queue_index(op), i as OpId))
+        });
+        let (_, meeting_op) = meetings(w, sync_group);
+        let mut meeting = Vec::new();
+        if !meeting_op.is_empty() {
+            meeting = vec![u32::MAX; n_ops];
+            for (m, &op) in meeting_op.iter().enumerate() {
+                meeting[op as usize] = m as u32;
+            }
+        }
+        Graph {
+            deps: w.ops.iter().map(|op| deps_of(op).len() as u32).collect(),
+            succ_start,
+            succ,
+            queue_start,
+            queue_ops,
+            meeting,
+            meeting_op,
+        }
+    }
+}
