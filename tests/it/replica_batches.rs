@@ -132,26 +132,21 @@ fn bad_micro_batch_splits_get_located_errors() {
             "{value}: {e}"
         );
     }
-    // the interleaved schedule needs at least pp micro-batches per replica
-    let e = err(&cluster(
-        h100,
-        64,
-        "schedule = \"interleaved\"\nvirtual_stages = 2\nreplica_micro_batches = [15, 1, 8, 8, 8, 8, 8, 8]",
-    ));
-    assert!(
-        e.contains("a replica of 1 micro-batches") && e.contains("interleaved"),
-        "{e}"
-    );
-    // one representative cannot stand for replicas that differ
-    let e = err(&cluster(
-        h100,
-        64,
-        "replica_micro_batches = [10, 6, 10, 6, 10, 6, 10, 6]\n[simulation]\nranks = \"representative\"",
-    ));
-    assert!(
-        e.contains("simulation.ranks") && e.contains("different numbers of micro-batches"),
-        "{e}"
-    );
+    // the interleaved schedule needs at least pp micro-batches per replica; one
+    // representative cannot stand for replicas that differ
+    for (extra, want) in [
+        (
+            "schedule = \"interleaved\"\nvirtual_stages = 2\nreplica_micro_batches = [15, 1, 8, 8, 8, 8, 8, 8]",
+            ["a replica of 1 micro-batches", "interleaved"],
+        ),
+        (
+            "replica_micro_batches = [10, 6, 10, 6, 10, 6, 10, 6]\n[simulation]\nranks = \"representative\"",
+            ["simulation.ranks", "different numbers of micro-batches"],
+        ),
+    ] {
+        let e = err(&cluster(h100, 64, extra));
+        assert!(want.iter().all(|w| e.contains(w)), "{e}");
+    }
     // Mixtral's EP8 spans four TP2 replicas: their all-to-alls would no longer pair up
     let src = std::fs::read_to_string(crate::repo("scenarios/mixtral-8x7b-h100-64.toml")).unwrap();
     let src = src.replace(
