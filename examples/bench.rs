@@ -10,6 +10,8 @@
 //! scenario and a 256-GPU Mixtral (every data-parallel replica simulated); the whole
 //! validation folder; and a sweep
 //! (points per second). Plan search has its own: `cargo run --release --example bench_search`.
+//! `cargo run --release --example bench -- deepseek` runs only the cases whose name
+//! contains `deepseek` (each case is run three times then, its fastest printed last).
 
 use std::path::Path;
 use std::time::Instant;
@@ -181,6 +183,20 @@ fn flows(n: usize, group: usize) {
 }
 
 fn main() {
+    if let Some(filter) = std::env::args().nth(1) {
+        let cases = [
+            "scenarios/gpt3-175b-a100-1024.toml",
+            "scenarios/llama3-405b-h100-16384.toml",
+            "scenarios/validation/korthikanti-a100/korthikanti-1t-selective-sp-a100-512.toml",
+            "scenarios/deepseek-v3-h800-2048.toml",
+        ];
+        for case in cases.iter().filter(|c| c.contains(&filter)) {
+            for _ in 0..3 {
+                scenario(case);
+            }
+        }
+        return;
+    }
     // hold model: pop the earliest event, push one a pseudo-random delay later
     let mut q = EventQueue::new();
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);

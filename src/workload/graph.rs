@@ -70,7 +70,7 @@ impl Builder {
         mut kind: OpKind,
         name: &'static str,
         (it, mb): (u32, u32),
-        deps: Vec<Dep>,
+        deps: impl IntoIterator<Item = Dep>,
     ) -> OpId {
         let f = kind.comm_kind().map_or(1.0, |k| self.factor(k));
         if let OpKind::Collective { bytes, .. } | OpKind::Send { bytes, .. } = &mut kind {
@@ -88,7 +88,7 @@ impl Builder {
         kind: OpKind,
         name: &'static str,
         (it, mb): (u32, u32),
-        deps: Vec<Dep>,
+        deps: impl IntoIterator<Item = Dep>,
     ) -> OpId {
         let start = self.pending.len() as u32;
         self.pending.extend(deps);
@@ -103,6 +103,15 @@ impl Builder {
             deps: (start, self.pending.len() as u32),
         });
         (self.ops.len() - 1) as OpId
+    }
+
+    /// Reserves room for `n` more iterations as large as those built so far.
+    pub fn reserve_iterations(&mut self, n: u32) {
+        let n = n as usize;
+        self.ops.reserve(self.ops.len().saturating_mul(n));
+        self.pending.reserve(self.pending.len().saturating_mul(n));
+        self.late.reserve(self.late.len().saturating_mul(n));
+        self.all_to_alls.reserve(self.all_to_alls.len().saturating_mul(n));
     }
 
     /// The index of label `name` in [`Builder::names`], added if new.
@@ -210,6 +219,9 @@ pub(crate) struct Cursor {
     /// The other expert lanes of the last routed-experts step: the combine all-to-all waits
     /// for them, an expert-tensor-parallel collective between the two does not.
     lanes: Vec<OpId>,
+    /// The dependencies [`Cursor::take_for_compute`] hands out (kept to reuse its buffer:
+    /// no allocation per op).
+    taken: Vec<Dep>,
 }
 
 impl Cursor {
@@ -222,15 +234,18 @@ impl Cursor {
             last: None,
             before_last: Vec::new(),
             lanes: Vec::new(),
+            taken: Vec::new(),
         }
     }
 
-    /// Takes the dependencies of the next op on the compute stream.
-    fn take_for_compute(&mut self) -> Vec<Dep> {
-        let deps = std::mem::take(&mut self.extra);
-        self.before_last = deps.clone();
+    /// Takes the dependencies of the next op on the compute stream (into `taken`, whose
+    /// buffer `extra` reuses).
+    fn take_for_compute(&mut self) {
+        self.taken.clear();
+        std::mem::swap(&mut self.taken, &mut self.extra);
+        self.before_last.clear();
+        self.before_last.extend_from_slice(&self.taken);
         self.before_last.extend(self.last.map(Dep::Op));
-        deps
     }
 
     /// After an op on the compute stream: overlapped collectives waiting to join do so now.
@@ -258,7 +273,7 @@ impl Cursor {
                     } else {
                         inst.from_experts.clone()
                     };
-                    let deps = self.take_for_compute();
+                    self.take_for_compute();
                     // after the experts (the op before is lane 0's), the wait for slower lanes
                     // is the cost of imbalance
                     // (or after the expert-tensor-parallel reduce-scatter that follows them)
@@ -278,19 +293,21 @@ impl Cursor {
                     if self.overlap_a2a {
                         // on its own stream: the GPU may run another micro-batch's compute
                         // meanwhile; this pass's next compute waits for it
-                        let mut deps = deps;
-                        deps.extend(self.last.map(Dep::Op));
+                        self.taken.extend(self.last.map(Dep::Op));
                         let a2a_stream = if self.stream == Stream::Compute2 {
                             Stream::Ep2
                         } else {
                             Stream::Ep
                         };
+                        let deps = self.taken.drain(..);
                         let id = b.push(rank, a2a_stream, OpKind::AllToAll { table }, name, (it, mb), deps);
                         self.last = Some(id);
                         self.extra.push(Dep::Op(id));
                         self.extra.append(&mut self.join);
                     } else {
-                        let id = b.push(rank, self.stream, OpKind::AllToAll { table }, name, (it, mb), deps);
+                        let stream = self.stream;
+                        let deps = self.taken.drain(..);
+                        let id = b.push(rank, stream, OpKind::AllToAll { table }, name, (it, mb), deps);
                         self.joined(id);
                     }
                 }
@@ -298,14 +315,15 @@ impl Cursor {
                     let Some((inst, lane_ranks)) = moe else { continue };
                     let pick = |t: &super::costs::ExpertTimes| t.of(*part);
                     let dispatch = self.last;
-                    let deps = self.take_for_compute();
+                    self.take_for_compute();
                     let (d, f) = pick(&inst.lanes[0]);
                     let kind = |d: f64, f: f64| OpKind::Compute {
                         duration: SimTime::from_secs(d),
                         flops: f,
                         phase: *phase,
                     };
-                    let lane0 = b.push(rank, self.stream, kind(d, f), EXPERTS_OP, (it, mb), deps);
+                    let stream = self.stream;
+                    let lane0 = b.push(rank, stream, kind(d, f), EXPERTS_OP, (it, mb), self.taken.drain(..));
                     self.last = Some(lane0);
                     self.lanes.clear();
                     for (t, &lane_rank) in inst.lanes.iter().zip(lane_ranks).skip(1) {
@@ -318,7 +336,7 @@ impl Cursor {
                             kind(d, f),
                             EXPERTS_OP,
                             (it, mb),
-                            dispatch.map(Dep::Op).into_iter().collect(),
+                            dispatch.map(Dep::Op),
                         );
                         self.extra.push(Dep::Op(id));
                         self.lanes.push(id);
@@ -331,13 +349,14 @@ impl Cursor {
                     phase,
                     name,
                 } => {
-                    let deps = self.take_for_compute();
+                    self.take_for_compute();
                     let op = OpKind::Compute {
                         duration: SimTime::from_secs(*time_s),
                         flops: *flops,
                         phase: *phase,
                     };
-                    let id = b.push(rank, self.stream, op, name, (it, mb), deps);
+                    let stream = self.stream;
+                    let id = b.push(rank, stream, op, name, (it, mb), self.taken.drain(..));
                     self.joined(id);
                 }
                 Step::Comm {
@@ -358,25 +377,27 @@ impl Cursor {
                         Overlap::Blocking if *dim == Dim::Etp && !self.lanes.is_empty() => {
                             // the ETP group syncs on its own ranks; the other EP lanes are
                             // waited for by the combine all-to-all that follows
-                            let mut deps = self.take_for_compute();
-                            deps.retain(|d| !matches!(d, Dep::Op(id) if self.lanes.contains(id)));
-                            let id = b.push(rank, self.stream, op, name, (it, mb), deps);
+                            self.take_for_compute();
+                            let lanes = &self.lanes;
+                            self.taken.retain(|d| !matches!(d, Dep::Op(id) if lanes.contains(id)));
+                            let stream = self.stream;
+                            let id = b.push(rank, stream, op, name, (it, mb), self.taken.drain(..));
                             self.joined(id);
                             self.extra.extend(self.lanes.iter().map(|&id| Dep::Op(id)));
                         }
                         Overlap::Blocking => {
-                            let deps = self.take_for_compute();
-                            let id = b.push(rank, self.stream, op, name, (it, mb), deps);
+                            self.take_for_compute();
+                            let stream = self.stream;
+                            let id = b.push(rank, stream, op, name, (it, mb), self.taken.drain(..));
                             self.joined(id);
                         }
                         Overlap::WithNext => {
-                            let mut deps = self.extra.clone();
-                            deps.extend(self.last.map(Dep::Op));
+                            let deps = self.extra.iter().copied().chain(self.last.map(Dep::Op));
                             let id = b.push(rank, side, op, name, (it, mb), deps);
                             self.join.push(Dep::Op(id));
                         }
                         Overlap::WithPrev => {
-                            let deps = self.before_last.clone();
+                            let deps = self.before_last.iter().copied();
                             let id = b.push(rank, side, op, name, (it, mb), deps);
                             self.extra.push(Dep::Op(id));
                         }

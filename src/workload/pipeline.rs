@@ -162,6 +162,10 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
         .collect();
 
     for it in 0..spec.iterations {
+        if it == 1 {
+            // every iteration builds as many ops as the first: one allocation for the rest
+            b.reserve_iterations(spec.iterations - 1);
+        }
         for stage in 0..pp {
             let rank = stage;
             let sc = &costs[stage_costs[stage as usize]];
