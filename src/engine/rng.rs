@@ -26,10 +26,15 @@ pub fn fnv1a(text: &str) -> u64 {
     h
 }
 
+/// The seed of the stream for `purpose` and `index` (a seed of its own, for a model that
+/// derives further streams from it).
+pub fn derive_seed(seed: u64, purpose: &str, index: u64) -> u64 {
+    splitmix64(splitmix64(seed ^ fnv1a(purpose)) ^ index)
+}
+
 /// A random stream for `purpose` (e.g. "compute-jitter") and `index` (e.g. a rank).
 pub fn stream(seed: u64, purpose: &str, index: u64) -> SimRng {
-    let key = splitmix64(splitmix64(seed ^ fnv1a(purpose)) ^ index);
-    ChaCha8Rng::seed_from_u64(key)
+    ChaCha8Rng::seed_from_u64(derive_seed(seed, purpose, index))
 }
 
 #[cfg(test)]

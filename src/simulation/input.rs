@@ -110,8 +110,11 @@ impl RunInput {
     }
 
     /// The replicas `w` is simulated as ([`super::replicas::replica_set`]), with one
-    /// workload per distinct set of stage GPUs and micro-batch count when replicas differ
-    /// in either (built like `w`, over `iterations` of `phase`).
+    /// workload per distinct set of stage GPUs, micro-batch count and routing stream when
+    /// replicas differ in any (built like `w`, over `iterations` of `phase`). Replicas of
+    /// a MoE model with skewed routing differ in their routing: each expert-parallel group
+    /// draws its own ([`super::replicas::routing_stream`]), so the step waits for the
+    /// group whose draws were the slowest.
     pub fn replica_set(
         &self,
         w: &workload::Workload,
@@ -121,13 +124,15 @@ impl RunInput {
         replicas: u32,
     ) -> Result<super::ReplicaSet, super::SimError> {
         let mut set = super::replicas::replica_set(w, &self.plan, replicas);
-        if replicas <= 1 || !self.mixed_replicas() {
+        let routed = self.model.moe.is_some() && !self.routing.is_balanced();
+        if replicas <= 1 || !(routed || self.mixed_replicas()) {
             return Ok(set);
         }
         let gbs = self.training.global_batch_size;
         let kind_of = |r: u32, gpus: &[crate::hardware::GpuSpec]| {
             let names: Vec<String> = gpus.iter().map(|g| g.name.clone()).collect();
-            (names, self.plan.replica_microbatches(r, gbs))
+            let stream = super::replicas::routing_stream(&self.plan, replicas, routed, r);
+            (names, self.plan.replica_microbatches(r, gbs), stream)
         };
         // `kinds[v]`: the stage GPUs and micro-batches of workload `v` (0: `w`, replica 0's)
         let mut kinds = vec![kind_of(0, &self.stage_gpus())];
@@ -137,7 +142,11 @@ impl RunInput {
             let v = match kinds.iter().position(|k| *k == kind) {
                 Some(v) => v,
                 None => {
-                    let v = self.workload_of_replica(placement, iterations, phase, &gpus, kind.1);
+                    let seeded = RunInput {
+                        seed: super::replicas::routing_seed(self.seed, kind.2),
+                        ..self.clone()
+                    };
+                    let v = seeded.workload_of_replica(placement, iterations, phase, &gpus, kind.1);
                     set.add_variant(v, w, &self.plan)?;
                     kinds.push(kind);
                     kinds.len() - 1

@@ -6,11 +6,13 @@
 //! parameter gathers, the gradient-norm barrier, expert-parallel all-to-alls spanning
 //! replicas). A replica is one GPU per tensor- and context-parallel rank of each stage:
 //! those ranks synchronise at every layer's collectives, so the slowest sets their pace.
+//! With skewed MoE routing each expert-parallel group draws its own tokens' routing
+//! ([`routing_stream`]), so each step waits for the group whose draws were the slowest.
 //!
 //! Owns [`RankMode`] (`simulation.ranks`), the choice of the replicas simulated
-//! ([`replica_count`]) and where they meet ([`sync_groups`]). On a symmetric cluster the
-//! replicas are identical and every meeting is simultaneous, so the result equals the
-//! representative mode's (a test holds it).
+//! ([`replica_count`]) and where they meet ([`sync_groups`]). On a symmetric cluster (and
+//! balanced routing) the replicas are identical and every meeting is simultaneous, so the
+//! result equals the representative mode's (a test holds it).
 
 use super::ReplicaSet;
 use crate::parallel::{Dim, ParallelPlan};
@@ -74,27 +76,59 @@ pub fn replica_count(
     }
 }
 
-/// Where `replicas` copies of `w` meet: per op, the number of consecutive replicas whose
-/// copies start together (1: the op stays within its replica).
-///
-/// The data-parallel collectives (gradients, parameters, expert-data-parallel, the
-/// in-node hpZ group) span every replica of a stage (for the in-node and expert groups,
-/// which span fewer, a slight over-synchronisation, exact when the replicas are alike);
-/// an expert-parallel collective or all-to-all spans the replicas of its EP group,
-/// `ep * expert_tp / (tp * cp)` of them, or all when that does not divide them.
-pub fn sync_groups(w: &Workload, plan: &ParallelPlan, replicas: u32) -> Vec<u32> {
+/// The consecutive replicas (of `replicas`) that one expert-parallel group spans:
+/// `ep * expert_tp / (tp * cp)` of them, 1 when a replica holds whole groups, or all when
+/// that does not divide them.
+pub fn ep_replicas(plan: &ParallelPlan, replicas: u32) -> u32 {
     let per_replica = u64::from(plan.tp.max(1)) * u64::from(plan.cp.max(1));
     let ep_ranks = u64::from(plan.ep.max(1)) * u64::from(plan.expert_tp.max(1));
-    let ep_replicas = if ep_ranks <= per_replica {
+    if ep_ranks <= per_replica {
         1
     } else {
         let k = (ep_ranks / per_replica) as u32;
         if ep_ranks % per_replica == 0 && replicas % k == 0 {
             k
         } else {
-            replicas
+            replicas.max(1)
         }
-    };
+    }
+}
+
+/// Routing streams every-replica mode draws at most: expert-parallel groups past this
+/// many reuse the streams in turn (each stream is one workload built and held).
+pub const MAX_ROUTING_STREAMS: u32 = 16;
+
+/// The routing stream of replica `r` of `replicas` when `routed` (a MoE model whose
+/// routing is not balanced): its expert-parallel group's, each group drawing the tokens
+/// its own micro-batches route (0, the representative's, for the first group; cyclic past
+/// [`MAX_ROUTING_STREAMS`]). Always 0 when not `routed`.
+pub fn routing_stream(plan: &ParallelPlan, replicas: u32, routed: bool, r: u32) -> u32 {
+    if routed {
+        r / ep_replicas(plan, replicas) % MAX_ROUTING_STREAMS
+    } else {
+        0
+    }
+}
+
+/// The routing seed of stream `k` of a run seeded `seed`: the run's own for stream 0.
+pub fn routing_seed(seed: u64, k: u32) -> u64 {
+    if k == 0 {
+        seed
+    } else {
+        crate::engine::rng::derive_seed(seed, "routing-group", u64::from(k))
+    }
+}
+
+/// Where `replicas` copies of `w` meet: per op, the number of consecutive replicas whose
+/// copies start together (1: the op stays within its replica).
+///
+/// The data-parallel collectives (gradients, parameters, expert-data-parallel, the
+/// in-node hpZ group) span every replica of a stage (for the in-node and expert groups,
+/// which span fewer, a slight over-synchronisation, exact when the replicas are alike);
+/// an expert-parallel collective or all-to-all spans the replicas of its EP group
+/// ([`ep_replicas`]).
+pub fn sync_groups(w: &Workload, plan: &ParallelPlan, replicas: u32) -> Vec<u32> {
+    let ep_replicas = ep_replicas(plan, replicas);
     w.ops
         .iter()
         .map(|op| match op.kind {

@@ -96,7 +96,8 @@ fn every_replica_equals_the_representative_on_a_symmetric_512_gpu_cluster() {
 }
 
 /// Mixtral 8x7B on 64 H100, EP8 over four TP2 replicas: the all-to-alls meet across
-/// replicas too, and a symmetric cluster still gives the representative's step.
+/// replicas too, and a symmetric cluster still gives the representative's step (the two
+/// EP groups' Zipf draws differ only in which expert is hot).
 #[test]
 fn every_replica_equals_the_representative_for_moe_expert_parallelism_across_replicas() {
     let src = std::fs::read_to_string(crate::repo("scenarios/mixtral-8x7b-h100-64.toml")).unwrap();
@@ -104,6 +105,55 @@ fn every_replica_equals_the_representative_for_moe_expert_parallelism_across_rep
     let all = mode(&src, "every_replica");
     assert_eq!(all.simulation.replicas_simulated, 8);
     assert_same_step(&all, &rep);
+    // balanced routing: every replica runs the representative's draws, to the picosecond
+    let balanced = src.replace("routing = \"zipf\"\nzipf_exponent = 0.5", "routing = \"balanced\"");
+    let (rep, all) = (mode(&balanced, "representative"), mode(&balanced, "every_replica"));
+    assert_eq!(all.step_times_s, rep.step_times_s);
+}
+
+/// Each expert-parallel group draws the routing of its own tokens: Mixtral with
+/// Dirichlet-skewed routing, EP8 over four TP2 replicas, so two groups of four replicas.
+/// Every replica's step is the slower group's, which the representative mode gives when
+/// seeded with that group's routing stream; the replicas of one group run alike.
+#[test]
+fn each_expert_parallel_group_draws_its_own_routing_and_the_step_waits_for_the_slowest() {
+    use trainsim::simulation::replicas::{routing_seed, routing_stream, RankMode};
+    let src = std::fs::read_to_string(crate::repo("scenarios/mixtral-8x7b-h100-64.toml"))
+        .unwrap()
+        .replace(
+            "routing = \"zipf\"\nzipf_exponent = 0.5",
+            "routing = \"dirichlet\"\ndirichlet_alpha = 1.0",
+        );
+    let base = scenario(&src).input;
+    assert_eq!(
+        (0..8)
+            .map(|r| routing_stream(&base.plan, 8, true, r))
+            .collect::<Vec<_>>(),
+        [0, 0, 0, 0, 1, 1, 1, 1]
+    );
+    let with = |seed: u64, ranks: RankMode| {
+        let mut input = base.clone();
+        input.seed = seed;
+        input.ranks = ranks;
+        run_summary(&input).expect("runs")
+    };
+    for seed in [1, 2] {
+        // each group alone, per measured step (the routing is redrawn every step)
+        let groups: Vec<Vec<f64>> = (0..2)
+            .map(|k| with(routing_seed(seed, k), RankMode::Representative).step_times_s)
+            .collect();
+        let all = with(seed, RankMode::EveryReplica);
+        assert_eq!(all.step_times_s.len(), groups[0].len());
+        for (i, &t) in all.step_times_s.iter().enumerate() {
+            let slowest = groups[0][i].max(groups[1][i]);
+            assert!(
+                close(t, slowest, 0.01),
+                "seed {seed} step {i}: every replica {t} s, the groups alone {groups:?}"
+            );
+        }
+        // the groups' draws differ (the test would not tell otherwise)
+        assert!(!close(groups[0][0], groups[1][0], 0.005), "{groups:?}");
+    }
 }
 
 /// One GPU 30% slower: the representative mode slows its stage in all 64 replicas; every
