@@ -60,12 +60,40 @@ pub(super) fn best_scenario(sc: &Scenario, plan: &ParallelPlan, from: &Path, to:
         "recompute".into(),
         toml::Value::String(Recompute::NAMES[plan.recompute as usize].into()),
     );
+    if plan.cp > 1 {
+        par.insert("cp".into(), int(plan.cp));
+    }
     if plan.ep > 1 {
         par.insert("ep".into(), int(plan.ep));
+        par.insert("expert_tp".into(), int(plan.expert_tp));
     }
+    if plan.pipeline_split_embedding_and_loss {
+        par.insert("pipeline_split_embedding_and_loss".into(), toml::Value::Boolean(true));
+    }
+    let list = |v: &[u32]| toml::Value::Array(v.iter().map(|&x| int(x)).collect());
+    if let Some(layers) = &plan.layer_split.stages {
+        par.insert("stage_layers".into(), list(layers));
+    }
+    if let Some(batches) = &plan.replica_micro_batches {
+        par.insert("replica_micro_batches".into(), list(batches));
+    }
+    // what the search decides, written above or left to its default when absent there
+    const DECIDED: [&str; 11] = [
+        "schedule",
+        "cp",
+        "ep",
+        "expert_tp",
+        "pipeline_split_embedding_and_loss",
+        "stage_layers",
+        "first_stage_layers",
+        "last_stage_layers",
+        "replica_micro_batches",
+        "virtual_stages",
+        "sequence_parallel",
+    ];
     // keep the scenario's own knobs the search does not vary (overlap flags, bucket size)
     if let Some(old) = table.get("parallel").and_then(|v| v.as_table()) {
-        for (k, v) in old {
+        for (k, v) in old.iter().filter(|(k, _)| !DECIDED.contains(&k.as_str())) {
             par.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }

@@ -17,6 +17,8 @@ pub mod paths;
 mod pipeline;
 pub mod raw;
 mod replica_batches;
+pub use pipeline::balanced_stage_layers;
+pub use replica_batches::balanced_replica_batches;
 mod routing;
 
 pub use error::ScenarioError;

@@ -225,18 +225,11 @@ impl Checker<'_> {
         model: &TransformerSpec,
         training: &TrainingSpec,
     ) -> Result<(), ScenarioError> {
-        let stride = plan.gpus_per_stage();
-        let layer_s: Vec<f64> = (0..plan.pp)
-            .map(|s| {
-                // a stage whose replicas sit on several GPU types goes at its slowest's pace
-                (cluster.gpus_in(s.saturating_mul(stride), stride).into_iter())
-                    .map(|g| crate::workload::layer_compute_s(g, model, plan, training))
-                    .fold(0.0, f64::max)
-            })
-            .collect();
-        let shape = plan.pipeline_shape(training.global_batch_size, 0);
-        let chunks = plan.schedule.get().chunks_per_stage(&shape);
-        let split = crate::parallel::split::balanced_split(&layer_s, model.num_layers, chunks).ok_or_else(|| {
+        let chunks = plan
+            .schedule
+            .get()
+            .chunks_per_stage(&plan.pipeline_shape(training.global_batch_size, 0));
+        let split = balanced_stage_layers(plan, cluster, model, training).ok_or_else(|| {
             self.invalid(
                 "parallel.stage_layers",
                 "\"balanced\"",
@@ -252,4 +245,28 @@ impl Checker<'_> {
         };
         self.pipeline(plan, model, training.global_batch_size)
     }
+}
+
+/// `parallel.stage_layers = "balanced"` for `plan` on `cluster`: layers per stage (or per
+/// model chunk) that even out the stages' compute, each stage weighed by its GPU's time
+/// per layer ([`crate::workload::layer_compute_s`]; the slowest of its replicas' GPUs).
+/// `None` when the layers cannot be split so (not a multiple of the chunks per stage).
+pub fn balanced_stage_layers(
+    plan: &ParallelPlan,
+    cluster: &crate::hardware::ClusterSpec,
+    model: &TransformerSpec,
+    training: &TrainingSpec,
+) -> Option<Vec<u32>> {
+    let stride = plan.gpus_per_stage();
+    let layer_s: Vec<f64> = (0..plan.pp)
+        .map(|s| {
+            // a stage whose replicas sit on several GPU types goes at its slowest's pace
+            (cluster.gpus_in(s.saturating_mul(stride), stride).into_iter())
+                .map(|g| crate::workload::layer_compute_s(g, model, plan, training))
+                .fold(0.0, f64::max)
+        })
+        .collect();
+    let shape = plan.pipeline_shape(training.global_batch_size, 0);
+    let chunks = plan.schedule.get().chunks_per_stage(&shape);
+    crate::parallel::split::balanced_split(&layer_s, model.num_layers, chunks)
 }

@@ -46,7 +46,7 @@ impl Checker<'_> {
             None => return Ok(None),
             Some(RawStageLayers::Rule(r)) if r == "even" => return Ok(None),
             Some(RawStageLayers::Rule(r)) if r == "balanced" => {
-                balanced_batches(&self.replica_times(plan, cluster, model, training), total, plan.pp - 1)
+                balanced_batches(&replica_times(plan, cluster, model, training), total, plan.pp - 1)
             }
             Some(RawStageLayers::Rule(r)) => {
                 return Err(self.invalid(
@@ -80,60 +80,83 @@ impl Checker<'_> {
                 ),
             ));
         }
-        for &m in &split {
-            let mut shape = plan.pipeline_shape(training.global_batch_size, plan.extra_warmup(model));
-            shape.microbatches = m;
-            if let Err(e) = plan.schedule.get().check(&shape) {
-                return Err(self.invalid(
-                    FIELD,
-                    shown(),
-                    format!(
-                        "a replica of {m} micro-batches: {e} (schedule {})",
-                        plan.schedule.name()
-                    ),
-                ));
-            }
+        if let Err(e) = schedule_runs(&split, plan, model, training) {
+            return Err(self.invalid(FIELD, shown(), e));
         }
         Ok((split.iter().any(|&m| m != split[0])).then_some(split))
     }
+}
 
-    /// Each replica's time per micro-batch: its slowest stage's layers times that stage's
-    /// GPU's time per layer ([`crate::workload::layer_compute_s`]).
-    fn replica_times(
-        &self,
-        plan: &ParallelPlan,
-        cluster: &ClusterSpec,
-        model: &TransformerSpec,
-        training: &TrainingSpec,
-    ) -> Vec<f64> {
-        let shape = plan.pipeline_shape(training.global_batch_size, 0);
-        let schedule = plan.schedule.get();
-        let chunks = plan.layers_per_chunk(model.num_layers);
-        let stage_layers: Vec<u32> = (0..plan.pp)
-            .map(|s| {
-                (0..schedule.chunks_per_stage(&shape))
-                    .map(|c| {
-                        chunks
-                            .get(schedule.global_chunk(s, c, &shape) as usize)
-                            .copied()
-                            .unwrap_or(0)
-                    })
-                    .sum()
-            })
-            .collect();
-        let (stride, replica) = (plan.gpus_per_stage(), plan.tp.max(1) * plan.cp.max(1));
-        (0..plan.dp)
-            .map(|r| {
-                (0..plan.pp)
-                    .map(|s| {
-                        let gpu = cluster.gpu_at(s.saturating_mul(stride).saturating_add(r.saturating_mul(replica)));
-                        f64::from(stage_layers[s as usize])
-                            * crate::workload::layer_compute_s(gpu, model, plan, training)
-                    })
-                    .fold(0.0, f64::max)
-            })
-            .collect()
+/// Whether the schedule of `plan` runs each replica's count of `split` (else why not).
+pub(crate) fn schedule_runs(
+    split: &[u32],
+    plan: &ParallelPlan,
+    model: &TransformerSpec,
+    training: &TrainingSpec,
+) -> Result<(), String> {
+    for &m in split {
+        let mut shape = plan.pipeline_shape(training.global_batch_size, plan.extra_warmup(model));
+        shape.microbatches = m;
+        if let Err(e) = plan.schedule.get().check(&shape) {
+            return Err(format!(
+                "a replica of {m} micro-batches: {e} (schedule {})",
+                plan.schedule.name()
+            ));
+        }
     }
+    Ok(())
+}
+
+/// `parallel.replica_micro_batches = "balanced"` for `plan` on `cluster`, checked: the
+/// split, `None` when it is the even one or the schedule cannot run it.
+pub fn balanced_replica_batches(
+    plan: &ParallelPlan,
+    cluster: &ClusterSpec,
+    model: &TransformerSpec,
+    training: &TrainingSpec,
+) -> Option<Vec<u32>> {
+    let total = plan
+        .num_microbatches(training.global_batch_size)
+        .saturating_mul(plan.dp);
+    let split = balanced_batches(&replica_times(plan, cluster, model, training), total, plan.pp - 1);
+    let uneven = split.iter().any(|&m| m != split[0]);
+    (uneven && schedule_runs(&split, plan, model, training).is_ok()).then_some(split)
+}
+
+/// Each replica's time per micro-batch: its slowest stage's layers times that stage's
+/// GPU's time per layer ([`crate::workload::layer_compute_s`]).
+fn replica_times(
+    plan: &ParallelPlan,
+    cluster: &ClusterSpec,
+    model: &TransformerSpec,
+    training: &TrainingSpec,
+) -> Vec<f64> {
+    let shape = plan.pipeline_shape(training.global_batch_size, 0);
+    let schedule = plan.schedule.get();
+    let chunks = plan.layers_per_chunk(model.num_layers);
+    let stage_layers: Vec<u32> = (0..plan.pp)
+        .map(|s| {
+            (0..schedule.chunks_per_stage(&shape))
+                .map(|c| {
+                    chunks
+                        .get(schedule.global_chunk(s, c, &shape) as usize)
+                        .copied()
+                        .unwrap_or(0)
+                })
+                .sum()
+        })
+        .collect();
+    let (stride, replica) = (plan.gpus_per_stage(), plan.tp.max(1) * plan.cp.max(1));
+    (0..plan.dp)
+        .map(|r| {
+            (0..plan.pp)
+                .map(|s| {
+                    let gpu = cluster.gpu_at(s.saturating_mul(stride).saturating_add(r.saturating_mul(replica)));
+                    f64::from(stage_layers[s as usize]) * crate::workload::layer_compute_s(gpu, model, plan, training)
+                })
+                .fold(0.0, f64::max)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -186,14 +186,7 @@ impl RunInput {
 
     /// Each stage's HBM capacity: of the smallest GPU among its replicas, GiB.
     pub fn stage_hbm_gib(&self) -> Vec<f64> {
-        let stride = self.plan.gpus_per_stage();
-        (0..self.plan.pp)
-            .map(|s| {
-                (self.cluster.gpus_in(s.saturating_mul(stride), stride).iter())
-                    .map(|g| g.hbm_capacity_gib)
-                    .fold(f64::INFINITY, f64::min)
-            })
-            .collect()
+        stage_hbm_gib(&self.cluster, &self.plan)
     }
 
     /// [`RunInput::workload`] for the steps of `phase` (replica 0's).
@@ -249,6 +242,19 @@ impl RunInput {
             offload: &self.offload,
         })
     }
+}
+
+/// Each stage's HBM capacity under `plan` on `cluster`: of the smallest GPU among its
+/// replicas, GiB.
+pub fn stage_hbm_gib(cluster: &ClusterSpec, plan: &ParallelPlan) -> Vec<f64> {
+    let stride = plan.gpus_per_stage();
+    (0..plan.pp)
+        .map(|s| {
+            (cluster.gpus_in(s.saturating_mul(stride), stride).iter())
+                .map(|g| g.hbm_capacity_gib)
+                .fold(f64::INFINITY, f64::min)
+        })
+        .collect()
 }
 
 /// Whether the replicas of `plan` differ ([`RunInput::mixed_replicas`]: GPU groups of

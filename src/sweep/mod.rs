@@ -15,6 +15,7 @@ mod pass_bound;
 pub mod run;
 pub mod search;
 mod search_bounds;
+mod search_hetero;
 pub mod search_table;
 pub mod spec;
 pub mod table;

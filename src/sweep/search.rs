@@ -296,6 +296,7 @@ pub fn enumerate(base: &RunInput, zero_stages: &[u32], cps: &[u32]) -> Vec<Paral
                                         recompute,
                                         pipeline_split_embedding_and_loss: split,
                                         layer_split: LayerSplit::default(),
+                                        replica_micro_batches: None,
                                         ep,
                                         expert_tp,
                                         ..base.plan.clone()
@@ -376,21 +377,15 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, Se
             opts.objective.name()
         )));
     }
-    if base.cluster.is_heterogeneous() {
-        // the bounds that prune the search assume one GPU type; a stage on another GPU
-        // would make them wrong, not loose
-        return Err(SearchError(
-            "plan search over a cluster of several GPU groups is not supported yet: compare plans with \
-             `trainsim sweep` over parallel.* keys (e.g. parallel.stage_layers = [\"uniform\", \"balanced\"])"
-                .into(),
-        ));
-    }
     let cps = if opts.cps.is_empty() {
         default_cps(base)
     } else {
         opts.cps.clone()
     };
-    let plans = enumerate(base, &opts.zero_stages, &cps);
+    // on several GPU groups: also each plan's balanced layer and micro-batch splits, and
+    // bounds from the homogeneous stand-ins ([`super::search_hetero`])
+    let plans = super::search_hetero::with_assignments(base, enumerate(base, &opts.zero_stages, &cps));
+    let bound_bases = super::search_hetero::bound_bases(base);
     let enumerated = plans.len();
     let c = &base.cluster;
     let t = &base.training;
@@ -398,19 +393,22 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, Se
     let mut cands: Vec<Candidate> = plans
         .into_par_iter()
         .map(|plan| {
-            if let Err(e) = plan
+            let valid = plan
                 .validate(&base.model, c.num_gpus, c.gpus_per_node, t.global_batch_size)
                 .and_then(|()| plan.validate_context(t.seq_length, t.flash_attention))
-            {
+                .map_err(|e| e.to_string())
+                .and_then(|()| super::search_hetero::straddles_groups(c, &plan).map_or(Ok(()), Err));
+            if let Err(e) = valid {
                 return Candidate {
                     plan,
                     bound_s: 0.0,
                     contention_free_s: None,
                     memory_gib: None,
-                    status: Status::Invalid(e.to_string()),
+                    status: Status::Invalid(e),
                 };
             }
-            let mem = memory_per_gpu(&base.model, &plan, t, &[c.gpu.hbm_capacity_gib]);
+            let capacity_gib = crate::simulation::input::stage_hbm_gib(c, &plan);
+            let mem = memory_per_gpu(&base.model, &plan, t, &capacity_gib);
             let memory_gib = Some((mem.total_gib, mem.capacity_gib));
             if !mem.fits {
                 return Candidate {
@@ -421,7 +419,7 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, Se
                     status: Status::OutOfMemory(mem.total_gib),
                 };
             }
-            let bound_s = lower_bound_s(base, &plan);
+            let bound_s = super::search_hetero::least(&bound_bases, |b| lower_bound_s(b, &plan));
             Candidate {
                 plan,
                 bound_s,
@@ -470,7 +468,11 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, Se
         let fresh: Vec<usize> = ids.iter().copied().filter(|&i| !tightened[i]).collect();
         let tighter: Vec<Option<f64>> = fresh
             .par_iter()
-            .map(|&i| tightened_bound_s(base, &cands[i].plan, input.iterations))
+            .map(|&i| {
+                super::search_hetero::least_of_some(&bound_bases, |b| {
+                    tightened_bound_s(b, &cands[i].plan, input.iterations)
+                })
+            })
             .collect();
         for (&i, b) in fresh.iter().zip(tighter) {
             tightened[i] = true;
@@ -485,7 +487,7 @@ pub fn search(base: &RunInput, opts: &SearchOptions) -> Result<SearchOutcome, Se
         if use_tight {
             let tight: Vec<f64> = ids
                 .par_iter()
-                .map(|&i| contention_free_step_s(base, &cands[i].plan))
+                .map(|&i| super::search_hetero::least(&bound_bases, |b| contention_free_step_s(b, &cands[i].plan)))
                 .collect();
             bounded += ids.len();
             for (&i, &s) in ids.iter().zip(&tight) {

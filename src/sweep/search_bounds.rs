@@ -175,7 +175,15 @@ fn classic_bound_s(
             }
         }
     }
-    let fill = (plan.pp as f64 - 1.0) / plan.virtual_stages as f64;
+    // the interleaved fill of `(p - 1) / v` stage times holds for chunks of equal layers;
+    // with unequal ones (a split balanced over GPU types) a heavy stage's chunks can cover
+    // its waits, so only the busy time is certain
+    let even_chunks = chunks.iter().all(|&c| c == chunks[0]);
+    let fill = if v > 1 && !even_chunks {
+        0.0
+    } else {
+        (plan.pp as f64 - 1.0) / plan.virtual_stages as f64
+    };
     let params_local = if m.moe.is_some() {
         moe_min_optimizer_params(m, plan, chunks, |s, c| schedule.global_chunk(s, c, &shape) as usize, v)
     } else {
