@@ -27,22 +27,25 @@ impl Checker<'_> {
         let name = m.routing.clone().unwrap_or_else(|| "balanced".into());
         let idx = self.choice("moe.routing", &name, Routing::NAMES, &[0usize, 1, 2, 3, 4, 5, 6])?;
         // parameters that belong to another distribution are mistakes, not silently ignored
-        let owners: [(&str, bool, &[usize]); 7] = [
-            ("dirichlet_alpha", m.dirichlet_alpha.is_some(), &[1]),
-            ("zipf_exponent", m.zipf_exponent.is_some(), &[2]),
-            ("lognormal_sigma", m.lognormal_sigma.is_some(), &[3]),
-            ("hot_experts", m.hot_experts.is_some(), &[4, 5]),
-            ("hot_fraction", m.hot_fraction.is_some(), &[4, 5]),
-            ("rotate_every_steps", m.rotate_every_steps.is_some(), &[5]),
-            ("loads_csv", m.loads_csv.is_some(), &[6]),
+        let owners: [(&str, Option<String>, &[usize]); 7] = [
+            ("dirichlet_alpha", m.dirichlet_alpha.map(|v| v.to_string()), &[1]),
+            ("zipf_exponent", m.zipf_exponent.map(|v| v.to_string()), &[2]),
+            ("lognormal_sigma", m.lognormal_sigma.map(|v| v.to_string()), &[3]),
+            ("hot_experts", m.hot_experts.map(|v| v.to_string()), &[4, 5]),
+            ("hot_fraction", m.hot_fraction.map(|v| v.to_string()), &[4, 5]),
+            ("rotate_every_steps", m.rotate_every_steps.map(|v| v.to_string()), &[5]),
+            ("loads_csv", m.loads_csv.as_ref().map(|v| format!("{v:?}")), &[6]),
         ];
-        for (field, set, kinds) in owners {
-            if set && !kinds.contains(&idx) {
+        for (field, value, kinds) in owners {
+            if let Some(value) = value.filter(|_| !kinds.contains(&idx)) {
                 let wanted: Vec<&str> = kinds.iter().map(|&k| Routing::NAMES[k]).collect();
                 return Err(self.invalid(
                     &format!("moe.{field}"),
-                    format!("(with routing = \"{name}\")"),
-                    format!("only applies with moe.routing = {}", quote_list(&wanted)),
+                    value,
+                    format!(
+                        "only applies with moe.routing = {} (this scenario's is \"{name}\"): remove it or change the routing",
+                        quote_list(&wanted)
+                    ),
                 ));
             }
         }

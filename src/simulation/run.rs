@@ -19,6 +19,10 @@ fn one() -> u32 {
     1
 }
 
+fn is_zero(x: &u32) -> bool {
+    *x == 0
+}
+
 /// Where the bytes went: per link class and per communication kind, per GPU and step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetworkUsage {
@@ -150,6 +154,10 @@ pub struct SimulationStats {
     /// per stage stands for them all; see `simulation.ranks`).
     #[serde(default = "one")]
     pub replicas_simulated: u32,
+    /// The replica the timeline shows (every-replica mode): the one whose stages computed
+    /// the longest in the last iteration, which the others wait for (0 when alike).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub timeline_replica: u32,
     /// Iterations simulated (warm-up included).
     pub iterations_simulated: u32,
     /// Warm-up iterations excluded.
@@ -406,9 +414,15 @@ fn run_with(
         .map(host)
         .collect();
 
+    let last = iterations as usize - 1;
+    let timeline_replica = if out.replicas > 1 {
+        super::timeline::busiest_replica(&w, &set, &out, (starts[last], ends[last]))
+    } else {
+        0
+    };
     let timeline = if with_timeline {
-        let last = iterations as usize - 1;
-        super::timeline::timeline(&w, &out, starts[last], ends[last])
+        let times = &out.op_times[out.replica_ops[timeline_replica as usize] as usize..];
+        super::timeline::timeline(set.workload_of(timeline_replica, &w), times, starts[last], ends[last])
     } else {
         Vec::new()
     };
@@ -447,6 +461,7 @@ fn run_with(
             representative_ranks: w.stages,
             gpus_represented: w.ranks.iter().map(|r| r.multiplicity).sum(),
             replicas_simulated: out.replicas,
+            timeline_replica,
             iterations_simulated: iterations,
             warmup_iterations: input.warmup_iterations,
         },
@@ -544,7 +559,11 @@ fn run_with(
         };
         crate::training::outcome(&step, &input.model, &input.cluster, input.seed, g)
     });
-    let trace = trace.map(|req| super::trace::collect(&w, &out, input.warmup_iterations, req));
+    // the timeline's replica, whose ops start at its offset
+    let r = result.simulation.timeline_replica;
+    let times = &out.op_times[out.replica_ops[r as usize] as usize..];
+    let trace =
+        trace.map(|req| super::trace::collect(set.workload_of(r, &w), times, &out, input.warmup_iterations, req));
     if let Some((field, value)) = super::finite::first_bad_number(&result) {
         return Err(SimError::NotFinite { field, value });
     }

@@ -1,5 +1,6 @@
 //! The timeline of a run's last iteration: the spans of at most [`MAX_TIMELINE_STAGES`]
-//! stages (of the first replica in every-replica mode), coarse for large runs.
+//! stages (in every-replica mode, of the replica that computed the longest in it: the one
+//! the others wait for, [`busiest_replica`]), coarse for large runs.
 
 use crate::units::SimTime;
 use crate::workload::{self, CommKind, Stream};
@@ -31,9 +32,43 @@ pub const MAX_SPANS_PER_STAGE: usize = 3000;
 /// In such a timeline, TP collectives of one pass closer than the iteration over this merge.
 pub const TP_MERGE_PARTS: f64 = 2000.0;
 
-/// The spans of the last iteration (from `t0` to `t1`), for at most
-/// [`MAX_TIMELINE_STAGES`] stages; coarse (one span per pass and stream) for large runs.
-pub(super) fn timeline(w: &workload::Workload, out: &super::SimOutput, t0: SimTime, t1: SimTime) -> Vec<TimelineSpan> {
+/// The replica (of those `out` simulated, each running its workload of `set`) whose
+/// pipeline stages computed the longest between `t0` and `t1`: a straggler's, or one on
+/// the slower GPUs, which the others wait for. The first of equals (replica 0 when they are
+/// alike).
+pub(super) fn busiest_replica(
+    w: &workload::Workload,
+    set: &super::ReplicaSet,
+    out: &super::SimOutput,
+    (t0, t1): (SimTime, SimTime),
+) -> u32 {
+    let busy = |r: u32| -> u64 {
+        let wr = set.workload_of(r, w);
+        let times = &out.op_times[out.replica_ops[r as usize] as usize..];
+        (wr.ops.iter().zip(times))
+            .filter(|(op, &(s, e))| op.rank < wr.stages && op.stream.is_compute() && s >= t0 && e <= t1)
+            .map(|(_, &(s, e))| (e - s).as_ps())
+            .sum()
+    };
+    let mut best = (0, 0);
+    for r in 0..out.replicas.max(1) {
+        let b = busy(r);
+        if b > best.1 {
+            best = (r, b);
+        }
+    }
+    best.0
+}
+
+/// The spans of the last iteration (from `t0` to `t1`) of `w`, whose ops ran at `times`,
+/// for at most [`MAX_TIMELINE_STAGES`] stages; coarse (one span per pass and stream) for
+/// large runs.
+pub(super) fn timeline(
+    w: &workload::Workload,
+    times: &[(SimTime, SimTime)],
+    t0: SimTime,
+    t1: SimTime,
+) -> Vec<TimelineSpan> {
     let last = w.iterations - 1;
     // coarse timelines: the TP stream's collectives of one pass merge across compute gaps
     // shorter than this (under a pixel of the timeline chart), so the stream stays visible
@@ -48,7 +83,7 @@ pub(super) fn timeline(w: &workload::Workload, out: &super::SimOutput, t0: SimTi
         if op.iteration != last || !stages.contains(&op.rank) {
             continue;
         }
-        let (s, e) = out.op_times[i];
+        let (s, e) = times[i];
         if e <= s {
             continue;
         }

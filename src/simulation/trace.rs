@@ -93,8 +93,15 @@ pub fn category(kind: &OpKind) -> String {
     kind.trace_category().into()
 }
 
-/// Collects the spans `req` asks for. Stages or iterations that do not exist are ignored.
-pub(crate) fn collect(w: &Workload, out: &SimOutput, warmup: u32, req: &TraceRequest) -> Trace {
+/// Collects the spans `req` asks for, of `w` whose ops ran at `times` (one replica's).
+/// Stages or iterations that do not exist are ignored.
+pub(crate) fn collect(
+    w: &Workload,
+    times: &[(crate::units::SimTime, crate::units::SimTime)],
+    out: &SimOutput,
+    warmup: u32,
+    req: &TraceRequest,
+) -> Trace {
     let mut stages: Vec<u32> = req.stages.iter().copied().filter(|&s| s < w.stages).collect();
     stages.sort_unstable();
     stages.dedup();
@@ -116,7 +123,7 @@ pub(crate) fn collect(w: &Workload, out: &SimOutput, warmup: u32, req: &TraceReq
         })
         .collect();
     let mut spans = Vec::new();
-    for (op, &(s, e)) in w.ops.iter().zip(&out.op_times) {
+    for (op, &(s, e)) in w.ops.iter().zip(times) {
         if stages.binary_search(&op.rank).is_err() || its.binary_search(&op.iteration).is_err() {
             continue;
         }

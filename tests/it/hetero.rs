@@ -353,6 +353,19 @@ fn replicas_on_different_gpu_types_each_run_at_their_own_speed() {
     );
     assert_eq!(mixed.gpu, "(16 H100-SXM + 16 A100-80GB)");
     assert_eq!(mixed.gpu_per_stage, ["H100-SXM/A100-80GB", "H100-SXM/A100-80GB"]);
+    // the timeline shows the busiest replica, an A100 one (replicas 4..8 of each stage; the
+    // first of equals), whose compute is the all-A100 cluster's, not replica 0's on H100
+    assert_eq!(mixed.simulation.timeline_replica, 4);
+    assert_eq!(h100.simulation.timeline_replica, 0);
+    let compute = |src: &str| -> f64 {
+        let r = trainsim::simulation::run(&scenario(src).input).unwrap();
+        (r.timeline.iter())
+            .filter(|t| t.stage == 0 && t.category == "forward")
+            .map(|t| t.end_s - t.start_s)
+            .sum()
+    };
+    let (shown, all_a100) = (compute(&mixed_src), compute(&cluster(["A100-80GB"; 4])));
+    assert!((shown / all_a100 - 1.0).abs() < 0.01, "{shown} vs {all_a100}");
     let e = err(&mixed_src.replace("[training]", "[simulation]\nranks = \"representative\"\n[training]"));
     assert!(e.contains("simulation.ranks") && e.contains("every_replica"), "{e}");
 }

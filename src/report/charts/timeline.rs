@@ -281,6 +281,14 @@ pub fn data(r: &RunResult) -> Data {
     if shown.len() < stages_total {
         title.push_str(&format!(" ({} of {} stages shown)", shown.len(), stages_total));
     }
+    let sim = &r.simulation;
+    if sim.replicas_simulated > 1 {
+        // every-replica mode: the replica drawn is the busiest (the others wait for it)
+        title.push_str(&format!(
+            ", replica {} of {} (the busiest)",
+            sim.timeline_replica, sim.replicas_simulated
+        ));
+    }
     let stages_line = stages_line(&shown, stages_total, &rows);
     Data {
         scenario: r.name.clone(),
