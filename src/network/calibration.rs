@@ -114,18 +114,18 @@ impl ModelConstants {
 /// The calibrated constants (in-sample fit on every round-2 and round-1 case; LOSO ranges in
 /// docs/calibration.md).
 pub const CALIBRATED: ModelConstants = ModelConstants {
-    net_efficiency: 0.9179,
+    net_efficiency: 0.9212,
     straggler_cv: 0.0557,
-    nvlink_efficiency: [0.772, 0.7801, 0.7599],
-    nvls_factor: 0.8129,
-    nvls_tree_net_efficiency: 0.8409,
-    collnet_efficiency: 0.6954,
-    p2p_net_channel_bytes_per_s: 14.833e9,
-    p2p_nvlink_channel_bytes_per_s: 20.685e9,
-    latency_scale: 3.307,
-    p2p_net_latency_s: 30.04e-6,
+    nvlink_efficiency: [0.772, 0.8014, 0.7559],
+    nvls_factor: 0.8092,
+    nvls_tree_net_efficiency: 0.7835,
+    collnet_efficiency: 0.7476,
+    p2p_net_channel_bytes_per_s: 14.7174e9,
+    p2p_nvlink_channel_bytes_per_s: 20.4473e9,
+    latency_scale: 3.1985,
+    p2p_net_latency_s: 29.4792e-6,
     p2p_nvlink_latency_s: 10e-6,
-    all_to_all_peer_latency_s: 6.242e-6,
+    all_to_all_peer_latency_s: 5.4393e-6,
     all_to_all_net_efficiency: 0.95,
 };
 
