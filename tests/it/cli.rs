@@ -493,3 +493,34 @@ fn schema_completions_and_emit_best() {
     let label = trainsim::simulation::run(&s.input).unwrap().plan;
     assert!(first.contains(&label), "{first} vs {label}");
 }
+
+/// On a cluster of H100 and A100 nodes the best plan has an uneven micro-batch split (and
+/// the base scenario other keys the search decides): `--emit-best` writes the split, and
+/// the written scenario runs the winning plan to the same step time.
+#[test]
+fn emit_best_writes_the_splits_of_a_heterogeneous_plan() {
+    let dir = scratch("emit-hetero");
+    let best = dir.join("best.toml");
+    let scenario = crate::repo("scenarios/llama3-8b-h100-a100-32-split.toml");
+    let (code, out, err) = run_out(&[
+        "search",
+        scenario.to_str().unwrap(),
+        "--top",
+        "1",
+        "--out",
+        dir.to_str().unwrap(),
+        "--emit-best",
+        best.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let first = out.lines().find(|l| l.starts_with("1 ")).unwrap();
+    assert!(first.contains("batches="), "{first}");
+    let s = trainsim::scenario::Scenario::load(&best).unwrap();
+    let r = trainsim::simulation::run_summary(&s.input).unwrap();
+    assert!(first.contains(&r.plan), "{first} vs {}", r.plan);
+    assert!(
+        first.contains(&format!("{:.4}", r.step_time_s)),
+        "{first} vs {}",
+        r.step_time_s
+    );
+}
