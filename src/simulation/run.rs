@@ -507,7 +507,12 @@ fn run_with(
             algorithms: input.collectives,
         });
     }
-    if let (Some(loads), Some(moe)) = (&w.moe, &input.model.moe) {
+    // with replicas of their own routing (every-replica mode), every replica's draws
+    let merged = (!set.variants.is_empty()).then(|| {
+        let replicas = (0..out.replicas.max(1)).filter_map(|r| set.workload_of(r, &w).moe.as_ref());
+        crate::workload::moe::MoeLoads::merged(replicas)
+    });
+    if let (Some(loads), Some(moe)) = (merged.as_ref().or(w.moe.as_ref()), &input.model.moe) {
         let draws = loads.draws.max(1) as f64;
         let routing = input.routing.routing.name();
         result.moe = Some(MoeResult {

@@ -35,6 +35,42 @@ pub struct MoeLoads {
     pub draws: u64,
 }
 
+impl MoeLoads {
+    /// The statistics of several expert-parallel groups' draws together (each of `loads`
+    /// one group's; every-replica mode, where each group draws its own routing): the mean
+    /// group's assignments and drops, the loads summed, the per-draw statistics over every
+    /// draw.
+    pub fn merged<'a>(loads: impl IntoIterator<Item = &'a MoeLoads>) -> MoeLoads {
+        let mut m = MoeLoads::default();
+        let mut groups = 0u32;
+        let add = |into: &mut Vec<Vec<f64>>, from: &[Vec<f64>]| {
+            into.resize(into.len().max(from.len()), Vec::new());
+            for (a, b) in into.iter_mut().zip(from) {
+                a.resize(a.len().max(b.len()), 0.0);
+                for (x, y) in a.iter_mut().zip(b) {
+                    *x += y;
+                }
+            }
+        };
+        for l in loads {
+            groups += 1;
+            m.assignments_per_iteration += l.assignments_per_iteration;
+            m.dropped_per_iteration += l.dropped_per_iteration;
+            add(&mut m.per_layer_expert, &l.per_layer_expert);
+            add(&mut m.per_iteration_expert, &l.per_iteration_expert);
+            m.expert_max_over_mean += l.expert_max_over_mean;
+            m.expert_gini += l.expert_gini;
+            m.rank_max_over_mean += l.rank_max_over_mean;
+            m.rank_gini += l.rank_gini;
+            m.draws += l.draws;
+        }
+        let n = f64::from(groups.max(1));
+        m.assignments_per_iteration /= n;
+        m.dropped_per_iteration /= n;
+        m
+    }
+}
+
 /// One drawn MoE layer instance (layer, micro-batch): per-lane expert times and the two
 /// all-to-alls' port loads.
 #[derive(Clone)]

@@ -153,6 +153,17 @@ fn each_expert_parallel_group_draws_its_own_routing_and_the_step_waits_for_the_s
         }
         // the groups' draws differ (the test would not tell otherwise)
         assert!(!close(groups[0][0], groups[1][0], 0.005), "{groups:?}");
+        // the routing statistics cover both groups' draws (four replicas each)
+        let imbalance = |r: &RunResult| r.moe.as_ref().unwrap().expert_load_max_over_mean;
+        let alone: Vec<f64> = (0..2)
+            .map(|k| imbalance(&with(routing_seed(seed, k), RankMode::Representative)))
+            .collect();
+        assert!(!close(alone[0], alone[1], 1e-6), "{alone:?}");
+        assert!(
+            close(imbalance(&all), 0.5 * (alone[0] + alone[1]), 1e-9),
+            "{} vs {alone:?}",
+            imbalance(&all)
+        );
     }
 }
 
