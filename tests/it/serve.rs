@@ -184,3 +184,30 @@ fn sweeps_and_searches_stream_progress() {
     assert_eq!(v["top"].as_array().unwrap().len(), 2);
     assert!(v["top"][0]["set"]["parallel.tp"].is_u64());
 }
+
+/// A cluster of GPU groups: the form names its groups (the one-GPU picker does not apply)
+/// and offers the rank modes; every replica is what it runs, and the representative mode
+/// is refused with the field named.
+#[test]
+fn the_form_knows_gpu_groups_and_rank_modes() {
+    let s = Server::start();
+    let url = format!("{}api/run", s.url);
+    let split = std::fs::read_to_string(repo("scenarios/llama3-8b-h100-a100-32-split.toml")).unwrap();
+    let r = post_json(&url, &json!({"scenario": split}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let a = r.json();
+    assert_eq!(a["form"]["gpu_groups"], "(16 H100-SXM + 16 A100-80GB)");
+    assert_eq!(a["form"]["ranks"], "auto");
+    assert_eq!(
+        a["form"]["rank_modes"],
+        json!(["auto", "representative", "every_replica"])
+    );
+    let b = post_json(
+        &url,
+        &json!({"scenario": split, "set": {"simulation.ranks": "representative"}}),
+    );
+    assert_eq!(b.status, 400, "{}", b.text());
+    assert!(b.text().contains("simulation.ranks"), "{}", b.text());
+    let c = post_json(&url, &json!({"scenario": gpt3()})).json();
+    assert_eq!(c["form"]["gpu_groups"], serde_json::Value::Null);
+}

@@ -62,10 +62,22 @@ function syncForm(f) {
   fill($("recompute"), ["none", "selective", "full"], f.recompute);
   fill($("zero_stage"), [0, 1, 2, 3], f.zero_stage);
   fill($("schedule"), f.schedules, f.schedule);
+  fill($("ranks"), f.rank_modes, f.ranks);
   $("num_gpus").value = f.num_gpus;
   fill($("gpus_per_node"), [1, 2, 4, 8, 16, 72], f.gpus_per_node);
-  $("gpu").value = f.gpu;
-  if ($("gpu").value !== f.gpu) { option($("gpu"), f.gpu); $("gpu").value = f.gpu; }
+  const gpu = $("gpu");
+  // a cluster of GPU groups has no one GPU to pick: its groups are edited in the TOML
+  gpu.disabled = Boolean(f.gpu_groups);
+  if (f.gpu_groups) {
+    if (!gpu.dataset.presets) gpu.dataset.presets = gpu.innerHTML;
+    gpu.innerHTML = "";
+    option(gpu, f.gpu, f.gpu_groups);
+  } else if (gpu.dataset.presets) {
+    gpu.innerHTML = gpu.dataset.presets;
+    delete gpu.dataset.presets;
+  }
+  gpu.value = f.gpu;
+  if (gpu.value !== f.gpu) { option(gpu, f.gpu); gpu.value = f.gpu; }
   $("global_batch_size").value = f.global_batch_size;
   $("seq_length").value = f.seq_length;
 }
