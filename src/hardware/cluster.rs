@@ -185,6 +185,21 @@ impl ClusterSpec {
         self.group_of_gpu(first)..=self.group_of_gpu(last)
     }
 
+    /// The first group whose last GPU does not close a run of `unit` consecutive GPUs
+    /// (a data-parallel replica of `tp * cp` GPUs would straddle it and the next): its
+    /// index and the GPU it ends before. `None` when every group holds whole runs.
+    pub fn group_cutting_runs_of(&self, unit: u64) -> Option<(usize, u64)> {
+        let unit = unit.max(1);
+        let mut end = 0u64;
+        for (i, g) in self.groups.iter().enumerate().take(self.groups.len().saturating_sub(1)) {
+            end += u64::from(g.num_gpus);
+            if end % unit != 0 {
+                return Some((i, end));
+            }
+        }
+        None
+    }
+
     /// Whether GPUs `first .. first + count` sit on groups that differ (GPU type or NIC
     /// rate): one representative cannot stand for them.
     pub fn mixes_groups(&self, first: u32, count: u32) -> bool {

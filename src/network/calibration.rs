@@ -111,8 +111,13 @@ impl ModelConstants {
     }
 }
 
-/// The calibrated constants (in-sample fit on every round-2 and round-1 case; LOSO ranges in
-/// docs/calibration.md).
+/// The calibrated constants: the in-sample fit ([`super::fitting::fit`], with its prior
+/// [`super::fitting::PRIOR_WEIGHT`]) on every point of the round-2 calibration file,
+/// `../shared/validation/round2/nccl-tests-calibration.json` (copied to
+/// `scenarios/validation/nccl-tests/round2/`: AWS p5 EFA, an H100 IB cluster, a B200 IB
+/// cluster), and the 15 round-1 cases of `../shared/validation` beside it; refit with
+/// `trainsim collective --validate scenarios/validation/nccl-tests` (LOSO table in
+/// docs/network.md).
 pub const CALIBRATED: ModelConstants = ModelConstants {
     net_efficiency: 0.9212,
     straggler_cv: 0.0557,

@@ -271,33 +271,24 @@ impl Checker<'_> {
         plan: &crate::parallel::ParallelPlan,
     ) -> Result<(), ScenarioError> {
         let replica = u64::from(plan.tp.max(1)) * u64::from(plan.cp.max(1));
-        let mut end = 0u64;
-        for (i, g) in cluster
-            .groups
-            .iter()
-            .enumerate()
-            .take(cluster.groups.len().saturating_sub(1))
-        {
-            end += g.num_gpus as u64;
-            if end % replica != 0 {
-                let s = end / replica;
-                return Err(self.invalid(
-                    &format!("cluster.groups[{i}].num_gpus"),
-                    g.num_gpus,
-                    format!(
-                        "the {} GPUs of a data-parallel replica of a stage (GPUs {}..{}) would span groups {} and \
+        let Some((i, end)) = cluster.group_cutting_runs_of(replica) else {
+            return Ok(());
+        };
+        let (g, s) = (&cluster.groups[i], end / replica);
+        Err(self.invalid(
+            &format!("cluster.groups[{i}].num_gpus"),
+            g.num_gpus,
+            format!(
+                "the {} GPUs of a data-parallel replica of a stage (GPUs {}..{}) would span groups {} and \
                          {}: each group must hold whole replicas, multiples of tp*cp = {replica} GPUs (tensor and \
                          context parallelism are the innermost dimensions of the rank order)",
-                        replica,
-                        s * replica,
-                        (s + 1) * replica - 1,
-                        g.name,
-                        cluster.groups[i + 1].name
-                    ),
-                ));
-            }
-        }
-        Ok(())
+                replica,
+                s * replica,
+                (s + 1) * replica - 1,
+                g.name,
+                cluster.groups[i + 1].name
+            ),
+        ))
     }
 
     pub(super) fn topology(

@@ -226,8 +226,7 @@ fn form_view(s: &crate::scenario::Scenario) -> Value {
         "gpu": i.cluster.gpu.name,
         // a cluster of GPU groups: their label, e.g. "(32 H100-SXM + 32 A100-80GB)"
         "gpu_groups": i.cluster.is_heterogeneous().then(|| i.cluster.gpu_label()),
-        "ranks": crate::simulation::replicas::RankMode::NAMES
-            [crate::simulation::replicas::RankMode::ALL.iter().position(|m| *m == i.ranks).unwrap_or(0)],
+        "ranks": i.ranks.name(),
         "rank_modes": crate::simulation::replicas::RankMode::NAMES,
         "global_batch_size": i.training.global_batch_size,
         "seq_length": i.training.seq_length,

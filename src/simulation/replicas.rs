@@ -41,6 +41,11 @@ impl RankMode {
     /// Scenario names, in [`RankMode::ALL`]'s order.
     pub const NAMES: [&'static str; 3] = ["auto", "representative", "every_replica"];
 
+    /// The mode's scenario name.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
     /// The mode named `name`.
     pub fn from_name(name: &str) -> Option<RankMode> {
         Self::NAMES.iter().position(|n| *n == name).map(|i| Self::ALL[i])
@@ -210,6 +215,7 @@ mod tests {
         assert_eq!(replica_count(RankMode::Representative, plan, true, false, 1, 10_000), 1);
         for (i, n) in RankMode::NAMES.iter().enumerate() {
             assert_eq!(RankMode::from_name(n), Some(RankMode::ALL[i]));
+            assert_eq!(RankMode::ALL[i].name(), *n);
             // the scenario name is the serde name
             assert_eq!(serde_json::to_value(RankMode::ALL[i]).unwrap(), *n);
         }

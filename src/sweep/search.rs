@@ -564,6 +564,30 @@ global_batch_size = 64
 seq_length = 4096
 "#;
 
+    /// Llama-2 7B on 16 GPUs: a node of H100 then a node of A100.
+    const TWO_TYPES: &str = r#"
+[cluster]
+num_gpus = 16
+gpus_per_node = 8
+[[cluster.groups]]
+name = "h100"
+num_gpus = 8
+[cluster.groups.gpu]
+preset = "H100-SXM"
+[[cluster.groups]]
+name = "a100"
+num_gpus = 8
+[cluster.groups.gpu]
+preset = "A100-80GB"
+[model]
+preset = "llama2-7b"
+[parallel]
+tp = 1
+[training]
+global_batch_size = 32
+seq_length = 2048
+"#;
+
     fn opts(top: usize) -> SearchOptions {
         SearchOptions {
             top,
@@ -572,15 +596,16 @@ seq_length = 4096
         }
     }
 
-    /// Both bounds never exceed the simulated step time, and branch and bound finds the
-    /// same best plans as simulating every feasible candidate.
-    #[test]
-    fn bounds_are_lower_bounds_and_pruning_keeps_the_optimum() {
-        let base = Scenario::from_source(SRC, Path::new("s.toml")).unwrap().input;
+    /// The search of `src` for its best three, and the exhaustive one (every feasible plan
+    /// simulated), which it must beat `prunes` times over in simulations: both bounds never
+    /// exceed any simulated step time, and branch and bound finds the same best plans.
+    /// Returns the exhaustive outcome.
+    fn bounds_hold_and_pruning_keeps_the_optimum(src: &str, prunes: usize) -> SearchOutcome {
+        let base = Scenario::from_source(src, Path::new("s.toml")).unwrap().input;
         let pruned = search(&base, &opts(3)).unwrap();
         let all = search(&base, &opts(usize::MAX)).unwrap();
         assert!(
-            pruned.simulated * 3 < all.simulated,
+            pruned.simulated * prunes < all.simulated,
             "{} vs {}",
             pruned.simulated,
             all.simulated
@@ -605,7 +630,7 @@ seq_length = 4096
                 checked += 1;
             }
         }
-        assert!(checked > 50, "{checked}");
+        assert!(checked > 50, "too few plans to tell: {checked}");
         let top = |o: &SearchOutcome| -> Vec<(String, f64)> {
             o.candidates[..3]
                 .iter()
@@ -616,6 +641,31 @@ seq_length = 4096
                 .collect()
         };
         assert_eq!(top(&pruned), top(&all));
+        all
+    }
+
+    /// One GPU type: the bounds hold and pruning keeps the optimum.
+    #[test]
+    fn bounds_are_lower_bounds_and_pruning_keeps_the_optimum() {
+        bounds_hold_and_pruning_keeps_the_optimum(SRC, 3);
+    }
+
+    /// [`TWO_TYPES`]: the bounds (the least over the types' homogeneous bounds) hold and pruning keeps the optimum; both
+    /// balanced splits are searched, and the best plan has one.
+    #[test]
+    fn on_two_gpu_types_the_bounds_hold_and_the_balanced_splits_are_searched() {
+        let all = bounds_hold_and_pruning_keeps_the_optimum(TWO_TYPES, 2);
+        let label = |c: &Candidate| crate::simulation::run::plan_label(&c.plan);
+        assert!(
+            all.candidates.iter().any(|c| label(c).contains("layers=")),
+            "no balanced layer split"
+        );
+        assert!(
+            all.candidates.iter().any(|c| label(c).contains("batches=")),
+            "no balanced micro-batch split"
+        );
+        let best = label(&all.candidates[0]);
+        assert!(best.contains("layers=") || best.contains("batches="), "{best}");
     }
 
     /// A cost objective without a [target] is refused with what to add.

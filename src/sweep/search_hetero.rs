@@ -71,18 +71,13 @@ pub(super) fn least_of_some(bases: &[RunInput], bound: impl Fn(&RunInput) -> Opt
 /// `tp * cp` GPUs, the innermost dimensions of the rank order) straddling two groups.
 pub(super) fn straddles_groups(cluster: &ClusterSpec, plan: &ParallelPlan) -> Option<String> {
     let replica = u64::from(plan.tp.max(1)) * u64::from(plan.cp.max(1));
-    let mut end = 0u64;
-    for g in cluster.groups.iter().take(cluster.groups.len().saturating_sub(1)) {
-        end += u64::from(g.num_gpus);
-        if end % replica != 0 {
-            return Some(format!(
-                "a data-parallel replica of tp*cp = {replica} GPUs would straddle GPU groups (group '{}' ends at GPU \
-                 {end})",
-                g.name
-            ));
-        }
-    }
-    None
+    cluster.group_cutting_runs_of(replica).map(|(i, end)| {
+        format!(
+            "a data-parallel replica of tp*cp = {replica} GPUs would straddle GPU groups (group '{}' ends at GPU \
+             {end})",
+            cluster.groups[i].name
+        )
+    })
 }
 
 /// `plans` and, on a cluster of several GPU groups, each also with its layers balanced

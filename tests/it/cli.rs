@@ -473,35 +473,16 @@ fn schema_completions_and_emit_best() {
     let (code, out, _) = run_out(&["completions", "bash"]);
     assert_eq!(code, 0);
     assert!(out.contains("trainsim") && out.contains("serve") && out.len() > 1000);
-    let p = write_case("emit", BASE);
-    let dir = scratch("emit");
-    let best = dir.join("best.toml");
-    let (code, out, err) = run_out(&[
-        "search",
-        p.to_str().unwrap(),
-        "--top",
-        "1",
-        "--out",
-        dir.to_str().unwrap(),
-        "--emit-best",
-        best.to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("best.toml"), "{out}");
-    let s = trainsim::scenario::Scenario::load(&best).unwrap();
-    let first = out.lines().find(|l| l.starts_with("1 ")).unwrap();
+    let (first, s) = search_emit_best(&write_case("emit", BASE), "emit");
     let label = trainsim::simulation::run(&s.input).unwrap().plan;
     assert!(first.contains(&label), "{first} vs {label}");
 }
 
-/// On a cluster of H100 and A100 nodes the best plan has an uneven micro-batch split (and
-/// the base scenario other keys the search decides): `--emit-best` writes the split, and
-/// the written scenario runs the winning plan to the same step time.
-#[test]
-fn emit_best_writes_the_splits_of_a_heterogeneous_plan() {
-    let dir = scratch("emit-hetero");
+/// `trainsim search SCENARIO --top 1 --emit-best`: the table's first row and the written
+/// scenario, loaded.
+fn search_emit_best(scenario: &std::path::Path, tag: &str) -> (String, trainsim::scenario::Scenario) {
+    let dir = scratch(tag);
     let best = dir.join("best.toml");
-    let scenario = crate::repo("scenarios/llama3-8b-h100-a100-32-split.toml");
     let (code, out, err) = run_out(&[
         "search",
         scenario.to_str().unwrap(),
@@ -513,9 +494,19 @@ fn emit_best_writes_the_splits_of_a_heterogeneous_plan() {
         best.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    let first = out.lines().find(|l| l.starts_with("1 ")).unwrap();
+    assert!(out.contains("best.toml"), "{out}");
+    let first = out.lines().find(|l| l.starts_with("1 ")).unwrap().to_string();
+    (first, trainsim::scenario::Scenario::load(&best).unwrap())
+}
+
+/// On a cluster of H100 and A100 nodes the best plan has an uneven micro-batch split:
+/// `--emit-best` writes the split, and the written scenario runs the winning plan to the
+/// same step time.
+#[test]
+fn emit_best_writes_the_splits_of_a_heterogeneous_plan() {
+    let scenario = crate::repo("scenarios/llama3-8b-h100-a100-32-split.toml");
+    let (first, s) = search_emit_best(&scenario, "emit-hetero");
     assert!(first.contains("batches="), "{first}");
-    let s = trainsim::scenario::Scenario::load(&best).unwrap();
     let r = trainsim::simulation::run_summary(&s.input).unwrap();
     assert!(first.contains(&r.plan), "{first} vs {}", r.plan);
     assert!(

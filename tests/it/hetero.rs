@@ -8,7 +8,6 @@ use std::path::Path;
 use trainsim::scenario::Scenario;
 use trainsim::simulation::breakdown::Category;
 use trainsim::simulation::{run_summary, RunResult};
-use trainsim::sweep::search::{search, SearchOptions, SearchOutcome, Status};
 use trainsim::workload::{CommKind, Phase};
 
 fn shipped() -> String {
@@ -212,97 +211,6 @@ fn groups_that_cannot_hold_the_plan_get_located_errors() {
     // FP8 on a cluster with an A100 group
     let e = err(&ok.replace("seq_length = 4096", "seq_length = 4096\nprecision = \"fp8\""));
     assert!(e.contains("A100-80GB has no FP8"), "{e}");
-}
-
-/// Llama-2 7B on 16 GPUs: a node of H100 then a node of A100.
-const TWO_NODES: &str = r#"
-[cluster]
-num_gpus = 16
-gpus_per_node = 8
-[[cluster.groups]]
-name = "h100"
-num_gpus = 8
-[cluster.groups.gpu]
-preset = "H100-SXM"
-[[cluster.groups]]
-name = "a100"
-num_gpus = 8
-[cluster.groups.gpu]
-preset = "A100-80GB"
-[model]
-preset = "llama2-7b"
-[parallel]
-tp = 1
-[training]
-global_batch_size = 32
-seq_length = 2048
-"#;
-
-fn search_opts(top: usize) -> SearchOptions {
-    SearchOptions {
-        top,
-        ..SearchOptions::default()
-    }
-}
-
-/// On two GPU types the bounds (the least over the types' homogeneous bounds) never
-/// exceed the simulated step, the balanced layer and micro-batch splits are searched
-/// and win, and branch and bound keeps the exhaustive search's best plans.
-#[test]
-fn heterogeneous_search_bounds_hold_and_pruning_keeps_the_optimum() {
-    let base = Scenario::from_source(TWO_NODES, Path::new("s.toml")).unwrap().input;
-    let pruned = search(&base, &search_opts(3)).unwrap();
-    let all = search(&base, &search_opts(usize::MAX)).unwrap();
-    assert!(
-        pruned.simulated * 2 < all.simulated,
-        "{} vs {}",
-        pruned.simulated,
-        all.simulated
-    );
-    let mut checked = 0;
-    for c in &all.candidates {
-        if let Status::Simulated(r) = &c.status {
-            assert!(
-                c.bound_s <= r.step_time_s * (1.0 + 1e-9),
-                "{}: bound {} > simulated {}",
-                r.plan,
-                c.bound_s,
-                r.step_time_s
-            );
-            if let Some(tight) = c.contention_free_s {
-                assert!(
-                    tight <= r.step_time_s * (1.0 + 1e-6),
-                    "{}: contention-free {tight} > simulated {}",
-                    r.plan,
-                    r.step_time_s
-                );
-            }
-            checked += 1;
-        }
-    }
-    assert!(checked > 50, "{checked}");
-    let top = |o: &SearchOutcome| -> Vec<(String, f64)> {
-        o.candidates[..3]
-            .iter()
-            .map(|c| match &c.status {
-                Status::Simulated(r) => (r.plan.clone(), r.step_time_s),
-                s => panic!("not simulated: {s:?}"),
-            })
-            .collect()
-    };
-    assert_eq!(top(&pruned), top(&all));
-    // the splits are searched: both kinds appear, and the best plan gives the H100
-    // more of the work than an even split would
-    let plans: Vec<String> = (all.candidates.iter())
-        .map(|c| trainsim::simulation::run::plan_label(&c.plan))
-        .collect();
-    assert!(plans.iter().any(|p| p.contains("layers=")), "no balanced layer split");
-    assert!(
-        plans.iter().any(|p| p.contains("batches=")),
-        "no balanced micro-batch split"
-    );
-    let best = &top(&pruned)[0].0;
-    assert!(best.contains("layers=") || best.contains("batches="), "{best}");
 }
 
 /// 32 GPUs in alternating H100 and A100 nodes, TP2 PP2 DP8: each stage has four replicas
