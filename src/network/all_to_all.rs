@@ -13,6 +13,7 @@
 //! [`AllToAllLoads`] defined here.
 
 use super::decompose::{phase, top_tier, Phase};
+use super::group::GroupLayout;
 use super::topology::{Fabric, Tier};
 
 /// The direct all-to-all of a `n`-rank group with `g` ranks in each of `m` units.
@@ -87,13 +88,22 @@ pub struct AllToAllLoads {
     /// Peers in other nodes each rank exchanges with (the NCCL model's per-peer cost):
     /// `ep - g` for the direct dispatcher, the other nodes for the hierarchical one.
     pub remote_peers: u32,
+    /// The communicator, when the exchange is NCCL's grouped send/receive (each remote
+    /// send fills its p2p channels' first chunk: [`crate::network::tuner::p2p::all_to_all_fill_s`]);
+    /// `None` for kernels of their own (DeepEP's, the gathering ring).
+    pub nccl_group: Option<GroupLayout>,
 }
 
 impl AllToAllLoads {
     /// From the ports of every rank simulated, the representative first (one entry: the
     /// other ranks are symmetric and need no wait), exchanging with `remote_peers` peers in
-    /// other nodes.
-    pub fn from_ranks(ranks: &[PortLoads], crosses_nodes: bool, remote_peers: u32) -> AllToAllLoads {
+    /// other nodes (`nccl_group`: see [`AllToAllLoads::nccl_group`]).
+    pub fn from_ranks(
+        ranks: &[PortLoads],
+        crosses_nodes: bool,
+        remote_peers: u32,
+        nccl_group: Option<GroupLayout>,
+    ) -> AllToAllLoads {
         let busiest = ranks.iter().skip(1).fold([0.0f64, 0.0f64], |a, x| {
             [
                 a[0].max(x.up_send_bytes.max(x.up_recv_bytes)),
@@ -106,6 +116,7 @@ impl AllToAllLoads {
             others_max_nic_bytes: busiest[1],
             crosses_nodes,
             remote_peers,
+            nccl_group,
         }
     }
 

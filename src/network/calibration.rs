@@ -8,17 +8,17 @@
 //!
 //! | constant | value | meaning |
 //! |---|---|---|
-//! | `net_efficiency` | 0.918 | achievable fraction of NIC line rate for bulk transfers |
-//! | `straggler_cv` | 0.056 | spread of per-step time across a ring's node crossings (flow-routed fabrics) |
-//! | `nvlink_efficiency` | 0.772 / 0.780 / 0.760 | NVLink 3/4/5 fraction for SM-driven rings and sends (A100 from round 1) |
-//! | `nvls_factor` | 0.813 | NVLS all-reduce wire factor on top of NCCL's nvlsEfficiency |
-//! | `nvls_tree_net_efficiency` | 0.841 | NIC side of NVLS-tree beyond two domains |
-//! | `collnet_efficiency` | 0.695 | SHARP all-reduce algbw over the domain's NIC rate |
-//! | `p2p_net_channel_bytes_per_s` | 14.8 GB/s | one p2p channel across the network |
-//! | `p2p_nvlink_channel_bytes_per_s` | 20.7 GB/s | one p2p channel over NVLink |
-//! | `latency_scale` | 3.31 | nccl-tests hop latency over NCCL's latency table |
-//! | `p2p_net_latency_s` | 30 us | p2p floor across nodes |
-//! | `all_to_all_peer_latency_s` | 6.24 us | all-to-all cost per remote peer per call |
+//! | `net_efficiency` | 0.924 | achievable fraction of NIC line rate for bulk transfers |
+//! | `straggler_cv` | 0.057 | spread of per-step time across a ring's node crossings (flow-routed fabrics) |
+//! | `nvlink_efficiency` | 0.772 / 0.802 / 0.756 | NVLink 3/4/5 fraction for SM-driven rings and sends (A100 from round 1) |
+//! | `nvls_factor` | 0.809 | NVLS all-reduce wire factor on top of NCCL's nvlsEfficiency |
+//! | `nvls_tree_net_efficiency` | 0.782 | NIC side of NVLS-tree beyond two domains |
+//! | `collnet_efficiency` | 0.748 | SHARP all-reduce algbw over the domain's NIC rate |
+//! | `p2p_net_channel_bytes_per_s` | 14.7 GB/s | one p2p channel across the network |
+//! | `p2p_nvlink_channel_bytes_per_s` | 20.4 GB/s | one p2p channel over NVLink |
+//! | `latency_scale` | 3.20 | nccl-tests hop latency over NCCL's latency table |
+//! | `p2p_net_latency_s` | 29.4 us | p2p floor across nodes |
+//! | `all_to_all_peer_latency_s` | 4.88 us | all-to-all cost per remote peer per call (beside the sends' chunk fill) |
 //! | `p2p_nvlink_latency_s` | 10 us | p2p floor inside a domain (prior: no data) |
 //! | `all_to_all_net_efficiency` | 0.95 | all-to-all NIC efficiency relative to the bulk one (prior) |
 
@@ -119,18 +119,18 @@ impl ModelConstants {
 /// `trainsim collective --validate scenarios/validation/nccl-tests` (LOSO table in
 /// docs/network.md).
 pub const CALIBRATED: ModelConstants = ModelConstants {
-    net_efficiency: 0.9212,
-    straggler_cv: 0.0557,
-    nvlink_efficiency: [0.772, 0.8014, 0.7559],
+    net_efficiency: 0.9244,
+    straggler_cv: 0.0570,
+    nvlink_efficiency: [0.772, 0.8015, 0.7559],
     nvls_factor: 0.8092,
-    nvls_tree_net_efficiency: 0.7835,
+    nvls_tree_net_efficiency: 0.7824,
     collnet_efficiency: 0.7476,
-    p2p_net_channel_bytes_per_s: 14.7174e9,
+    p2p_net_channel_bytes_per_s: 14.6679e9,
     p2p_nvlink_channel_bytes_per_s: 20.4473e9,
-    latency_scale: 3.1985,
-    p2p_net_latency_s: 29.4792e-6,
+    latency_scale: 3.1995,
+    p2p_net_latency_s: 29.4474e-6,
     p2p_nvlink_latency_s: 10e-6,
-    all_to_all_peer_latency_s: 5.4393e-6,
+    all_to_all_peer_latency_s: 4.8816e-6,
     all_to_all_net_efficiency: 0.95,
 };
 

@@ -372,7 +372,14 @@ impl ClusterNetwork {
             .max(a.ports.nic_recv_bytes)
             .max(a.others_max_nic_bytes);
         let slower = nic / g.caps.nic_bytes_per_s * (1.0 / c.all_to_all_net_efficiency - 1.0);
-        p2p::all_to_all_latency_s(if a.crosses_nodes { a.remote_peers.max(1) } else { 0 }, c) + slower
+        let remote = if a.crosses_nodes { a.remote_peers.max(1) } else { 0 };
+        let fill = match a.nccl_group {
+            Some(layout) if remote > 0 => {
+                p2p::all_to_all_fill_s(&System::new(&g.cluster, layout), nic / f64::from(remote), remote, c)
+            }
+            _ => 0.0,
+        };
+        p2p::all_to_all_latency_s(remote, c) + fill + slower
     }
 
     /// When the next flow will finish at current rates, if any flow is active.
@@ -578,6 +585,7 @@ mod tests {
             others_max_nic_bytes: 9e7,
             crosses_nodes: true,
             remote_peers: 56,
+            nccl_group: None,
         };
         let mut net = ClusterNetwork::new(&c, 1);
         assert!(net.start_all_to_all(SimTime::ZERO, 0, &a, 3).is_none());
@@ -592,6 +600,38 @@ mod tests {
         };
         let d = net.start_all_to_all(SimTime(10), 0, &idle, 4).unwrap();
         assert_eq!(d.ready_at, SimTime(10) + SimTime::from_secs(1.5e-6));
+    }
+
+    /// NCCL's all-to-all (the direct dispatcher) pays its remote sends' chunk fill in
+    /// training as in nccl-tests; a kernel of its own (DeepEP) does not.
+    #[test]
+    fn the_direct_all_to_all_pays_its_sends_fill() {
+        let mut c = test_cluster(64, 8);
+        c.fabric = crate::hardware::fabric::FabricSpec::of(crate::hardware::fabric::fabric_preset("ib-ndr").unwrap());
+        let layout = GroupLayout {
+            size: 64,
+            members_per_node: 8,
+        };
+        let a = AllToAllLoads {
+            ports: PortLoads {
+                nic_send_bytes: 56.0 * 4e6,
+                nic_recv_bytes: 56.0 * 4e6,
+                ..PortLoads::default()
+            },
+            crosses_nodes: true,
+            remote_peers: 56,
+            ..AllToAllLoads::default()
+        };
+        let direct = AllToAllLoads {
+            nccl_group: Some(layout),
+            ..a
+        };
+        let net = ClusterNetwork::new(&c, 1);
+        let consts = crate::network::calibration::constants_for(&c);
+        let fill = p2p::all_to_all_fill_s(&System::new(&c, layout), 4e6, 56, &consts);
+        assert!(fill > 0.0);
+        let (d, n) = (net.all_to_all_idle_s(&direct), net.all_to_all_idle_s(&a));
+        assert!(close(d, n + fill), "{d} vs {n} + {fill}");
     }
 
     /// A ring exchange over 16 nodes, one GPU per node (a CP ring with TP 8): posted on the

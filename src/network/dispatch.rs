@@ -250,7 +250,8 @@ impl ExpertDispatch<'_> {
     pub fn loads(&self, ranks: usize) -> AllToAllLoads {
         let shared = self.node_totals();
         let ports: Vec<PortLoads> = (0..ranks.max(1)).map(|r| self.ports_with(&shared, r)).collect();
-        AllToAllLoads::from_ranks(&ports, self.crosses_nodes(), self.remote_peers())
+        let nccl = (self.dispatcher == Dispatcher::AllToAll).then_some(self.layout);
+        AllToAllLoads::from_ranks(&ports, self.crosses_nodes(), self.remote_peers(), nccl)
     }
 
     /// Peers in other nodes each rank pays a per-peer cost for: `ep - g` for NCCL's

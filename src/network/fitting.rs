@@ -173,7 +173,7 @@ impl Param {
 /// 10.0% (none) to 11.4% (2) and 12.4% (5). On the round-2 file alone, none leaves the
 /// held-out single-node Hopper system's all-gather and reduce-scatter at 24% and 27%
 /// (Hopper's NVLink efficiency fitted to its 0.6 bound from the EFA system alone), 2 at 10%
-/// and 12%.
+/// and 12%. (Measured before the all-to-all's chunk fill; with it and 2: 8.6% and 13.1%.)
 pub const PRIOR_WEIGHT: f64 = 2.0;
 
 /// Points with what the fit needs precomputed: weights, and NCCL's choice where it does not

@@ -126,5 +126,78 @@ pub fn all_to_all_s(sys: &System, s: f64, c: &ModelConstants) -> f64 {
         return all_to_all_latency_s(0, c) + t_nvl;
     }
     let t_net = s * (n - g) / n / (sys.nic_bytes_per_s * c.net_efficiency * c.all_to_all_net_efficiency);
-    all_to_all_latency_s(remote, c) + t_net.max(t_nvl)
+    all_to_all_latency_s(remote, c) + all_to_all_fill_s(sys, s / n, remote, c) + t_net.max(t_nvl)
+}
+
+/// Pipeline fill of the remote sends of an all-to-all: each send of `m` bytes to a remote
+/// peer fills its channels' first chunk before the line runs (as [`send_s`]), and the
+/// p2p channels serve `p2p / per_peer` peers at once, so the fills of successive batches of
+/// peers add up.
+pub fn all_to_all_fill_s(sys: &System, m: f64, remote: u32, c: &ModelConstants) -> f64 {
+    if remote == 0 || m <= 0.0 {
+        return 0.0;
+    }
+    let (p2p, per_peer) = channels_per_peer(sys, true);
+    let (nch, step) = op_channels(sys, m, true);
+    if m <= nch * P2P_LL_THRESHOLD_BYTES {
+        return 0.0;
+    }
+    let chunk = if m < step {
+        step / 4.0
+    } else if m < 8.0 * step {
+        step / 2.0
+    } else {
+        step
+    };
+    let at_once = (p2p / per_peer.max(1)).max(1);
+    f64::from(remote.div_ceil(at_once)) * chunk.min(m / nch) / c.p2p_net_channel_bytes_per_s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::calibration::CALIBRATED;
+    use crate::network::nccl::round2_cluster;
+    use crate::network::GroupLayout;
+
+    fn efa(ranks: u32) -> System {
+        let c = round2_cluster("aws-p5-hyperpod-efa", ranks).unwrap();
+        System::new(
+            &c,
+            GroupLayout {
+                size: ranks,
+                members_per_node: 8,
+            },
+        )
+    }
+
+    /// The fill grows with the bytes per peer up to a full chunk per channel, then stays:
+    /// `ceil(remote / (p2p / per_peer)) x chunk / channel rate`, closed form; none inside a
+    /// node; and it adds to the all-to-all's time exactly.
+    #[test]
+    fn all_to_all_fill_saturates_at_a_chunk_per_channel() {
+        let c = &CALIBRATED;
+        let s = efa(256);
+        let remote = remote_peers(&s);
+        assert_eq!(remote, 248);
+        let mut last = 0.0;
+        for k in 10..28 {
+            let m = f64::from(1u32 << k);
+            let f = all_to_all_fill_s(&s, m, remote, c);
+            assert!(f >= last, "{m} B per peer: {f} s after {last} s");
+            last = f;
+        }
+        let (p2p, per_peer) = channels_per_peer(&s, true);
+        let batches = f64::from(remote.div_ceil(p2p / per_peer));
+        let full = batches * s.p2p_chunk_bytes / c.p2p_net_channel_bytes_per_s;
+        assert!((last - full).abs() <= 1e-12 * full, "{last} vs {full}");
+        assert!(full > 1e-4, "{full}: 248 peers' fills are visible at this scale");
+        assert_eq!(all_to_all_fill_s(&s, 1e9, 0, c), 0.0);
+        // the all-to-all charges it beside the per-peer latency and the NIC time
+        let bytes = 256.0 * 8.0 * 1024.0 * 1024.0;
+        let without = all_to_all_latency_s(remote, c)
+            + bytes * 248.0 / 256.0 / (s.nic_bytes_per_s * c.net_efficiency * c.all_to_all_net_efficiency);
+        let t = all_to_all_s(&s, bytes, c);
+        assert!((t - without - full).abs() <= 1e-9 * t, "{t} vs {without} + {full}");
+    }
 }
