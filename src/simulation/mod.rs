@@ -376,11 +376,11 @@ impl<'a> Sim<'a> {
             if self.compute_busy[rank] {
                 return;
             }
-            // paired passes (DualPipe): with both compute queues ready, the critical-path
-            // pass's queue (Compute) takes the GPU; this op waits for it to free again
-            if self.w.compute_priority && op.stream == Stream::Compute2 {
-                let first = rank * Stream::COUNT + Stream::Compute.index();
-                let bfirst = op.rank as usize * Stream::COUNT + Stream::Compute.index();
+            // with both compute queues ready, the critical-path pass's queue takes the GPU;
+            // this op waits for it to free again
+            if let Some(p) = self.w.compute_priority.filter(|&p| p != op.stream) {
+                let first = rank * Stream::COUNT + p.index();
+                let bfirst = op.rank as usize * Stream::COUNT + p.index();
                 let head = self.queued(r, bfirst, self.head[first]);
                 if !self.busy[first] && head.is_some_and(|h| self.remaining[h as usize] == 0) {
                     self.try_start(first);

@@ -92,10 +92,12 @@ pub struct Workload {
     pub all_to_alls: Vec<AllToAllSpec>,
     /// Routed loads (MoE models only).
     pub moe: Option<MoeLoads>,
-    /// The schedule overlaps passes in pairs (DualPipe): when both compute queues of a
-    /// rank have an operation ready, [`Stream::Compute`]'s (the pair's backward, on the
-    /// critical path) takes the GPU first.
-    pub compute_priority: bool,
+    /// When both compute queues of a rank have an operation ready, the one of this queue
+    /// takes the GPU first: the backward's, on the pipeline's critical path
+    /// ([`Stream::Compute`] for DualPipe's pairs, [`Stream::Compute2`] with the all-to-all
+    /// overlap, as Megatron's combined 1F1B runs the backward's modules first); `None`
+    /// where one compute queue is used.
+    pub compute_priority: Option<Stream>,
 }
 
 /// Everything the builder needs.

@@ -701,6 +701,12 @@ pub fn build(spec: &WorkloadSpec) -> Workload {
         iterations: spec.iterations,
         all_to_alls,
         moe: moe_router.map(|r| r.loads),
-        compute_priority: paired,
+        compute_priority: if paired {
+            Some(Stream::Compute)
+        } else if overlap_a2a {
+            Some(Stream::Compute2)
+        } else {
+            None
+        },
     }
 }

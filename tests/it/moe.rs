@@ -519,6 +519,64 @@ fn overlapped_all_to_all_hides_communication_not_compute() {
     assert!((o.exclusive_total_s() / over.step_time_s - 1.0).abs() < 1e-6);
 }
 
+/// With overlapped all-to-alls the backward pass, the pipeline's critical path, has the GPU
+/// first (Megatron's combined 1F1B runs its backward's modules first): no forward compute op
+/// (the first compute queue; backward passes run on the second) starts on a rank while a
+/// backward op of that rank was ready and waiting (its dependencies and the previous op of
+/// its queue done before).
+#[test]
+fn overlapped_all_to_all_gives_the_backward_the_gpu_first() {
+    use trainsim::workload::Stream;
+    let path =
+        repo("scenarios/validation/megatron-bridge-25.09-fp8/mbridge-25.09-qwen3-235b-a22b-dgx-h100-256-fp8.toml");
+    let src = std::fs::read_to_string(path).unwrap();
+    let input = scenario(&src.replace(
+        "routing = \"balanced\"",
+        "routing = \"balanced\"\noverlap_all_to_all = true",
+    ))
+    .input;
+    let placement = input.placement();
+    let w = input.workload(&placement, 1);
+    assert_eq!(w.compute_priority, Some(Stream::Compute2));
+    let factors = vec![vec![1.0; w.ranks.len()]; 1];
+    let out = trainsim::simulation::simulate(
+        &w,
+        &input.cluster,
+        input.layouts(placement),
+        &factors,
+        &trainsim::simulation::ReplicaSet::default(),
+    )
+    .unwrap();
+    let t = &out.op_times;
+    // when each backward op could have started: its dependencies and its queue's previous op done
+    let mut last_in_queue: std::collections::HashMap<(u32, usize), usize> = std::collections::HashMap::new();
+    let mut waiting: Vec<Vec<(u64, u64)>> = vec![Vec::new(); w.ranks.len()];
+    for (i, op) in w.ops.iter().enumerate() {
+        let deps = &w.deps[op.deps.0 as usize..op.deps.1 as usize];
+        let mut ready = deps.iter().map(|&d| t[d as usize].1.as_ps()).max().unwrap_or(0);
+        if let Some(&prev) = last_in_queue.get(&(op.rank, op.stream.index())) {
+            ready = ready.max(t[prev].1.as_ps());
+        }
+        last_in_queue.insert((op.rank, op.stream.index()), i);
+        if op.stream == Stream::Compute2 && t[i].0.as_ps() > ready {
+            waiting[op.rank as usize].push((ready, t[i].0.as_ps()));
+        }
+    }
+    let (mut forwards, mut passed) = (0, 0);
+    for (i, op) in w.ops.iter().enumerate() {
+        if op.stream != Stream::Compute {
+            continue;
+        }
+        forwards += 1;
+        let start = t[i].0.as_ps();
+        if waiting[op.rank as usize].iter().any(|&(r, s)| r < start && start < s) {
+            passed += 1;
+        }
+    }
+    assert!(forwards > 1000, "{forwards} forward compute ops");
+    assert_eq!(passed, 0, "forward ops that started while a backward waited");
+}
+
 /// Hardware FLOPs count every expert-parallel rank's routed experts, not only the
 /// representative's: with skewed routing and no drops, every FLOP the model needs is
 /// executed somewhere, so HFU (which adds recomputation) is never below MFU (issue 17:
