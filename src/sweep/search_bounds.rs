@@ -13,8 +13,10 @@
 //!   overlapped TP collectives, the exposed gradient reduction and parameter gathers.
 //!
 //! Mixture-of-Experts: the cheap bound counts each layer as the model has it (dense or
-//! MoE) and no token all-to-all. A MoE pass's GPU time leaves out the routed experts (the
-//! representative's own share of a draw is unknown here); its serial chain adds, at each
+//! MoE); each all-to-all holds its pass's chain for its idle-network time at the mean
+//! load where no draw can make it shorter ([`balanced_all_to_all_s`]). A MoE pass's GPU
+//! time leaves out the routed experts (the representative's own share of a draw is
+//! unknown here); its serial chain adds, at each
 //! expert step, a floor on the busiest expert-parallel rank's grouped GEMMs: that rank
 //! keeps at least the mean assignments per rank (or one expert's capacity when the
 //! capacity factor drops tokens), and [`crate::workload::costs::MoeCost::experts_floor`]
@@ -33,7 +35,7 @@
 //! what the simulation measures after one warm-up iteration (`end_1 - end_0`, the
 //! optimizer steps being the same in both iterations).
 
-use super::draw_bound::DrawFloors;
+use super::draw_bound::{balanced_all_to_all_s, DrawFloors};
 use super::pass_bound::{pass_bound, pass_duration, PassBound, PassCost};
 use crate::network::{
     AlgorithmChoice, ClusterNetwork, CollectiveKind, CollectiveRequest, GroupLayout, SendRequest, SendRoute,
@@ -334,18 +336,22 @@ impl ChunkCosts {
             .as_ref()
             .map(|c| c.experts_floor(busiest_rank_tokens_floor(c, m, plan, &base.routing)))
             .unwrap_or_default();
+        let a2a = moe_cost
+            .as_ref()
+            .map_or([0.0; 2], |c| balanced_all_to_all_s(base, plan, c));
         let pass = |steps: &[Step]| {
             let gpu_s = work(steps);
-            let experts: f64 = steps
+            let waits: f64 = steps
                 .iter()
                 .map(|s| match s {
                     Step::Experts { part, .. } => floor.of(*part).0,
+                    Step::AllToAll { to_experts } => a2a[usize::from(*to_experts)],
                     _ => 0.0,
                 })
                 .sum();
             PassCost {
                 gpu_s,
-                chain_s: gpu_s + experts,
+                chain_s: gpu_s + waits,
             }
         };
         let kinds = |l: &LayerSteps| {

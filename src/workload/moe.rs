@@ -7,7 +7,7 @@ use super::costs::{ExpertTimes, MoeCost};
 use super::op::AllToAllSpec;
 use super::routing::{self, DrawKey, RoutingSpec};
 use crate::model::TransformerSpec;
-use crate::network::{payload_bytes_per_token, Dispatcher, ExpertDispatch, GroupLayout};
+use crate::network::{payload_bytes_per_token, AllToAllLoads, Dispatcher, ExpertDispatch, GroupLayout};
 use crate::parallel::{Dim, ParallelPlan, Placement};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -225,10 +225,31 @@ impl<'a> MoeRouter<'a> {
         } else {
             d.kept.chunks(per_rank).map(|c| cost.experts(c)).collect()
         };
-        // all-to-all port loads of every EP rank (lane 0 is the representative): the
-        // network's model of the dispatch
+        let simulated = if self.lanes == 1 { 1 } else { self.ep as usize };
+        let (to, from) = self.all_to_alls(&rank_loads, simulated);
+        let inst = Rc::new(MoeInstance {
+            lanes,
+            to_experts: AllToAllSpec {
+                loads: to,
+                wait_from: None,
+            },
+            from_experts: AllToAllSpec {
+                loads: from,
+                wait_from: None,
+            },
+        });
+        self.cache.insert(key, Rc::clone(&inst));
+        inst
+    }
+
+    /// The all-to-all port loads of the EP ranks `0..simulated` (lane 0 the
+    /// representative; the network's model of the dispatch) for the kept assignments per
+    /// rank `rank_loads`: towards the experts (the dispatch and, in the backward, the
+    /// gradient of the combine, in the dispatch payload) and back (the combine and the
+    /// gradient of the dispatch, BF16).
+    fn all_to_alls(&self, rank_loads: &[f64], simulated: usize) -> (AllToAllLoads, AllToAllLoads) {
         let dispatch = ExpertDispatch {
-            rank_assignments: &rank_loads,
+            rank_assignments: rank_loads,
             layout: GroupLayout {
                 size: self.ep,
                 members_per_node: self.peers_per_node,
@@ -239,28 +260,25 @@ impl<'a> MoeRouter<'a> {
             dispatcher: self.dispatcher,
             node_limit: self.node_limit,
         };
-        // towards the experts: the dispatch (and, in the backward, the gradient of the
-        // combine) in the dispatch payload; back: the combine (and the gradient of the
-        // dispatch) in BF16
-        let simulated = if self.lanes == 1 { 1 } else { self.ep as usize };
-        let to = AllToAllSpec {
-            loads: dispatch.loads(simulated),
-            wait_from: None,
-        };
         let back = ExpertDispatch {
             bytes_per_assignment: self.combine_bytes,
             ..dispatch
         };
-        let from = AllToAllSpec {
-            loads: back.loads(simulated).reversed(),
-            wait_from: None,
-        };
-        let inst = Rc::new(MoeInstance {
-            lanes,
-            to_experts: to,
-            from_experts: from,
-        });
-        self.cache.insert(key, Rc::clone(&inst));
-        inst
+        (dispatch.loads(simulated), back.loads(simulated).reversed())
+    }
+
+    /// [`MoeRouter::all_to_alls`] with every rank at the mean load (what balanced routing
+    /// draws, every time). A floor on any draw's all-to-all time, as the simulation costs
+    /// it, where skew cannot lower traffic: the direct dispatcher (the copies crossing
+    /// nodes are `1 - 1/nodes` of all whatever the shares, so the busiest port carries at
+    /// least the mean) with every lane simulated (skewed routing) and nothing dropped;
+    /// `None` where it can (node-deduplicated dispatchers, token drops).
+    pub fn balanced_all_to_alls(&self) -> Option<(AllToAllLoads, AllToAllLoads)> {
+        let exact = self.routing.is_balanced() && self.routing.capacity_factor.is_none_or(|cf| cf >= 1.0);
+        let floor = self.dispatcher == Dispatcher::AllToAll && self.routing.capacity_factor.is_none();
+        (exact || floor).then(|| {
+            let ranks = vec![self.assignments / f64::from(self.ep); self.ep as usize];
+            self.all_to_alls(&ranks, 1)
+        })
     }
 }
