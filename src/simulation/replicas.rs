@@ -178,7 +178,10 @@ impl ReplicaSet {
             return Err(super::SimError::Unsupported {
                 what: "data-parallel replicas whose workloads meet in different collectives (with other micro-batch \
                        counts: ZeRO-3 parameter gathers per micro-batch, or expert parallelism across replicas); \
-                       use an even micro-batch split (parallel.replica_micro_batches = \"even\")"
+                       every member of a NCCL communicator must call its collectives as often as the others, so a \
+                       real run of this split would hang at the first collective a replica skips: use an even \
+                       micro-batch split (parallel.replica_micro_batches = \"even\"), or give the faster GPUs more \
+                       layers (parallel.stage_layers) instead"
                     .into(),
             });
         }

@@ -155,7 +155,25 @@ fn bad_micro_batch_splits_get_located_errors() {
     );
     let e = run_summary(&scenario(&src).input).unwrap_err().to_string();
     assert!(
-        e.contains("not supported") && e.contains("replica_micro_batches"),
+        e.contains("not supported") && e.contains("replica_micro_batches") && e.contains("hang"),
         "{e}"
     );
+    // ZeRO-3 gathers the parameters for every micro-batch: replicas of other counts would
+    // call the all-gathers a different number of times (a real run hangs)
+    let e = run_summary(
+        &scenario(&cluster(
+            h100,
+            64,
+            "zero_stage = 3\nreplica_micro_batches = [10, 6, 10, 6, 10, 6, 10, 6]",
+        ))
+        .input,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("ZeRO-3") && e.contains("hang") && e.contains("stage_layers"),
+        "{e}"
+    );
+    let even = "zero_stage = 3\nreplica_micro_batches = [8, 8, 8, 8, 8, 8, 8, 8]";
+    assert!(run_summary(&scenario(&cluster(h100, 64, even)).input).is_ok());
 }
