@@ -212,6 +212,7 @@ pub fn run_view(id: u64, r: &RunResult, wall_s: f64) -> Result<Value, String> {
 fn form_view(s: &crate::scenario::Scenario) -> Value {
     let i = &s.input;
     let p = &i.plan;
+    let stage_layers = Some(p.layers_per_chunk(i.model.num_layers)).filter(|l| l.iter().any(|&n| n != l[0]));
     json!({
         "tp": p.tp, "pp": p.pp, "dp": p.dp, "ep": p.ep, "cp": p.cp, "expert_tp": p.expert_tp,
         "schedules": crate::parallel::Schedule::names(),
@@ -227,6 +228,9 @@ fn form_view(s: &crate::scenario::Scenario) -> Value {
         // a cluster of GPU groups: their label, e.g. "(32 H100-SXM + 32 A100-80GB)"
         "gpu_groups": i.cluster.is_heterogeneous().then(|| i.cluster.gpu_label()),
         "ranks": i.ranks.name(),
+        // uneven splits as resolved (a list per chunk and per replica; null: even)
+        "stage_layers": stage_layers,
+        "replica_micro_batches": p.replica_micro_batches,
         "rank_modes": crate::simulation::replicas::RankMode::NAMES,
         "global_batch_size": i.training.global_batch_size,
         "seq_length": i.training.seq_length,

@@ -201,6 +201,15 @@ fn explorer_in_headless_chromium() {
         ),
         json!([false, true, true, true, true])
     );
+    // the split controls: even on this cluster of one GPU type, balanced offered
+    assert_eq!(
+        d.script(
+            "return [document.querySelector('#stage_layers').value, \
+             !!document.querySelector('#stage_layers option[value=\"balanced\"]'), \
+             document.querySelector('#replica_micro_batches').value]"
+        ),
+        json!(["even", true, "even"])
+    );
     // change TP with the form: the step time changes
     let opt = d.element("#tp option[value='4']");
     d.call("POST", &format!("/element/{opt}/click"), Some(json!({})));

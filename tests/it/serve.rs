@@ -187,7 +187,8 @@ fn sweeps_and_searches_stream_progress() {
 
 /// A cluster of GPU groups: the form names its groups (the one-GPU picker does not apply)
 /// and offers the rank modes; every replica is what it runs, and the representative mode
-/// is refused with the field named.
+/// is refused with the field named. The layer and micro-batch split controls see the
+/// resolved splits and their values are accepted.
 #[test]
 fn the_form_knows_gpu_groups_and_rank_modes() {
     let s = Server::start();
@@ -210,4 +211,26 @@ fn the_form_knows_gpu_groups_and_rank_modes() {
     assert!(b.text().contains("simulation.ranks"), "{}", b.text());
     let c = post_json(&url, &json!({"scenario": gpt3()})).json();
     assert_eq!(c["form"]["gpu_groups"], serde_json::Value::Null);
+    // the split controls: the resolved uneven splits, null where even; the rules and lists
+    // the controls send are accepted
+    assert_eq!(a["form"]["stage_layers"], serde_json::Value::Null);
+    let batches = a["form"]["replica_micro_batches"].as_array().unwrap().clone();
+    assert_eq!(batches.len(), 8);
+    assert!(batches.iter().any(|b| b != &batches[0]), "{batches:?}");
+    assert_eq!(c["form"]["replica_micro_batches"], serde_json::Value::Null);
+    for set in [
+        json!({"parallel.stage_layers": "balanced"}),
+        json!({"parallel.stage_layers": [20, 12]}),
+        json!({"parallel.replica_micro_batches": null}),
+        json!({"parallel.replica_micro_batches": batches}),
+    ] {
+        let r = post_json(&url, &json!({"scenario": split, "set": set}));
+        assert_eq!(r.status, 200, "{set}: {}", r.text());
+    }
+    let d = post_json(
+        &url,
+        &json!({"scenario": split, "set": {"parallel.stage_layers": [20, 12]}}),
+    )
+    .json();
+    assert_eq!(d["form"]["stage_layers"], json!([20, 12]));
 }

@@ -37,6 +37,19 @@ function divisors(n, cap) {
 }
 
 // Controls follow the resolved plan of the last run.
+// a split control: "even", "balanced" (a rule), and the resolved list when uneven (which
+// "balanced" also resolves to: the rule stays selected while it is the one set)
+function splitControl(id, list) {
+  const sel = $(id);
+  sel.innerHTML = "";
+  option(sel, "even");
+  option(sel, "balanced");
+  const custom = list ? "list:" + list.join(",") : null;
+  if (custom) option(sel, custom, list.join("+"));
+  const set = state.set[sel.dataset.path];
+  sel.value = set === "balanced" ? "balanced" : custom || "even";
+}
+
 function syncForm(f) {
   fill($("tp"), divisors(f.num_heads, 64).filter((d) => d <= f.num_gpus), f.tp);
   fill($("pp"), divisors(f.num_layers, 128).filter((d) => d <= f.num_gpus && d <= 64), f.pp);
@@ -63,6 +76,7 @@ function syncForm(f) {
   fill($("zero_stage"), [0, 1, 2, 3], f.zero_stage);
   fill($("schedule"), f.schedules, f.schedule);
   fill($("ranks"), f.rank_modes, f.ranks);
+  for (const id of ["stage_layers", "replica_micro_batches"]) splitControl(id, f[id]);
   $("num_gpus").value = f.num_gpus;
   fill($("gpus_per_node"), [1, 2, 4, 8, 16, 72], f.gpus_per_node);
   const gpu = $("gpu");
@@ -200,6 +214,8 @@ function onControl(ev) {
   if (!path) return;
   let v = el.value;
   if (el.id === "dp" && v === "auto") v = null;
+  else if (v.startsWith("list:")) v = v.slice(5).split(",").map(Number);
+  else if (["stage_layers", "replica_micro_batches"].includes(el.id) && v === "even") v = null;
   else if (/^-?\d+$/.test(v)) v = parseInt(v, 10);
   state.set[path] = v;
   // derived fields follow unless chosen: dp from GPUs / (tp x pp), the schedule from virtual stages
