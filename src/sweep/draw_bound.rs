@@ -193,7 +193,11 @@ mod tests {
             )
             .unwrap();
             let [from_s, to_s] = balanced_all_to_all_s(&base, &base.plan, &cost);
-            assert!(from_s > 0.0 && to_s > from_s * 0.9, "{from_s} {to_s}");
+            // BF16 both ways (no FP8 dispatch): the dispatch and the combine move alike
+            assert!(
+                from_s > 0.0 && (to_s - from_s).abs() <= 1e-12 * from_s,
+                "{from_s} {to_s}"
+            );
             let placement = base.placement();
             let w = base.workload(&placement, 1);
             let factors = vec![vec![1.0; w.ranks.len()]; 1];

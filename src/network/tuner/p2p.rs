@@ -75,21 +75,29 @@ pub fn send_s(sys: &System, bytes: f64, remote: bool, c: &ModelConstants) -> f64
             c.p2p_nvlink_latency_s,
         )
     };
-    let mut bw = (nch * per_channel).min(link);
-    let fill = if bytes <= nch * P2P_LL_THRESHOLD_BYTES {
-        bw *= 0.5;
-        0.0
+    let bw = (nch * per_channel).min(link);
+    match chunk_fill_s(bytes, nch, step, per_channel) {
+        Some(fill) => floor + fill + bytes / bw,
+        None => floor + bytes / (0.5 * bw),
+    }
+}
+
+/// The pipeline fill of one send of `bytes` over `nch` channels of `per_channel` bytes/s
+/// in chunks of up to `step` (a quarter of it below one step, half below eight): its first
+/// chunk per channel, seconds. `None` under the LL protocol (16 KiB or less per channel:
+/// no fill, half the line).
+fn chunk_fill_s(bytes: f64, nch: f64, step: f64, per_channel: f64) -> Option<f64> {
+    if bytes <= nch * P2P_LL_THRESHOLD_BYTES {
+        return None;
+    }
+    let chunk = if bytes < step {
+        step / 4.0
+    } else if bytes < 8.0 * step {
+        step / 2.0
     } else {
-        let chunk = if bytes < step {
-            step / 4.0
-        } else if bytes < 8.0 * step {
-            step / 2.0
-        } else {
-            step
-        };
-        chunk.min(bytes / nch) / per_channel
+        step
     };
-    floor + fill + bytes / bw
+    Some(chunk.min(bytes / nch) / per_channel)
 }
 
 /// nccl-tests sendrecv: every rank sends `S` to its ring successor; the slowest rank's
@@ -139,18 +147,8 @@ pub fn all_to_all_fill_s(sys: &System, m: f64, remote: u32, c: &ModelConstants) 
     }
     let (p2p, per_peer) = channels_per_peer(sys, true);
     let (nch, step) = op_channels(sys, m, true);
-    if m <= nch * P2P_LL_THRESHOLD_BYTES {
-        return 0.0;
-    }
-    let chunk = if m < step {
-        step / 4.0
-    } else if m < 8.0 * step {
-        step / 2.0
-    } else {
-        step
-    };
     let at_once = (p2p / per_peer.max(1)).max(1);
-    f64::from(remote.div_ceil(at_once)) * chunk.min(m / nch) / c.p2p_net_channel_bytes_per_s
+    f64::from(remote.div_ceil(at_once)) * chunk_fill_s(m, nch, step, c.p2p_net_channel_bytes_per_s).unwrap_or(0.0)
 }
 
 #[cfg(test)]
